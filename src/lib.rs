@@ -1,0 +1,6 @@
+//! rps-cds: CDS Hooks 2.0.1 decision support for locally recurrent and metastatic
+//! retroperitoneal sarcoma.
+
+pub mod cds_hooks;
+pub mod knowledge;
+pub mod rules;

@@ -1,0 +1,296 @@
+//! The catalogue's named parameters (rps-knowledge.md §1): thresholds that the sources do not
+//! fix, or fix in words only. Defaults and provenance live in `knowledge/parameters.json`;
+//! configuration may override any of them (`[parameters]` in the config file). Every card that
+//! relied on one prints the value it used.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Identifies one parameter; its `name()` is the key in `knowledge/parameters.json` and in the
+/// configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParameterId {
+    FavorableDfiMonths,
+    FavorableStableMonths,
+    PoorEcogMin,
+    SynchronousWindowDays,
+    LowVolumeMaxLesions,
+    StagingCtMaxAgeDays,
+    DoxorubicinLifetimeMaxMgM2,
+    EpirubicinToDoxorubicinFactor,
+    PftValidityDays,
+    SurveillanceGraceDays,
+}
+
+impl ParameterId {
+    pub const ALL: [ParameterId; 10] = [
+        ParameterId::FavorableDfiMonths,
+        ParameterId::FavorableStableMonths,
+        ParameterId::PoorEcogMin,
+        ParameterId::SynchronousWindowDays,
+        ParameterId::LowVolumeMaxLesions,
+        ParameterId::StagingCtMaxAgeDays,
+        ParameterId::DoxorubicinLifetimeMaxMgM2,
+        ParameterId::EpirubicinToDoxorubicinFactor,
+        ParameterId::PftValidityDays,
+        ParameterId::SurveillanceGraceDays,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ParameterId::FavorableDfiMonths => "favorable_dfi_months",
+            ParameterId::FavorableStableMonths => "favorable_stable_months",
+            ParameterId::PoorEcogMin => "poor_ecog_min",
+            ParameterId::SynchronousWindowDays => "synchronous_window_days",
+            ParameterId::LowVolumeMaxLesions => "low_volume_max_lesions",
+            ParameterId::StagingCtMaxAgeDays => "staging_ct_max_age_days",
+            ParameterId::DoxorubicinLifetimeMaxMgM2 => "doxorubicin_lifetime_max_mg_m2",
+            ParameterId::EpirubicinToDoxorubicinFactor => "epirubicin_to_doxorubicin_factor",
+            ParameterId::PftValidityDays => "pft_validity_days",
+            ParameterId::SurveillanceGraceDays => "surveillance_grace_days",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whole-number parameters (days, months, counts, ECOG) must be integers when overridden.
+    fn is_integer(self) -> bool {
+        !matches!(
+            self,
+            ParameterId::DoxorubicinLifetimeMaxMgM2 | ParameterId::EpirubicinToDoxorubicinFactor
+        )
+    }
+
+    /// Inclusive bounds that keep an override clinically meaningful.
+    fn bounds(self) -> (f64, f64) {
+        match self {
+            ParameterId::PoorEcogMin => (1.0, 4.0),
+            ParameterId::EpirubicinToDoxorubicinFactor => (0.1, 2.0),
+            ParameterId::DoxorubicinLifetimeMaxMgM2 => (50.0, 1000.0),
+            ParameterId::LowVolumeMaxLesions => (1.0, 50.0),
+            _ => (1.0, 3650.0),
+        }
+    }
+}
+
+/// One entry of `knowledge/parameters.json`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParameterDefinition {
+    pub name: String,
+    pub default: f64,
+    pub unit: String,
+    pub description: String,
+    /// Where the default comes from: a seed statement (e.g. "TMC 25") or "EXT: …".
+    pub source: String,
+}
+
+/// The parameter values in force: defaults from the knowledge base with configured overrides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Parameters {
+    pub favorable_dfi_months: u32,
+    pub favorable_stable_months: u32,
+    pub poor_ecog_min: u8,
+    pub synchronous_window_days: u32,
+    pub low_volume_max_lesions: u32,
+    pub staging_ct_max_age_days: u32,
+    pub doxorubicin_lifetime_max_mg_m2: f64,
+    pub epirubicin_to_doxorubicin_factor: f64,
+    pub pft_validity_days: u32,
+    pub surveillance_grace_days: u32,
+    /// Which values differ from the knowledge base's defaults (shown in cards).
+    #[serde(skip)]
+    overridden: Vec<ParameterId>,
+}
+
+impl Default for Parameters {
+    /// The catalogue's defaults (rps-knowledge.md §1). `knowledge/parameters.json` must agree;
+    /// a test checks it.
+    fn default() -> Self {
+        Self {
+            favorable_dfi_months: 12,
+            favorable_stable_months: 6,
+            poor_ecog_min: 3,
+            synchronous_window_days: 90,
+            low_volume_max_lesions: 5,
+            staging_ct_max_age_days: 30,
+            doxorubicin_lifetime_max_mg_m2: 450.0,
+            epirubicin_to_doxorubicin_factor: 0.5,
+            pft_validity_days: 90,
+            surveillance_grace_days: 30,
+            overridden: Vec::new(),
+        }
+    }
+}
+
+impl Parameters {
+    /// Builds the values in force from the knowledge base's definitions and configured
+    /// overrides. Every parameter must be defined exactly once; overrides must name a known
+    /// parameter and stay within its bounds.
+    pub fn resolve(
+        definitions: &[ParameterDefinition],
+        overrides: &BTreeMap<String, f64>,
+    ) -> Result<Self, ParameterError> {
+        let mut values = BTreeMap::new();
+        for def in definitions {
+            let id = ParameterId::from_name(&def.name)
+                .ok_or_else(|| ParameterError::Unknown(def.name.clone()))?;
+            if values.insert(id, def.default).is_some() {
+                return Err(ParameterError::Duplicate(def.name.clone()));
+            }
+        }
+        if let Some(missing) = ParameterId::ALL.iter().find(|id| !values.contains_key(id)) {
+            return Err(ParameterError::Undefined(missing.name()));
+        }
+        let mut overridden = Vec::new();
+        for (name, value) in overrides {
+            let id = ParameterId::from_name(name)
+                .ok_or_else(|| ParameterError::Unknown(name.clone()))?;
+            if values.get(&id) != Some(value) {
+                overridden.push(id);
+            }
+            values.insert(id, *value);
+        }
+        for (id, value) in &values {
+            let (lo, hi) = id.bounds();
+            if !value.is_finite() || *value < lo || *value > hi {
+                return Err(ParameterError::OutOfRange {
+                    name: id.name(),
+                    value: *value,
+                    lo,
+                    hi,
+                });
+            }
+            if id.is_integer() && value.fract() != 0.0 {
+                return Err(ParameterError::NotInteger {
+                    name: id.name(),
+                    value: *value,
+                });
+            }
+        }
+        let v = |id: ParameterId| values[&id];
+        Ok(Self {
+            favorable_dfi_months: v(ParameterId::FavorableDfiMonths) as u32,
+            favorable_stable_months: v(ParameterId::FavorableStableMonths) as u32,
+            poor_ecog_min: v(ParameterId::PoorEcogMin) as u8,
+            synchronous_window_days: v(ParameterId::SynchronousWindowDays) as u32,
+            low_volume_max_lesions: v(ParameterId::LowVolumeMaxLesions) as u32,
+            staging_ct_max_age_days: v(ParameterId::StagingCtMaxAgeDays) as u32,
+            doxorubicin_lifetime_max_mg_m2: v(ParameterId::DoxorubicinLifetimeMaxMgM2),
+            epirubicin_to_doxorubicin_factor: v(ParameterId::EpirubicinToDoxorubicinFactor),
+            pft_validity_days: v(ParameterId::PftValidityDays) as u32,
+            surveillance_grace_days: v(ParameterId::SurveillanceGraceDays) as u32,
+            overridden,
+        })
+    }
+
+    /// The value in force, as printed in a card ("favorable_dfi_months = 12").
+    pub fn display(&self, id: ParameterId) -> String {
+        let value = match id {
+            ParameterId::FavorableDfiMonths => self.favorable_dfi_months.to_string(),
+            ParameterId::FavorableStableMonths => self.favorable_stable_months.to_string(),
+            ParameterId::PoorEcogMin => self.poor_ecog_min.to_string(),
+            ParameterId::SynchronousWindowDays => self.synchronous_window_days.to_string(),
+            ParameterId::LowVolumeMaxLesions => self.low_volume_max_lesions.to_string(),
+            ParameterId::StagingCtMaxAgeDays => self.staging_ct_max_age_days.to_string(),
+            ParameterId::DoxorubicinLifetimeMaxMgM2 => {
+                self.doxorubicin_lifetime_max_mg_m2.to_string()
+            }
+            ParameterId::EpirubicinToDoxorubicinFactor => {
+                self.epirubicin_to_doxorubicin_factor.to_string()
+            }
+            ParameterId::PftValidityDays => self.pft_validity_days.to_string(),
+            ParameterId::SurveillanceGraceDays => self.surveillance_grace_days.to_string(),
+        };
+        if self.overridden.contains(&id) {
+            format!("{value} (site configuration)")
+        } else {
+            value
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParameterError {
+    #[error("unknown parameter `{0}`")]
+    Unknown(String),
+    #[error("parameter `{0}` is defined twice")]
+    Duplicate(String),
+    #[error("parameter `{0}` has no definition in knowledge/parameters.json")]
+    Undefined(&'static str),
+    #[error("parameter `{name}` = {value} is outside {lo}..={hi}")]
+    OutOfRange {
+        name: &'static str,
+        value: f64,
+        lo: f64,
+        hi: f64,
+    },
+    #[error("parameter `{name}` = {value} must be a whole number")]
+    NotInteger { name: &'static str, value: f64 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defs() -> Vec<ParameterDefinition> {
+        let d = Parameters::default();
+        ParameterId::ALL
+            .iter()
+            .map(|id| ParameterDefinition {
+                name: id.name().to_owned(),
+                default: d.display(*id).parse().unwrap(),
+                unit: String::new(),
+                description: String::new(),
+                source: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn overrides_apply_and_are_marked() {
+        let mut o = BTreeMap::new();
+        o.insert("favorable_dfi_months".to_owned(), 18.0);
+        let p = Parameters::resolve(&defs(), &o).unwrap();
+        assert_eq!(p.favorable_dfi_months, 18);
+        assert_eq!(
+            p.display(ParameterId::FavorableDfiMonths),
+            "18 (site configuration)"
+        );
+        assert_eq!(p.display(ParameterId::PoorEcogMin), "3");
+    }
+
+    #[test]
+    fn bad_overrides_are_refused() {
+        let mut o = BTreeMap::new();
+        o.insert("favourite".to_owned(), 1.0);
+        assert!(matches!(
+            Parameters::resolve(&defs(), &o),
+            Err(ParameterError::Unknown(_))
+        ));
+        let mut o = BTreeMap::new();
+        o.insert("poor_ecog_min".to_owned(), 2.5);
+        assert!(matches!(
+            Parameters::resolve(&defs(), &o),
+            Err(ParameterError::NotInteger { .. })
+        ));
+        let mut o = BTreeMap::new();
+        o.insert("poor_ecog_min".to_owned(), 9.0);
+        assert!(matches!(
+            Parameters::resolve(&defs(), &o),
+            Err(ParameterError::OutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn defaults_match_the_catalogue() {
+        assert_eq!(
+            Parameters::resolve(&defs(), &BTreeMap::new()).unwrap(),
+            Parameters::default()
+        );
+    }
+}
