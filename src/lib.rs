@@ -2,5 +2,6 @@
 //! retroperitoneal sarcoma.
 
 pub mod cds_hooks;
+pub mod fhir;
 pub mod knowledge;
 pub mod rules;
