@@ -978,7 +978,16 @@ async fn failures_are_logged_with_reason_and_issuer_but_never_the_token() {
     let forged = sign_with(&header_for(&EC384), &claims(), &EC384_OTHER.encoding);
     let _ = inline.verify(Some(&bearer(&forged)), AUD).await;
 
+    // An attacker-chosen issuer cannot forge a log line.
+    let mut evil = claims();
+    evil["iss"] = json!("https://evil.example.com/\nINFO forged line");
+    let _ = inline
+        .verify(Some(&bearer(&sign(&EC384, &evil))), AUD)
+        .await;
+
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("untrusted_issuer"), "{text}");
+    assert!(!text.contains("\nINFO forged line"), "{text}");
     assert!(text.contains("jwks_unavailable"), "{text}");
     assert!(text.contains("bad_signature"), "{text}");
     assert!(text.contains(ISS), "{text}");

@@ -33,6 +33,8 @@ const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Bounds memory per replay-cache entry.
 const MAX_JTI_BYTES: usize = 256;
 /// Untrusted strings (iss, kid) are cut to this length in log lines.
+/// They are logged as string fields (quoted and escaped by the formatter), never with `%`,
+/// so a crafted value cannot forge log lines.
 const MAX_LOGGED_CHARS: usize = 200;
 
 /// Error while building the [`Authenticator`] from configuration.
@@ -240,8 +242,8 @@ impl Authenticator {
         let result = self.verify_inner(authorization, audience, &mut ctx).await;
         match &result {
             Ok(client) => tracing::debug!(
-                iss = %client.iss,
-                kid = %client.kid,
+                iss = client.iss.as_str(),
+                kid = client.kid.as_str(),
                 tenant = client.tenant.as_deref().unwrap_or(""),
                 "CDS client authenticated"
             ),
@@ -359,7 +361,7 @@ impl Authenticator {
             Ok(true) => {}
             Ok(false) => return Err(AuthFailure::Replayed),
             Err(e) => {
-                tracing::warn!(iss = %ctx.iss.as_deref().unwrap_or("-"), error = %e, "replay check failed");
+                tracing::warn!(iss = ctx.iss.as_deref().unwrap_or("-"), error = %e, "replay check failed");
                 return Err(AuthFailure::ReplayStoreUnavailable);
             }
         }
@@ -394,7 +396,7 @@ impl Authenticator {
             Lookup::UnknownKid => Err(AuthFailure::UnknownKid),
             Lookup::Unavailable(reason) => {
                 tracing::warn!(
-                    iss = %truncate(iss),
+                    iss = truncate(iss).as_str(),
                     url = %remote.url,
                     reason,
                     "JWKS unavailable; refusing the request (fail closed)"
