@@ -1150,3 +1150,14 @@ async fn postgres_replay_guard_detects_replays() {
         .unwrap();
     assert_eq!(stored, 2);
 }
+
+#[test]
+fn authenticator_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    fn assert_send<T: Send>(_: &T) {}
+    assert_send_sync::<Authenticator>();
+    let auth = inline_auth(&[&EC384]);
+    // The verification future can be spawned on a multi-threaded runtime.
+    let fut = auth.verify(None, AUD);
+    assert_send(&fut);
+}
