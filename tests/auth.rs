@@ -234,6 +234,13 @@ async fn start_server(keys: &[&TestKey], jku_keys: &[&TestKey]) -> JwksServer {
                     }
                 }),
             )
+            .route(
+                "/slow",
+                web::get().to(|| async {
+                    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+                    HttpResponse::Ok().json(json!({"keys": []}))
+                }),
+            )
     })
     .workers(1)
     .bind(("127.0.0.1", 0))
@@ -881,6 +888,22 @@ async fn jwks_endpoint_error_fails_closed_and_is_not_hammered() {
     }
     // One attempt; the following requests fail closed without a new fetch.
     assert_eq!(server.fail_hits.load(Ordering::SeqCst), 1);
+}
+
+#[actix_web::test]
+async fn slow_jwks_endpoint_times_out_and_fails_closed() {
+    let server = start_server(&[], &[]).await;
+    let mut cfg = config(vec![client(Some(server.url("/slow")))]);
+    cfg.jwks_timeout_ms = 300;
+    let auth = authenticator(&cfg);
+    let started = std::time::Instant::now();
+    let token = sign(&EC384, &claims());
+    expect_failure(&auth, Some(&bearer(&token)), AuthFailure::JwksUnavailable).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[actix_web::test]
