@@ -1,6 +1,7 @@
 //! rps-cds: CDS Hooks 2.0.1 decision support for locally recurrent and metastatic
 //! retroperitoneal sarcoma.
 
+pub mod auth;
 pub mod cds_hooks;
 pub mod fhir;
 pub mod knowledge;
