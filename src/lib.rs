@@ -2,5 +2,6 @@
 //! retroperitoneal sarcoma.
 
 pub mod cds_hooks;
+pub mod clinical;
 pub mod knowledge;
 pub mod rules;
