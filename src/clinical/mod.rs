@@ -14,12 +14,15 @@
 //!   terminology: &Terminology, params: &Parameters) -> DraftOrder`
 //!   (contained or referenced `Medication`s are looked up in the order and `input.resources`).
 
+mod extract;
+pub(crate) mod fhir;
 pub mod orders;
 pub mod picture;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub use extract::{VALUE_SETS, build_picture};
 pub use orders::{DraftOrder, ImagingKind, OrderKind};
 pub use picture::*;
 
