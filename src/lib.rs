@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cds_hooks;
+pub mod clinical;
 pub mod config;
 pub mod fhir;
 pub mod knowledge;

@@ -1,0 +1,46 @@
+//! The clinical picture: the facts of the rule catalogue (rps-knowledge.md §1) read from
+//! validated FHIR R4 resources as input-profile.md describes.
+//!
+//! Each fact is [`Fact::Known`] with its provenance (resource, code or text, date) or
+//! [`Fact::Unknown`] with a reason. Events (metastasis, radiotherapy, systemic therapy,
+//! symptoms, biopsy, imaging, PFT) are closed-world: no record means "none recorded" — unless
+//! resources of the type that would carry them were set aside as invalid, in which case the
+//! fact is unknown. Assessments (grade, ECOG, focality, resectability, completeness, rupture)
+//! are open-world: unknown unless recorded.
+//!
+//! Entry points (extraction lands in the next commits):
+//! - `build_picture(input: &ClinicalInput, terminology: &Terminology, params: &Parameters) -> Picture`
+//! - `classify_draft_order(order: &Value, input: &ClinicalInput, picture: &Picture,
+//!   terminology: &Terminology, params: &Parameters) -> DraftOrder`
+//!   (contained or referenced `Medication`s are looked up in the order and `input.resources`).
+
+mod extract;
+pub(crate) mod fhir;
+pub mod orders;
+pub mod picture;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+pub use extract::{VALUE_SETS, build_picture};
+pub use orders::{DraftOrder, ImagingKind, OrderKind};
+pub use picture::*;
+
+/// A resource that failed FHIR validation and was left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAsideResource {
+    pub resource_type: String,
+    pub id: Option<String>,
+}
+
+/// What the picture is built from: the validated resources of prefetch and fetches.
+#[derive(Debug, Clone, Copy)]
+pub struct ClinicalInput<'a> {
+    pub as_of: DateTime<Utc>,
+    pub patient: Option<&'a Value>,
+    /// Every valid resource (Condition, Observation, Procedure, MedicationAdministration /
+    /// Statement / Request, Medication, DiagnosticReport, ImagingStudy …), deduplicated by
+    /// type/id. Other resource types are ignored.
+    pub resources: &'a [&'a Value],
+    pub set_aside: &'a [SetAsideResource],
+}
