@@ -84,7 +84,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Text, level: "info".to_owned() }
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
     }
 }
 
@@ -102,7 +105,12 @@ pub struct FhirClientConfig {
 
 impl Default for FhirClientConfig {
     fn default() -> Self {
-        Self { connect_timeout_ms: 2_000, request_timeout_ms: 10_000, max_pages: 20, allow_http: false }
+        Self {
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 10_000,
+            max_pages: 20,
+            allow_http: false,
+        }
     }
 }
 
@@ -126,7 +134,9 @@ pub enum ConfigError {
 impl Config {
     /// Defaults < file (explicit path, else `RPS_CDS_CONFIG`) < environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let file = file.map(Path::to_path_buf).or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from));
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from));
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = &file {
             if !path.exists() {
@@ -144,15 +154,23 @@ impl Config {
         url::Url::parse(&self.public_base_url)
             .map_err(|e| ConfigError::Invalid(format!("public_base_url: {e}")))?;
         if self.max_body_bytes < 1024 {
-            return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".to_owned()));
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be at least 1024".to_owned(),
+            ));
         }
         if !(8..=512).contains(&self.max_json_depth) {
-            return Err(ConfigError::Invalid("max_json_depth must be within 8..=512".to_owned()));
+            return Err(ConfigError::Invalid(
+                "max_json_depth must be within 8..=512".to_owned(),
+            ));
         }
         if self.fhir.request_timeout_ms == 0 || self.fhir.connect_timeout_ms == 0 {
-            return Err(ConfigError::Invalid("fhir timeouts must be positive".to_owned()));
+            return Err(ConfigError::Invalid(
+                "fhir timeouts must be positive".to_owned(),
+            ));
         }
-        self.auth.validate().map_err(|e| ConfigError::Invalid(format!("auth: {e}")))?;
+        self.auth
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("auth: {e}")))?;
         Ok(())
     }
 
@@ -172,7 +190,10 @@ mod tests {
         let c = Config::default();
         assert!(c.bind.ip().is_loopback());
         c.validate().unwrap();
-        assert_eq!(c.external_url("/cds-services"), "http://127.0.0.1:8080/cds-services");
+        assert_eq!(
+            c.external_url("/cds-services"),
+            "http://127.0.0.1:8080/cds-services"
+        );
     }
 
     #[test]
@@ -192,6 +213,9 @@ mod tests {
         let path = dir.path().join("rps-cds.toml");
         std::fs::write(&path, "bnd = \"127.0.0.1:9999\"\n").unwrap();
         assert!(Config::load(Some(&path)).is_err());
-        assert!(matches!(Config::load(Some(&dir.path().join("nope.toml"))), Err(ConfigError::MissingFile(_))));
+        assert!(matches!(
+            Config::load(Some(&dir.path().join("nope.toml"))),
+            Err(ConfigError::MissingFile(_))
+        ));
     }
 }

@@ -50,8 +50,10 @@ fhirAuthorization so the service can fetch them). Every card informs a clinician
 
 /// The services, in discovery order.
 pub fn services() -> Vec<ServiceDefinition> {
-    let prefetch: Map<String, Value> =
-        PREFETCH_KEYS.iter().map(|k| ((*k).to_owned(), json!(prefetch_template(k)))).collect();
+    let prefetch: Map<String, Value> = PREFETCH_KEYS
+        .iter()
+        .map(|k| ((*k).to_owned(), json!(prefetch_template(k))))
+        .collect();
     vec![
         ServiceDefinition {
             id: "rps-patient-view",

@@ -64,7 +64,9 @@ impl Feedback {
     pub fn from_value(body: Value, schemas: &EnvelopeSchemas) -> Result<Self, InvalidRequest> {
         schemas.check_feedback(&body)?;
         serde_json::from_value(body).map_err(|e| {
-            InvalidRequest(vec![Issue::error(IssueCode::Invalid, format!("feedback: {e}")).at("feedback")])
+            InvalidRequest(vec![
+                Issue::error(IssueCode::Invalid, format!("feedback: {e}")).at("feedback"),
+            ])
         })
     }
 }

@@ -104,7 +104,10 @@ impl EnvelopeSchemas {
                 .build(&schema)
                 .map_err(|e| e.to_string())
         };
-        Ok(Self { request: build(REQUEST_SCHEMA)?, feedback: build(FEEDBACK_SCHEMA)? })
+        Ok(Self {
+            request: build(REQUEST_SCHEMA)?,
+            feedback: build(FEEDBACK_SCHEMA)?,
+        })
     }
 
     /// Validates a request body against the request schema; every error becomes an issue with
@@ -145,24 +148,39 @@ fn schema_message(e: &jsonschema::ValidationError<'_>) -> String {
         K::Type { kind } => format!("wrong JSON type (expected {kind:?})"),
         K::Enum { options } => format!("value is not one of {options}"),
         K::Constant { expected_value } => format!("value must be {expected_value}"),
-        K::Pattern { .. } | K::Format { .. } => "value does not have the required format".to_owned(),
+        K::Pattern { .. } | K::Format { .. } => {
+            "value does not have the required format".to_owned()
+        }
         K::MinItems { limit } => format!("must have at least {limit} item(s)"),
         K::MinLength { .. } => "must not be empty".to_owned(),
-        other => format!("violates the `{}` rule of the CDS Hooks request schema", other.keyword()),
+        other => format!(
+            "violates the `{}` rule of the CDS Hooks request schema",
+            other.keyword()
+        ),
     }
 }
 
 impl HookRequest {
     /// Checks the envelope and moves its parts into a typed request. `expected` is the hook of
     /// the service being called: a request for another hook is refused.
-    pub fn from_value(body: Value, schemas: &EnvelopeSchemas, expected: Hook) -> Result<Self, InvalidRequest> {
+    pub fn from_value(
+        body: Value,
+        schemas: &EnvelopeSchemas,
+        expected: Hook,
+    ) -> Result<Self, InvalidRequest> {
         if !body.is_object() {
             return Err(InvalidRequest(vec![
-                Issue::error(IssueCode::Structure, "the request body must be a JSON object").at("$"),
+                Issue::error(
+                    IssueCode::Structure,
+                    "the request body must be a JSON object",
+                )
+                .at("$"),
             ]));
         }
         schemas.check_request(&body)?;
-        let Value::Object(mut body) = body else { unreachable!("checked above") };
+        let Value::Object(mut body) = body else {
+            unreachable!("checked above")
+        };
         let hook_name = take_string(&mut body, "hook").unwrap_or_default();
         let hook = match Hook::parse(&hook_name) {
             Some(h) if h == expected => h,
@@ -170,7 +188,10 @@ impl HookRequest {
                 return Err(InvalidRequest(vec![
                     Issue::error(
                         IssueCode::Invalid,
-                        format!("this service answers the {expected} hook, not {}", quote(&hook_name)),
+                        format!(
+                            "this service answers the {expected} hook, not {}",
+                            quote(&hook_name)
+                        ),
                     )
                     .at("hook"),
                 ]));
@@ -179,7 +200,9 @@ impl HookRequest {
         let hook_instance = take_string(&mut body, "hookInstance").unwrap_or_default();
         let fhir_server = match take_string(&mut body, "fhirServer") {
             Some(s) => Some(url::Url::parse(&s).map_err(|e| {
-                InvalidRequest(vec![Issue::error(IssueCode::Invalid, format!("not a URL: {e}")).at("fhirServer")])
+                InvalidRequest(vec![
+                    Issue::error(IssueCode::Invalid, format!("not a URL: {e}")).at("fhirServer"),
+                ])
             })?),
             None => None,
         };
@@ -192,9 +215,14 @@ impl HookRequest {
             }),
             _ => None,
         };
-        let Some(Value::Object(mut context)) = body.remove("context") else { unreachable!("schema requires context") };
+        let Some(Value::Object(mut context)) = body.remove("context") else {
+            unreachable!("schema requires context")
+        };
         let selections = match context.remove("selections") {
-            Some(Value::Array(items)) => items.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
             _ => Vec::new(),
         };
         let draft_orders = context.remove("draftOrders");
@@ -214,7 +242,14 @@ impl HookRequest {
             Some(Value::Object(p)) => p,
             _ => Map::new(),
         };
-        Ok(Self { hook, hook_instance, fhir_server, fhir_authorization, context, prefetch })
+        Ok(Self {
+            hook,
+            hook_instance,
+            fhir_server,
+            fhir_authorization,
+            context,
+            prefetch,
+        })
     }
 }
 
@@ -223,7 +258,11 @@ impl HookRequest {
 fn check_selections(selections: &[String], draft_orders: &Value) -> Result<(), InvalidRequest> {
     let present: Vec<String> = bundle_resources(draft_orders)
         .filter_map(|r| {
-            Some(format!("{}/{}", r.get("resourceType")?.as_str()?, r.get("id")?.as_str()?))
+            Some(format!(
+                "{}/{}",
+                r.get("resourceType")?.as_str()?,
+                r.get("id")?.as_str()?
+            ))
         })
         .collect();
     let issues: Vec<Issue> = selections
@@ -231,11 +270,18 @@ fn check_selections(selections: &[String], draft_orders: &Value) -> Result<(), I
         .enumerate()
         .filter(|(_, s)| !present.iter().any(|p| p == *s))
         .map(|(i, s)| {
-            Issue::error(IssueCode::Invalid, format!("selection {} is not among context.draftOrders", quote(s)))
-                .at(format!("context.selections[{i}]"))
+            Issue::error(
+                IssueCode::Invalid,
+                format!("selection {} is not among context.draftOrders", quote(s)),
+            )
+            .at(format!("context.selections[{i}]"))
         })
         .collect();
-    if issues.is_empty() { Ok(()) } else { Err(InvalidRequest(issues)) }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(InvalidRequest(issues))
+    }
 }
 
 /// The resources of a Bundle's entries (or the value itself when it is not a Bundle).
@@ -243,7 +289,11 @@ pub fn bundle_resources(value: &Value) -> impl Iterator<Item = &Value> {
     let entries = (value.get("resourceType").and_then(Value::as_str) == Some("Bundle"))
         .then(|| value.get("entry").and_then(Value::as_array))
         .flatten();
-    let single = if entries.is_none() && value.is_object() { Some(value) } else { None };
+    let single = if entries.is_none() && value.is_object() {
+        Some(value)
+    } else {
+        None
+    };
     entries
         .into_iter()
         .flatten()
@@ -260,7 +310,10 @@ fn take_string(map: &mut Map<String, Value>, key: &str) -> Option<String> {
 
 /// Echo identifiers only when they look like tokens; never echo free text.
 fn quote(s: &str) -> String {
-    if s.len() <= 80 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._/:".contains(c)) {
+    if s.len() <= 80
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._/:".contains(c))
+    {
         format!("\"{s}\"")
     } else {
         "the given value".to_owned()
@@ -293,7 +346,13 @@ mod tests {
         let mut body = pv();
         body["context"].as_object_mut().unwrap().remove("patientId");
         let err = HookRequest::from_value(body, &schemas(), Hook::PatientView).unwrap_err();
-        assert!(err.0.iter().any(|i| i.expression == vec!["context".to_owned()] && i.diagnostics.contains("patientId")), "{err:?}");
+        assert!(
+            err.0
+                .iter()
+                .any(|i| i.expression == vec!["context".to_owned()]
+                    && i.diagnostics.contains("patientId")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -304,7 +363,12 @@ mod tests {
 
     #[test]
     fn token_never_shows_in_debug() {
-        let a = FhirAuthorization { access_token: AccessToken("secret-token".into()), token_type: "Bearer".into(), scope: "x".into(), subject: "y".into() };
+        let a = FhirAuthorization {
+            access_token: AccessToken("secret-token".into()),
+            token_type: "Bearer".into(),
+            scope: "x".into(),
+            subject: "y".into(),
+        };
         assert!(!format!("{a:?}").contains("secret-token"));
     }
 }

@@ -62,7 +62,10 @@ impl FhirClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("rps-cds/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, config: config.clone() })
+        Ok(Self {
+            http,
+            config: config.clone(),
+        })
     }
 
     /// The underlying HTTP client (shared with the JWKS fetcher).
@@ -81,7 +84,12 @@ impl FhirClient {
 
     /// Runs a prefetch query (`Condition?patient=123` or `Patient/123`) relative to `server`.
     /// A search returns one searchset Bundle with the entries of every page.
-    pub async fn fetch(&self, server: &Url, query: &str, token: Option<&AccessToken>) -> Result<Value, FetchError> {
+    pub async fn fetch(
+        &self,
+        server: &Url,
+        query: &str,
+        token: Option<&AccessToken>,
+    ) -> Result<Value, FetchError> {
         self.check_server(server)?;
         let base = server.as_str().trim_end_matches('/');
         let first = Url::parse(&format!("{base}/{query}")).map_err(|_| FetchError::BadUrl)?;
@@ -92,7 +100,9 @@ impl FhirClient {
         let mut pages = 1;
         while let Some(next) = next_link(&resource) {
             let next = Url::parse(&next).map_err(|_| FetchError::BadUrl)?;
-            if next.origin() != server.origin() || !next.path().starts_with(server.path().trim_end_matches('/')) {
+            if next.origin() != server.origin()
+                || !next.path().starts_with(server.path().trim_end_matches('/'))
+            {
                 return Err(FetchError::ForeignNextLink);
             }
             pages += 1;
@@ -110,7 +120,10 @@ impl FhirClient {
     }
 
     async fn get(&self, url: &Url, token: Option<&AccessToken>) -> Result<Value, FetchError> {
-        let mut request = self.http.get(url.clone()).header("Accept", "application/fhir+json");
+        let mut request = self
+            .http
+            .get(url.clone())
+            .header("Accept", "application/fhir+json");
         if let Some(token) = token {
             request = request.bearer_auth(token.expose());
         }
@@ -148,7 +161,11 @@ fn next_link(bundle: &Value) -> Option<String> {
 }
 
 fn merge_page(into: &mut Value, mut page: Value) {
-    let entries = page.get_mut("entry").and_then(Value::as_array_mut).map(std::mem::take).unwrap_or_default();
+    let entries = page
+        .get_mut("entry")
+        .and_then(Value::as_array_mut)
+        .map(std::mem::take)
+        .unwrap_or_default();
     if let Some(link) = page.get_mut("link").map(Value::take) {
         into["link"] = link;
     } else if let Some(obj) = into.as_object_mut() {
