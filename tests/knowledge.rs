@@ -484,6 +484,9 @@ fn fhir_resources_validate_against_the_fhir_schema() {
         }
     }
     assert!(failures.is_empty(), "not valid FHIR R4: {failures:?}");
+    // The validator does reject a malformed resource (so the loop above is meaningful).
+    let bogus = serde_json::json!({"resourceType": "ValueSet", "status": "bogus"});
+    assert!(!validator.is_valid(&bogus));
     assert!(checked >= VALUE_SET_IDS.len() + 4 + ORDER_TEMPLATE_IDS.len());
 }
 
