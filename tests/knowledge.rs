@@ -492,11 +492,12 @@ fn fhir_resources_validate_against_the_fhir_schema() {
 
 /// Card texts are ours: no recommendation (nor summary or condition) shares a run of 12 or
 /// more consecutive words with the seed documents. The seeds live in `../shared/seeds` beside
-/// the repository (or `RPS_CDS_SEEDS_DIR`); the check is skipped only when they are absent.
+/// the repository (or `RPS_SEEDS_DIR`; not `RPS_CDS_…`, which the configuration reads as its
+/// own keys); the check is skipped only when they are absent.
 #[test]
 fn texts_share_no_twelve_word_run_with_the_seeds() {
     const RUN: usize = 12;
-    let dir = std::env::var_os("RPS_CDS_SEEDS_DIR")
+    let dir = std::env::var_os("RPS_SEEDS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir().join("../shared/seeds"));
     let Ok(entries) = std::fs::read_dir(&dir) else {
