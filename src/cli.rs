@@ -181,16 +181,7 @@ async fn evaluate(
 
 fn check_knowledge(config: &Config) -> anyhow::Result<()> {
     let engine = Engine::new(config).context("knowledge base check failed")?;
-    let k = &engine.knowledge;
-    println!(
-        "knowledge base {}: {} rules, {} value sets, {} code systems, {} order templates, {} parameters — OK",
-        k.version,
-        k.rules.len(),
-        k.terminology.len(),
-        k.code_systems.len(),
-        k.order_templates.len(),
-        k.parameter_definitions.len()
-    );
+    println!("{}", engine.knowledge.check_report());
     Ok(())
 }
 

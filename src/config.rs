@@ -17,6 +17,22 @@ use crate::auth::AuthConfig;
 pub const CONFIG_FILE_ENV: &str = "RPS_CDS_CONFIG";
 /// Prefix of configuration environment variables.
 pub const ENV_PREFIX: &str = "RPS_CDS_";
+/// The top-level configuration keys, as environment variables may name them.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "bind",
+    "public_base_url",
+    "workers",
+    "max_body_bytes",
+    "max_json_depth",
+    "shutdown_timeout_secs",
+    "cors_allowed_origins",
+    "log",
+    "fhir",
+    "knowledge",
+    "parameters",
+    "auth",
+    "storage",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -144,7 +160,16 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"));
+        // Only variables naming a configuration key: other RPS_CDS_* variables (test harness
+        // settings such as RPS_CDS_TEST_POSTGRES_URL) must not be mistaken for configuration.
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .filter(|key| {
+                    let top = key.as_str().split("__").next().unwrap_or_default();
+                    TOP_LEVEL_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+                })
+                .split("__"),
+        );
         let config: Config = figment.extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
