@@ -214,7 +214,10 @@ mod tests {
         let t = render_table(None, None, &stats);
         let met = t.lines().find(|l| l.starts_with("MET-01")).unwrap();
         assert!(met.contains("75%"), "{met}");
-        assert!(met.contains("Patient declined [patient-declined] ×1"), "{met}");
+        assert!(
+            met.contains("Patient declined [patient-declined] ×1"),
+            "{met}"
+        );
         let lr = t.lines().find(|l| l.starts_with("LR-02")).unwrap();
         assert!(lr.contains("n/a") && lr.trim_end().ends_with('-'), "{lr}");
         assert!(t.contains("12 firing(s); 4 feedback item(s): 3 accepted, 1 overridden"));

@@ -379,8 +379,11 @@ struct StatsRows {
     fired: Vec<(String, i64)>,
     cards: Vec<(String, i64)>,
     outcomes: Vec<(String, String, i64)>,
-    reasons: Vec<(String, Option<String>, Option<String>, Option<String>, i64)>,
+    reasons: Vec<ReasonRow>,
 }
+
+/// (rule id, override reason code, system, display, count)
+type ReasonRow = (String, Option<String>, Option<String>, Option<String>, i64);
 
 impl StatsRows {
     fn merge(self) -> Vec<RuleStats> {
@@ -730,7 +733,7 @@ async fn run_writer(
         match result {
             Ok(()) => {
                 for job in batch.drain(..) {
-                    let _ = job.done.send(Ok(()));
+                    answer(&in_flight, job, Ok(()));
                 }
             }
             Err(e) if batch.len() > 1 => {
@@ -743,18 +746,25 @@ async fn run_writer(
                     if let Err(e) = &result {
                         tracing::error!(error = %e, invocation = %job.record.id, "audit record not stored");
                     }
-                    let _ = job.done.send(result);
+                    answer(&in_flight, job, result);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "audit record not stored");
                 for job in batch.drain(..) {
-                    let _ = job.done.send(Err(e.clone()));
+                    answer(&in_flight, job, Err(e.clone()));
                 }
             }
         }
-        in_flight.store(0, Ordering::Relaxed);
     }
+}
+
+/// Answers one caller, having first taken its record out of the pending count so that a
+/// caller who sees its answer never sees its own record in `queue_depth`.
+fn answer(in_flight: &AtomicUsize, job: Job, result: Result<(), StorageError>) {
+    in_flight.fetch_sub(1, Ordering::Relaxed);
+    // The caller may have given up waiting; its record is committed (or not) all the same.
+    let _ = job.done.send(result);
 }
 
 /// Builds a migrator from migration files embedded at compile time (`version`, `description`,

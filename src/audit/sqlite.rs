@@ -4,7 +4,7 @@
 //! run alongside the writer.
 
 use std::io::Write;
-use std::path::Path;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,7 +64,7 @@ pub(super) fn options(
         None => SqliteConnectOptions::new().filename(cfg.data_dir.join(DEFAULT_FILE)),
     };
     let file = opts.get_filename();
-    if file.as_os_str().is_empty() || file == Path::new(":memory:") {
+    if url.is_some_and(in_memory_url) || file.as_os_str().is_empty() {
         return Err(StorageError::Config(
             "the audit trail needs a SQLite file, not an in-memory database".into(),
         ));
@@ -73,6 +73,13 @@ pub(super) fn options(
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true)
         .synchronous(SqliteSynchronous::Full))
+}
+
+/// `sqlite::memory:`, `sqlite://` with no file, or `?mode=memory` (sqlx offers no getter).
+fn in_memory_url(url: &str) -> bool {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (db, query) = rest.split_once('?').unwrap_or((rest, ""));
+    db.is_empty() || db == ":memory:" || query.split('&').any(|p| p == "mode=memory")
 }
 
 #[derive(Clone)]
@@ -107,7 +114,10 @@ impl SqliteDb {
         })
     }
 
-    pub(super) async fn write_batch(&self, batch: &[&InvocationRecord]) -> Result<(), StorageError> {
+    pub(super) async fn write_batch(
+        &self,
+        batch: &[&InvocationRecord],
+    ) -> Result<(), StorageError> {
         let mut guard = self.writer.lock().await;
         let conn = guard.as_mut().ok_or(StorageError::Closed)?;
         let mut tx = conn.begin().await?;
@@ -473,6 +483,7 @@ impl SqliteDb {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn timestamps_sort_as_text_and_round_trip() {
@@ -489,10 +500,16 @@ mod tests {
     #[test]
     fn in_memory_database_is_refused() {
         let cfg = StorageConfig::default();
-        assert!(matches!(
-            options(Some("sqlite::memory:"), &cfg),
-            Err(StorageError::Config(_))
-        ));
+        for url in [
+            "sqlite::memory:",
+            "sqlite://?mode=memory",
+            "sqlite://x.db?mode=memory",
+        ] {
+            assert!(
+                matches!(options(Some(url), &cfg), Err(StorageError::Config(_))),
+                "{url}"
+            );
+        }
         let opts = options(Some("sqlite://some/dir/audit.db"), &cfg).unwrap();
         assert_eq!(opts.get_filename(), Path::new("some/dir/audit.db"));
         let opts = options(None, &cfg).unwrap();
