@@ -35,6 +35,10 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 /// while the service runs) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READERS: u32 = 4;
+/// Write transactions take the write lock up front: a deferred transaction that reads first
+/// (the feedback card check) would fail at once, without waiting, if another process (the CLI
+/// purging while the service runs) committed in between.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// Time as stored: UTC, microseconds, fixed width, so text order is time order.
 fn ts(t: DateTime<Utc>) -> String {
@@ -120,7 +124,7 @@ impl SqliteDb {
     ) -> Result<(), StorageError> {
         let mut guard = self.writer.lock().await;
         let conn = guard.as_mut().ok_or(StorageError::Closed)?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_with(BEGIN_WRITE).await?;
         for rec in batch {
             let id = rec.id.to_string();
             sqlx::query(
@@ -179,7 +183,7 @@ impl SqliteDb {
     ) -> Result<FeedbackStored, StorageError> {
         let mut guard = self.writer.lock().await;
         let conn = guard.as_mut().ok_or(StorageError::Closed)?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_with(BEGIN_WRITE).await?;
         let mut stored = FeedbackStored::default();
         for item in items {
             let card = item.card.to_string();
