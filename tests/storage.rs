@@ -138,6 +138,7 @@ both_backends!(
     purge_removes_old_rows_only,
     migrations_are_idempotent_on_reopen,
     close_flushes_and_refuses_new_records,
+    a_bad_record_fails_alone,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -763,6 +764,70 @@ async fn close_flushes_and_refuses_new_records(kind: Kind) {
     let stored = stats.first().map(|s| s.fired).unwrap_or(0);
     assert_eq!(stored, committed);
     store.close().await;
+}
+
+async fn a_bad_record_fails_alone(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let store = db.open().await;
+    let first = invocation(t0(), &["R1"], vec![card("R1")]);
+    store.record_invocation(first.clone()).await.unwrap();
+
+    // 50 good records and one reusing an id already stored, queued together so that they
+    // (very likely) share a batch: the bad one must not take the others down with it.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..51 {
+        let rec = if i == 25 {
+            InvocationRecord {
+                cards: vec![],
+                ..first.clone()
+            }
+        } else {
+            invocation(t0() + Duration::seconds(i), &["R1"], vec![card("R1")])
+        };
+        let store = store.clone();
+        tasks.spawn(async move { (i, store.record_invocation(rec).await) });
+    }
+    while let Some(r) = tasks.join_next().await {
+        let (i, res) = r.unwrap();
+        if i == 25 {
+            assert!(matches!(res, Err(StorageError::Database(_))), "{res:?}");
+        } else {
+            res.unwrap();
+        }
+    }
+    let stats = store.rule_stats(None, None).await.unwrap();
+    assert_eq!((stats[0].fired, stats[0].cards), (51, 51));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_url_places_the_file_and_creates_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nested").join("dir").join("audit.db");
+    let cfg = StorageConfig {
+        url: Some(format!("sqlite://{}", file.display())),
+        data_dir: dir.path().join("unused"),
+        ..StorageConfig::default()
+    };
+    let store = AuditStore::open(&cfg).await.unwrap();
+    store
+        .record_invocation(invocation(t0(), &["R1"], vec![]))
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(file.exists());
+    assert!(!dir.path().join("unused").exists());
+
+    let bad = StorageConfig {
+        url: Some("mysql://localhost/db".into()),
+        ..StorageConfig::default()
+    };
+    assert!(matches!(
+        AuditStore::open(&bad).await.err(),
+        Some(StorageError::Config(_))
+    ));
 }
 
 #[test]

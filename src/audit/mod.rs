@@ -524,6 +524,16 @@ pub struct AuditStore {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for AuditStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No URL here: it may carry a password.
+        f.debug_struct("AuditStore")
+            .field("backend", &self.backend())
+            .field("queue_depth", &self.queue_depth())
+            .finish()
+    }
+}
+
 impl AuditStore {
     /// Connects (creating the SQLite file and its directory if needed), applies the migrations
     /// and starts the group-commit writer task. Must be called inside a Tokio runtime.
