@@ -287,6 +287,30 @@ async fn record_and_read_back(kind: Kind) {
     assert_eq!(cards, want);
     assert!(g.cards.iter().all(|c| c.feedback.is_empty()));
 
+    // Optional fields absent (an unauthenticated call rejected before parsing, say).
+    let bare = InvocationRecord {
+        hook: None,
+        hook_instance: None,
+        ehr_issuer: None,
+        patient_id: None,
+        request_sha256: None,
+        rules_fired: vec![],
+        cards: vec![],
+        http_status: 401,
+        ..invocation(now + Duration::seconds(1), &[], vec![])
+    };
+    store.record_invocation(bare.clone()).await.unwrap();
+    let got = export_all(&store).await;
+    assert_eq!(got.len(), 2);
+    let b = &got[1];
+    assert_eq!(b.id, bare.id);
+    assert_eq!(
+        (&b.hook, &b.hook_instance, &b.ehr_issuer, &b.patient_id),
+        (&None, &None, &None, &None)
+    );
+    assert_eq!((b.request_sha256.as_ref(), b.http_status), (None, 401));
+    assert!(b.rules_fired.is_empty() && b.cards.is_empty());
+
     if kind == Kind::Sqlite {
         // WAL is a property of the file: check it from an independent connection.
         let file = db.cfg.data_dir.join("rps-cds.db");

@@ -501,6 +501,44 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn writer_is_wal_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StorageConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..StorageConfig::default()
+        };
+        let db = SqliteDb::open(options(None, &cfg).unwrap()).await.unwrap();
+        {
+            let mut guard = db.writer.lock().await;
+            let conn = guard.as_mut().unwrap();
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            // 2 = FULL: every commit is fsynced before the caller is answered.
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(sync, 2);
+            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(fk, 1, "purge relies on ON DELETE CASCADE");
+        }
+        // Readers cannot write.
+        assert!(
+            sqlx::query("DELETE FROM invocations")
+                .execute(&db.read)
+                .await
+                .is_err()
+        );
+        db.close().await;
+    }
+
     #[test]
     fn in_memory_database_is_refused() {
         let cfg = StorageConfig::default();
