@@ -692,10 +692,11 @@ impl AuditStore {
                 .take(),
         );
         // Senders cloned by callers still in `send` keep the channel open until they finish.
-        if let Some(handle) = self.inner.writer.lock().await.take()
-            && let Err(e) = handle.await
-        {
-            tracing::error!(error = %e, "audit writer task ended abnormally");
+        let writer = self.inner.writer.lock().await.take();
+        if let Some(handle) = writer {
+            if let Err(e) = handle.await {
+                tracing::error!(error = %e, "audit writer task ended abnormally");
+            }
         }
         match &self.inner.db {
             Db::Sqlite(db) => db.close().await,

@@ -95,8 +95,10 @@ pub(super) struct SqliteDb {
 
 impl SqliteDb {
     pub(super) async fn open(opts: SqliteConnectOptions) -> Result<Self, StorageError> {
-        if let Some(dir) = opts.get_filename().parent()
-            && !dir.as_os_str().is_empty()
+        if let Some(dir) = opts
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
         {
             std::fs::create_dir_all(dir)?;
         }
@@ -476,10 +478,11 @@ impl SqliteDb {
 
     pub(super) async fn close(&self) {
         self.read.close().await;
-        if let Some(conn) = self.writer.lock().await.take()
-            && let Err(e) = conn.close().await
-        {
-            tracing::warn!(error = %e, "closing the SQLite writer connection failed");
+        let writer = self.writer.lock().await.take();
+        if let Some(conn) = writer {
+            if let Err(e) = conn.close().await {
+                tracing::warn!(error = %e, "closing the SQLite writer connection failed");
+            }
         }
     }
 }
