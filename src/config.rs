@@ -11,6 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::StorageConfig;
 use crate::auth::AuthConfig;
 
 /// Environment variable naming the configuration file when `--config` is not given.
@@ -59,6 +60,7 @@ pub struct Config {
     pub parameters: BTreeMap<String, f64>,
     #[serde(skip_serializing)]
     pub auth: AuthConfig,
+    pub storage: StorageConfig,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             knowledge: KnowledgeConfig::default(),
             parameters: BTreeMap::new(),
             auth: AuthConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }

@@ -111,6 +111,17 @@ pub struct Evaluation {
     pub timings: StageTimings,
 }
 
+/// An evaluation with the request's identity, for the audit trail.
+#[derive(Debug)]
+pub struct TracedEvaluation {
+    /// SHA-256 of the request with `fhirAuthorization` removed; `None` when the body was not
+    /// JSON (a digest of raw bytes could cover a token).
+    pub request_sha256: Option<String>,
+    pub hook_instance: Option<String>,
+    pub patient_id: Option<String>,
+    pub result: Result<Evaluation, EvaluationError>,
+}
+
 /// Everything compiled once at start-up.
 #[derive(Debug)]
 pub struct Engine {
@@ -160,7 +171,52 @@ impl Engine {
         body: &[u8],
         as_of: DateTime<Utc>,
     ) -> Result<Evaluation, EvaluationError> {
-        let value = self.parse_body(body)?;
+        self.evaluate_traced(service, body, as_of).await.result
+    }
+
+    /// As [`Engine::evaluate`], also returning what the audit trail records for every call,
+    /// refused ones included: the request digest (tokens removed) and its identifiers.
+    pub async fn evaluate_traced(
+        self: &Arc<Self>,
+        service: &ServiceDefinition,
+        body: &[u8],
+        as_of: DateTime<Utc>,
+    ) -> TracedEvaluation {
+        let value = match self.parse_body(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return TracedEvaluation {
+                    request_sha256: None,
+                    hook_instance: None,
+                    patient_id: None,
+                    result: Err(e),
+                };
+            }
+        };
+        let request_sha256 = Some(crate::audit::request_digest(&value));
+        let hook_instance = value
+            .get("hookInstance")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let patient_id = value
+            .pointer("/context/patientId")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let result = self.evaluate_value(service, value, as_of).await;
+        TracedEvaluation {
+            request_sha256,
+            hook_instance,
+            patient_id,
+            result,
+        }
+    }
+
+    async fn evaluate_value(
+        self: &Arc<Self>,
+        service: &ServiceDefinition,
+        value: Value,
+        as_of: DateTime<Utc>,
+    ) -> Result<Evaluation, EvaluationError> {
         let mut request = HookRequest::from_value(value, &self.envelopes, service.hook)?;
         let started = Instant::now();
         let fetched = self.complete_prefetch(&mut request).await?;

@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 /// Where and how the audit trail is stored (`[storage]` in the service configuration).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// `postgres://…` selects PostgreSQL; `sqlite://path` or nothing selects SQLite, by default
     /// the file `<data_dir>/rps-cds.db`.

@@ -16,11 +16,12 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use chrono::Utc;
 use futures::StreamExt;
 
+use crate::audit::{AuditStore, CardRecord, FeedbackRecord, InvocationRecord, StorageError};
 use crate::auth::{Authenticator, CdsClient, ReplayGuard, auth_required};
 use crate::cds_hooks::discovery::{self, discovery_document};
 use crate::cds_hooks::feedback::Feedback;
 use crate::config::Config;
-use crate::engine::{Engine, EvaluationError, StartupError};
+use crate::engine::{Engine, EvaluationError, StartupError, TracedEvaluation};
 pub use errors::ApiError;
 
 /// Shared by all workers.
@@ -29,6 +30,8 @@ pub struct AppState {
     pub config: Config,
     /// `None` when authentication is off (loopback default, or disabled explicitly).
     pub authenticator: Option<Authenticator>,
+    /// The audit trail: every call is committed here before its answer is sent.
+    pub audit: AuditStore,
     /// Set on SIGTERM: readiness turns false while in-flight calls finish.
     pub draining: AtomicBool,
 }
@@ -46,13 +49,32 @@ pub enum ServeError {
     },
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("audit store: {0}")]
+    Storage(#[from] StorageError),
 }
 
 impl AppState {
-    pub fn new(config: Config) -> Result<Self, ServeError> {
-        let engine = Arc::new(Engine::new(&config)?);
+    /// Compiles the engine (off the async workers), opens the audit store and sets up
+    /// authentication.
+    pub async fn new(config: Config) -> Result<Self, ServeError> {
+        let engine_config = config.clone();
+        let engine = tokio::task::spawn_blocking(move || {
+            let engine = Engine::new(&engine_config)?;
+            // The explaining FHIR validator compiles in the background; wait so that the first
+            // invalid resource is not slow and a broken schema stops start-up.
+            engine.validator.wait_until_ready()?;
+            Ok::<_, StartupError>(engine)
+        })
+        .await
+        .expect("engine construction does not panic")?;
+        let engine = Arc::new(engine);
+        let audit = AuditStore::open(&config.storage).await?;
         let authenticator = if auth_required(&config.auth.mode, &config.bind) {
-            let guard = ReplayGuard::memory(config.auth.replay_cache_capacity);
+            // With PostgreSQL, a token replayed to another replica is refused too.
+            let guard = match audit.postgres_pool() {
+                Some(pool) => ReplayGuard::Postgres(pool),
+                None => ReplayGuard::memory(config.auth.replay_cache_capacity),
+            };
             Some(Authenticator::new(
                 &config.auth,
                 engine.fhir.http().clone(),
@@ -72,6 +94,7 @@ impl AppState {
             engine,
             config,
             authenticator,
+            audit,
             draining: AtomicBool::new(false),
         })
     }
@@ -129,7 +152,7 @@ impl RunningServer {
 }
 
 /// Builds the server on `config.bind` (port 0 picks a free port).
-pub fn build(config: Config) -> Result<RunningServer, ServeError> {
+pub async fn build(config: Config) -> Result<RunningServer, ServeError> {
     let listener = TcpListener::bind(config.bind).map_err(|source| ServeError::Bind {
         addr: config.bind,
         source,
@@ -141,14 +164,7 @@ pub fn build(config: Config) -> Result<RunningServer, ServeError> {
         config.workers
     };
     let shutdown_timeout = config.shutdown_timeout_secs;
-    let state = web::Data::new(AppState::new(config)?);
-    // The explaining FHIR validator compiles in the background; wait so that the first invalid
-    // resource is not slow and a broken schema stops start-up.
-    state
-        .engine
-        .validator
-        .wait_until_ready()
-        .map_err(StartupError::from)?;
+    let state = web::Data::new(AppState::new(config).await?);
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -173,7 +189,7 @@ pub fn build(config: Config) -> Result<RunningServer, ServeError> {
 /// `rps-cds serve`: runs until SIGTERM/SIGINT, then drains: readiness false, no new
 /// connections, in-flight calls finish within `shutdown_timeout_secs`.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
-    let running = build(config)?;
+    let running = build(config).await?;
     tracing::info!(addr = %running.addr, knowledge = %running.state.engine.knowledge.version, "rps-cds listening");
     let handle = running.handle.clone();
     let state = running.state.clone();
@@ -183,7 +199,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tracing::info!("shutdown requested: draining in-flight calls");
         handle.stop(true).await;
     });
+    let audit = running.state.audit.clone();
     running.wait().await?;
+    // Every answered call has its record committed already; close() flushes anything queued.
+    audit.close().await;
     tracing::info!("rps-cds stopped");
     Ok(())
 }
@@ -256,6 +275,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(readiness_handler))
             .default_service(web::to(|| not_allowed("GET"))),
     )
+    .service(
+        web::resource("/admin/rules/stats")
+            .route(web::get().to(rule_stats_handler))
+            .default_service(web::to(|| not_allowed("GET"))),
+    )
     .default_service(web::to(|| async {
         HttpResponse::from_error(ApiError::NotFound)
     }));
@@ -277,6 +301,11 @@ async fn readiness_handler(state: web::Data<AppState>) -> HttpResponse {
     if state.draining.load(Ordering::SeqCst) {
         return HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "draining"}));
     }
+    if let Err(e) = state.audit.ping().await {
+        tracing::warn!(error = %e, "readiness: audit store unreachable");
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "audit store unavailable"}));
+    }
     HttpResponse::Ok().json(serde_json::json!({
         "status": "ready",
         "knowledgeVersion": state.engine.knowledge.version,
@@ -297,17 +326,33 @@ async fn service_handler(
     let client = state.authenticate(&req).await?;
     check_json_content_type(&req)?;
     let body = read_body(payload, state.config.max_body_bytes).await?;
-    let result = state.engine.evaluate(&service, &body, Utc::now()).await;
-    match result {
+    let traced = state
+        .engine
+        .evaluate_traced(&service, &body, Utc::now())
+        .await;
+    let status = match &traced.result {
+        Ok(_) => 200,
+        Err(e) => e.status(),
+    };
+    let record = invocation_record(&state, &service, client.as_ref(), &traced, status, started);
+    // Durability: the answer is sent only after its audit record is committed.
+    if let Err(e) = state.audit.record_invocation(record).await {
+        tracing::error!(error = %e, service = service.id, "audit record could not be committed; answer withheld");
+        return Err(ApiError::Unavailable(
+            "the audit trail could not be written",
+        ));
+    }
+    let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    match traced.result {
         Ok(evaluation) => {
             tracing::info!(
                 service = service.id,
-                hook_instance = %evaluation.hook_instance,
+                hook_instance = traced.hook_instance.as_deref().unwrap_or(""),
                 cards = evaluation.response.cards.len(),
                 resources = evaluation.resources_used,
                 set_aside = evaluation.resources_set_aside,
                 issuer = client.as_ref().map(|c| c.iss.as_str()),
-                latency_ms = started.elapsed().as_secs_f64() * 1e3,
+                latency_ms,
                 "hook answered"
             );
             Ok(HttpResponse::Ok().json(&evaluation.response))
@@ -315,11 +360,53 @@ async fn service_handler(
         Err(e) => {
             tracing::info!(
                 service = service.id,
-                status = e.status(),
+                status,
+                latency_ms,
                 "hook request refused"
             );
             Err(e.into())
         }
+    }
+}
+
+fn invocation_record(
+    state: &AppState,
+    service: &discovery::ServiceDefinition,
+    client: Option<&CdsClient>,
+    traced: &TracedEvaluation,
+    http_status: u16,
+    started: Instant,
+) -> InvocationRecord {
+    let (rules_fired, cards) = match &traced.result {
+        Ok(e) => (
+            e.rules_fired.clone(),
+            e.response
+                .cards
+                .iter()
+                .map(|c| CardRecord {
+                    uuid: uuid::Uuid::parse_str(&c.uuid).unwrap_or_default(),
+                    rule_id: c.source.topic.code.clone(),
+                    indicator: c.indicator.as_str().to_owned(),
+                    summary: c.summary.clone(),
+                })
+                .collect(),
+        ),
+        Err(_) => (Vec::new(), Vec::new()),
+    };
+    InvocationRecord {
+        id: uuid::Uuid::new_v4(),
+        time: Utc::now(),
+        service_id: service.id.to_owned(),
+        hook: Some(service.hook.as_str().to_owned()),
+        hook_instance: traced.hook_instance.clone(),
+        ehr_issuer: client.map(|c| c.iss.clone()),
+        knowledge_version: state.engine.knowledge.version.clone(),
+        patient_id: traced.patient_id.clone(),
+        rules_fired,
+        cards,
+        request_sha256: traced.request_sha256.clone(),
+        latency_ms: started.elapsed().as_secs_f64() * 1e3,
+        http_status,
     }
 }
 
@@ -339,8 +426,59 @@ async fn feedback_handler(
     let value = state.engine.parse_body(&body)?;
     let feedback =
         Feedback::from_value(value, &state.engine.envelopes).map_err(EvaluationError::from)?;
-    tracing::info!(service = %service_id, items = feedback.feedback.len(), "feedback received");
-    Ok(HttpResponse::Ok().json(serde_json::json!({"received": feedback.feedback.len()})))
+    let records: Vec<FeedbackRecord> = feedback
+        .feedback
+        .iter()
+        .map(|f| {
+            let reason = f.override_reason.as_ref().and_then(|r| r.reason.as_ref());
+            FeedbackRecord {
+                card: f.card,
+                outcome: f.outcome.as_str().to_owned(),
+                accepted_suggestions: f
+                    .accepted_suggestions
+                    .iter()
+                    .map(|s| s.id.clone())
+                    .collect(),
+                override_reason_code: reason.and_then(|r| r.code.clone()),
+                override_reason_system: reason.and_then(|r| r.system.clone()),
+                override_reason_display: reason.and_then(|r| r.display.clone()),
+                user_comment: f
+                    .override_reason
+                    .as_ref()
+                    .and_then(|r| r.user_comment.clone()),
+                outcome_timestamp: f.outcome_timestamp,
+            }
+        })
+        .collect();
+    // 200 only once the feedback is committed.
+    let stored = state
+        .audit
+        .record_feedback(&service_id, &records)
+        .await
+        .map_err(|e| match e {
+            StorageError::UnknownCard(uuid) => ApiError::UnknownCard(uuid.to_string()),
+            other => {
+                tracing::error!(error = %other, "feedback could not be stored");
+                ApiError::Unavailable("feedback could not be stored")
+            }
+        })?;
+    tracing::info!(service = %service_id, new = stored.new, duplicates = stored.duplicates, "feedback stored");
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"stored": stored.new, "duplicates": stored.duplicates})))
+}
+
+/// Per-rule governance numbers (fired, feedback, accepted, overridden, override reasons).
+/// Authenticated like every other endpoint.
+async fn rule_stats_handler(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.authenticate(&req).await?;
+    let stats = state.audit.rule_stats(None, None).await.map_err(|e| {
+        tracing::error!(error = %e, "rule statistics unavailable");
+        ApiError::Unavailable("rule statistics unavailable")
+    })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "rules": stats })))
 }
 
 /// CDS Hooks bodies are JSON; anything else is a 415, not a parse error.

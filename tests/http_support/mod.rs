@@ -19,7 +19,9 @@ pub const TOKEN: &str = "test-access-token-7f3a";
 pub struct Service {
     pub base: String,
     pub client: reqwest::Client,
+    pub state: actix_web::web::Data<rps_cds::http::AppState>,
     handle: actix_web::dev::ServerHandle,
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl Service {
@@ -27,15 +29,22 @@ impl Service {
         config.bind = "127.0.0.1:0".parse().unwrap();
         config.fhir.allow_http = true;
         config.workers = 1;
-        let running = tokio::task::spawn_blocking(move || rps_cds::http::build(config))
-            .await
-            .unwrap()
-            .unwrap();
-        let (addr, handle, _state) = running.spawn();
+        // Each service gets its own SQLite audit database unless the test chose a store.
+        let data_dir = if config.storage.url.is_none() {
+            let dir = tempfile::tempdir().unwrap();
+            config.storage.data_dir = dir.path().to_path_buf();
+            Some(dir)
+        } else {
+            None
+        };
+        let running = rps_cds::http::build(config).await.unwrap();
+        let (addr, handle, state) = running.spawn();
         Self {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
+            state,
             handle,
+            _data_dir: data_dir,
         }
     }
 
@@ -62,6 +71,7 @@ impl Service {
 
     pub async fn stop(self) {
         self.handle.stop(false).await;
+        self.state.audit.close().await;
     }
 }
 
