@@ -13,3 +13,4 @@ pub mod http;
 pub mod knowledge;
 pub mod logging;
 pub mod rules;
+pub mod telemetry;
