@@ -343,7 +343,10 @@ mod tests {
         let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(value >= 2.0, "{line}");
 
-        assert!(out.contains("# TYPE rps_cds_request_duration_seconds histogram"), "{out}");
+        assert!(
+            out.contains("# TYPE rps_cds_request_duration_seconds histogram"),
+            "{out}"
+        );
         // The 5 ms and 25 ms buckets are configured: 3 ms falls in le=0.005, 12 ms does not.
         let bucket_5ms = samples(&out, "rps_cds_request_duration_seconds_bucket")
             .into_iter()
@@ -355,7 +358,10 @@ mod tests {
             .find(|l| l.contains(r#"service="rps-patient-view""#))
             .unwrap();
         let count: f64 = count_line.rsplit(' ').next().unwrap().parse().unwrap();
-        assert!(in_5ms >= 1.0 && in_5ms < count, "{bucket_5ms} / {count_line}");
+        assert!(
+            in_5ms >= 1.0 && in_5ms < count,
+            "{bucket_5ms} / {count_line}"
+        );
     }
 
     #[test]
@@ -396,7 +402,9 @@ mod tests {
                 "missing {metric}{{{label}}} in:\n{out}"
             );
         }
-        assert!(samples(&out, "rps_cds_audit_queue_depth").contains(&"rps_cds_audit_queue_depth 7"));
+        assert!(
+            samples(&out, "rps_cds_audit_queue_depth").contains(&"rps_cds_audit_queue_depth 7")
+        );
         assert!(samples(&out, "rps_cds_ready").contains(&"rps_cds_ready 1"));
         assert!(!samples(&out, "rps_cds_audit_write_duration_seconds_count").is_empty());
         let invalid = samples(&out, "rps_cds_invalid_resources_total");

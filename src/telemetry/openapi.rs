@@ -262,7 +262,10 @@ mod tests {
 
         let mut refs = Vec::new();
         collect_refs(&doc, &mut refs);
-        assert!(refs.len() > 20, "expected the inlined schemas' refs, got {refs:?}");
+        assert!(
+            refs.len() > 20,
+            "expected the inlined schemas' refs, got {refs:?}"
+        );
         for r in refs {
             let pointer = r
                 .strip_prefix('#')
@@ -270,7 +273,10 @@ mod tests {
             assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
         }
         let text = doc.to_string();
-        assert!(!text.contains("$defs"), "a $defs block or ref survived inlining");
+        assert!(
+            !text.contains("$defs"),
+            "a $defs block or ref survived inlining"
+        );
         assert!(!text.contains("\"$id\""), "a nested $id would re-base refs");
     }
 
@@ -309,7 +315,9 @@ mod tests {
         };
         assert_eq!(
             codes("/cds-services/{id}"),
-            ["200", "400", "401", "404", "405", "412", "413", "415", "503"]
+            [
+                "200", "400", "401", "404", "405", "412", "413", "415", "503"
+            ]
         );
         assert_eq!(
             codes("/cds-services/{id}/feedback"),
