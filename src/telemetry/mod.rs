@@ -35,8 +35,9 @@ use std::time::Duration;
 
 use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Content type of the text exposition format `PrometheusHandle::render` produces.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -52,33 +53,13 @@ pub const LATENCY_BUCKETS_SECONDS: &[f64] = &[
 /// stays bounded even when nothing scrapes `/metrics`.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// `[log] format`: human-readable text (default) or one JSON object per line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-impl std::str::FromStr for LogFormat {
-    type Err = TelemetryError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "text" => Ok(Self::Text),
-            "json" => Ok(Self::Json),
-            _ => Err(TelemetryError::UnknownLogFormat(s.to_owned())),
-        }
-    }
-}
+/// `[log] format` (defined with the configuration): `text` or `json`.
+pub use crate::config::LogFormat;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error("log.level {level:?} is not a valid filter: {reason}")]
     InvalidLogLevel { level: String, reason: String },
-    #[error("log.format {0:?} is not one of \"text\", \"json\"")]
-    UnknownLogFormat(String),
 }
 
 /// Installs the global tracing subscriber.
@@ -87,26 +68,46 @@ pub enum TelemetryError {
 /// A second call (several servers started by one test binary) keeps the first subscriber and
 /// returns `Ok`: only an invalid `level` is an error, and it is reported on every call.
 pub fn init_logging(format: LogFormat, level: &str) -> Result<(), TelemetryError> {
+    // Colours only for a person at a terminal; escape codes would litter collected logs.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let subscriber = build_subscriber(format, level, ansi, std::io::stderr)?;
+    // try_init fails only when a global subscriber (or `log` logger) is already set, which
+    // is expected when tests start several servers in one process.
+    let _already_set = subscriber.try_init();
+    Ok(())
+}
+
+/// The subscriber [`init_logging`] installs, writing to `writer` (tests capture it).
+fn build_subscriber<W>(
+    format: LogFormat,
+    level: &str,
+    ansi: bool,
+    writer: W,
+) -> Result<Box<dyn tracing::Subscriber + Send + Sync>, TelemetryError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(level).map_err(|e| TelemetryError::InvalidLogLevel {
         level: level.to_owned(),
         reason: e.to_string(),
     })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
+        .with_ansi(ansi)
         .with_target(true);
-    // try_init fails only when a global subscriber (or `log` logger) is already set, which
-    // is expected when tests start several servers in one process.
-    let _already_set = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-    };
-    Ok(())
+    Ok(match format {
+        LogFormat::Text => Box::new(builder.finish()),
+        // Event fields at the top level of each object, so collectors index them directly.
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .finish(),
+        ),
+    })
 }
 
 static METRICS_HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -414,14 +415,62 @@ mod tests {
         assert!(out.contains("# HELP rps_cds_cards_total"), "{out}");
     }
 
+    /// A writer that keeps what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> MakeWriter<'w> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'w self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    fn capture(format: LogFormat, level: &str) -> String {
+        let out = Capture::default();
+        let subscriber = build_subscriber(format, level, false, out.clone()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(cards = 3, service = "rps-patient-view", "hook answered");
+            tracing::debug!("filtered out at info");
+        });
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
     #[test]
-    fn log_format_parses_from_config_strings() {
-        assert_eq!("json".parse::<LogFormat>().unwrap(), LogFormat::Json);
-        assert_eq!("TEXT".parse::<LogFormat>().unwrap(), LogFormat::Text);
-        assert!("yaml".parse::<LogFormat>().is_err());
-        let f: LogFormat = serde_json::from_value(serde_json::json!("json")).unwrap();
-        assert_eq!(f, LogFormat::Json);
-        assert_eq!(LogFormat::default(), LogFormat::Text);
+    fn json_logs_are_one_object_per_line_with_flattened_fields() {
+        let text = capture(LogFormat::Json, "info");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "debug must be filtered out: {text}");
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["message"], "hook answered");
+        assert_eq!(v["cards"], 3);
+        assert_eq!(v["service"], "rps-patient-view");
+        assert!(v["timestamp"].is_string() && v["target"].is_string(), "{v}");
+    }
+
+    #[test]
+    fn text_logs_are_human_readable_and_honour_the_level() {
+        let text = capture(LogFormat::Text, "info");
+        assert!(serde_json::from_str::<serde_json::Value>(text.trim()).is_err());
+        assert!(
+            text.contains("hook answered") && text.contains("cards=3"),
+            "{text}"
+        );
+        assert!(!text.contains("filtered out"), "{text}");
+        let debug = capture(LogFormat::Text, "debug");
+        assert!(debug.contains("filtered out at info"), "{debug}");
     }
 
     #[test]
