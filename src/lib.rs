@@ -20,3 +20,4 @@ pub mod http;
 pub mod knowledge;
 pub mod logging;
 pub mod rules;
+pub mod telemetry;
