@@ -62,6 +62,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = crate::telemetry::init_logging(config.log.format, &config.log.level) {
+        eprintln!("rps-cds: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Serve => serve(config).await,
         Command::Evaluate {

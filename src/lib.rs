@@ -18,6 +18,5 @@ pub mod engine;
 pub mod fhir;
 pub mod http;
 pub mod knowledge;
-pub mod logging;
 pub mod rules;
 pub mod telemetry;

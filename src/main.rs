@@ -8,6 +8,5 @@ use rps_cds::cli::{Cli, run};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    rps_cds::logging::init_from_env();
     run(cli).await
 }

@@ -22,6 +22,7 @@ use crate::cds_hooks::discovery::{self, discovery_document};
 use crate::cds_hooks::feedback::Feedback;
 use crate::config::Config;
 use crate::engine::{Engine, EvaluationError, StartupError, TracedEvaluation};
+use crate::telemetry::{self, Stage, openapi};
 pub use errors::ApiError;
 
 /// Shared by all workers.
@@ -113,6 +114,7 @@ impl AppState {
         match auth.verify(header, &audience).await {
             Ok(client) => Ok(Some(client)),
             Err(failure) => {
+                crate::telemetry::record_jwt_failure(failure.reason());
                 tracing::warn!(
                     reason = failure.reason(),
                     path = req.path(),
@@ -165,6 +167,8 @@ pub async fn build(config: Config) -> Result<RunningServer, ServeError> {
     };
     let shutdown_timeout = config.shutdown_timeout_secs;
     let state = web::Data::new(AppState::new(config).await?);
+    telemetry::install_metrics();
+    telemetry::set_knowledge_version(&state.engine.knowledge.version);
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -196,6 +200,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     tokio::spawn(async move {
         shutdown_signal().await;
         state.draining.store(true, Ordering::SeqCst);
+        telemetry::set_ready(false);
         tracing::info!("shutdown requested: draining in-flight calls");
         handle.stop(true).await;
     });
@@ -276,6 +281,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(|| not_allowed("GET"))),
     )
     .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics_handler))
+            .default_service(web::to(|| not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(openapi_handler))
+            .default_service(web::to(|| not_allowed("GET"))),
+    )
+    .service(
         web::resource("/admin/rules/stats")
             .route(web::get().to(rule_stats_handler))
             .default_service(web::to(|| not_allowed("GET"))),
@@ -298,18 +313,28 @@ async fn discovery_handler(
 }
 
 async fn readiness_handler(state: web::Data<AppState>) -> HttpResponse {
+    let ready = readiness(&state).await;
+    telemetry::set_ready(ready.is_ok());
+    match ready {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({
+            "status": "ready",
+            "knowledgeVersion": state.engine.knowledge.version,
+        })),
+        Err(why) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": why})),
+    }
+}
+
+/// Ready = not draining and the audit store answers (the knowledge base and schemas are
+/// loaded before the server accepts connections at all).
+async fn readiness(state: &AppState) -> Result<(), &'static str> {
     if state.draining.load(Ordering::SeqCst) {
-        return HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "draining"}));
+        return Err("draining");
     }
     if let Err(e) = state.audit.ping().await {
         tracing::warn!(error = %e, "readiness: audit store unreachable");
-        return HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "audit store unavailable"}));
+        return Err("audit store unavailable");
     }
-    HttpResponse::Ok().json(serde_json::json!({
-        "status": "ready",
-        "knowledgeVersion": state.engine.knowledge.version,
-    }))
+    Ok(())
 }
 
 async fn service_handler(
@@ -323,20 +348,51 @@ async fn service_handler(
     let Some(service) = discovery::service(&service_id) else {
         return Err(ApiError::UnknownService(service_id));
     };
-    let client = state.authenticate(&req).await?;
-    check_json_content_type(&req)?;
+    let result = answer_hook(&req, &service, payload, &state, started).await;
+    let status = match &result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => actix_web::ResponseError::status_code(e).as_u16(),
+    };
+    telemetry::record_request(
+        service.id,
+        service.hook.as_str(),
+        status,
+        started.elapsed().as_secs_f64(),
+    );
+    result
+}
+
+async fn answer_hook(
+    req: &HttpRequest,
+    service: &discovery::ServiceDefinition,
+    payload: web::Payload,
+    state: &AppState,
+    started: Instant,
+) -> Result<HttpResponse, ApiError> {
+    if state.draining.load(Ordering::SeqCst) {
+        return Err(ApiError::Unavailable("the service is shutting down"));
+    }
+    let client = state.authenticate(req).await?;
+    check_json_content_type(req)?;
     let body = read_body(payload, state.config.max_body_bytes).await?;
     let traced = state
         .engine
-        .evaluate_traced(&service, &body, Utc::now())
+        .evaluate_traced(service, &body, Utc::now())
         .await;
+    if let Ok(e) = &traced.result {
+        record_evaluation_metrics(e);
+    }
     let status = match &traced.result {
         Ok(_) => 200,
         Err(e) => e.status(),
     };
-    let record = invocation_record(&state, &service, client.as_ref(), &traced, status, started);
+    let record = invocation_record(state, service, client.as_ref(), &traced, status, started);
     // Durability: the answer is sent only after its audit record is committed.
-    if let Err(e) = state.audit.record_invocation(record).await {
+    let audit_started = Instant::now();
+    let audited = state.audit.record_invocation(record).await;
+    telemetry::record_audit_write(audit_started.elapsed().as_secs_f64());
+    telemetry::record_stage(Stage::Audit, audit_started.elapsed().as_secs_f64());
+    if let Err(e) = audited {
         tracing::error!(error = %e, service = service.id, "audit record could not be committed; answer withheld");
         return Err(ApiError::Unavailable(
             "the audit trail could not be written",
@@ -366,6 +422,21 @@ async fn service_handler(
             );
             Err(e.into())
         }
+    }
+}
+
+fn record_evaluation_metrics(e: &crate::engine::Evaluation) {
+    let t = &e.timings;
+    if let Some(fetch) = t.prefetch_fetch {
+        telemetry::record_stage(Stage::PrefetchFetch, fetch);
+    }
+    telemetry::record_stage(Stage::Validation, t.validation);
+    telemetry::record_stage(Stage::Facts, t.facts);
+    telemetry::record_stage(Stage::Rules, t.rules);
+    telemetry::record_stage(Stage::Cards, t.cards);
+    telemetry::record_invalid_resources(e.resources_set_aside);
+    for card in &e.response.cards {
+        telemetry::record_card(&card.source.topic.code, card.indicator.as_str());
     }
 }
 
@@ -465,6 +536,21 @@ async fn feedback_handler(
     tracing::info!(service = %service_id, new = stored.new, duplicates = stored.duplicates, "feedback stored");
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({"stored": stored.new, "duplicates": stored.duplicates})))
+}
+
+/// Prometheus exposition of the process's metrics.
+async fn metrics_handler(state: web::Data<AppState>) -> HttpResponse {
+    telemetry::set_audit_queue_depth(state.audit.queue_depth());
+    HttpResponse::Ok()
+        .content_type(telemetry::PROMETHEUS_CONTENT_TYPE)
+        .body(telemetry::install_metrics().render())
+}
+
+/// The OpenAPI 3.1 description of these endpoints, with this deployment's base URL.
+async fn openapi_handler(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(openapi::openapi_json_with_server(
+        &state.config.public_base_url,
+    ))
 }
 
 /// Per-rule governance numbers (fired, feedback, accepted, overridden, override reasons).
