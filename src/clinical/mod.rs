@@ -8,19 +8,20 @@
 //! fact is unknown. Assessments (grade, ECOG, focality, resectability, completeness, rupture)
 //! are open-world: unknown unless recorded.
 //!
-//! Entry points (extraction lands in the next commits):
-//! - `build_picture(input: &ClinicalInput, terminology: &Terminology, params: &Parameters) -> Picture`
-//! - `classify_draft_order(order: &Value, input: &ClinicalInput, picture: &Picture,
-//!   terminology: &Terminology, params: &Parameters) -> DraftOrder`
-//!   (contained or referenced `Medication`s are looked up in the order and `input.resources`).
+//! Entry points: [`build_picture`] once per request, then [`classify_draft_order`] per draft
+//! order. [`VALUE_SETS`] lists the value sets both need (checked at start-up).
 
+mod describe;
+mod extract;
+pub(crate) mod fhir;
 pub mod orders;
 pub mod picture;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-pub use orders::{DraftOrder, ImagingKind, OrderKind};
+pub use extract::{VALUE_SETS, build_picture};
+pub use orders::{DraftOrder, ImagingKind, OrderKind, classify_draft_order};
 pub use picture::*;
 
 /// A resource that failed FHIR validation and was left out.

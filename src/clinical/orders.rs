@@ -1,9 +1,17 @@
 //! Draft orders (`context.draftOrders` / `context.selections`), classified into the kinds the
 //! order checks (catalogue §2.7) act on.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
 
-use super::picture::{Agent, Fact, ReadFrom};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::extract::{agents_in, is_mg_per_m2, medication_concept};
+use super::fhir::{self, Concept, Vocab};
+use super::picture::{
+    Agent, DiseaseState, Fact, MetastasisSite, Picture, Provenance, ReadFrom, Unknown,
+};
+use crate::knowledge::{Parameters, Terminology};
 
 /// Imaging an order asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -88,4 +96,295 @@ impl DraftOrder {
             _ => None,
         })
     }
+}
+
+/// Classifies one draft order (`ServiceRequest` or `MedicationRequest`) for the order
+/// checks. `medications` are the `Medication` resources the order may reference (from the
+/// draft-orders bundle or prefetch); contained ones are read from the order itself.
+pub fn classify_draft_order(
+    order: &Value,
+    medications: &[&Value],
+    picture: &Picture,
+    terminology: &Terminology,
+    params: &Parameters,
+) -> DraftOrder {
+    let v = Vocab::new(terminology);
+    let resource_type = fhir::resource_type(order).to_owned();
+    let reference = fhir::reference_of(order);
+    let reasons = fhir::references(order, "reasonReference");
+    let body = Concept::of_all(order.get("bodySite"));
+    let mut kinds: Vec<OrderKind> = Vec::new();
+    let mut text_only = false;
+    let mut push = |kinds: &mut Vec<OrderKind>, k: OrderKind, rf: ReadFrom| {
+        if rf == ReadFrom::Text {
+            text_only = true;
+        }
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    };
+
+    let recurrence_sources: Vec<&str> = picture
+        .recurrence_episodes
+        .iter()
+        .map(|e| e.source.as_str())
+        .collect();
+    let reason_recurrence = reasons.iter().any(|r| recurrence_sources.contains(r));
+    let reason_metastasis = picture
+        .metastases
+        .iter()
+        .find(|m| reasons.contains(&m.source.as_str()));
+    let reason_diagnosis = picture
+        .diagnosis
+        .as_ref()
+        .is_some_and(|d| reasons.contains(&d.condition.as_str()));
+    let recurrence_active = picture.current_recurrence.is_some();
+
+    // The wording that may say what the order is: code, orderDetail, and for medications
+    // the places where a regimen's intent is written.
+    let code = Concept::of(order.get("code"));
+    let mut all = Concept::of(order.get("code"));
+    all.add(order.get("orderDetail").unwrap_or(&Value::Null));
+    let mut intent = Concept::of_all(order.get("orderDetail"));
+    for key in ["courseOfTherapyType", "category", "reasonCode"] {
+        intent.add(order.get(key).unwrap_or(&Value::Null));
+    }
+    for n in fhir::array(order, "note") {
+        if let Some(t) = fhir::str_at(n, "text") {
+            intent.add_text(t);
+            all.add_text(t);
+        }
+    }
+    for d in fhir::array(order, "dosageInstruction") {
+        if let Some(t) = fhir::str_at(d, "text") {
+            intent.add_text(t);
+        }
+    }
+    if let Some(c) = order.get("code") {
+        intent.add(c);
+    }
+    // Neo-adjuvant first: "adjuvant" is a substring of it.
+    let timing = if let Some(m) = v.matches("neoadjuvant", &intent) {
+        Some((true, fhir::read_from(m)))
+    } else {
+        v.matches("adjuvant", &intent)
+            .map(|m| (false, fhir::read_from(m)))
+    };
+
+    let body_retro = v.matches("site-retroperitoneum", &body).is_some()
+        || v.by_text("site-retroperitoneum", &code);
+    let body_lung = v.by_code("site-lung", &body);
+    let body_liver = v.by_code("site-liver", &body);
+
+    if resource_type == "ServiceRequest" {
+        // Biopsy first: "excision biopsy" is a biopsy, not a resection.
+        if let Some(m) = v.matches("biopsy-fna", &all) {
+            push(
+                &mut kinds,
+                OrderKind::FineNeedleAspiration,
+                fhir::read_from(m),
+            );
+        } else if v.by_code("biopsy-core", &all)
+            || (v.by_text("biopsy-core", &all) && v.matches("biopsy-any", &all).is_some())
+        {
+            let rf = if v.by_code("biopsy-core", &all) {
+                ReadFrom::Code
+            } else {
+                ReadFrom::Text
+            };
+            push(&mut kinds, OrderKind::CoreBiopsy, rf);
+        } else if let Some(m) = v.matches("biopsy-any", &all) {
+            push(&mut kinds, OrderKind::Biopsy, fhir::read_from(m));
+        } else if let Some(m) = v.matches("radiotherapy-procedure", &code) {
+            let k = match timing {
+                Some((true, _)) => OrderKind::PreoperativeRt,
+                Some((false, _)) => OrderKind::PostoperativeRt,
+                None => OrderKind::Radiotherapy,
+            };
+            push(&mut kinds, k, fhir::read_from(m));
+        } else {
+            if let Some(m) = v.matches("pulmonary-metastasectomy", &all) {
+                push(
+                    &mut kinds,
+                    OrderKind::PulmonaryMetastasectomy,
+                    fhir::read_from(m),
+                );
+                push(&mut kinds, OrderKind::Metastasectomy, fhir::read_from(m));
+            }
+            if let Some(m) = v.matches("metastasectomy", &all) {
+                push(&mut kinds, OrderKind::Metastasectomy, fhir::read_from(m));
+            }
+            if let Some(m) = v.matches("resection-procedure", &code) {
+                let rf = fhir::read_from(m);
+                if let Some(met) = reason_metastasis {
+                    push(&mut kinds, OrderKind::Metastasectomy, rf);
+                    if met.site == Some(MetastasisSite::Lung) {
+                        push(&mut kinds, OrderKind::PulmonaryMetastasectomy, rf);
+                    }
+                } else if reason_recurrence
+                    || ((reason_diagnosis || body_retro) && recurrence_active)
+                {
+                    push(&mut kinds, OrderKind::RecurrenceResection, rf);
+                } else if body_lung {
+                    push(&mut kinds, OrderKind::Metastasectomy, rf);
+                    push(&mut kinds, OrderKind::PulmonaryMetastasectomy, rf);
+                } else if body_liver {
+                    push(&mut kinds, OrderKind::Metastasectomy, rf);
+                } else if (reason_diagnosis || body_retro)
+                    && picture.disease_state.value() == Some(&DiseaseState::PrimaryUntreated)
+                {
+                    push(&mut kinds, OrderKind::PrimaryResection, rf);
+                } else if !kinds.contains(&OrderKind::Metastasectomy) {
+                    push(&mut kinds, OrderKind::Resection, rf);
+                }
+            }
+        }
+        if let Some(m) = v.matches("debulking", &all) {
+            push(&mut kinds, OrderKind::Debulking, fhir::read_from(m));
+        }
+        if let Some(m) = v.matches("hipec", &all) {
+            push(&mut kinds, OrderKind::Hipec, fhir::read_from(m));
+        }
+        if let Some((k, rf)) = v.first(
+            &[
+                (
+                    "imaging-ct-chest-abdomen-pelvis",
+                    ImagingKind::CtChestAbdomenPelvis,
+                ),
+                ("imaging-ct-chest", ImagingKind::CtChest),
+                ("imaging-ct-abdomen-pelvis", ImagingKind::CtAbdomenPelvis),
+                ("imaging-bone-scan", ImagingKind::BoneScan),
+                ("imaging-fdg-pet", ImagingKind::FdgPet),
+            ],
+            &code,
+        ) {
+            push(&mut kinds, OrderKind::Imaging(k), rf);
+        }
+        // A systemic-therapy service order marked adjuvant.
+        let systemic_words = all.text_contains("chemotherapy") || all.text_contains("systemic");
+        if systemic_words && let Some((false, rf)) = timing {
+            push(&mut kinds, OrderKind::PostoperativeSystemic, rf);
+        }
+    }
+
+    let mut agents: Vec<Agent> = Vec::new();
+    if resource_type == "MedicationRequest" {
+        let meds: BTreeMap<String, &Value> = medications
+            .iter()
+            .filter_map(|m| Some((format!("Medication/{}", fhir::str_at(m, "id")?), *m)))
+            .collect();
+        let c = medication_concept(order, &meds);
+        for (a, rf) in agents_in(v, &c) {
+            agents.push(a);
+            push(&mut kinds, OrderKind::Agent(a), rf);
+        }
+        if !agents.is_empty()
+            && let Some((false, rf)) = timing
+        {
+            push(&mut kinds, OrderKind::PostoperativeSystemic, rf);
+        }
+    }
+
+    let planned_anthracycline_mg_m2 = planned_anthracycline(order, &agents, picture, params);
+
+    let display = display_of(order).unwrap_or_else(|| reference.clone());
+    DraftOrder {
+        reference,
+        resource_type,
+        read_from: if text_only {
+            ReadFrom::Text
+        } else {
+            ReadFrom::Code
+        },
+        display,
+        planned_anthracycline_mg_m2,
+        targets_recurrence: reason_recurrence || (body_retro && recurrence_active),
+        targets_metastasis: reason_metastasis.is_some() || body_lung || body_liver,
+        body_site_retroperitoneum: body_retro,
+        reason_conditions: reasons.iter().map(|r| (*r).to_owned()).collect(),
+        kinds,
+    }
+}
+
+/// Planned doxorubicin-equivalent dose of an anthracycline order: the dose (mg/m², or mg
+/// over the latest body surface area) × planned doses (`numberOfRepeatsAllowed` + 1 when
+/// given, else one dose).
+fn planned_anthracycline(
+    order: &Value,
+    agents: &[Agent],
+    picture: &Picture,
+    params: &Parameters,
+) -> Fact<f64> {
+    let anth: Vec<Agent> = agents
+        .iter()
+        .copied()
+        .filter(|a| a.is_anthracycline())
+        .collect();
+    let agent = match anth.as_slice() {
+        [] => return Fact::Unknown(Unknown::NotApplicable),
+        [a] => *a,
+        _ => {
+            return Fact::Unknown(Unknown::Unreadable(
+                "the order names more than one anthracycline".to_owned(),
+            ));
+        }
+    };
+    let dose = fhir::array(order, "dosageInstruction")
+        .flat_map(|d| fhir::array(d, "doseAndRate"))
+        .find_map(|dr| dr.get("doseQuantity").and_then(fhir::quantity));
+    let reference = fhir::reference_of(order);
+    let mut resources = vec![reference.clone()];
+    let mut notes = Vec::new();
+    let per_dose = match dose {
+        Some((x, Some(u))) if is_mg_per_m2(u) => x,
+        Some((x, Some("mg"))) => match &picture.body_surface_area_m2 {
+            Fact::Known { value, provenance } if *value > 0.0 => {
+                resources.extend(provenance.resources.iter().cloned());
+                notes.push(format!("{x} mg over {value} m²"));
+                x / value
+            }
+            _ => return Fact::Unknown(Unknown::DependsOn(vec!["body_surface_area"])),
+        },
+        Some(_) => {
+            return Fact::Unknown(Unknown::Unreadable(
+                "planned dose is not in mg/m2 or mg".to_owned(),
+            ));
+        }
+        None => return Fact::Unknown(Unknown::NotRecorded),
+    };
+    let doses = order
+        .get("dispenseRequest")
+        .and_then(|d| d.get("numberOfRepeatsAllowed"))
+        .and_then(Value::as_u64)
+        .map_or(1, |n| n + 1);
+    if doses > 1 {
+        notes.push(format!("{doses} planned doses"));
+    }
+    let factor = if agent == Agent::Epirubicin {
+        notes.push(format!(
+            "epirubicin × {} as doxorubicin-equivalent",
+            params.epirubicin_to_doxorubicin_factor
+        ));
+        params.epirubicin_to_doxorubicin_factor
+    } else {
+        1.0
+    };
+    Fact::known(
+        per_dose * doses as f64 * factor,
+        Provenance {
+            resources,
+            read_from: ReadFrom::Derived,
+            date: None,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+        },
+    )
+}
+
+fn display_of(order: &Value) -> Option<String> {
+    let c = order
+        .get("code")
+        .or_else(|| order.get("medicationCodeableConcept"))?;
+    fhir::str_at(c, "text")
+        .or_else(|| fhir::array(c, "coding").find_map(|x| fhir::str_at(x, "display")))
+        .map(str::to_owned)
 }

@@ -430,8 +430,11 @@ pub struct RecurrenceEpisode {
     pub source: String,
     /// Date of detection.
     pub detected: NaiveDate,
-    /// Not yet treated: no later complete resection and not resolved/in remission.
+    /// Not known to be treated: no later complete (R0/R1) resection of it and not
+    /// resolved / in remission.
     pub active: bool,
+    /// The resection that removed it, when one is recorded after its detection.
+    pub resected_by: Option<String>,
     /// Codes of the recurrence's `bodySite` ("system|code" or text), for focality.
     pub body_sites: Vec<String>,
     pub read_from: ReadFrom,
@@ -759,6 +762,8 @@ pub struct Picture {
     pub favorable_systemic_response: Fact<bool>,
     /// Progression during the current or last line.
     pub progression_on_systemic: Fact<bool>,
+    /// Latest body surface area (m², LOINC 8277-6): converts mg doses of draft orders.
+    pub body_surface_area_m2: Fact<f64>,
     pub li_fraumeni: Fact<bool>,
     pub second_malignancy: Fact<bool>,
     pub current_smoker: Fact<bool>,

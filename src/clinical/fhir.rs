@@ -1,0 +1,386 @@
+//! Small readers over FHIR R4 JSON (borrowed `serde_json::Value`, never cloned) and the
+//! value-set matcher the extraction uses.
+
+use chrono::NaiveDate;
+use serde_json::Value;
+
+use crate::knowledge::{MatchedBy, Terminology};
+
+use super::picture::ReadFrom;
+
+pub(crate) fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+pub(crate) fn array<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> + 'a {
+    v.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+pub(crate) fn resource_type(v: &Value) -> &str {
+    str_at(v, "resourceType").unwrap_or("")
+}
+
+/// "Type/id" of a resource ("Type/?" without an id, which validation normally prevents).
+pub(crate) fn reference_of(v: &Value) -> String {
+    format!("{}/{}", resource_type(v), str_at(v, "id").unwrap_or("?"))
+}
+
+/// Normalises a FHIR Reference.reference to "Type/id" (absolute URLs and `_history` cut).
+pub(crate) fn normalise_reference(r: &str) -> &str {
+    let r = match r.find("/_history/") {
+        Some(i) => &r[..i],
+        None => r,
+    };
+    // Keep the last two path segments of an absolute URL.
+    let mut parts = r.rsplitn(3, '/');
+    match (parts.next(), parts.next()) {
+        (Some(id), Some(ty)) => {
+            let start = r.len() - id.len() - ty.len() - 1;
+            &r[start..]
+        }
+        _ => r,
+    }
+}
+
+/// The references in `v[key]` (a Reference or an array of them), normalised.
+pub(crate) fn references<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
+    match v.get(key) {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|r| str_at(r, "reference"))
+            .map(normalise_reference)
+            .collect(),
+        Some(r @ Value::Object(_)) => str_at(r, "reference")
+            .map(normalise_reference)
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Parses a FHIR date or dateTime to its calendar date (partial dates to their first day).
+pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    match s.len() {
+        4 => NaiveDate::from_ymd_opt(s.parse().ok()?, 1, 1),
+        7 => NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").ok(),
+        n if n >= 10 => NaiveDate::parse_from_str(&s[..10], "%Y-%m-%d").ok(),
+        _ => None,
+    }
+}
+
+fn date_at(v: &Value, key: &str) -> Option<NaiveDate> {
+    str_at(v, key).and_then(parse_date)
+}
+
+fn period_start(v: &Value, key: &str) -> Option<NaiveDate> {
+    v.get(key)
+        .and_then(|p| date_at(p, "start").or_else(|| date_at(p, "end")))
+}
+
+/// The clinical date of a resource: `effective[x]`, `onset[x]`, `performed[x]`,
+/// `occurrence[x]` (ImagingStudy `started`), then `recordedDate` / `issued` / `authoredOn` /
+/// `dateAsserted`.
+pub(crate) fn clinical_date(v: &Value) -> Option<NaiveDate> {
+    date_at(v, "effectiveDateTime")
+        .or_else(|| period_start(v, "effectivePeriod"))
+        .or_else(|| date_at(v, "effectiveInstant"))
+        .or_else(|| date_at(v, "onsetDateTime"))
+        .or_else(|| period_start(v, "onsetPeriod"))
+        .or_else(|| date_at(v, "performedDateTime"))
+        .or_else(|| period_start(v, "performedPeriod"))
+        .or_else(|| date_at(v, "occurrenceDateTime"))
+        .or_else(|| period_start(v, "occurrencePeriod"))
+        .or_else(|| date_at(v, "started"))
+        .or_else(|| date_at(v, "recordedDate"))
+        .or_else(|| date_at(v, "issued"))
+        .or_else(|| date_at(v, "authoredOn"))
+        .or_else(|| date_at(v, "dateAsserted"))
+}
+
+/// Codes of a CodeableConcept element at `key` (e.g. `clinicalStatus`).
+pub(crate) fn first_code<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key)
+        .and_then(|c| c.get("coding"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find_map(|c| str_at(c, "code"))
+}
+
+/// Entered in error, refuted, not done or cancelled: the profile ignores these.
+pub(crate) fn is_excluded(v: &Value) -> bool {
+    if matches!(
+        first_code(v, "verificationStatus"),
+        Some("entered-in-error" | "refuted")
+    ) {
+        return true;
+    }
+    matches!(
+        str_at(v, "status"),
+        Some("entered-in-error" | "not-done" | "cancelled")
+    )
+}
+
+/// A CodeableConcept (or several, e.g. all `bodySite`s) prepared once for matching against
+/// many value sets: the codings borrowed, the texts lower-cased once.
+#[derive(Debug, Default)]
+pub(crate) struct Concept<'a> {
+    codings: Vec<(&'a str, &'a str)>,
+    texts: Vec<String>,
+}
+
+impl<'a> Concept<'a> {
+    pub(crate) fn of(v: Option<&'a Value>) -> Self {
+        let mut c = Concept::default();
+        if let Some(v) = v {
+            c.add(v);
+        }
+        c
+    }
+
+    /// All CodeableConcepts of an element that may be an array (`bodySite`, `orderDetail`).
+    pub(crate) fn of_all(v: Option<&'a Value>) -> Self {
+        let mut c = Concept::default();
+        match v {
+            Some(Value::Array(a)) => a.iter().for_each(|x| c.add(x)),
+            Some(x) => c.add(x),
+            None => {}
+        }
+        c
+    }
+
+    pub(crate) fn add(&mut self, v: &'a Value) {
+        match v {
+            Value::Array(a) => a.iter().for_each(|x| self.add(x)),
+            Value::String(s) => self.texts.push(s.to_lowercase()),
+            Value::Object(_) => {
+                let codings: Vec<&Value> = match v.get("coding") {
+                    Some(Value::Array(c)) => c.iter().collect(),
+                    _ if v.get("code").is_some() => vec![v],
+                    _ => Vec::new(),
+                };
+                for coding in codings {
+                    if let (Some(s), Some(c)) = (str_at(coding, "system"), str_at(coding, "code")) {
+                        self.codings.push((s, c));
+                    }
+                    if let Some(d) = str_at(coding, "display") {
+                        self.texts.push(d.to_lowercase());
+                    }
+                }
+                if let Some(t) = str_at(v, "text") {
+                    self.texts.push(t.to_lowercase());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn add_text(&mut self, s: &str) {
+        self.texts.push(s.to_lowercase());
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.codings.is_empty() && self.texts.is_empty()
+    }
+
+    pub(crate) fn has_code(&self, system: &str, code: &str) -> bool {
+        self.codings.iter().any(|&(s, c)| s == system && c == code)
+    }
+
+    pub(crate) fn codings(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.codings.iter().copied()
+    }
+
+    /// Case-insensitive substring match on any text (`needle` lower-case).
+    pub(crate) fn text_contains(&self, needle: &str) -> bool {
+        self.texts.iter().any(|t| t.contains(needle))
+    }
+
+    /// Whole-word match on any text (`word` lower-case).
+    pub(crate) fn text_has_word(&self, word: &str) -> bool {
+        self.texts.iter().any(|t| has_word(t, word))
+    }
+}
+
+/// `word` occurs in `text` bounded by non-alphanumeric characters (both lower-case).
+pub(crate) fn has_word(text: &str, word: &str) -> bool {
+    if word.is_empty() {
+        return false;
+    }
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(word) {
+        let start = from + i;
+        let end = start + word.len();
+        let before_ok = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
+        let after_ok = end == bytes.len() || !bytes[end].is_ascii_alphanumeric();
+        if before_ok && after_ok {
+            return true;
+        }
+        from = start + 1;
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+    }
+    false
+}
+
+/// Abbreviations the value sets deliberately leave out because a substring match would be
+/// unsafe; matched here as whole words only (value-set notes in notes/valuesets.md).
+fn whole_word_extras(value_set: &str) -> &'static [&'static str] {
+    match value_set {
+        "histology-ups" => &["ups"],
+        "histology-mpnst" => &["mpnst"],
+        "imaging-fdg-pet" => &["pet", "pet-ct", "pet/ct"],
+        "biopsy-fna" => &["fna"],
+        "residual-r0" => &["r0"],
+        "residual-r1" => &["r1"],
+        "residual-r2" => &["r2"],
+        "grade-low" => &["g1"],
+        "grade-intermediate" => &["g2"],
+        "grade-high" => &["g3"],
+        "iort" => &["iort"],
+        _ => &[],
+    }
+}
+
+/// Text fallbacks this short are matched as whole words ("core" must not match "score",
+/// "r1" not "r10"); longer ones as case-insensitive substrings, as the value sets define.
+const WHOLE_WORD_MAX_LEN: usize = 4;
+
+/// Value-set matching for the extraction: codes first, then text fallbacks.
+#[derive(Clone, Copy)]
+pub(crate) struct Vocab<'t> {
+    pub(crate) terminology: &'t Terminology,
+}
+
+impl<'t> Vocab<'t> {
+    pub(crate) fn new(terminology: &'t Terminology) -> Self {
+        Self { terminology }
+    }
+
+    pub(crate) fn by_code(&self, id: &str, c: &Concept) -> bool {
+        self.terminology
+            .get(id)
+            .is_some_and(|vs| c.codings.iter().any(|&(s, code)| vs.contains(s, code)))
+    }
+
+    pub(crate) fn by_text(&self, id: &str, c: &Concept) -> bool {
+        if c.texts.is_empty() {
+            return false;
+        }
+        let extras = whole_word_extras(id);
+        if extras.iter().any(|w| c.text_has_word(w)) {
+            return true;
+        }
+        self.terminology.get(id).is_some_and(|vs| {
+            vs.text_fallbacks().iter().any(|fb| {
+                if fb.len() <= WHOLE_WORD_MAX_LEN {
+                    c.text_has_word(fb)
+                } else {
+                    c.text_contains(fb)
+                }
+            })
+        })
+    }
+
+    /// How `c` matches value set `id`, if it does.
+    pub(crate) fn matches(&self, id: &str, c: &Concept) -> Option<MatchedBy> {
+        if self.by_code(id, c) {
+            Some(MatchedBy::Code)
+        } else if self.by_text(id, c) {
+            Some(MatchedBy::Text)
+        } else {
+            None
+        }
+    }
+
+    /// The first of `ids` that `c` matches, codes over all sets before any text (so a coded
+    /// concept is never re-read from its display); texts in the order given, so list the more
+    /// specific sets first.
+    pub(crate) fn first<T: Copy>(&self, ids: &[(&str, T)], c: &Concept) -> Option<(T, ReadFrom)> {
+        if c.is_empty() {
+            return None;
+        }
+        ids.iter()
+            .find(|(id, _)| self.by_code(id, c))
+            .map(|(_, t)| (*t, ReadFrom::Code))
+            .or_else(|| {
+                ids.iter()
+                    .find(|(id, _)| self.by_text(id, c))
+                    .map(|(_, t)| (*t, ReadFrom::Text))
+            })
+    }
+}
+
+pub(crate) fn read_from(m: MatchedBy) -> ReadFrom {
+    match m {
+        MatchedBy::Code => ReadFrom::Code,
+        MatchedBy::Text => ReadFrom::Text,
+    }
+}
+
+/// A Quantity's value and unit (`code`, else `unit`).
+pub(crate) fn quantity(v: &Value) -> Option<(f64, Option<&str>)> {
+    let value = v.get("value")?.as_f64()?;
+    Some((value, str_at(v, "code").or_else(|| str_at(v, "unit"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn whole_words_respect_boundaries() {
+        assert!(has_word("r1 resection", "r1"));
+        assert!(has_word("margin (r1)", "r1"));
+        assert!(!has_word("r10", "r1"));
+        assert!(!has_word("groups", "ups"));
+        assert!(has_word("ups, grade 3", "ups"));
+        assert!(has_word("pet-ct", "pet"));
+        assert!(!has_word("petechiae", "pet"));
+        assert!(!has_word("score", "core"));
+    }
+
+    #[test]
+    fn dates_parse_partial_and_full() {
+        assert_eq!(parse_date("2026"), NaiveDate::from_ymd_opt(2026, 1, 1));
+        assert_eq!(parse_date("2026-03"), NaiveDate::from_ymd_opt(2026, 3, 1));
+        assert_eq!(
+            parse_date("2026-03-04T10:00:00+02:00"),
+            NaiveDate::from_ymd_opt(2026, 3, 4)
+        );
+        assert_eq!(parse_date("garbage"), None);
+    }
+
+    #[test]
+    fn clinical_date_prefers_effective_then_recorded() {
+        let v =
+            json!({"effectivePeriod": {"start": "2025-01-02"}, "issued": "2025-02-01T00:00:00Z"});
+        assert_eq!(clinical_date(&v), NaiveDate::from_ymd_opt(2025, 1, 2));
+        let v = json!({"recordedDate": "2025-02-01"});
+        assert_eq!(clinical_date(&v), NaiveDate::from_ymd_opt(2025, 2, 1));
+    }
+
+    #[test]
+    fn references_are_normalised() {
+        assert_eq!(
+            normalise_reference("https://ehr.example/fhir/Condition/abc/_history/2"),
+            "Condition/abc"
+        );
+        assert_eq!(normalise_reference("Condition/abc"), "Condition/abc");
+        assert_eq!(normalise_reference("#med1"), "#med1");
+    }
+
+    #[test]
+    fn exclusions() {
+        assert!(is_excluded(&json!({"status": "entered-in-error"})));
+        assert!(is_excluded(&json!({"status": "not-done"})));
+        assert!(is_excluded(
+            &json!({"verificationStatus": {"coding": [{"code": "refuted"}]}})
+        ));
+        assert!(!is_excluded(&json!({"status": "final"})));
+    }
+}
