@@ -592,7 +592,7 @@ fn met_10(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
         &c.p.symptoms,
         "palliative radiotherapy (MET-10) and active surveillance (MET-11) not assessed",
     )?;
-    let relevant: Vec<&str> = symptoms
+    let relevant: Vec<_> = symptoms
         .iter()
         .filter(|s| {
             matches!(
@@ -600,14 +600,19 @@ fn met_10(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
                 SymptomKind::Pain | SymptomKind::Dyspnoea | SymptomKind::CordCompression
             )
         })
-        .map(|s| s.kind.label())
         .collect();
     if relevant.is_empty() {
         return None;
     }
     let mut f = Finding::new("MET-10", Indicator::Info);
-    f.decided_by
-        .push(plain_use("symptomatic", relevant.join(", "), None));
+    for s in relevant {
+        let mut prov = format!("{}, {}", s.source, s.read_from.label());
+        if let Some(d) = s.date {
+            prov.push_str(&format!(", {d}"));
+        }
+        f.decided_by
+            .push(plain_use("symptomatic", s.kind.label().to_owned(), Some(prov)));
+    }
     Some(f)
 }
 

@@ -84,6 +84,13 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
     let mut rest = Vec::new();
     match input.hook {
         Hook::PatientView => {
+            // Unknown histology keeps the patient in scope (the diagnosis is RPS), but scope
+            // is then unconfirmed: say so.
+            gaps.need(
+                "histology",
+                &input.picture.histology,
+                "whether the RPS recommendations apply (SCOPE-01) is unconfirmed",
+            );
             referral::evaluate(&ctx, &mut gaps, &mut rest);
             local_recurrence::evaluate(&ctx, &mut gaps, &mut rest);
             metastatic::evaluate(&ctx, &mut gaps, &mut rest);

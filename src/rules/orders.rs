@@ -478,7 +478,7 @@ fn ord_17(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 
 /// ORD-18: curative resection of the primary with synchronous metastases.
 fn ord_18(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
-    if !o.is(OrderKind::PrimaryResection) {
+    if !o.is(OrderKind::PrimaryResection) && !untargeted_primary_resection(c, o) {
         return None;
     }
     if *c.p.metastasis_timing.value()? != MetastasisTiming::Synchronous {
@@ -492,4 +492,19 @@ fn ord_18(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     ));
     f.parameters.push(ParameterId::SynchronousWindowDays);
     Some(f)
+}
+
+/// A resection order the classifier left untargeted (it names a primary resection only while
+/// the state is "primary untreated") that can only be of the primary: the primary is known
+/// not to be resected yet, no recurrence is active, and the order points at the diagnosis or
+/// the retroperitoneum.
+fn untargeted_primary_resection(c: &Ctx, o: &DraftOrder) -> bool {
+    let unresected = matches!(c.p.primary_resection.value(), Some(None));
+    let at_primary = o.body_site_retroperitoneum
+        || c
+            .p
+            .diagnosis
+            .as_ref()
+            .is_some_and(|d| o.reason_conditions.contains(&d.condition));
+    o.is(OrderKind::Resection) && unresected && c.p.current_recurrence.is_none() && at_primary
 }
