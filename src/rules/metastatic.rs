@@ -610,8 +610,11 @@ fn met_10(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
         if let Some(d) = s.date {
             prov.push_str(&format!(", {d}"));
         }
-        f.decided_by
-            .push(plain_use("symptomatic", s.kind.label().to_owned(), Some(prov)));
+        f.decided_by.push(plain_use(
+            "symptomatic",
+            s.kind.label().to_owned(),
+            Some(prov),
+        ));
     }
     Some(f)
 }

@@ -501,8 +501,7 @@ fn ord_18(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 fn untargeted_primary_resection(c: &Ctx, o: &DraftOrder) -> bool {
     let unresected = matches!(c.p.primary_resection.value(), Some(None));
     let at_primary = o.body_site_retroperitoneum
-        || c
-            .p
+        || c.p
             .diagnosis
             .as_ref()
             .is_some_and(|d| o.reason_conditions.contains(&d.condition));
