@@ -411,7 +411,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
     }
 
     fn run(self) -> Picture {
-        let v = self.vocab;
+        let v = &self.vocab;
 
         // ---- Conditions: diagnosis, recurrences, metastases, other --------------------
         let mut dx_conds: Vec<DxCond> = Vec::new();
@@ -1584,7 +1584,7 @@ impl<'a> Extractor<'a, '_> {
             ("metastasis-adrenal", S::Adrenal),
             ("metastasis-other", S::Other),
         ];
-        let v = self.vocab;
+        let v = &self.vocab;
         let sarcomatosis = v.matches("sarcomatosis-morphology", code);
         let by_site = SITE_CODES.iter().find(|(id, _)| v.by_code(id, code));
         let morphology_6 = code.codings().any(|(s, c)| s == ICDO3 && c.ends_with("/6"));
@@ -2107,7 +2107,7 @@ impl<'a> Extractor<'a, '_> {
     /// The agents of a medication resource (code, contained or referenced Medication).
     fn agents_of(&self, v: &'a Value) -> Vec<(Agent, ReadFrom)> {
         let c = medication_concept(v, &self.medications);
-        agents_in(self.vocab, &c)
+        agents_in(&self.vocab, &c)
     }
 
     fn systemic(
@@ -2564,14 +2564,21 @@ pub(crate) fn medication_concept<'v>(
     c
 }
 
-pub(crate) fn agents_in(vocab: Vocab, c: &Concept) -> Vec<(Agent, ReadFrom)> {
+/// The agents a medication concept names: by code when any coding is recognised (a coded
+/// product is not re-read from its display), else by text.
+pub(crate) fn agents_in(vocab: &Vocab, c: &Concept) -> Vec<(Agent, ReadFrom)> {
+    let coded: Vec<(Agent, ReadFrom)> = Agent::ALL
+        .iter()
+        .filter(|a| vocab.by_code(a.value_set(), c))
+        .map(|a| (*a, ReadFrom::Code))
+        .collect();
+    if !coded.is_empty() {
+        return coded;
+    }
     Agent::ALL
         .iter()
-        .filter_map(|a| {
-            vocab
-                .matches(a.value_set(), c)
-                .map(|m| (*a, super::fhir::read_from(m)))
-        })
+        .filter(|a| vocab.by_text(a.value_set(), c))
+        .map(|a| (*a, ReadFrom::Text))
         .collect()
 }
 

@@ -1,10 +1,12 @@
 //! Small readers over FHIR R4 JSON (borrowed `serde_json::Value`, never cloned) and the
 //! value-set matcher the extraction uses.
 
+use std::cell::RefCell;
+
 use chrono::NaiveDate;
 use serde_json::Value;
 
-use crate::knowledge::{MatchedBy, Terminology};
+use crate::knowledge::{MatchedBy, Terminology, ValueSet};
 
 use super::picture::ReadFrom;
 
@@ -59,43 +61,62 @@ pub(crate) fn references<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
 }
 
 /// Parses a FHIR date or dateTime to its calendar date (partial dates to their first day).
+/// Hand-rolled: chrono's format parser dominated extraction time.
 pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
-    let s = s.trim();
-    match s.len() {
-        4 => NaiveDate::from_ymd_opt(s.parse().ok()?, 1, 1),
-        7 => NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").ok(),
-        n if n >= 10 => NaiveDate::parse_from_str(&s[..10], "%Y-%m-%d").ok(),
-        _ => None,
-    }
+    let b = s.trim().as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let digits = b.get(r)?;
+        digits.iter().try_fold(0u32, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+        })
+    };
+    let year = num(0..4)? as i32;
+    let (month, day) = match b.len() {
+        4 => (1, 1),
+        7 if b[4] == b'-' => (num(5..7)?, 1),
+        n if n >= 10 && b[4] == b'-' && b[7] == b'-' => (num(5..7)?, num(8..10)?),
+        _ => return None,
+    };
+    NaiveDate::from_ymd_opt(year, month, day)
 }
 
 fn date_at(v: &Value, key: &str) -> Option<NaiveDate> {
     str_at(v, key).and_then(parse_date)
 }
 
-fn period_start(v: &Value, key: &str) -> Option<NaiveDate> {
-    v.get(key)
-        .and_then(|p| date_at(p, "start").or_else(|| date_at(p, "end")))
-}
-
 /// The clinical date of a resource: `effective[x]`, `onset[x]`, `performed[x]`,
 /// `occurrence[x]` (ImagingStudy `started`), then `recordedDate` / `issued` / `authoredOn` /
-/// `dateAsserted`.
+/// `dateAsserted`. One pass over the resource's keys (rank = position in that order) rather
+/// than a map lookup per candidate element.
 pub(crate) fn clinical_date(v: &Value) -> Option<NaiveDate> {
-    date_at(v, "effectiveDateTime")
-        .or_else(|| period_start(v, "effectivePeriod"))
-        .or_else(|| date_at(v, "effectiveInstant"))
-        .or_else(|| date_at(v, "onsetDateTime"))
-        .or_else(|| period_start(v, "onsetPeriod"))
-        .or_else(|| date_at(v, "performedDateTime"))
-        .or_else(|| period_start(v, "performedPeriod"))
-        .or_else(|| date_at(v, "occurrenceDateTime"))
-        .or_else(|| period_start(v, "occurrencePeriod"))
-        .or_else(|| date_at(v, "started"))
-        .or_else(|| date_at(v, "recordedDate"))
-        .or_else(|| date_at(v, "issued"))
-        .or_else(|| date_at(v, "authoredOn"))
-        .or_else(|| date_at(v, "dateAsserted"))
+    let obj = v.as_object()?;
+    let mut best: Option<(u8, NaiveDate)> = None;
+    for (k, x) in obj {
+        let rank = match k.as_str() {
+            "effectiveDateTime" | "effectivePeriod" | "effectiveInstant" => 0,
+            "onsetDateTime" | "onsetPeriod" => 1,
+            "performedDateTime" | "performedPeriod" => 2,
+            "occurrenceDateTime" | "occurrencePeriod" => 3,
+            "started" => 4,
+            "recordedDate" => 5,
+            "issued" => 6,
+            "authoredOn" => 7,
+            "dateAsserted" => 8,
+            _ => continue,
+        };
+        if best.is_some_and(|(r, _)| r <= rank) {
+            continue;
+        }
+        let date = match x {
+            Value::String(s) => parse_date(s),
+            Value::Object(_) => date_at(x, "start").or_else(|| date_at(x, "end")),
+            _ => None,
+        };
+        if let Some(d) = date {
+            best = Some((rank, d));
+        }
+    }
+    best.map(|(_, d)| d)
 }
 
 /// Codes of a CodeableConcept element at `key` (e.g. `clinicalStatus`).
@@ -249,24 +270,58 @@ fn whole_word_extras(value_set: &str) -> &'static [&'static str] {
 /// "r1" not "r10"); longer ones as case-insensitive substrings, as the value sets define.
 const WHOLE_WORD_MAX_LEN: usize = 4;
 
+/// Slots of the per-request value-set cache (more than the value sets the code names).
+const CACHE_SLOTS: usize = 256;
+
+/// (id address, id length, the value set).
+type CacheSlot<'t> = (usize, usize, Option<&'t ValueSet>);
+
 /// Value-set matching for the extraction: codes first, then text fallbacks.
-#[derive(Clone, Copy)]
 pub(crate) struct Vocab<'t> {
     pub(crate) terminology: &'t Terminology,
+    /// Value sets already looked up in this request, open-addressed by the id's address
+    /// (ids are `'static` literals): a lookup by id would hash the id's bytes on every one
+    /// of several hundred probes per request.
+    resolved: RefCell<Vec<Option<CacheSlot<'t>>>>,
 }
 
 impl<'t> Vocab<'t> {
     pub(crate) fn new(terminology: &'t Terminology) -> Self {
-        Self { terminology }
+        Self {
+            terminology,
+            resolved: RefCell::new(vec![None; CACHE_SLOTS]),
+        }
     }
 
-    pub(crate) fn by_code(&self, id: &str, c: &Concept) -> bool {
-        self.terminology
-            .get(id)
+    fn set(&self, id: &'static str) -> Option<&'t ValueSet> {
+        let key = (id.as_ptr() as usize, id.len());
+        let mut slots = self.resolved.borrow_mut();
+        let mut i = (key.0 >> 3).wrapping_add(key.1) % CACHE_SLOTS;
+        for _ in 0..CACHE_SLOTS {
+            match slots[i] {
+                // Ids are `'static`: the same address and length is the same text.
+                Some((p, l, vs)) if (p, l) == key => return vs,
+                Some(_) => i = (i + 1) % CACHE_SLOTS,
+                None => {
+                    let vs = self.terminology.get(id);
+                    slots[i] = Some((key.0, key.1, vs));
+                    return vs;
+                }
+            }
+        }
+        // Table full (more distinct ids than slots): look up directly.
+        self.terminology.get(id)
+    }
+
+    pub(crate) fn by_code(&self, id: &'static str, c: &Concept) -> bool {
+        if c.codings.is_empty() {
+            return false;
+        }
+        self.set(id)
             .is_some_and(|vs| c.codings.iter().any(|&(s, code)| vs.contains(s, code)))
     }
 
-    pub(crate) fn by_text(&self, id: &str, c: &Concept) -> bool {
+    pub(crate) fn by_text(&self, id: &'static str, c: &Concept) -> bool {
         if c.texts.is_empty() {
             return false;
         }
@@ -274,7 +329,7 @@ impl<'t> Vocab<'t> {
         if extras.iter().any(|w| c.text_has_word(w)) {
             return true;
         }
-        self.terminology.get(id).is_some_and(|vs| {
+        self.set(id).is_some_and(|vs| {
             vs.text_fallbacks().iter().any(|fb| {
                 if fb.len() <= WHOLE_WORD_MAX_LEN {
                     c.text_has_word(fb)
@@ -286,7 +341,7 @@ impl<'t> Vocab<'t> {
     }
 
     /// How `c` matches value set `id`, if it does.
-    pub(crate) fn matches(&self, id: &str, c: &Concept) -> Option<MatchedBy> {
+    pub(crate) fn matches(&self, id: &'static str, c: &Concept) -> Option<MatchedBy> {
         if self.by_code(id, c) {
             Some(MatchedBy::Code)
         } else if self.by_text(id, c) {
@@ -299,7 +354,11 @@ impl<'t> Vocab<'t> {
     /// The first of `ids` that `c` matches, codes over all sets before any text (so a coded
     /// concept is never re-read from its display); texts in the order given, so list the more
     /// specific sets first.
-    pub(crate) fn first<T: Copy>(&self, ids: &[(&str, T)], c: &Concept) -> Option<(T, ReadFrom)> {
+    pub(crate) fn first<T: Copy>(
+        &self,
+        ids: &[(&'static str, T)],
+        c: &Concept,
+    ) -> Option<(T, ReadFrom)> {
         if c.is_empty() {
             return None;
         }

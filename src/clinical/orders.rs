@@ -274,7 +274,7 @@ pub fn classify_draft_order(
             .filter_map(|m| Some((format!("Medication/{}", fhir::str_at(m, "id")?), *m)))
             .collect();
         let c = medication_concept(order, &meds);
-        for (a, rf) in agents_in(v, &c) {
+        for (a, rf) in agents_in(&v, &c) {
             agents.push(a);
             push(&mut kinds, OrderKind::Agent(a), rf);
         }

@@ -1,32 +1,279 @@
-//! The catalogue's rules: each a small typed function over the clinical picture (and, for
-//! order checks, the draft orders), returning findings.
+//! The catalogue's rules (rps-knowledge.md §2): each a small typed function over the clinical
+//! picture (and, for order checks, the draft orders), returning findings.
+//!
+//! Entry point: [`evaluate`]. Rules read the picture by reference; nothing large is cloned.
+//! An unknown fact is never read as false: a rule that needs it stays silent and, on
+//! patient-view, the fact is collected into the one DATA-01 finding with what it held back.
 
 pub mod finding;
+pub mod local_recurrence;
+pub mod metastatic;
+pub mod orders;
+pub mod referral;
+pub mod scope;
+pub mod surveillance;
+pub mod systemic;
+pub mod templates;
+
+pub use templates::ORDER_TEMPLATES;
+
+use chrono::NaiveDate;
+
+use crate::cds_hooks::Hook;
+use crate::clinical::{DiseaseState, DraftOrder, Fact, Picture, Provenance};
+use crate::knowledge::Parameters;
 
 pub use finding::{FactUse, Finding, RuleId, Suggestion, UnknownFact};
 
-// ---- Interim until the rules branch lands (replaced by the real catalogue) ----
-use crate::cds_hooks::Hook;
-use crate::clinical::{DraftOrder, Picture};
-use crate::knowledge::Parameters;
-
+/// A resource that FHIR validation set aside (DATA-02).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidSummary {
     pub resource_type: String,
     pub id: Option<String>,
 }
 
+/// Everything the rules read for one request.
+#[derive(Debug, Clone, Copy)]
 pub struct RuleInput<'a> {
     pub picture: &'a Picture,
     pub params: &'a Parameters,
     pub hook: Hook,
+    /// The orders to check: order-select → the selections, order-sign → all draft orders.
     pub draft_orders: &'a [DraftOrder],
+    /// Prefetch / fetched resources set aside by FHIR validation (DATA-02).
     pub invalid_resources: &'a [InvalidSummary],
+    /// References of draft orders that failed validation: their checks cannot run.
     pub invalid_draft_orders: &'a [String],
 }
 
-pub const IMPLEMENTED_RULES: &[&str] = &[];
-pub const ORDER_TEMPLATES: &[&str] = &[];
+/// Every rule id, in catalogue order (§2.1 … §2.7).
+pub const IMPLEMENTED_RULES: &[&str] = &[
+    "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "MDT-01", "MDT-02", "MDT-03", "WORK-01",
+    "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02", "LR-00", "LR-01", "LR-02",
+    "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01", "MET-02", "MET-03", "MET-04",
+    "MET-05", "MET-06", "MET-07", "MET-08", "MET-09", "MET-10", "MET-11", "SYS-01", "SYS-02",
+    "SURV-01", "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03", "ORD-04", "ORD-05", "ORD-06",
+    "ORD-07", "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12", "ORD-13", "ORD-14", "ORD-15",
+    "ORD-16", "ORD-17", "ORD-18",
+];
 
-pub fn evaluate(_input: &RuleInput) -> Vec<Finding> {
-    Vec::new()
+/// Runs every rule that applies to the hook and returns the findings in catalogue order (the
+/// card builder sorts them by indicator).
+pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
+    let ctx = Ctx::new(input.picture, input.params);
+    let mut findings = Vec::new();
+    let data02 = scope::data_02(input);
+
+    // SCOPE-02: no RPS diagnosis. Silent, except for an FNA of an undiagnosed
+    // retroperitoneal mass (ORD-16) and for data quality: the missing diagnosis may be in
+    // the resources that were set aside.
+    if input.picture.diagnosis.is_none() {
+        findings.extend(data02);
+        if input.hook.has_draft_orders() {
+            for order in input.draft_orders {
+                findings.extend(orders::ord_16(&ctx, order));
+            }
+        }
+        return findings;
+    }
+    // SCOPE-01: out-of-scope histology: one info finding, no other RPS rule.
+    if let Some(f) = scope::scope_01(&ctx) {
+        findings.push(f);
+        findings.extend(data02);
+        return findings;
+    }
+
+    let mut gaps = Gaps::default();
+    let mut rest = Vec::new();
+    match input.hook {
+        Hook::PatientView => {
+            // Unknown histology keeps the patient in scope (the diagnosis is RPS), but scope
+            // is then unconfirmed: say so.
+            gaps.need(
+                "histology",
+                &input.picture.histology,
+                "whether the RPS recommendations apply (SCOPE-01) is unconfirmed",
+            );
+            referral::evaluate(&ctx, &mut gaps, &mut rest);
+            local_recurrence::evaluate(&ctx, &mut gaps, &mut rest);
+            metastatic::evaluate(&ctx, &mut gaps, &mut rest);
+            systemic::evaluate(&ctx, &mut gaps, &mut rest);
+            surveillance::evaluate(&ctx, &mut gaps, &mut rest);
+        }
+        Hook::OrderSelect | Hook::OrderSign => {
+            metastatic::met_05_orders(&ctx, input.draft_orders, &mut rest);
+            orders::evaluate(&ctx, input.draft_orders, &mut rest);
+        }
+    }
+    if input.hook == Hook::PatientView {
+        findings.extend(scope::data_01(gaps));
+    }
+    findings.extend(data02);
+    // Keep catalogue order across sections (MET-05 of the order hooks runs before ORD-*,
+    // which is already its catalogue position).
+    findings.extend(rest);
+    findings
+}
+
+/// The picture and parameters with the evaluation date, shared by every rule.
+pub struct Ctx<'a> {
+    pub p: &'a Picture,
+    pub params: &'a Parameters,
+    /// The evaluation date (`as_of`); every "within N days / months" counts back from it.
+    pub today: NaiveDate,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(p: &'a Picture, params: &'a Parameters) -> Self {
+        Self {
+            p,
+            params,
+            today: p.as_of.date_naive(),
+        }
+    }
+
+    /// The disease state when known.
+    pub fn state(&self) -> Option<DiseaseState> {
+        self.p.disease_state.value().copied()
+    }
+
+    /// Local recurrence present (alone or with distant disease); `None` when unknown.
+    pub fn local_recurrence(&self) -> Option<bool> {
+        self.state().map(DiseaseState::has_local_recurrence)
+    }
+
+    /// Distant metastatic disease present; `None` when unknown.
+    pub fn metastatic(&self) -> Option<bool> {
+        self.state().map(DiseaseState::is_metastatic)
+    }
+
+    /// Days from `date` to the evaluation date.
+    pub fn days_since(&self, date: NaiveDate) -> i64 {
+        (self.today - date).num_days()
+    }
+}
+
+/// The unknown facts some rule needed, for DATA-01 (patient-view).
+#[derive(Debug, Default)]
+pub struct Gaps {
+    items: Vec<UnknownFact>,
+}
+
+impl Gaps {
+    /// Records `fact` as missing when it is unknown; returns its value otherwise.
+    pub fn need<'f, T>(
+        &mut self,
+        name: &'static str,
+        fact: &'f Fact<T>,
+        holds_back: &str,
+    ) -> Option<&'f T> {
+        match fact {
+            Fact::Known { value, .. } => Some(value),
+            Fact::Unknown(u) => {
+                self.add(UnknownFact {
+                    fact: name,
+                    reason: u.reason(),
+                    holds_back: holds_back.to_owned(),
+                });
+                None
+            }
+        }
+    }
+
+    pub fn add(&mut self, u: UnknownFact) {
+        if !self
+            .items
+            .iter()
+            .any(|i| i.fact == u.fact && i.holds_back == u.holds_back)
+        {
+            self.items.push(u);
+        }
+    }
+
+    pub fn extend(&mut self, us: &[UnknownFact]) {
+        for u in us {
+            self.add(u.clone());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn into_items(self) -> Vec<UnknownFact> {
+        self.items
+    }
+}
+
+/// "Observation/ecog-1, coded, 2026-10-02".
+pub fn provenance_text(p: &Provenance) -> String {
+    let mut parts: Vec<String> = Vec::with_capacity(3);
+    if !p.resources.is_empty() {
+        parts.push(p.resources.join(", "));
+    }
+    parts.push(p.read_from.label().to_owned());
+    if let Some(d) = p.date {
+        parts.push(d.to_string());
+    }
+    if let Some(n) = &p.note {
+        parts.push(n.clone());
+    }
+    parts.join(", ")
+}
+
+/// The card line of a known fact; `None` when unknown.
+pub fn fact_use<T>(
+    name: &'static str,
+    fact: &Fact<T>,
+    show: impl FnOnce(&T) -> String,
+) -> Option<FactUse> {
+    match fact {
+        Fact::Known { value, provenance } => Some(FactUse {
+            fact: name,
+            value: show(value),
+            provenance: Some(provenance_text(provenance)),
+        }),
+        Fact::Unknown(_) => None,
+    }
+}
+
+/// A fact use for a value that is not a picture fact (a resection's date, a draft order).
+pub fn plain_use(name: &'static str, value: String, provenance: Option<String>) -> FactUse {
+    FactUse {
+        fact: name,
+        value,
+        provenance,
+    }
+}
+
+/// The unknown-fact line of a fact; `None` when known.
+pub fn unknown_of<T>(name: &'static str, fact: &Fact<T>, holds_back: &str) -> Option<UnknownFact> {
+    fact.unknown_reason().map(|u| UnknownFact {
+        fact: name,
+        reason: u.reason(),
+        holds_back: holds_back.to_owned(),
+    })
+}
+
+/// Months with at most one decimal ("8", "14.5").
+pub fn months_text(m: f64) -> String {
+    if (m - m.round()).abs() < 0.05 {
+        format!("{}", m.round() as i64)
+    } else {
+        format!("{m:.1}")
+    }
+}
+
+/// A date that may be absent ("none recorded").
+pub fn date_text(d: Option<NaiveDate>) -> String {
+    d.map_or_else(|| "none recorded".to_owned(), |d| d.to_string())
+}
+
+/// `Create` suggestion of an order template.
+pub fn create(label: &str, template: &'static str) -> Suggestion {
+    Suggestion::Create {
+        label: label.to_owned(),
+        order_template: template,
+        recommended: false,
+    }
 }

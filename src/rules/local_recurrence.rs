@@ -1,0 +1,608 @@
+//! §2.3 Locally recurrent RPS: LR-00..LR-08 (patient-view). LR-00..LR-04 are one verdict
+//! ([`assess`]), also used by the order check ORD-01.
+
+use chrono::Months;
+
+use super::{
+    Ctx, FactUse, Finding, Gaps, UnknownFact, create, fact_use, months_text, plain_use, unknown_of,
+};
+use crate::cds_hooks::Indicator;
+use crate::clinical::{
+    DiseaseState, Fact, Focality, Histology, Resectability, ResectionTarget, Unknown,
+};
+use crate::knowledge::ParameterId;
+
+/// Share of recurrences that are resectable by recurrence number (first, second, third or
+/// later), as UTD reports it (catalogue §2.3: 57 / 33 / 14 %).
+pub const RESECTABLE_PERCENT_BY_RECURRENCE: [u32; 3] = [57, 33, 14];
+
+/// LR-08 looks back this far for a resected recurrence (catalogue §2.3: "within the last 12
+/// months").
+pub const LR08_LOOKBACK_MONTHS: u32 = 12;
+
+/// The one verdict of LR-00..LR-04.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Re-resection candidacy cannot be assessed yet.
+    Lr00,
+    /// Local and distant disease: no resection, systemic therapy.
+    Lr01,
+    /// Unfavourable factor: no curative-intent re-resection.
+    Lr02,
+    /// WD-LPS, unifocal, asymptomatic: observation before re-resection.
+    Lr03,
+    /// Candidate for curative-intent re-resection.
+    Lr04,
+}
+
+impl Verdict {
+    pub fn rule(self) -> &'static str {
+        match self {
+            Verdict::Lr00 => "LR-00",
+            Verdict::Lr01 => "LR-01",
+            Verdict::Lr02 => "LR-02",
+            Verdict::Lr03 => "LR-03",
+            Verdict::Lr04 => "LR-04",
+        }
+    }
+}
+
+/// The recurrence assessment with every factor found.
+#[derive(Debug, Clone)]
+pub struct LrAssessment {
+    pub verdict: Verdict,
+    /// Reasons for LR-01 (distant disease).
+    pub distant_reasons: Vec<String>,
+    /// Reasons for LR-02 (unfavourable factors that rule out curative re-resection).
+    pub against_reasons: Vec<String>,
+    pub favourable: Vec<String>,
+    pub unfavourable: Vec<String>,
+    /// Other factors worth showing (borderline resectability, recurrence number …).
+    pub notes: Vec<String>,
+    pub decided_by: Vec<FactUse>,
+    /// Every factor that is unknown.
+    pub unknown: Vec<UnknownFact>,
+    /// The unknowns that keep LR-03/LR-04 from being decided (LR-00).
+    pub blocking: Vec<UnknownFact>,
+    pub parameters: Vec<ParameterId>,
+}
+
+pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
+    if let Some(lr) = assess(c) {
+        gaps.extend(&lr.blocking);
+        if lr.verdict == Verdict::Lr04 {
+            // LR-03 (observation first) needs the histology and, for WD-LPS, the symptoms.
+            let holds = "whether observation (LR-03) rather than re-resection fits";
+            if gaps.need("histology", &c.p.histology, holds) == Some(&Histology::WdLiposarcoma) {
+                gaps.need("symptomatic", &c.p.symptoms, holds);
+            }
+        }
+        let verdict = lr.verdict;
+        out.push(verdict_finding(lr));
+        out.extend(lr_05_06(c, gaps, verdict));
+    } else {
+        gaps.need(
+            "disease_state",
+            &c.p.disease_state,
+            "the local recurrence assessment (LR-00..LR-08) not assessed",
+        );
+    }
+    out.extend(lr_07(c, gaps));
+    out.extend(lr_08(c, gaps));
+}
+
+/// The LR-00..LR-04 verdict for a patient with a local recurrence; `None` otherwise (or when
+/// the disease state is unknown).
+pub fn assess(c: &Ctx) -> Option<LrAssessment> {
+    let p = c.p;
+    let state = c.state()?;
+    if !state.has_local_recurrence() {
+        return None;
+    }
+    let mut a = LrAssessment {
+        verdict: Verdict::Lr00,
+        distant_reasons: Vec::new(),
+        against_reasons: Vec::new(),
+        favourable: Vec::new(),
+        unfavourable: Vec::new(),
+        notes: Vec::new(),
+        decided_by: Vec::new(),
+        unknown: Vec::new(),
+        blocking: Vec::new(),
+        parameters: Vec::new(),
+    };
+    a.decided_by
+        .extend(fact_use("disease_state", &p.disease_state, |s| {
+            super::referral::state_label(*s).to_owned()
+        }));
+
+    // Distant disease (LR-01).
+    if state == DiseaseState::LocalAndDistant {
+        a.distant_reasons
+            .push("distant metastasis present with the local recurrence".to_owned());
+    }
+    if p.synchronous_local_distant.is_true() {
+        a.distant_reasons.push(
+            "local recurrence and distant metastasis detected within synchronous_window_days"
+                .to_owned(),
+        );
+        a.parameters.push(ParameterId::SynchronousWindowDays);
+        a.decided_by.extend(fact_use(
+            "synchronous_local_distant",
+            &p.synchronous_local_distant,
+            |_| "yes".to_owned(),
+        ));
+    }
+    match p.distant_disease.value() {
+        Some(true) if state != DiseaseState::LocalAndDistant => {
+            a.distant_reasons
+                .push("distant disease recorded".to_owned());
+            a.decided_by
+                .extend(fact_use("distant_disease", &p.distant_disease, |_| {
+                    "present".into()
+                }));
+        }
+        Some(true) => {}
+        Some(false) => {
+            a.favourable.push(format!(
+                "isolated recurrence: no distant disease on CT chest within {} days",
+                c.params.display(ParameterId::StagingCtMaxAgeDays)
+            ));
+            a.parameters.push(ParameterId::StagingCtMaxAgeDays);
+            a.decided_by
+                .extend(fact_use("distant_disease", &p.distant_disease, |_| {
+                    "none".into()
+                }));
+        }
+        None => {
+            if a.distant_reasons.is_empty() {
+                let u = unknown_of(
+                    "distant_disease",
+                    &p.distant_disease,
+                    "whether the recurrence is isolated (distant disease rules out re-resection, LR-01)",
+                );
+                a.blocking.extend(u);
+            }
+        }
+    }
+
+    // Focality (LR-02).
+    match p.focality.value() {
+        Some(Focality::Multifocal) => {
+            a.against_reasons.push("multifocal recurrence".to_owned());
+            a.unfavourable.push("multifocal recurrence".to_owned());
+        }
+        Some(Focality::Unifocal) => a.favourable.push("unifocal recurrence".to_owned()),
+        None => a.blocking.extend(unknown_of(
+            "focality",
+            &p.focality,
+            "multifocal recurrence rules out curative re-resection (LR-02)",
+        )),
+    }
+    a.decided_by.extend(fact_use("focality", &p.focality, |f| {
+        match f {
+            Focality::Unifocal => "unifocal",
+            Focality::Multifocal => "multifocal",
+        }
+        .to_owned()
+    }));
+
+    // Rupture or piecemeal resection of the primary (LR-02). A rupture recorded at any later
+    // resection is shown as well: it seeds the abdomen just the same.
+    let rupture_elsewhere: Vec<&str> = p
+        .resections
+        .iter()
+        .filter(|r| {
+            !matches!(r.target, ResectionTarget::Primary) && r.rupture_or_piecemeal.is_true()
+        })
+        .map(|r| r.procedure.as_str())
+        .collect();
+    let primary_rupture: Fact<bool> = match &p.primary_resection {
+        Fact::Known { value: Some(r), .. } => r.rupture_or_piecemeal.clone(),
+        Fact::Known { value: None, .. } => Fact::unknown(Unknown::NotRecorded),
+        Fact::Unknown(u) => Fact::unknown(u.clone()),
+    };
+    match primary_rupture.value() {
+        Some(true) => {
+            a.against_reasons
+                .push("tumour rupture or piecemeal resection at primary surgery".to_owned());
+            a.unfavourable
+                .push("rupture or piecemeal resection at primary surgery".to_owned());
+            a.decided_by
+                .extend(fact_use("rupture_or_piecemeal", &primary_rupture, |_| {
+                    "yes".to_owned()
+                }));
+        }
+        Some(false) => {
+            a.favourable
+                .push("no rupture or piecemeal resection at primary surgery".to_owned());
+            a.decided_by
+                .extend(fact_use("rupture_or_piecemeal", &primary_rupture, |_| {
+                    "no".to_owned()
+                }));
+        }
+        None => {
+            if rupture_elsewhere.is_empty() {
+                a.blocking.extend(unknown_of(
+                    "rupture_or_piecemeal",
+                    &primary_rupture,
+                    "rupture or piecemeal primary resection rules out curative re-resection (LR-02)",
+                ));
+            }
+        }
+    }
+    if !rupture_elsewhere.is_empty() {
+        let why = format!(
+            "rupture or piecemeal resection recorded at {}",
+            rupture_elsewhere.join(", ")
+        );
+        a.against_reasons.push(why.clone());
+        a.unfavourable.push(why);
+    }
+
+    // ECOG (LR-02).
+    let poor = c.params.poor_ecog_min;
+    match p.ecog.value() {
+        Some(&e) => {
+            a.parameters.push(ParameterId::PoorEcogMin);
+            a.decided_by
+                .extend(fact_use("ecog", &p.ecog, |e| e.to_string()));
+            let bound = c.params.display(ParameterId::PoorEcogMin);
+            if e >= poor {
+                a.against_reasons
+                    .push(format!("ECOG {e} (≥ poor_ecog_min = {bound})"));
+                a.unfavourable
+                    .push(format!("ECOG {e} (≥ poor_ecog_min = {bound})"));
+            } else {
+                a.favourable
+                    .push(format!("ECOG {e} (< poor_ecog_min = {bound})"));
+            }
+        }
+        None => a.blocking.extend(unknown_of(
+            "ecog",
+            &p.ecog,
+            "poor performance status rules out curative re-resection (LR-02)",
+        )),
+    }
+
+    // Resectability (LR-02).
+    match p.resectability.value() {
+        Some(Resectability::Unresectable) => {
+            let mut why = "recurrence assessed as unresectable".to_owned();
+            if let Some(cs) = p.critical_structures.value()
+                && !cs.is_empty()
+            {
+                let names: Vec<&str> = cs.iter().map(|s| s.label()).collect();
+                why.push_str(&format!(" (involves {})", names.join(", ")));
+            }
+            a.against_reasons.push(why.clone());
+            a.unfavourable.push(why);
+            a.notes.push(match p.histology.value() {
+                Some(Histology::WdLiposarcoma) => {
+                    "Unresectable well-differentiated liposarcoma: debulking may be considered \
+                     to palliate"
+                        .to_owned()
+                }
+                Some(_) => "Unresectable and not well-differentiated liposarcoma: palliative \
+                            systemic therapy, or carbon-ion RT at a specialised centre"
+                    .to_owned(),
+                None => "Unresectable, histology unknown: debulking is an option only for \
+                         well-differentiated liposarcoma"
+                    .to_owned(),
+            });
+        }
+        Some(Resectability::Resectable) => a
+            .favourable
+            .push("recurrence assessed as resectable".to_owned()),
+        Some(Resectability::Borderline) => a
+            .notes
+            .push("recurrence assessed as borderline resectable".to_owned()),
+        None => a.blocking.extend(unknown_of(
+            "resectability",
+            &p.resectability,
+            "unresectable disease rules out curative re-resection (LR-02)",
+        )),
+    }
+    a.decided_by
+        .extend(fact_use("resectability", &p.resectability, |r| {
+            match r {
+                Resectability::Resectable => "resectable",
+                Resectability::Borderline => "borderline",
+                Resectability::Unresectable => "unresectable",
+            }
+            .to_owned()
+        }));
+
+    // Factors shown with the verdict without deciding it: DFI, grade, histology, number.
+    let dfi_bound = c.params.favorable_dfi_months;
+    match p.dfi_months.value() {
+        Some(&m) => {
+            a.parameters.push(ParameterId::FavorableDfiMonths);
+            a.decided_by
+                .extend(fact_use("dfi_months", &p.dfi_months, |m| months_text(*m)));
+            let shown = c.params.display(ParameterId::FavorableDfiMonths);
+            if m >= f64::from(dfi_bound) {
+                a.favourable.push(format!(
+                    "DFI {} months (≥ favorable_dfi_months = {shown})",
+                    months_text(m)
+                ));
+            } else {
+                a.unfavourable.push(format!(
+                    "DFI {} months (< favorable_dfi_months = {shown})",
+                    months_text(m)
+                ));
+            }
+        }
+        None => a.unknown.extend(unknown_of(
+            "dfi_months",
+            &p.dfi_months,
+            "disease-free interval not weighed",
+        )),
+    }
+    match p.grade.value() {
+        Some(1) => a.favourable.push("low grade (FNCLCC 1)".to_owned()),
+        Some(3) => a.unfavourable.push("high grade (FNCLCC 3)".to_owned()),
+        Some(g) => a.notes.push(format!("FNCLCC grade {g}")),
+        None => a
+            .unknown
+            .extend(unknown_of("grade", &p.grade, "tumour grade not weighed")),
+    }
+    a.decided_by
+        .extend(fact_use("grade", &p.grade, |g| g.to_string()));
+    match p.histology.value() {
+        Some(Histology::WdLiposarcoma) => a
+            .favourable
+            .push("well-differentiated liposarcoma".to_owned()),
+        Some(h) => a.notes.push(format!("histology {}", h.label())),
+        None => a.unknown.extend(unknown_of(
+            "histology",
+            &p.histology,
+            "histology not weighed; observation for WD-LPS (LR-03) not assessed",
+        )),
+    }
+    a.decided_by
+        .extend(fact_use("histology", &p.histology, |h| {
+            h.label().to_owned()
+        }));
+    match p.recurrence_number.value() {
+        Some(&n) if n >= 1 => {
+            let idx = (n.min(3) - 1) as usize;
+            let nth = match n {
+                1 => "first".to_owned(),
+                2 => "second".to_owned(),
+                3 => "third".to_owned(),
+                n => format!("{n}th"),
+            };
+            a.notes.push(format!(
+                "{nth} local recurrence: about {} % of {} recurrences are resectable",
+                RESECTABLE_PERCENT_BY_RECURRENCE[idx],
+                ["first", "second", "third and later"][idx]
+            ));
+            a.decided_by
+                .extend(fact_use("recurrence_number", &p.recurrence_number, |n| {
+                    n.to_string()
+                }));
+        }
+        Some(_) => {}
+        None => a.unknown.extend(unknown_of(
+            "recurrence_number",
+            &p.recurrence_number,
+            "the expected resectability by recurrence number not shown",
+        )),
+    }
+
+    a.verdict = if !a.distant_reasons.is_empty() {
+        Verdict::Lr01
+    } else if !a.against_reasons.is_empty() {
+        Verdict::Lr02
+    } else if !a.blocking.is_empty() {
+        Verdict::Lr00
+    } else if p.histology.value() == Some(&Histology::WdLiposarcoma)
+        && p.symptoms.value().is_some_and(|s| s.is_empty())
+    {
+        Verdict::Lr03
+    } else {
+        Verdict::Lr04
+    };
+    if matches!(a.verdict, Verdict::Lr03 | Verdict::Lr04) {
+        a.decided_by
+            .extend(fact_use("symptomatic", &p.symptoms, |s| {
+                if s.is_empty() {
+                    "none recorded".to_owned()
+                } else {
+                    let kinds: Vec<&str> = s.iter().map(|s| s.kind.label()).collect();
+                    kinds.join(", ")
+                }
+            }));
+        if a.verdict == Verdict::Lr04 && p.histology.value() == Some(&Histology::WdLiposarcoma) {
+            a.unknown.extend(unknown_of(
+                "symptomatic",
+                &p.symptoms,
+                "observation before re-resection (LR-03) needs the symptom status",
+            ));
+        }
+    }
+    // Every unknown is listed on the verdict; the blocking ones first.
+    let mut all = a.blocking.clone();
+    all.append(&mut a.unknown);
+    a.unknown = all;
+    Some(a)
+}
+
+fn verdict_finding(a: LrAssessment) -> Finding {
+    let indicator = match a.verdict {
+        Verdict::Lr01 | Verdict::Lr02 => Indicator::Warning,
+        _ => Indicator::Info,
+    };
+    let mut f = Finding::new(a.verdict.rule(), indicator);
+    for r in &a.distant_reasons {
+        f.statements.push(format!("Reason: {r}"));
+    }
+    if a.verdict == Verdict::Lr02 {
+        for r in &a.against_reasons {
+            f.statements.push(format!("Reason: {r}"));
+        }
+    }
+    for s in &a.favourable {
+        f.statements.push(format!("Favourable: {s}"));
+    }
+    for s in &a.unfavourable {
+        f.statements.push(format!("Unfavourable: {s}"));
+    }
+    for s in &a.notes {
+        f.statements.push(format!("Also: {s}"));
+    }
+    for u in &a.unknown {
+        f.statements.push(format!(
+            "Unknown: {} ({}): {}",
+            u.fact, u.reason, u.holds_back
+        ));
+    }
+    if a.verdict == Verdict::Lr00 {
+        let names: Vec<&str> = a.blocking.iter().map(|u| u.fact).collect();
+        f.summary = Some(truncate_summary(format!(
+            "Re-resection candidacy not yet assessable: {} unknown",
+            names.join(", ")
+        )));
+    }
+    match a.verdict {
+        Verdict::Lr01 => f.suggestions.push(create(
+            "Refer to medical oncology",
+            "medical-oncology-referral",
+        )),
+        Verdict::Lr03 => f.suggestions.push(create(
+            "Order re-imaging CT abdomen/pelvis",
+            "ct-abdomen-pelvis",
+        )),
+        Verdict::Lr04 => f.suggestions.push(create(
+            "Refer to sarcoma surgery",
+            "sarcoma-surgery-referral",
+        )),
+        _ => {}
+    }
+    f.decided_by = a.decided_by;
+    f.unknown = a.unknown;
+    f.parameters = a.parameters;
+    f.parameters.sort();
+    f.parameters.dedup();
+    f
+}
+
+/// Keeps a built summary under 140 characters.
+pub fn truncate_summary(s: String) -> String {
+    if s.chars().count() < 140 {
+        return s;
+    }
+    let cut: String = s.chars().take(136).collect();
+    format!("{cut}…")
+}
+
+/// LR-05 / LR-06: pre-operative treatment when resection is considered (LR-03/LR-04).
+fn lr_05_06(c: &Ctx, gaps: &mut Gaps, verdict: Verdict) -> Option<Finding> {
+    if !matches!(verdict, Verdict::Lr03 | Verdict::Lr04) {
+        return None;
+    }
+    let courses = gaps.need(
+        "prior_rt",
+        &c.p.radiotherapy,
+        "choice of pre-operative treatment (LR-05 / LR-06) not assessed",
+    )?;
+    let mut f = if courses.is_empty() {
+        Finding::new("LR-05", Indicator::Info)
+    } else {
+        Finding::new("LR-06", Indicator::Info)
+    };
+    f.decided_by
+        .extend(fact_use("prior_rt", &c.p.radiotherapy, |cs| {
+            if cs.is_empty() {
+                "none recorded".to_owned()
+            } else {
+                let d: Vec<String> = cs
+                    .iter()
+                    .map(|rt| format!("{} {}", rt.procedure, rt.date))
+                    .collect();
+                d.join(", ")
+            }
+        }));
+    f.statements
+        .push(format!("Resection considered ({})", verdict.rule()));
+    Some(f)
+}
+
+/// LR-07: high-grade, short-DFI recurrence of a chemo-sensitive histology.
+fn lr_07(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let p = c.p;
+    if !c.local_recurrence()? {
+        return None;
+    }
+    let holds = "neoadjuvant systemic therapy for the recurrence (LR-07) not assessed";
+    let h = *gaps.need("histology", &p.histology, holds)?;
+    if !matches!(
+        h,
+        Histology::DdLiposarcoma
+            | Histology::Leiomyosarcoma
+            | Histology::Ups
+            | Histology::SolitaryFibrousTumor
+            | Histology::SynovialSarcoma
+    ) {
+        return None;
+    }
+    // Either known failing condition silences the rule whatever the other is.
+    if p.grade.value().is_some_and(|g| *g != 3)
+        || p.dfi_months
+            .value()
+            .is_some_and(|m| *m >= f64::from(c.params.favorable_dfi_months))
+    {
+        return None;
+    }
+    let grade = *gaps.need("grade", &p.grade, holds)?;
+    let dfi = *gaps.need("dfi_months", &p.dfi_months, holds)?;
+    let mut f = Finding::new("LR-07", Indicator::Info);
+    f.decided_by
+        .extend(fact_use("histology", &p.histology, |h| {
+            h.label().to_owned()
+        }));
+    f.decided_by
+        .extend(fact_use("grade", &p.grade, |g| g.to_string()));
+    f.decided_by
+        .extend(fact_use("dfi_months", &p.dfi_months, |m| months_text(*m)));
+    f.parameters.push(ParameterId::FavorableDfiMonths);
+    f.statements.push(format!(
+        "Grade {grade}, DFI {} months (< favorable_dfi_months = {})",
+        months_text(dfi),
+        c.params.display(ParameterId::FavorableDfiMonths)
+    ));
+    Some(f)
+}
+
+/// LR-08: a recurrence completely resected within the last 12 months.
+fn lr_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let since = c
+        .today
+        .checked_sub_months(Months::new(LR08_LOOKBACK_MONTHS))?;
+    let recent =
+        c.p.resections
+            .iter()
+            .filter(|r| matches!(r.target, ResectionTarget::Recurrence))
+            .filter(|r| r.date >= since && r.date <= c.today)
+            .max_by_key(|r| r.date)?;
+    let complete = *gaps.need(
+        "completeness",
+        &recent.completeness,
+        "adjuvant therapy advice after resection of the recurrence (LR-08) not assessed",
+    )?;
+    if !complete.is_complete() {
+        return None;
+    }
+    let mut f = Finding::new("LR-08", Indicator::Info);
+    f.decided_by.push(plain_use(
+        "recurrence_resection",
+        format!("{} on {}", recent.procedure, recent.date),
+        Some(recent.read_from.label().to_owned()),
+    ));
+    f.decided_by
+        .extend(fact_use("completeness", &recent.completeness, |c| {
+            format!("{c:?}")
+        }));
+    Some(f)
+}

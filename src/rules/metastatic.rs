@@ -1,0 +1,663 @@
+//! §2.4 Metastatic RPS: MET-01..MET-11 (patient-view; MET-05 also on the order hooks).
+
+use chrono::{Months, NaiveDate};
+
+use super::local_recurrence::truncate_summary;
+use super::{
+    Ctx, FactUse, Finding, Gaps, UnknownFact, create, date_text, fact_use, months_text, plain_use,
+    unknown_of,
+};
+use crate::cds_hooks::Indicator;
+use crate::clinical::{
+    DraftOrder, Fact, MetastasisSite, MetastasisTiming, OrderKind, Resectability, Response,
+    SymptomKind,
+};
+use crate::knowledge::ParameterId;
+
+/// MET-08 looks back this far for a metastasectomy (catalogue §2.4: "within the last 3
+/// years").
+pub const MET08_METASTASECTOMY_LOOKBACK_MONTHS: u32 = 36;
+/// MET-08: imaging older than this is overdue after metastasectomy (catalogue §2.4: "no
+/// imaging in the last 6 months"; TMC 34 every 3–6 months).
+pub const MET08_IMAGING_MAX_AGE_MONTHS: u32 = 6;
+
+pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
+    let metastatic = gaps.need(
+        "disease_state",
+        &c.p.disease_state,
+        "the metastatic disease rules (MET-01..MET-11) not assessed",
+    );
+    let metastatic = metastatic.is_some_and(|s| s.is_metastatic());
+    if metastatic {
+        out.extend(met_01(c, gaps));
+        let m2 = assess_met02(c, gaps);
+        let candidate = m2.as_ref().is_some_and(|m| m.failed.is_empty());
+        if let Some(m) = m2 {
+            out.push(met_02_finding(m));
+        }
+        if candidate {
+            let mut f = Finding::new("MET-03", Indicator::Info);
+            f.statements
+                .push("No metastasectomy criterion failed (MET-02)".to_owned());
+            out.push(f);
+        }
+        out.extend(met_04(c, gaps));
+        if candidate {
+            out.extend(met_05_patient_view(c, gaps));
+        }
+        out.extend(met_06(c, gaps));
+        out.extend(met_07(c, gaps));
+    }
+    // MET-08 and MET-09 follow a metastasectomy whatever the current state.
+    out.extend(met_08(c, gaps));
+    out.extend(met_09(c, gaps));
+    if metastatic {
+        out.extend(met_10(c, gaps));
+        out.extend(met_11(c, gaps));
+    }
+}
+
+fn sites_text(s: &std::collections::BTreeSet<MetastasisSite>) -> String {
+    let v: Vec<&str> = s.iter().map(|s| s.label()).collect();
+    v.join(", ")
+}
+
+/// MET-01: synchronous metastases: systemic therapy first.
+fn met_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let t = gaps.need(
+        "metastasis_timing",
+        &c.p.metastasis_timing,
+        "synchronous vs metachronous approach (MET-01, MET-02) not assessed",
+    )?;
+    if *t != MetastasisTiming::Synchronous {
+        return None;
+    }
+    let mut f = Finding::new("MET-01", Indicator::Info);
+    f.decided_by.extend(fact_use(
+        "metastasis_timing",
+        &c.p.metastasis_timing,
+        |_| "synchronous".to_owned(),
+    ));
+    f.parameters.push(ParameterId::SynchronousWindowDays);
+    f.suggestions.push(create(
+        "Refer to medical oncology",
+        "medical-oncology-referral",
+    ));
+    Some(f)
+}
+
+/// The MET-02 metastasectomy assessment (TMC 24 criteria, TMC 25 biology).
+#[derive(Debug, Clone, Default)]
+pub struct Met02 {
+    pub met: Vec<String>,
+    pub failed: Vec<String>,
+    pub favourable: Vec<String>,
+    pub unfavourable: Vec<String>,
+    pub unknown: Vec<UnknownFact>,
+    pub decided_by: Vec<FactUse>,
+    pub parameters: Vec<ParameterId>,
+}
+
+/// MET-02 applies to metachronous metastases without sarcomatosis; `None` otherwise or when
+/// timing or sarcomatosis is unknown (recorded in `gaps`).
+pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
+    let p = c.p;
+    let holds = "metastasectomy candidacy (MET-02) not assessed";
+    if *gaps.need("metastasis_timing", &p.metastasis_timing, holds)?
+        != MetastasisTiming::Metachronous
+    {
+        return None;
+    }
+    if *gaps.need("sarcomatosis", &p.sarcomatosis, holds)? {
+        return None;
+    }
+    let mut m = Met02::default();
+    m.decided_by
+        .extend(fact_use("metastasis_timing", &p.metastasis_timing, |_| {
+            "metachronous".to_owned()
+        }));
+    m.decided_by
+        .extend(fact_use("sarcomatosis", &p.sarcomatosis, |_| {
+            "none".to_owned()
+        }));
+
+    // TMC 24 (1): the primary completely resected.
+    match &p.primary_resection {
+        Fact::Known { value: None, .. } => m
+            .failed
+            .push("no resection of the primary is recorded".to_owned()),
+        Fact::Known { value: Some(r), .. } => match r.completeness.value() {
+            Some(c) if c.is_complete() => {
+                m.met
+                    .push(format!("primary completely resected ({c:?}, {})", r.date));
+                m.decided_by
+                    .extend(fact_use("primary_resection", &r.completeness, |c| {
+                        format!("{c:?} on {}", r.date)
+                    }));
+            }
+            Some(c) => {
+                m.failed
+                    .push(format!("primary resection incomplete ({c:?}, {})", r.date));
+                m.decided_by
+                    .extend(fact_use("primary_resection", &r.completeness, |c| {
+                        format!("{c:?} on {}", r.date)
+                    }));
+            }
+            None => m.unknown.extend(unknown_of(
+                "primary_resection_completeness",
+                &r.completeness,
+                "whether the primary was completely resected (TMC 24)",
+            )),
+        },
+        Fact::Unknown(u) => m.unknown.push(UnknownFact {
+            fact: "primary_resection",
+            reason: u.reason(),
+            holds_back: "whether the primary was completely resected (TMC 24)".to_owned(),
+        }),
+    }
+    // TMC 24 (2): all disease resectable or ablatable.
+    match p.resectability.value() {
+        Some(Resectability::Resectable) => m.met.push("all disease resectable".to_owned()),
+        Some(Resectability::Borderline) => m
+            .failed
+            .push("resectability only borderline: complete resection not assured".to_owned()),
+        Some(Resectability::Unresectable) => {
+            m.failed.push("disease assessed as unresectable".to_owned())
+        }
+        None => m.unknown.extend(unknown_of(
+            "resectability",
+            &p.resectability,
+            "whether all disease is resectable or ablatable (TMC 24)",
+        )),
+    }
+    m.decided_by
+        .extend(fact_use("resectability", &p.resectability, |r| {
+            format!("{r:?}").to_lowercase()
+        }));
+    // TMC 24 (3): adequate performance status.
+    match p.ecog.value() {
+        Some(&e) => {
+            m.parameters.push(ParameterId::PoorEcogMin);
+            m.decided_by
+                .extend(fact_use("ecog", &p.ecog, |e| e.to_string()));
+            let bound = c.params.display(ParameterId::PoorEcogMin);
+            if e >= c.params.poor_ecog_min {
+                m.failed
+                    .push(format!("ECOG {e} (≥ poor_ecog_min = {bound})"));
+            } else {
+                m.met.push(format!("ECOG {e} (< poor_ecog_min = {bound})"));
+            }
+        }
+        None => m.unknown.extend(unknown_of(
+            "ecog",
+            &p.ecog,
+            "whether performance status allows surgery (TMC 24)",
+        )),
+    }
+    // TMC 25: favourable biology, weighed but not a criterion.
+    match p.low_volume.value() {
+        Some(&low) => {
+            m.parameters.push(ParameterId::LowVolumeMaxLesions);
+            let n = p
+                .metastatic_lesion_count
+                .value()
+                .map_or_else(String::new, |n| format!("{n} lesion(s), "));
+            let s = format!(
+                "{n}low_volume_max_lesions = {}",
+                c.params.display(ParameterId::LowVolumeMaxLesions)
+            );
+            if low {
+                m.favourable.push(format!("low volume ({s})"));
+            } else {
+                m.unfavourable.push(format!("high volume ({s})"));
+            }
+            m.decided_by
+                .extend(fact_use("low_volume", &p.low_volume, |b| {
+                    if *b { "yes" } else { "no" }.to_owned()
+                }));
+        }
+        None => m.unknown.extend(unknown_of(
+            "low_volume",
+            &p.low_volume,
+            "tumour volume (TMC 25) not weighed",
+        )),
+    }
+    match p.dfi_months.value() {
+        Some(&d) => {
+            m.parameters.push(ParameterId::FavorableDfiMonths);
+            m.decided_by
+                .extend(fact_use("dfi_months", &p.dfi_months, |d| months_text(*d)));
+            let bound = c.params.display(ParameterId::FavorableDfiMonths);
+            if d >= f64::from(c.params.favorable_dfi_months) {
+                m.favourable.push(format!(
+                    "DFI {} months (≥ favorable_dfi_months = {bound})",
+                    months_text(d)
+                ));
+            } else {
+                m.unfavourable.push(format!(
+                    "DFI {} months (< favorable_dfi_months = {bound})",
+                    months_text(d)
+                ));
+            }
+        }
+        None => m.unknown.extend(unknown_of(
+            "dfi_months",
+            &p.dfi_months,
+            "disease-free interval (TMC 25) not weighed",
+        )),
+    }
+    let treated = p.systemic_history.value().map(|h| !h.is_empty());
+    match (treated, p.favorable_systemic_response.value()) {
+        (Some(false), _) => {}
+        (_, Some(true)) => {
+            m.parameters.push(ParameterId::FavorableStableMonths);
+            m.favourable
+                .push("favourable response to systemic therapy".to_owned());
+        }
+        (_, Some(false)) => {
+            m.parameters.push(ParameterId::FavorableStableMonths);
+            m.unfavourable
+                .push("no favourable response to systemic therapy".to_owned());
+        }
+        (_, None) => m.unknown.extend(unknown_of(
+            "favorable_systemic_response",
+            &p.favorable_systemic_response,
+            "response to systemic therapy (TMC 25) not weighed",
+        )),
+    }
+    gaps.extend(&m.unknown);
+    Some(m)
+}
+
+fn met_02_finding(m: Met02) -> Finding {
+    let indicator = if m.failed.is_empty() {
+        Indicator::Info
+    } else {
+        Indicator::Warning
+    };
+    let mut f = Finding::new("MET-02", indicator);
+    for s in &m.met {
+        f.statements.push(format!("Criterion met: {s}"));
+    }
+    for s in &m.failed {
+        f.statements.push(format!("Criterion not met: {s}"));
+    }
+    for s in &m.favourable {
+        f.statements.push(format!("Favourable biology: {s}"));
+    }
+    for s in &m.unfavourable {
+        f.statements.push(format!("Unfavourable biology: {s}"));
+    }
+    for u in &m.unknown {
+        f.statements.push(format!(
+            "Unknown: {} ({}): {}",
+            u.fact, u.reason, u.holds_back
+        ));
+    }
+    f.summary = Some(truncate_summary(if !m.failed.is_empty() {
+        format!("Metastasectomy not supported: {}", m.failed.join("; "))
+    } else if !m.unknown.is_empty() {
+        format!(
+            "Metastasectomy: no criterion failed, {} fact(s) still unknown",
+            m.unknown.len()
+        )
+    } else {
+        "Metastasectomy candidate: primary resected, disease resectable, ECOG adequate".to_owned()
+    }));
+    f.decided_by = m.decided_by;
+    f.unknown = m.unknown;
+    f.parameters = m.parameters;
+    f
+}
+
+/// MET-04: lung or liver metastases: ablation is an alternative.
+fn met_04(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let sites = gaps.need(
+        "metastasis_sites",
+        &c.p.metastasis_sites,
+        "site-specific local therapy (MET-04, MET-05, MET-06) not assessed",
+    )?;
+    if !sites.contains(&MetastasisSite::Lung) && !sites.contains(&MetastasisSite::Liver) {
+        return None;
+    }
+    let mut f = Finding::new("MET-04", Indicator::Info);
+    f.decided_by.extend(fact_use(
+        "metastasis_sites",
+        &c.p.metastasis_sites,
+        sites_text,
+    ));
+    Some(f)
+}
+
+/// Which extrapulmonary staging is missing within `staging_ct_max_age_days`; `None` when a
+/// fact is unknown.
+fn missing_extrapulmonary(c: &Ctx) -> Option<(bool, bool)> {
+    let max = i64::from(c.params.staging_ct_max_age_days);
+    let fresh = |d: &Option<NaiveDate>| d.is_some_and(|d| c.days_since(d) <= max);
+    let abdomen = !fresh(c.p.last_ct_abdomen_pelvis.value()?);
+    let bone = !fresh(c.p.last_bone_or_pet.value()?);
+    Some((abdomen, bone))
+}
+
+fn met_05_finding(c: &Ctx, abdomen: bool, bone: bool) -> Finding {
+    let mut f = Finding::new("MET-05", Indicator::Warning);
+    f.parameters.push(ParameterId::StagingCtMaxAgeDays);
+    let max = c.params.display(ParameterId::StagingCtMaxAgeDays);
+    f.decided_by.extend(fact_use(
+        "last_ct_abdomen_pelvis",
+        &c.p.last_ct_abdomen_pelvis,
+        |d| date_text(*d),
+    ));
+    f.decided_by
+        .extend(fact_use("last_bone_or_pet", &c.p.last_bone_or_pet, |d| {
+            date_text(*d)
+        }));
+    if abdomen {
+        f.statements.push(format!(
+            "No CT abdomen/pelvis within staging_ct_max_age_days = {max}"
+        ));
+        f.suggestions
+            .push(create("Order CT abdomen/pelvis", "ct-abdomen-pelvis"));
+    }
+    if bone {
+        f.statements.push(format!(
+            "No bone scan or FDG-PET within staging_ct_max_age_days = {max}"
+        ));
+        f.suggestions.push(create("Order a bone scan", "bone-scan"));
+        f.suggestions.push(create("Order an FDG-PET", "fdg-pet"));
+    }
+    f
+}
+
+/// MET-05 (patient-view): a metastasectomy candidate with lung metastases and incomplete
+/// extrapulmonary staging.
+fn met_05_patient_view(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let holds = "exclusion of extrapulmonary disease (MET-05) not assessed";
+    let sites = gaps.need("metastasis_sites", &c.p.metastasis_sites, holds)?;
+    if !sites.contains(&MetastasisSite::Lung) {
+        return None;
+    }
+    gaps.need("last_ct_abdomen_pelvis", &c.p.last_ct_abdomen_pelvis, holds);
+    gaps.need("last_bone_or_pet", &c.p.last_bone_or_pet, holds);
+    let (abdomen, bone) = missing_extrapulmonary(c)?;
+    if !abdomen && !bone {
+        return None;
+    }
+    let mut f = met_05_finding(c, abdomen, bone);
+    f.decided_by.extend(fact_use(
+        "metastasis_sites",
+        &c.p.metastasis_sites,
+        sites_text,
+    ));
+    Some(f)
+}
+
+/// MET-05 (order-select / order-sign): a pulmonary metastasectomy is ordered without
+/// extrapulmonary staging.
+pub fn met_05_orders(c: &Ctx, orders: &[DraftOrder], out: &mut Vec<Finding>) {
+    for o in orders {
+        if !o.is(OrderKind::PulmonaryMetastasectomy) {
+            continue;
+        }
+        let Some((abdomen, bone)) = missing_extrapulmonary(c) else {
+            continue;
+        };
+        if !abdomen && !bone {
+            continue;
+        }
+        let mut f = met_05_finding(c, abdomen, bone);
+        f.draft_order = Some(o.reference.clone());
+        f.decided_by.push(super::orders::order_use(o));
+        out.push(f);
+    }
+}
+
+/// MET-06: liver-predominant, unresectable metastases: embolisation may be considered.
+fn met_06(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let p = c.p;
+    let sites = p.metastasis_sites.value()?;
+    if !sites.contains(&MetastasisSite::Liver) {
+        return None;
+    }
+    let active: Vec<_> = p.metastases.iter().filter(|m| m.active).collect();
+    let liver = active
+        .iter()
+        .filter(|m| m.site == Some(MetastasisSite::Liver))
+        .count();
+    // Liver-predominant with limited extrahepatic disease: most recorded active metastases
+    // are in the liver.
+    if liver == 0 || active.len() - liver > liver {
+        return None;
+    }
+    let r = gaps.need(
+        "resectability",
+        &p.resectability,
+        "liver-directed embolisation (MET-06) not assessed",
+    )?;
+    if *r != Resectability::Unresectable {
+        return None;
+    }
+    let mut f = Finding::new("MET-06", Indicator::Info);
+    f.statements.push(format!(
+        "{liver} of {} active metastases in the liver",
+        active.len()
+    ));
+    f.decided_by.extend(fact_use(
+        "metastasis_sites",
+        &p.metastasis_sites,
+        sites_text,
+    ));
+    f.decided_by
+        .extend(fact_use("resectability", &p.resectability, |_| {
+            "unresectable".to_owned()
+        }));
+    Some(f)
+}
+
+/// MET-07: sarcomatosis: palliative surgery only, no HIPEC.
+fn met_07(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    if !*gaps.need(
+        "sarcomatosis",
+        &c.p.sarcomatosis,
+        "sarcomatosis advice (MET-07) not assessed",
+    )? {
+        return None;
+    }
+    let mut f = Finding::new("MET-07", Indicator::Warning);
+    f.decided_by
+        .extend(fact_use("sarcomatosis", &c.p.sarcomatosis, |_| {
+            "yes".to_owned()
+        }));
+    Some(f)
+}
+
+/// MET-08: surveillance imaging overdue after a metastasectomy.
+fn met_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let since = c
+        .today
+        .checked_sub_months(Months::new(MET08_METASTASECTOMY_LOOKBACK_MONTHS))?;
+    let last_op =
+        c.p.metastasectomies
+            .iter()
+            .filter(|r| r.date >= since && r.date <= c.today)
+            .max_by_key(|r| r.date)?;
+    let last = *gaps.need(
+        "last_imaging",
+        &c.p.last_imaging,
+        "surveillance after metastasectomy (MET-08) not assessed",
+    )?;
+    let cutoff = c
+        .today
+        .checked_sub_months(Months::new(MET08_IMAGING_MAX_AGE_MONTHS))?;
+    if last.is_some_and(|d| d >= cutoff) {
+        return None;
+    }
+    let mut f = Finding::new("MET-08", Indicator::Warning);
+    f.decided_by.push(plain_use(
+        "metastasectomy",
+        format!("{} on {}", last_op.procedure, last_op.date),
+        Some(last_op.read_from.label().to_owned()),
+    ));
+    f.decided_by
+        .extend(fact_use("last_imaging", &c.p.last_imaging, |d| {
+            date_text(*d)
+        }));
+    f.summary = Some(format!(
+        "Imaging overdue after metastasectomy of {}: last imaging {}",
+        last_op.date,
+        date_text(last)
+    ));
+    f.suggestions.push(create(
+        "Order CT chest/abdomen/pelvis",
+        "ct-chest-abdomen-pelvis",
+    ));
+    Some(f)
+}
+
+/// MET-09: metastases recurred after a metastasectomy.
+fn met_09(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let p = c.p;
+    if !*gaps.need(
+        "recurrent_metastases_after_metastasectomy",
+        &p.recurrent_metastases_after_metastasectomy,
+        "advice on repeat metastasectomy (MET-09) not assessed",
+    )? {
+        return None;
+    }
+    let mut f = Finding::new("MET-09", Indicator::Info);
+    f.decided_by.extend(fact_use(
+        "recurrent_metastases_after_metastasectomy",
+        &p.recurrent_metastases_after_metastasectomy,
+        |_| "yes".to_owned(),
+    ));
+    match p.grade.value() {
+        Some(3) => f.statements.push("Against: grade 3".to_owned()),
+        Some(g) => f.statements.push(format!("For: grade {g}")),
+        None => f
+            .unknown
+            .extend(unknown_of("grade", &p.grade, "tumour grade not weighed")),
+    }
+    f.decided_by
+        .extend(fact_use("grade", &p.grade, |g| g.to_string()));
+    match p.low_volume.value() {
+        Some(true) => f.statements.push("For: low volume".to_owned()),
+        Some(false) => f.statements.push("Against: high volume".to_owned()),
+        None => f.unknown.extend(unknown_of(
+            "low_volume",
+            &p.low_volume,
+            "tumour volume not weighed",
+        )),
+    }
+    if p.low_volume.is_known() {
+        f.parameters.push(ParameterId::LowVolumeMaxLesions);
+    }
+    match p.dfi_months.value() {
+        Some(&d) => {
+            f.parameters.push(ParameterId::FavorableDfiMonths);
+            f.decided_by
+                .extend(fact_use("dfi_months", &p.dfi_months, |d| months_text(*d)));
+            let bound = c.params.display(ParameterId::FavorableDfiMonths);
+            if d < f64::from(c.params.favorable_dfi_months) {
+                f.statements.push(format!(
+                    "Against: DFI {} months (< favorable_dfi_months = {bound})",
+                    months_text(d)
+                ));
+            } else {
+                f.statements.push(format!(
+                    "For: DFI {} months (≥ favorable_dfi_months = {bound})",
+                    months_text(d)
+                ));
+            }
+        }
+        None => f.unknown.extend(unknown_of(
+            "dfi_months",
+            &p.dfi_months,
+            "disease-free interval not weighed",
+        )),
+    }
+    let ops: Vec<String> = p
+        .metastasectomies
+        .iter()
+        .map(|r| r.date.to_string())
+        .collect();
+    f.statements
+        .push(format!("Metastasectomies recorded: {}", ops.join(", ")));
+    Some(f)
+}
+
+/// MET-10: symptomatic metastatic disease: palliative RT.
+fn met_10(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let symptoms = gaps.need(
+        "symptomatic",
+        &c.p.symptoms,
+        "palliative radiotherapy (MET-10) and active surveillance (MET-11) not assessed",
+    )?;
+    let relevant: Vec<_> = symptoms
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.kind,
+                SymptomKind::Pain | SymptomKind::Dyspnoea | SymptomKind::CordCompression
+            )
+        })
+        .collect();
+    if relevant.is_empty() {
+        return None;
+    }
+    let mut f = Finding::new("MET-10", Indicator::Info);
+    for s in relevant {
+        let mut prov = format!("{}, {}", s.source, s.read_from.label());
+        if let Some(d) = s.date {
+            prov.push_str(&format!(", {d}"));
+        }
+        f.decided_by.push(plain_use(
+            "symptomatic",
+            s.kind.label().to_owned(),
+            Some(prov),
+        ));
+    }
+    Some(f)
+}
+
+/// MET-11: asymptomatic, low-volume, non-progressing metastatic disease.
+fn met_11(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let p = c.p;
+    let holds = "active surveillance (MET-11) not assessed";
+    if p.symptoms.value().is_some_and(|s| !s.is_empty())
+        || p.low_volume.is_false()
+        || p.progression_on_systemic.is_true()
+    {
+        return None;
+    }
+    gaps.need("symptomatic", &p.symptoms, holds)?;
+    gaps.need("low_volume", &p.low_volume, holds)?;
+    gaps.need("progression_on_systemic", &p.progression_on_systemic, holds)?;
+    // A worsening disease status is progression too, on treatment or not.
+    if p.latest_disease_status.value() == Some(&crate::clinical::DiseaseStatus::Worsened) {
+        return None;
+    }
+    if let Some(h) = p.systemic_history.value()
+        && h.lines.last().and_then(|l| l.last_response) == Some(Response::Progression)
+    {
+        return None;
+    }
+    let mut f = Finding::new("MET-11", Indicator::Info);
+    f.parameters.push(ParameterId::LowVolumeMaxLesions);
+    f.decided_by
+        .extend(fact_use("symptomatic", &p.symptoms, |_| {
+            "none recorded".to_owned()
+        }));
+    f.decided_by.extend(fact_use(
+        "metastatic_lesion_count",
+        &p.metastatic_lesion_count,
+        |n| n.to_string(),
+    ));
+    f.decided_by
+        .extend(fact_use("low_volume", &p.low_volume, |_| "yes".to_owned()));
+    f.decided_by.extend(fact_use(
+        "progression_on_systemic",
+        &p.progression_on_systemic,
+        |_| "no".to_owned(),
+    ));
+    Some(f)
+}

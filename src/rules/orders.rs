@@ -1,0 +1,509 @@
+//! §2.7 Order checks: ORD-01..ORD-18 (order-select, order-sign). Each finding is about one
+//! draft order (`draft_order`), and its suggestions act on it: a `Delete`, and where the
+//! catalogue names a better order, a recommended `Replace`.
+
+use super::local_recurrence::{Verdict, assess};
+use super::{Ctx, FactUse, Finding, Suggestion, create, fact_use, plain_use};
+use crate::cds_hooks::Indicator;
+use crate::clinical::{
+    Agent, DraftOrder, Histology, ImagingKind, MetastasisTiming, OrderKind, ResectionTarget,
+    RtTiming,
+};
+use crate::knowledge::ParameterId;
+
+/// Dose sums are compared with this slack so that a total exactly at the limit, reached by
+/// floating-point addition, is not reported as over it.
+const DOSE_EPSILON_MG_M2: f64 = 1e-6;
+
+pub fn evaluate(c: &Ctx, orders: &[DraftOrder], out: &mut Vec<Finding>) {
+    // The recurrence verdict is computed once, and only when an order needs it.
+    let lr = if orders.iter().any(|o| o.is(OrderKind::RecurrenceResection)) {
+        assess(c)
+    } else {
+        None
+    };
+    // Catalogue order: all ORD-01 findings, then ORD-02 … (one pass per rule).
+    type Check = fn(&Ctx, &DraftOrder, &[DraftOrder]) -> Option<Finding>;
+    let checks: [Check; 17] = [
+        ord_02,
+        ord_03,
+        ord_04,
+        ord_05,
+        ord_06,
+        ord_07,
+        ord_08,
+        ord_09,
+        ord_10,
+        ord_11,
+        ord_12,
+        ord_13,
+        ord_14,
+        ord_15,
+        ord_16_check,
+        ord_17,
+        ord_18,
+    ];
+    if let Some(lr) = &lr {
+        for o in orders {
+            out.extend(ord_01(o, lr));
+        }
+    }
+    for check in checks {
+        for o in orders {
+            out.extend(check(c, o, orders));
+        }
+    }
+}
+
+/// The draft order as a deciding fact.
+pub fn order_use(o: &DraftOrder) -> FactUse {
+    plain_use(
+        "draft_order",
+        o.display.clone(),
+        Some(format!("{}, {}", o.reference, o.read_from.label())),
+    )
+}
+
+fn on_order(rule: &'static str, indicator: Indicator, o: &DraftOrder) -> Finding {
+    let mut f = Finding::new(rule, indicator);
+    f.draft_order = Some(o.reference.clone());
+    f.decided_by.push(order_use(o));
+    f
+}
+
+fn delete(o: &DraftOrder) -> Suggestion {
+    Suggestion::Delete {
+        label: format!("Remove the draft order: {}", o.display),
+        resource_id: o.reference.clone(),
+    }
+}
+
+fn replace(o: &DraftOrder, label: &str, template: &'static str) -> Suggestion {
+    Suggestion::Replace {
+        label: label.to_owned(),
+        resource_id: o.reference.clone(),
+        order_template: template,
+    }
+}
+
+fn histology_use(c: &Ctx, f: &mut Finding) {
+    f.decided_by
+        .extend(fact_use("histology", &c.p.histology, |h| {
+            h.label().to_owned()
+        }));
+}
+
+/// ORD-01: resection of a recurrence when LR-01 or LR-02 holds.
+fn ord_01(o: &DraftOrder, lr: &super::local_recurrence::LrAssessment) -> Option<Finding> {
+    if !o.is(OrderKind::RecurrenceResection) {
+        return None;
+    }
+    let reasons = match lr.verdict {
+        Verdict::Lr01 => &lr.distant_reasons,
+        Verdict::Lr02 => &lr.against_reasons,
+        _ => return None,
+    };
+    let mut f = on_order("ORD-01", Indicator::Warning, o);
+    f.statements
+        .push(format!("Recurrence assessment: {}", lr.verdict.rule()));
+    for r in reasons {
+        f.statements.push(format!("Reason: {r}"));
+    }
+    f.decided_by.extend(lr.decided_by.iter().cloned());
+    f.parameters = lr.parameters.clone();
+    f.suggestions.push(delete(o));
+    f.suggestions.push(replace(
+        o,
+        "Replace with a medical oncology referral",
+        "medical-oncology-referral",
+    ));
+    Some(f)
+}
+
+/// ORD-02: debulking outside WD-LPS.
+fn ord_02(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::Debulking) || *c.p.histology.value()? == Histology::WdLiposarcoma {
+        return None;
+    }
+    let mut f = on_order("ORD-02", Indicator::Warning, o);
+    histology_use(c, &mut f);
+    f.suggestions.push(delete(o));
+    Some(f)
+}
+
+/// ORD-03: HIPEC.
+fn ord_03(_: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::Hipec) {
+        return None;
+    }
+    let mut f = on_order("ORD-03", Indicator::Warning, o);
+    f.suggestions.push(delete(o));
+    Some(f)
+}
+
+/// ORD-04: post-operative RT or systemic therapy after complete resection of a recurrence.
+fn ord_04(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    let rt = o.is(OrderKind::PostoperativeRt);
+    let systemic = o.is(OrderKind::PostoperativeSystemic);
+    if !rt && !systemic {
+        return None;
+    }
+    // The latest resection must be a complete resection of a recurrence.
+    let last =
+        c.p.resections
+            .iter()
+            .filter(|r| r.date <= c.today)
+            .max_by_key(|r| r.date)?;
+    if !matches!(last.target, ResectionTarget::Recurrence) {
+        return None;
+    }
+    let completeness = *last.completeness.value()?;
+    if !completeness.is_complete() {
+        return None;
+    }
+    // Exception (RT only): R1 margin after pre-operative RT without IORT → a boost may be
+    // considered. Unknown RT history cannot establish the exception.
+    let boost = rt
+        && !systemic
+        && completeness == crate::clinical::Completeness::R1
+        && c.p.radiotherapy.value().is_some_and(|courses| {
+            let for_this = |t: RtTiming| {
+                courses.iter().any(|rt| {
+                    rt.timing == t
+                        && (rt.relative_to.as_deref() == Some(last.procedure.as_str())
+                            || (rt.relative_to.is_none() && rt.date <= last.date))
+                })
+            };
+            for_this(RtTiming::PreOperative) && !for_this(RtTiming::IntraOperative)
+        });
+    let mut f = on_order(
+        "ORD-04",
+        if boost {
+            Indicator::Info
+        } else {
+            Indicator::Warning
+        },
+        o,
+    );
+    f.decided_by.push(plain_use(
+        "recurrence_resection",
+        format!("{} on {} ({completeness:?})", last.procedure, last.date),
+        Some(last.read_from.label().to_owned()),
+    ));
+    if boost {
+        f.statements.push(
+            "R1 margin after pre-operative RT without IORT: a 10–16 Gy boost may be considered"
+                .to_owned(),
+        );
+        f.summary = Some(
+            "R1 after pre-operative RT, no IORT: a 10–16 Gy boost may be considered".to_owned(),
+        );
+    }
+    f.suggestions.push(delete(o));
+    Some(f)
+}
+
+/// ORD-05: pre-operative RT in a previously irradiated patient.
+fn ord_05(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::PreoperativeRt) {
+        return None;
+    }
+    let courses = c.p.radiotherapy.value()?;
+    if courses.is_empty() {
+        return None;
+    }
+    let mut f = on_order("ORD-05", Indicator::Warning, o);
+    f.decided_by
+        .extend(fact_use("prior_rt", &c.p.radiotherapy, |cs| {
+            let d: Vec<String> = cs
+                .iter()
+                .map(|rt| format!("{} {}", rt.procedure, rt.date))
+                .collect();
+            d.join(", ")
+        }));
+    f.suggestions.push(delete(o));
+    Some(f)
+}
+
+/// ORD-06: metastasectomy for synchronous metastases.
+fn ord_06(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::Metastasectomy) && !o.is(OrderKind::PulmonaryMetastasectomy) {
+        return None;
+    }
+    if *c.p.metastasis_timing.value()? != MetastasisTiming::Synchronous {
+        return None;
+    }
+    let mut f = on_order("ORD-06", Indicator::Warning, o);
+    f.decided_by.extend(fact_use(
+        "metastasis_timing",
+        &c.p.metastasis_timing,
+        |_| "synchronous".to_owned(),
+    ));
+    f.parameters.push(ParameterId::SynchronousWindowDays);
+    f.suggestions.push(delete(o));
+    f.suggestions.push(replace(
+        o,
+        "Replace with a medical oncology referral",
+        "medical-oncology-referral",
+    ));
+    Some(f)
+}
+
+/// ORD-07: pulmonary metastasectomy in a current smoker.
+fn ord_07(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::PulmonaryMetastasectomy) || !c.p.current_smoker.is_true() {
+        return None;
+    }
+    let mut f = on_order("ORD-07", Indicator::Warning, o);
+    f.decided_by
+        .extend(fact_use("current_smoker", &c.p.current_smoker, |_| {
+            "yes".to_owned()
+        }));
+    f.suggestions.push(create(
+        "Refer to smoking cessation",
+        "smoking-cessation-referral",
+    ));
+    Some(f)
+}
+
+/// ORD-08: pulmonary metastasectomy without recent pulmonary function tests.
+fn ord_08(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::PulmonaryMetastasectomy) || !c.p.pulmonary_function_tested.is_false() {
+        return None;
+    }
+    let mut f = on_order("ORD-08", Indicator::Info, o);
+    f.parameters.push(ParameterId::PftValidityDays);
+    f.decided_by
+        .extend(fact_use("last_pft", &c.p.last_pft, |d| {
+            super::date_text(*d)
+        }));
+    f.statements.push(format!(
+        "No pulmonary function test within pft_validity_days = {}",
+        c.params.display(ParameterId::PftValidityDays)
+    ));
+    f.suggestions.push(create(
+        "Order pulmonary function tests",
+        "pulmonary-function-tests",
+    ));
+    Some(f)
+}
+
+/// ORD-09: ifosfamide for leiomyosarcoma or SFT.
+fn ord_09(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::Agent(Agent::Ifosfamide)) {
+        return None;
+    }
+    if !matches!(
+        c.p.histology.value()?,
+        Histology::Leiomyosarcoma | Histology::SolitaryFibrousTumor
+    ) {
+        return None;
+    }
+    let mut f = on_order("ORD-09", Indicator::Info, o);
+    histology_use(c, &mut f);
+    f.suggestions.push(delete(o));
+    f.suggestions
+        .push(replace(o, "Replace with dacarbazine", "dacarbazine"));
+    Some(f)
+}
+
+/// ORD-10: pazopanib for a liposarcoma.
+fn ord_10(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::Agent(Agent::Pazopanib)) || !c.p.histology.value()?.is_liposarcoma() {
+        return None;
+    }
+    let mut f = on_order("ORD-10", Indicator::Warning, o);
+    histology_use(c, &mut f);
+    f.suggestions.push(delete(o));
+    Some(f)
+}
+
+/// ORD-11: eribulin outside liposarcoma.
+fn ord_11(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::Agent(Agent::Eribulin)) || c.p.histology.value()?.is_liposarcoma() {
+        return None;
+    }
+    let mut f = on_order("ORD-11", Indicator::Info, o);
+    histology_use(c, &mut f);
+    Some(f)
+}
+
+/// ORD-12: trabectedin outside the L-sarcomas.
+fn ord_12(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::Agent(Agent::Trabectedin)) {
+        return None;
+    }
+    let h = *c.p.histology.value()?;
+    if h == Histology::Leiomyosarcoma || h.is_liposarcoma() {
+        return None;
+    }
+    let mut f = on_order("ORD-12", Indicator::Info, o);
+    histology_use(c, &mut f);
+    Some(f)
+}
+
+/// ORD-13: first-line gemcitabine + docetaxel (in one order or in two orders together); the
+/// finding is attached to the gemcitabine order.
+fn ord_13(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::Agent(Agent::Gemcitabine)) {
+        return None;
+    }
+    if !all.iter().any(|d| d.is(OrderKind::Agent(Agent::Docetaxel))) {
+        return None;
+    }
+    if !c.p.systemic_history.value()?.is_empty() {
+        return None;
+    }
+    let mut f = on_order("ORD-13", Indicator::Info, o);
+    f.decided_by
+        .extend(fact_use("systemic_history", &c.p.systemic_history, |_| {
+            "none recorded".to_owned()
+        }));
+    f.suggestions
+        .push(create("Order doxorubicin", "doxorubicin"));
+    Some(f)
+}
+
+/// ORD-14: anthracycline order that takes the cumulative dose over the lifetime limit. The
+/// other anthracycline orders of the same request count too.
+fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Finding> {
+    if !o.agents().any(Agent::is_anthracycline) {
+        return None;
+    }
+    let prior = *c.p.systemic_history.value()?.anthracycline_mg_m2.value()?;
+    let limit = c.params.doxorubicin_lifetime_max_mg_m2;
+    let this = o.planned_anthracycline_mg_m2.value().copied();
+    let others: f64 = all
+        .iter()
+        .filter(|d| d.reference != o.reference && d.agents().any(Agent::is_anthracycline))
+        .filter_map(|d| d.planned_anthracycline_mg_m2.value())
+        .sum();
+    // An unknown planned dose only matters when the rest is already over the limit.
+    let total = prior + others + this.unwrap_or(0.0);
+    if total <= limit + DOSE_EPSILON_MG_M2 {
+        return None;
+    }
+    let mut f = on_order("ORD-14", Indicator::Critical, o);
+    f.parameters.push(ParameterId::DoxorubicinLifetimeMaxMgM2);
+    f.parameters
+        .push(ParameterId::EpirubicinToDoxorubicinFactor);
+    f.decided_by.extend(fact_use(
+        "anthracycline_cumulative_dose",
+        &c.p.systemic_history.value()?.anthracycline_mg_m2,
+        |d| format!("{d:.0} mg/m² doxorubicin-equivalent"),
+    ));
+    let this_text = this.map_or_else(|| "not stated".to_owned(), |d| format!("{d:.0}"));
+    let mut line = format!("Prior {prior:.0} + this order {this_text}");
+    if others > 0.0 {
+        line.push_str(&format!(" + other draft orders {others:.0}"));
+    }
+    line.push_str(&format!(
+        " = {total:.0} mg/m² doxorubicin-equivalent (> doxorubicin_lifetime_max_mg_m2 = {}; epirubicin_to_doxorubicin_factor = {})",
+        c.params.display(ParameterId::DoxorubicinLifetimeMaxMgM2),
+        c.params.display(ParameterId::EpirubicinToDoxorubicinFactor)
+    ));
+    f.statements.push(line);
+    f.summary = Some(format!(
+        "Cumulative anthracycline {total:.0} mg/m² would exceed the {} mg/m² limit",
+        c.params.display(ParameterId::DoxorubicinLifetimeMaxMgM2)
+    ));
+    f.suggestions.push(delete(o));
+    Some(f)
+}
+
+/// ORD-15: olaratumab (withdrawn).
+fn ord_15(_: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::Agent(Agent::Olaratumab)) {
+        return None;
+    }
+    let mut f = on_order("ORD-15", Indicator::Critical, o);
+    f.suggestions.push(delete(o));
+    f.suggestions
+        .push(replace(o, "Replace with doxorubicin", "doxorubicin"));
+    Some(f)
+}
+
+fn ord_16_check(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    ord_16(c, o)
+}
+
+/// ORD-16: FNA of a retroperitoneal mass with no sarcoma diagnosis yet. Also runs for
+/// patients out of scope (SCOPE-02): it is the one check that does.
+pub fn ord_16(c: &Ctx, o: &DraftOrder) -> Option<Finding> {
+    if !o.is(OrderKind::FineNeedleAspiration) || c.p.diagnosis.is_some() {
+        return None;
+    }
+    let mass = o
+        .reason_conditions
+        .iter()
+        .find(|r| c.p.undiagnosed_retroperitoneal_masses.contains(r));
+    if !o.body_site_retroperitoneum && mass.is_none() {
+        return None;
+    }
+    let mut f = on_order("ORD-16", Indicator::Warning, o);
+    f.statements.push(match mass {
+        Some(m) => format!("Target: retroperitoneal mass {m} without a sarcoma diagnosis"),
+        None => "Target: retroperitoneum, no sarcoma diagnosis recorded".to_owned(),
+    });
+    f.suggestions.push(delete(o));
+    f.suggestions.push(replace(
+        o,
+        "Replace with a core needle biopsy",
+        "core-needle-biopsy",
+    ));
+    Some(f)
+}
+
+/// ORD-17: routine bone imaging in metastatic RPS other than SFT, without bone symptoms.
+fn ord_17(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::Imaging(ImagingKind::BoneScan))
+        && !o.is(OrderKind::Imaging(ImagingKind::FdgPet))
+    {
+        return None;
+    }
+    if !c.metastatic()? || *c.p.histology.value()? == Histology::SolitaryFibrousTumor {
+        return None;
+    }
+    if c.p.symptoms.value()?.iter().any(|s| s.bone) {
+        return None;
+    }
+    let mut f = on_order("ORD-17", Indicator::Info, o);
+    histology_use(c, &mut f);
+    f.decided_by
+        .extend(fact_use("bone_symptoms", &c.p.symptoms, |_| {
+            "none recorded".to_owned()
+        }));
+    Some(f)
+}
+
+/// ORD-18: curative resection of the primary with synchronous metastases.
+fn ord_18(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::PrimaryResection) && !untargeted_primary_resection(c, o) {
+        return None;
+    }
+    if *c.p.metastasis_timing.value()? != MetastasisTiming::Synchronous {
+        return None;
+    }
+    let mut f = on_order("ORD-18", Indicator::Info, o);
+    f.decided_by.extend(fact_use(
+        "metastasis_timing",
+        &c.p.metastasis_timing,
+        |_| "synchronous".to_owned(),
+    ));
+    f.parameters.push(ParameterId::SynchronousWindowDays);
+    Some(f)
+}
+
+/// A resection order the classifier left untargeted (it names a primary resection only while
+/// the state is "primary untreated") that can only be of the primary: the primary is known
+/// not to be resected yet, no recurrence is active, and the order points at the diagnosis or
+/// the retroperitoneum.
+fn untargeted_primary_resection(c: &Ctx, o: &DraftOrder) -> bool {
+    let unresected = matches!(c.p.primary_resection.value(), Some(None));
+    let at_primary = o.body_site_retroperitoneum
+        || c.p
+            .diagnosis
+            .as_ref()
+            .is_some_and(|d| o.reason_conditions.contains(&d.condition));
+    o.is(OrderKind::Resection) && unresected && c.p.current_recurrence.is_none() && at_primary
+}

@@ -1,0 +1,91 @@
+//! §2.1 Scope and data quality: SCOPE-01, SCOPE-02 (in `evaluate`), DATA-01, DATA-02.
+
+use std::collections::BTreeMap;
+
+use super::{Ctx, Finding, Gaps, RuleInput, fact_use};
+use crate::cds_hooks::Indicator;
+
+/// SCOPE-01: the histology is a type the RPS recommendations do not cover.
+pub fn scope_01(c: &Ctx) -> Option<Finding> {
+    let h = *c.p.histology.value()?;
+    if h.is_in_scope() {
+        return None;
+    }
+    let mut f = Finding::new("SCOPE-01", Indicator::Info);
+    f.statements.push(format!(
+        "Histology: {} (outside the RPS recommendations)",
+        h.label()
+    ));
+    f.decided_by
+        .extend(fact_use("histology", &c.p.histology, |h| {
+            h.label().to_owned()
+        }));
+    Some(f)
+}
+
+/// DATA-01: one finding listing every fact a rule needed but found unknown, and what each
+/// held back.
+pub fn data_01(gaps: Gaps) -> Option<Finding> {
+    if gaps.is_empty() {
+        return None;
+    }
+    let mut f = Finding::new("DATA-01", Indicator::Info);
+    // One statement per fact, with everything it holds back.
+    let items = gaps.into_items();
+    let mut by_fact: Vec<(&'static str, String, Vec<&str>)> = Vec::new();
+    for u in &items {
+        match by_fact.iter_mut().find(|(fact, _, _)| *fact == u.fact) {
+            Some((_, _, held)) => {
+                if !held.contains(&u.holds_back.as_str()) {
+                    held.push(&u.holds_back);
+                }
+            }
+            None => by_fact.push((u.fact, u.reason.clone(), vec![&u.holds_back])),
+        }
+    }
+    for (fact, reason, held) in &by_fact {
+        f.statements
+            .push(format!("{fact} {reason}: {}", held.join("; ")));
+    }
+    f.unknown = items;
+    Some(f)
+}
+
+/// DATA-02: resources or draft orders failed FHIR validation and were left out.
+pub fn data_02(input: &RuleInput) -> Option<Finding> {
+    if input.invalid_resources.is_empty() && input.invalid_draft_orders.is_empty() {
+        return None;
+    }
+    let mut f = Finding::new("DATA-02", Indicator::Warning);
+    if !input.invalid_resources.is_empty() {
+        let mut per_type: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in input.invalid_resources {
+            *per_type.entry(r.resource_type.as_str()).or_default() += 1;
+        }
+        let list: Vec<String> = per_type.iter().map(|(t, n)| format!("{t} × {n}")).collect();
+        f.statements.push(format!(
+            "{} resource(s) failed FHIR validation and were left out: {}",
+            input.invalid_resources.len(),
+            list.join(", ")
+        ));
+        if input.picture.diagnosis.is_none() {
+            f.statements.push(
+                "No retroperitoneal sarcoma diagnosis was found in the valid data; it may be in \
+                 the resources left out, so no RPS advice was given"
+                    .to_owned(),
+            );
+        }
+    }
+    if !input.invalid_draft_orders.is_empty() {
+        f.statements.push(format!(
+            "{} draft order(s) failed validation and could not be checked: {}",
+            input.invalid_draft_orders.len(),
+            input.invalid_draft_orders.join(", ")
+        ));
+    }
+    f.summary = Some(format!(
+        "{} resource(s) failed validation and were left out: advice may be incomplete",
+        input.invalid_resources.len() + input.invalid_draft_orders.len()
+    ));
+    Some(f)
+}

@@ -1,0 +1,743 @@
+//! A small builder of FHIR R4 charts for tests: each method adds one or two resources the way
+//! input-profile.md reads them, and returns the chart so calls chain.
+//!
+//! ```ignore
+//! let chart = Chart::new("2026-11-01")
+//!     .patient("1961-04-02")
+//!     .diagnosis("2023-01-10", hist::DDLPS)          // Condition/dx
+//!     .primary_resection("2023-02-01", Some("R0"))   // Procedure/resection-1 + residual Observation
+//!     .recurrence("2025-09-01")                       // Condition/recurrence-1
+//!     .ecog("2026-10-02", 1)
+//!     .ct_chest("2026-10-20");
+//! let picture = chart.picture(&terminology(), &Parameters::default());
+//! ```
+//!
+//! Ids are predictable so tests can refer to them: the n-th resource of a kind is
+//! `<kind>-<n>` (`resection-1`, `recurrence-2`, `met-1`, `rt-1`, `admin-3` …); the diagnosis
+//! is `Condition/dx` and the patient `Patient/p1`. [`Chart::last_ref`] gives the reference of
+//! the resource added last; [`Chart::tweak`] edits it (e.g. to drop an element or set a
+//! status). Anything the helpers do not cover goes in with [`Chart::resource`].
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rps_cds::clinical::{ClinicalInput, Picture, SetAsideResource, build_picture};
+use rps_cds::knowledge::{Parameters, Terminology};
+use serde_json::{Value, json};
+
+pub const SCT: &str = "http://snomed.info/sct";
+pub const LOINC: &str = "http://loinc.org";
+pub const ICD10CM: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+pub const ICD10: &str = "http://hl7.org/fhir/sid/icd-10";
+pub const ICDO3: &str = "http://terminology.hl7.org/CodeSystem/icd-o-3";
+pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
+pub const NCIT: &str = "http://ncit.nci.nih.gov";
+pub const RPS: &str = "https://fhir.rps-cds.org/CodeSystem/rps-observation";
+pub const MCODE: &str = "http://hl7.org/fhir/us/mcode/StructureDefinition/";
+pub const PROGRESSION_QUALIFIER: &str = "http://hl7.org/fhir/us/codex-radiation-therapy/StructureDefinition/codexrt-radiotherapy-disease-progression-qualifier";
+
+/// ICD-O-3 morphology codes with their display, for [`Chart::diagnosis`].
+pub mod hist {
+    pub type Morphology = (&'static str, &'static str);
+    pub const WDLPS: Morphology = ("8851/3", "Well differentiated liposarcoma");
+    pub const DDLPS: Morphology = ("8858/3", "Dedifferentiated liposarcoma");
+    pub const MYXOID_LPS: Morphology = ("8852/3", "Myxoid liposarcoma");
+    pub const LMS: Morphology = ("8890/3", "Leiomyosarcoma");
+    pub const SFT: Morphology = ("8815/3", "Solitary fibrous tumor, malignant");
+    pub const MPNST: Morphology = ("9540/3", "Malignant peripheral nerve sheath tumor");
+    pub const SYNOVIAL: Morphology = ("9040/3", "Synovial sarcoma");
+    pub const UPS: Morphology = ("8802/3", "Undifferentiated pleomorphic sarcoma");
+    pub const SARCOMA_NOS: Morphology = ("8800/3", "Sarcoma, NOS");
+    pub const GIST: Morphology = ("8936/3", "Gastrointestinal stromal tumor");
+    pub const DESMOID: Morphology = ("8821/1", "Desmoid-type fibromatosis");
+}
+
+/// Metastasis sites with their SNOMED CT "secondary malignant neoplasm of …" code.
+#[derive(Debug, Clone, Copy)]
+pub enum Site {
+    Lung,
+    Liver,
+    Bone,
+    Brain,
+    Pleura,
+    Adrenal,
+    /// ICD-10-CM C78.6 (peritoneum).
+    Peritoneum,
+}
+
+impl Site {
+    fn coding(self) -> Value {
+        let (system, code, display) = match self {
+            Site::Lung => (SCT, "94391008", "Secondary malignant neoplasm of lung"),
+            Site::Liver => (SCT, "94381002", "Secondary malignant neoplasm of liver"),
+            Site::Bone => (SCT, "94222008", "Secondary malignant neoplasm of bone"),
+            Site::Brain => (SCT, "94225005", "Secondary malignant neoplasm of brain"),
+            Site::Pleura => (SCT, "94493005", "Secondary malignant neoplasm of pleura"),
+            Site::Adrenal => (
+                SCT,
+                "94161006",
+                "Secondary malignant neoplasm of adrenal gland",
+            ),
+            Site::Peritoneum => (
+                ICD10CM,
+                "C78.6",
+                "Secondary malignant neoplasm of retroperitoneum and peritoneum",
+            ),
+        };
+        json!({"system": system, "code": code, "display": display})
+    }
+}
+
+/// A CodeableConcept with one coding.
+pub fn cc(system: &str, code: &str, display: &str) -> Value {
+    json!({"coding": [{"system": system, "code": code, "display": display}]})
+}
+
+/// A CodeableConcept with text only.
+pub fn text(t: &str) -> Value {
+    json!({"text": t})
+}
+
+pub fn retroperitoneum() -> Value {
+    cc(SCT, "82849001", "Retroperitoneal structure")
+}
+
+/// A patient's chart at an evaluation time, plus draft orders.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub as_of: DateTime<Utc>,
+    pub patient: Option<Value>,
+    pub resources: Vec<Value>,
+    pub set_aside: Vec<SetAsideResource>,
+    pub drafts: Vec<Value>,
+    counters: BTreeMap<&'static str, usize>,
+}
+
+impl Chart {
+    /// An empty chart evaluated at noon UTC of `as_of` ("2026-11-01").
+    pub fn new(as_of: &str) -> Self {
+        let d: NaiveDate = as_of.parse().expect("as_of is YYYY-MM-DD");
+        Chart {
+            as_of: d.and_hms_opt(12, 0, 0).unwrap().and_utc(),
+            patient: None,
+            resources: Vec::new(),
+            set_aside: Vec::new(),
+            drafts: Vec::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    fn next_id(&mut self, kind: &'static str) -> String {
+        let n = self.counters.entry(kind).or_insert(0);
+        *n += 1;
+        format!("{kind}-{n}")
+    }
+
+    fn subject() -> Value {
+        json!({"reference": "Patient/p1"})
+    }
+
+    /// `Patient/p1` born on `birth_date`.
+    pub fn patient(mut self, birth_date: &str) -> Self {
+        self.patient = Some(json!({
+            "resourceType": "Patient", "id": "p1", "birthDate": birth_date, "gender": "female"
+        }));
+        self
+    }
+
+    /// Adds any resource as is.
+    pub fn resource(mut self, r: Value) -> Self {
+        self.resources.push(r);
+        self
+    }
+
+    /// Edits the resource added last.
+    pub fn tweak(mut self, f: impl FnOnce(&mut Value)) -> Self {
+        f(self.resources.last_mut().expect("a resource to tweak"));
+        self
+    }
+
+    /// "Type/id" of the resource added last.
+    pub fn last_ref(&self) -> String {
+        let r = self.resources.last().expect("a resource");
+        format!(
+            "{}/{}",
+            r["resourceType"].as_str().unwrap(),
+            r["id"].as_str().unwrap()
+        )
+    }
+
+    /// Records that a resource of `resource_type` failed validation and was set aside.
+    pub fn set_aside(mut self, resource_type: &str) -> Self {
+        self.set_aside.push(SetAsideResource {
+            resource_type: resource_type.to_owned(),
+            id: None,
+        });
+        self
+    }
+
+    fn condition(&mut self, kind: &'static str, code: Value, onset: &str) -> Value {
+        let id = self.next_id(kind);
+        json!({
+            "resourceType": "Condition", "id": id, "subject": Self::subject(),
+            "clinicalStatus": cc("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"),
+            "verificationStatus": cc("http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed", "Confirmed"),
+            "code": code, "onsetDateTime": onset
+        })
+    }
+
+    fn observation(&mut self, kind: &'static str, code: Value, date: &str) -> Value {
+        let id = self.next_id(kind);
+        json!({
+            "resourceType": "Observation", "id": id, "status": "final",
+            "subject": Self::subject(), "code": code, "effectiveDateTime": date
+        })
+    }
+
+    fn procedure(&mut self, kind: &'static str, code: Value, date: &str) -> Value {
+        let id = self.next_id(kind);
+        json!({
+            "resourceType": "Procedure", "id": id, "status": "completed",
+            "subject": Self::subject(), "code": code, "performedDateTime": date
+        })
+    }
+
+    // ---- Diagnosis and tumour -------------------------------------------------------
+
+    /// `Condition/dx`: mCODE primary cancer condition, ICD-10-CM C48.0, retroperitoneal
+    /// bodySite, histology in the mCODE histology-morphology-behavior extension.
+    pub fn diagnosis(mut self, onset: &str, morphology: hist::Morphology) -> Self {
+        self.resources.push(json!({
+            "resourceType": "Condition", "id": "dx", "subject": Self::subject(),
+            "meta": {"profile": [format!("{MCODE}mcode-primary-cancer-condition")]},
+            "extension": [{
+                "url": format!("{MCODE}mcode-histology-morphology-behavior"),
+                "valueCodeableConcept": cc(ICDO3, morphology.0, morphology.1)
+            }],
+            "clinicalStatus": cc("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"),
+            "verificationStatus": cc("http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed", "Confirmed"),
+            "code": cc(ICD10CM, "C48.0", "Malignant neoplasm of retroperitoneum"),
+            "bodySite": [retroperitoneum()],
+            "onsetDateTime": onset
+        }));
+        self
+    }
+
+    /// `Condition/dx` with a free-form code and body site (other encodings of the profile).
+    pub fn diagnosis_coded(mut self, onset: &str, code: Value, body_site: Option<Value>) -> Self {
+        let mut c = json!({
+            "resourceType": "Condition", "id": "dx", "subject": Self::subject(),
+            "clinicalStatus": cc("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"),
+            "code": code, "onsetDateTime": onset
+        });
+        if let Some(b) = body_site {
+            c["bodySite"] = json!([b]);
+        }
+        self.resources.push(c);
+        self
+    }
+
+    /// Histology Observation (LOINC 31206-6) with the given value.
+    pub fn histology_observation(mut self, date: &str, value: Value) -> Self {
+        let mut o = self.observation(
+            "histology",
+            cc(LOINC, "31206-6", "Histology and behavior ICD-O-3 Cancer"),
+            date,
+        );
+        o["valueCodeableConcept"] = value;
+        self.resources.push(o);
+        self
+    }
+
+    /// mCODE histologic grade (NCIT C18000) coded with SNOMED CT low / intermediate / high.
+    pub fn grade(mut self, date: &str, grade: u8) -> Self {
+        let value = match grade {
+            1 => cc(SCT, "1155708003", "Low grade"),
+            2 => cc(SCT, "1286893008", "Intermediate grade"),
+            _ => cc(SCT, "1155707008", "High grade"),
+        };
+        let mut o = self.observation("grade", cc(NCIT, "C18000", "Histologic Grade"), date);
+        o["valueCodeableConcept"] = value;
+        self.resources.push(o);
+        self
+    }
+
+    // ---- Surgery and radiotherapy --------------------------------------------------
+
+    fn resection_with(
+        mut self,
+        date: &str,
+        reason: Option<String>,
+        body_site: Option<Value>,
+        completeness: Option<&str>,
+    ) -> Self {
+        let mut p = self.procedure(
+            "resection",
+            cc(SCT, "387713003", "Surgical procedure"),
+            date,
+        );
+        if let Some(r) = reason {
+            p["reasonReference"] = json!([{"reference": r}]);
+        }
+        if let Some(b) = body_site {
+            p["bodySite"] = json!([b]);
+        }
+        let proc_ref = format!("Procedure/{}", p["id"].as_str().unwrap());
+        self.resources.push(p);
+        if let Some(c) = completeness {
+            self = self.residual_tumour(date, &proc_ref, c);
+        }
+        self
+    }
+
+    /// Resection of the primary (`reasonReference` → `Condition/dx`, retroperitoneal body
+    /// site) as `Procedure/resection-N`, with a residual-tumour Observation when
+    /// `completeness` ("R0" / "R1" / "R2") is given.
+    pub fn primary_resection(self, date: &str, completeness: Option<&str>) -> Self {
+        self.resection_with(
+            date,
+            Some("Condition/dx".to_owned()),
+            Some(retroperitoneum()),
+            completeness,
+        )
+    }
+
+    /// Resection of `Condition/recurrence-<n>`.
+    pub fn recurrence_resection(self, date: &str, n: usize, completeness: Option<&str>) -> Self {
+        self.resection_with(
+            date,
+            Some(format!("Condition/recurrence-{n}")),
+            Some(retroperitoneum()),
+            completeness,
+        )
+    }
+
+    /// Resection of `Condition/met-<n>` (a metastasectomy).
+    pub fn metastasectomy(self, date: &str, n: usize, completeness: Option<&str>) -> Self {
+        self.resection_with(date, Some(format!("Condition/met-{n}")), None, completeness)
+    }
+
+    /// A resection with neither reasonReference nor bodySite.
+    pub fn untargeted_resection(self, date: &str, completeness: Option<&str>) -> Self {
+        self.resection_with(date, None, None, completeness)
+    }
+
+    /// Residual tumour classification (LOINC 84892-9) of `procedure`, as text ("R0").
+    pub fn residual_tumour(mut self, date: &str, procedure: &str, value: &str) -> Self {
+        let mut o = self.observation(
+            "residual",
+            cc(LOINC, "84892-9", "Residual tumor classification"),
+            date,
+        );
+        o["partOf"] = json!([{"reference": procedure}]);
+        o["valueCodeableConcept"] = text(value);
+        self.resources.push(o);
+        self
+    }
+
+    /// RPS rupture-or-piecemeal Observation about `procedure`.
+    pub fn rupture(mut self, date: &str, procedure: &str, value: bool) -> Self {
+        let mut o = self.observation(
+            "rupture",
+            cc(
+                RPS,
+                "rupture-or-piecemeal",
+                "Rupture or piecemeal resection",
+            ),
+            date,
+        );
+        o["partOf"] = json!([{"reference": procedure}]);
+        o["valueBoolean"] = json!(value);
+        self.resources.push(o);
+        self
+    }
+
+    /// mCODE radiotherapy course summary (`Procedure/rt-N`) over `start`..`end`, with the
+    /// total dose in cGy when given.
+    pub fn radiotherapy(mut self, start: &str, end: &str, dose_cgy: Option<f64>) -> Self {
+        let mut p = self.procedure(
+            "rt",
+            cc(SCT, "1217123003", "Radiotherapy course of treatment"),
+            start,
+        );
+        p.as_object_mut().unwrap().remove("performedDateTime");
+        p["performedPeriod"] = json!({"start": start, "end": end});
+        if let Some(d) = dose_cgy {
+            p["extension"] = json!([{
+                "url": format!("{MCODE}mcode-radiotherapy-dose-delivered-to-volume"),
+                "extension": [
+                    {"url": "volume", "valueReference": {"reference": "BodyStructure/v1"}},
+                    {"url": "totalDoseDelivered", "valueQuantity": {"value": d, "unit": "cGy", "system": "http://unitsofmeasure.org", "code": "cGy"}}
+                ]
+            }]);
+        }
+        self.resources.push(p);
+        self
+    }
+
+    /// Intra-operative radiotherapy on `date` (modality-and-technique SCT 168524008).
+    pub fn iort(mut self, date: &str) -> Self {
+        let mut p = self.procedure(
+            "rt",
+            cc(SCT, "1217123003", "Radiotherapy course of treatment"),
+            date,
+        );
+        p["extension"] = json!([{
+            "url": format!("{MCODE}mcode-radiotherapy-modality-and-technique"),
+            "extension": [{"url": "technique", "valueCodeableConcept": cc(SCT, "168524008", "Intraoperative radiation therapy")}]
+        }]);
+        self.resources.push(p);
+        self
+    }
+
+    // ---- Disease course -------------------------------------------------------------
+
+    /// A local recurrence Condition `Condition/recurrence-N` (C48.0, clinicalStatus
+    /// recurrence, retroperitoneal) detected on `onset`.
+    pub fn recurrence(mut self, onset: &str) -> Self {
+        let mut c = self.condition(
+            "recurrence",
+            cc(ICD10CM, "C48.0", "Malignant neoplasm of retroperitoneum"),
+            onset,
+        );
+        c["clinicalStatus"] = cc(
+            "http://terminology.hl7.org/CodeSystem/condition-clinical",
+            "recurrence",
+            "Recurrence",
+        );
+        c["bodySite"] = json!([retroperitoneum()]);
+        self.resources.push(c);
+        self
+    }
+
+    /// mCODE disease status (LOINC 97509-4): "improved", "stable" or "worsened", with an
+    /// optional progression qualifier "local" / "distant".
+    pub fn disease_status(mut self, date: &str, status: &str, qualifier: Option<&str>) -> Self {
+        let value = match status {
+            "improved" => cc(SCT, "268910001", "Patient's condition improved"),
+            "stable" => cc(SCT, "359746009", "Patient's condition stable"),
+            _ => cc(SCT, "271299001", "Patient's condition worsened"),
+        };
+        let mut o = self.observation(
+            "status",
+            cc(LOINC, "97509-4", "Cancer disease progression"),
+            date,
+        );
+        o["valueCodeableConcept"] = value;
+        if let Some(q) = qualifier {
+            let q = if q == "local" {
+                cc(SCT, "255470001", "Local")
+            } else {
+                cc(SCT, "261007001", "Distant")
+            };
+            o["extension"] = json!([{"url": PROGRESSION_QUALIFIER, "valueCodeableConcept": q}]);
+        }
+        self.resources.push(o);
+        self
+    }
+
+    /// mCODE secondary cancer condition `Condition/met-N` at `site`, detected on `onset`.
+    pub fn metastasis(mut self, onset: &str, site: Site) -> Self {
+        let mut c = self.condition("met", json!({"coding": [site.coding()]}), onset);
+        c["meta"] = json!({"profile": [format!("{MCODE}mcode-secondary-cancer-condition")]});
+        self.resources.push(c);
+        self
+    }
+
+    /// RPS focality Observation about `Condition/recurrence-<n>`.
+    pub fn focality(mut self, date: &str, recurrence: usize, multifocal: bool) -> Self {
+        let code = if multifocal { "multifocal" } else { "unifocal" };
+        let mut o = self.observation("focality", cc(RPS, "focality", "Focality"), date);
+        o["focus"] = json!([{"reference": format!("Condition/recurrence-{recurrence}")}]);
+        o["valueCodeableConcept"] = cc(RPS, code, code);
+        self.resources.push(o);
+        self
+    }
+
+    /// RPS resectability: "resectable", "borderline" or "unresectable".
+    pub fn resectability(mut self, date: &str, value: &str) -> Self {
+        let mut o = self.observation(
+            "resectability",
+            cc(RPS, "resectability", "Resectability"),
+            date,
+        );
+        o["valueCodeableConcept"] = cc(RPS, value, value);
+        self.resources.push(o);
+        self
+    }
+
+    /// Invasion of a critical structure (SCT 370052007) at body site SCT `site`.
+    pub fn critical_structure(mut self, date: &str, site: &str, involved: bool) -> Self {
+        let mut o = self.observation(
+            "critical",
+            cc(SCT, "370052007", "Status of invasion by tumor"),
+            date,
+        );
+        o["bodySite"] = cc(SCT, site, "structure");
+        o["valueBoolean"] = json!(involved);
+        self.resources.push(o);
+        self
+    }
+
+    /// RPS metastatic-lesion-count.
+    pub fn lesion_count(mut self, date: &str, n: u32) -> Self {
+        let mut o = self.observation(
+            "lesions",
+            cc(RPS, "metastatic-lesion-count", "Metastatic lesion count"),
+            date,
+        );
+        o["valueInteger"] = json!(n);
+        self.resources.push(o);
+        self
+    }
+
+    /// An active symptom Condition with the given code.
+    pub fn symptom(mut self, onset: &str, code: Value) -> Self {
+        let c = self.condition("symptom", code, onset);
+        self.resources.push(c);
+        self
+    }
+
+    // ---- Patient status and history --------------------------------------------------
+
+    /// ECOG (LOINC 89247-1) as valueInteger.
+    pub fn ecog(mut self, date: &str, ecog: u8) -> Self {
+        let mut o = self.observation(
+            "ecog",
+            cc(LOINC, "89247-1", "ECOG Performance Status score"),
+            date,
+        );
+        o["valueInteger"] = json!(ecog);
+        self.resources.push(o);
+        self
+    }
+
+    /// Karnofsky (LOINC 89243-0) as valueInteger.
+    pub fn karnofsky(mut self, date: &str, score: u8) -> Self {
+        let mut o = self.observation(
+            "karnofsky",
+            cc(LOINC, "89243-0", "Karnofsky Performance Status score"),
+            date,
+        );
+        o["valueInteger"] = json!(score);
+        self.resources.push(o);
+        self
+    }
+
+    /// Body surface area (LOINC 8277-6) in m².
+    pub fn bsa(mut self, date: &str, m2: f64) -> Self {
+        let mut o = self.observation("bsa", cc(LOINC, "8277-6", "Body surface area"), date);
+        o["valueQuantity"] =
+            json!({"value": m2, "unit": "m2", "system": "http://unitsofmeasure.org", "code": "m2"});
+        self.resources.push(o);
+        self
+    }
+
+    /// A completed MedicationAdministration `admin-N` of RxNorm `rxnorm` (`name`), with a
+    /// dose in `unit` ("mg/m2" or "mg") when given.
+    pub fn administration(
+        mut self,
+        date: &str,
+        rxnorm: &str,
+        name: &str,
+        dose: Option<(f64, &str)>,
+    ) -> Self {
+        let id = self.next_id("admin");
+        let mut m = json!({
+            "resourceType": "MedicationAdministration", "id": id, "status": "completed",
+            "subject": Self::subject(),
+            "medicationCodeableConcept": cc(RXNORM, rxnorm, name),
+            "effectiveDateTime": date
+        });
+        if let Some((value, unit)) = dose {
+            m["dosage"] = json!({"dose": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}});
+        }
+        self.resources.push(m);
+        self
+    }
+
+    /// Doxorubicin (RxNorm 3639) given on `date` at `mg_m2`.
+    pub fn doxorubicin(self, date: &str, mg_m2: f64) -> Self {
+        self.administration(date, "3639", "doxorubicin", Some((mg_m2, "mg/m2")))
+    }
+
+    /// A completed MedicationStatement `stmt-N` of RxNorm `rxnorm` over `start`..`end`.
+    pub fn medication_statement(
+        mut self,
+        start: &str,
+        end: &str,
+        rxnorm: &str,
+        name: &str,
+    ) -> Self {
+        let id = self.next_id("stmt");
+        self.resources.push(json!({
+            "resourceType": "MedicationStatement", "id": id, "status": "completed",
+            "subject": Self::subject(),
+            "medicationCodeableConcept": cc(RXNORM, rxnorm, name),
+            "effectivePeriod": {"start": start, "end": end}
+        }));
+        self
+    }
+
+    /// Tobacco smoking status (LOINC 72166-2) with SCT `status` (449868002 current,
+    /// 8517006 former, 266919005 never).
+    pub fn smoking(mut self, date: &str, status: &str) -> Self {
+        let mut o = self.observation(
+            "smoking",
+            cc(LOINC, "72166-2", "Tobacco smoking status"),
+            date,
+        );
+        o["valueCodeableConcept"] = cc(SCT, status, "smoking status");
+        self.resources.push(o);
+        self
+    }
+
+    /// FEV1 (LOINC 20150-9).
+    pub fn pft(mut self, date: &str) -> Self {
+        let mut o = self.observation("pft", cc(LOINC, "20150-9", "FEV1"), date);
+        o["valueQuantity"] =
+            json!({"value": 2.9, "unit": "L", "system": "http://unitsofmeasure.org", "code": "L"});
+        self.resources.push(o);
+        self
+    }
+
+    /// A final DiagnosticReport `report-N` with the given code.
+    pub fn report(mut self, date: &str, code: Value) -> Self {
+        let id = self.next_id("report");
+        self.resources.push(json!({
+            "resourceType": "DiagnosticReport", "id": id, "status": "final",
+            "subject": Self::subject(), "code": code, "effectiveDateTime": date
+        }));
+        self
+    }
+
+    pub fn ct_chest(self, date: &str) -> Self {
+        self.report(date, cc(SCT, "169069000", "CT of chest"))
+    }
+
+    pub fn ct_abdomen_pelvis(self, date: &str) -> Self {
+        self.report(date, cc(SCT, "432370003", "CT of abdomen and pelvis"))
+    }
+
+    pub fn ct_chest_abdomen_pelvis(self, date: &str) -> Self {
+        self.report(
+            date,
+            cc(SCT, "1148700003", "CT of chest, abdomen and pelvis"),
+        )
+    }
+
+    pub fn bone_scan(self, date: &str) -> Self {
+        self.report(date, cc(SCT, "41747008", "Bone scan"))
+    }
+
+    pub fn fdg_pet(self, date: &str) -> Self {
+        self.report(date, cc(SCT, "443271005", "FDG PET-CT"))
+    }
+
+    /// A completed needle biopsy Procedure (SCT 129249002).
+    pub fn biopsy(mut self, date: &str) -> Self {
+        let p = self.procedure("biopsy", cc(SCT, "129249002", "Core needle biopsy"), date);
+        self.resources.push(p);
+        self
+    }
+
+    /// Li-Fraumeni syndrome (ORPHA 524).
+    pub fn li_fraumeni(mut self, onset: &str) -> Self {
+        let c = self.condition(
+            "lfs",
+            cc("http://www.orpha.net", "524", "Li-Fraumeni syndrome"),
+            onset,
+        );
+        self.resources.push(c);
+        self
+    }
+
+    // ---- Draft orders ----------------------------------------------------------------
+
+    /// A draft ServiceRequest `sr-N` with `code`, optional body site and reason.
+    pub fn draft_service(
+        mut self,
+        code: Value,
+        body_site: Option<Value>,
+        reason: Option<&str>,
+    ) -> Self {
+        let id = self.next_id("sr");
+        let mut s = json!({
+            "resourceType": "ServiceRequest", "id": id, "status": "draft", "intent": "proposal",
+            "subject": Self::subject(), "code": code
+        });
+        if let Some(b) = body_site {
+            s["bodySite"] = json!([b]);
+        }
+        if let Some(r) = reason {
+            s["reasonReference"] = json!([{"reference": r}]);
+        }
+        self.drafts.push(s);
+        self
+    }
+
+    /// A draft MedicationRequest `mr-N` of RxNorm `rxnorm` with an optional dose per
+    /// administration (`unit` "mg/m2" or "mg") and number of repeats.
+    pub fn draft_medication(
+        mut self,
+        rxnorm: &str,
+        name: &str,
+        dose: Option<(f64, &str)>,
+        repeats: Option<u32>,
+    ) -> Self {
+        let id = self.next_id("mr");
+        let mut m = json!({
+            "resourceType": "MedicationRequest", "id": id, "status": "draft", "intent": "order",
+            "subject": Self::subject(), "medicationCodeableConcept": cc(RXNORM, rxnorm, name)
+        });
+        if let Some((value, unit)) = dose {
+            m["dosageInstruction"] = json!([{"doseAndRate": [{"doseQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}}]}]);
+        }
+        if let Some(n) = repeats {
+            m["dispenseRequest"] = json!({"numberOfRepeatsAllowed": n});
+        }
+        self.drafts.push(m);
+        self
+    }
+
+    /// Edits the draft order added last.
+    pub fn tweak_draft(mut self, f: impl FnOnce(&mut Value)) -> Self {
+        f(self.drafts.last_mut().expect("a draft to tweak"));
+        self
+    }
+
+    // ---- Output ----------------------------------------------------------------------
+
+    /// The clinical picture of this chart.
+    pub fn picture(&self, terminology: &Terminology, params: &Parameters) -> Picture {
+        let refs: Vec<&Value> = self.resources.iter().collect();
+        let input = ClinicalInput {
+            as_of: self.as_of,
+            patient: self.patient.as_ref(),
+            resources: &refs,
+            set_aside: &self.set_aside,
+        };
+        build_picture(&input, terminology, params)
+    }
+
+    /// All resources (patient first) as a FHIR searchset Bundle, e.g. for a prefetch entry.
+    pub fn bundle(&self) -> Value {
+        let entries: Vec<Value> = self
+            .patient
+            .iter()
+            .chain(&self.resources)
+            .map(|r| json!({"resource": r}))
+            .collect();
+        json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries})
+    }
+
+    /// The draft orders as the `context.draftOrders` Bundle of order-sign / order-select.
+    pub fn draft_orders_bundle(&self) -> Value {
+        json!({
+            "resourceType": "Bundle", "type": "collection",
+            "entry": self.drafts.iter().map(|r| json!({"resource": r})).collect::<Vec<_>>()
+        })
+    }
+}
