@@ -1419,6 +1419,7 @@ fn evaluate_is_fast_for_a_typical_chart() {
         }
     }
     let per = start.elapsed() / (2 * n);
+    eprintln!("evaluate: {per:?} per call");
     // Debug builds are ~10× slower than release; 100 µs in release ≈ well under 1 ms here.
     assert!(
         per < std::time::Duration::from_millis(1),
