@@ -467,7 +467,15 @@ impl<'a, 'i> Extractor<'a, 'i> {
             if let Some(m) = v.matches("li-fraumeni", &code) {
                 li_fraumeni.push(Cand::new(rec, true, super::fhir::read_from(m)));
             }
-            let active = !matches!(status, Some("resolved" | "remission" | "inactive"));
+            let abated = [
+                "abatementDateTime",
+                "abatementPeriod",
+                "abatementString",
+                "abatementAge",
+            ]
+            .iter()
+            .any(|k| rec.v.get(*k).is_some());
+            let active = !abated && !matches!(status, Some("resolved" | "remission" | "inactive"));
             if active
                 && !rps_code
                 && !sarcoma
@@ -1178,11 +1186,29 @@ impl<'a, 'i> Extractor<'a, 'i> {
             _ => disease_state,
         };
 
+        // Recurrence Conditions at different sites detected within 30 days of the previous
+        // one, with no resection between, are one (multifocal) episode, not a new recurrence.
+        let distinct_episodes: Vec<&RecurrenceEpisode> = {
+            let mut out: Vec<&RecurrenceEpisode> = Vec::new();
+            for e in &episodes {
+                let same = out.last().is_some_and(|p| {
+                    (e.detected - p.detected).num_days() <= MULTIFOCAL_WINDOW_DAYS
+                        && p.body_sites != e.body_sites
+                        && !resections
+                            .iter()
+                            .any(|r| r.date >= p.detected && r.date <= e.detected)
+                });
+                if !same {
+                    out.push(e);
+                }
+            }
+            out
+        };
         let recurrence_number = match self.set_aside(CONDITION_OBS) {
             Some(u) => Fact::Unknown(u),
             None if episodes.is_empty() => absence(0),
             None => derived(
-                episodes.len() as u32,
+                distinct_episodes.len() as u32,
                 episodes.iter().map(|e| e.source.clone()).collect(),
                 episodes.last().map(|e| e.detected),
             ),
@@ -2330,6 +2356,26 @@ impl<'a> Extractor<'a, '_> {
             total += mg_m2 * factor;
             resources.push(rec.reference.clone());
         }
+        // Anthracycline recorded only as a statement well before the first recorded
+        // administration (e.g. given elsewhere): those doses are missing from the sum.
+        let first_admin = anthracyclines
+            .iter()
+            .filter(|(r, _)| resource_type(r.v) == "MedicationAdministration")
+            .filter_map(|(r, _)| r.date)
+            .min();
+        let earlier = anthracyclines.iter().find(|(r, _)| {
+            resource_type(r.v) != "MedicationAdministration"
+                && match (r.date, first_admin) {
+                    (Some(d), Some(f)) => (f - d).num_days() > LINE_WINDOW_DAYS,
+                    _ => false,
+                }
+        });
+        if let Some((r, _)) = earlier {
+            return Fact::Unknown(Unknown::Unreadable(format!(
+                "{} records anthracycline before the recorded administrations, without doses",
+                r.reference
+            )));
+        }
         if administrations == 0 {
             return Fact::Unknown(Unknown::Unreadable(
                 "anthracycline recorded without administrations, so no doses".to_owned(),
@@ -2663,8 +2709,20 @@ mod tests {
 
     #[test]
     fn karnofsky_bands() {
-        let cases = [(100, 0), (95, 0), (90, 0), (85, 1), (70, 1), (65, 2), (50, 2), (45, 3),
-            (30, 3), (25, 4), (10, 4), (0, 5)];
+        let cases = [
+            (100, 0),
+            (95, 0),
+            (90, 0),
+            (85, 1),
+            (70, 1),
+            (65, 2),
+            (50, 2),
+            (45, 3),
+            (30, 3),
+            (25, 4),
+            (10, 4),
+            (0, 5),
+        ];
         for (k, e) in cases {
             assert_eq!(karnofsky_to_ecog(k), e, "KPS {k}");
         }
@@ -2747,7 +2805,10 @@ mod tests {
         let pic = build(&[dx()], &[]);
         assert_eq!(pic.pulmonary_function_tested.value(), Some(&false));
         assert_eq!(
-            pic.pulmonary_function_tested.provenance().unwrap().read_from,
+            pic.pulmonary_function_tested
+                .provenance()
+                .unwrap()
+                .read_from,
             ReadFrom::Absence
         );
         let pic = build(&[dx()], &["Observation"]);
@@ -2759,8 +2820,14 @@ mod tests {
         );
         // Open world: ECOG is "not recorded", but with Observations set aside the reason
         // says so.
-        assert!(matches!(pic.ecog.unknown_reason(), Some(Unknown::SetAside { .. })));
-        assert_eq!(build(&[dx()], &[]).ecog.unknown_reason(), Some(&Unknown::NotRecorded));
+        assert!(matches!(
+            pic.ecog.unknown_reason(),
+            Some(Unknown::SetAside { .. })
+        ));
+        assert_eq!(
+            build(&[dx()], &[]).ecog.unknown_reason(),
+            Some(&Unknown::NotRecorded)
+        );
     }
 
     #[test]
@@ -2788,13 +2855,22 @@ mod tests {
     fn other_primary_cancers_only() {
         let breast = json!({"resourceType": "Condition", "id": "b", "onsetDateTime": "2020-01-01",
             "code": {"coding": [{"system": ICD10CM, "code": "C50.911"}]}});
-        assert_eq!(build(&[dx(), breast], &[]).second_malignancy.value(), Some(&true));
+        assert_eq!(
+            build(&[dx(), breast], &[]).second_malignancy.value(),
+            Some(&true)
+        );
         // Secondary (C78) and soft-tissue (C49) codes are not a second primary.
         let secondary = json!({"resourceType": "Condition", "id": "s", "onsetDateTime": "2020-01-01",
             "code": {"coding": [{"system": ICD10CM, "code": "C49.4"}]}});
-        assert_eq!(build(&[dx(), secondary], &[]).second_malignancy.value(), Some(&false));
+        assert_eq!(
+            build(&[dx(), secondary], &[]).second_malignancy.value(),
+            Some(&false)
+        );
         let carcinoma = json!({"resourceType": "Condition", "id": "c", "onsetDateTime": "2020-01-01",
             "code": {"coding": [{"system": ICDO3, "code": "8140/3"}]}});
-        assert_eq!(build(&[dx(), carcinoma], &[]).second_malignancy.value(), Some(&true));
+        assert_eq!(
+            build(&[dx(), carcinoma], &[]).second_malignancy.value(),
+            Some(&true)
+        );
     }
 }
