@@ -1,0 +1,568 @@
+//! The knowledge base as shipped: it loads and validates, it covers the rule catalogue, its
+//! texts are our own, and the generated clinical document is current.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rps_cds::cds_hooks::Hook;
+use rps_cds::knowledge::doc::render_clinical_rules_doc;
+use rps_cds::knowledge::{Knowledge, KnowledgeError, Parameters, Section};
+use serde_json::Value;
+
+/// Rule ids of shared/clinical/rps-knowledge.md §2, in catalogue order (copied, so that the
+/// test does not depend on the shared directory).
+const CATALOGUE_RULE_IDS: [&str; 57] = [
+    "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "MDT-01", "MDT-02", "MDT-03", "WORK-01",
+    "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02", "LR-00", "LR-01", "LR-02",
+    "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01", "MET-02", "MET-03", "MET-04",
+    "MET-05", "MET-06", "MET-07", "MET-08", "MET-09", "MET-10", "MET-11", "SYS-01", "SYS-02",
+    "SURV-01", "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03", "ORD-04", "ORD-05", "ORD-06",
+    "ORD-07", "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12", "ORD-13", "ORD-14", "ORD-15",
+    "ORD-16", "ORD-17", "ORD-18",
+];
+
+/// Value-set ids of the contract with fact extraction (notes/valuesets.md).
+const VALUE_SET_IDS: &[&str] = &[
+    "rps-diagnosis",
+    "sarcoma-diagnosis",
+    "site-retroperitoneum",
+    "histology-wd-liposarcoma",
+    "histology-dd-liposarcoma",
+    "histology-liposarcoma-other",
+    "histology-liposarcoma-unspecified",
+    "histology-leiomyosarcoma",
+    "histology-solitary-fibrous-tumor",
+    "histology-mpnst",
+    "histology-synovial-sarcoma",
+    "histology-ups",
+    "histology-sarcoma-nos",
+    "histology-gist",
+    "histology-desmoid",
+    "histology-ewing",
+    "histology-rhabdomyosarcoma",
+    "histology-dsrct",
+    "histology-clear-cell-sarcoma",
+    "histology-pecoma",
+    "histology-imt",
+    "histology-carcinosarcoma",
+    "histology-sarcomatoid-carcinoma",
+    "histology-teratoma-derived",
+    "histology-visceral-or-gynecologic",
+    "histology-benign",
+    "histology-observation",
+    "grade-observation",
+    "grade-low",
+    "grade-intermediate",
+    "grade-high",
+    "tumour-size-observation",
+    "resection-procedure",
+    "residual-tumour-observation",
+    "residual-r0",
+    "residual-r1",
+    "residual-r2",
+    "radiotherapy-procedure",
+    "iort",
+    "disease-status-observation",
+    "status-worsened",
+    "status-improved",
+    "status-stable",
+    "qualifier-local",
+    "qualifier-distant",
+    "multifocal-tumour",
+    "metastasis-any",
+    "metastasis-lung",
+    "metastasis-pleura",
+    "metastasis-peritoneum",
+    "metastasis-liver",
+    "metastasis-brain",
+    "metastasis-bone",
+    "metastasis-adrenal",
+    "metastasis-other",
+    "site-lung",
+    "site-liver",
+    "site-bone",
+    "site-brain",
+    "site-peritoneum",
+    "sarcomatosis-morphology",
+    "critical-structure-observation",
+    "critical-structure-site",
+    "symptom-observation",
+    "symptom-pain",
+    "symptom-obstruction",
+    "symptom-dyspnoea",
+    "symptom-cord-compression",
+    "bone-symptom",
+    "ecog-observation",
+    "karnofsky-observation",
+    "drug-doxorubicin",
+    "drug-epirubicin",
+    "drug-ifosfamide",
+    "drug-dacarbazine",
+    "drug-gemcitabine",
+    "drug-docetaxel",
+    "drug-pazopanib",
+    "drug-eribulin",
+    "drug-trabectedin",
+    "drug-olaratumab",
+    "drug-cyclophosphamide",
+    "bsa-observation",
+    "smoking-observation",
+    "smoking-current",
+    "smoking-former",
+    "smoking-never",
+    "pft-observation",
+    "imaging-ct-chest",
+    "imaging-ct-abdomen-pelvis",
+    "imaging-ct-chest-abdomen-pelvis",
+    "imaging-bone-scan",
+    "imaging-fdg-pet",
+    "biopsy-core",
+    "biopsy-any",
+    "biopsy-fna",
+    "li-fraumeni",
+    "debulking",
+    "hipec",
+    "pulmonary-metastasectomy",
+    "metastasectomy",
+    "neoadjuvant",
+    "adjuvant",
+];
+
+/// Order templates the rules suggest (notes/valuesets.md, last section).
+const ORDER_TEMPLATE_IDS: &[&str] = &[
+    "tumour-board-referral",
+    "palliative-care-referral",
+    "medical-oncology-referral",
+    "sarcoma-surgery-referral",
+    "smoking-cessation-referral",
+    "ct-chest",
+    "ct-abdomen-pelvis",
+    "ct-chest-abdomen-pelvis",
+    "bone-scan",
+    "fdg-pet",
+    "core-needle-biopsy",
+    "biopsy",
+    "pulmonary-function-tests",
+    "doxorubicin",
+    "dacarbazine",
+];
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn knowledge() -> Knowledge {
+    Knowledge::embedded().expect("the embedded knowledge base loads and validates")
+}
+
+/// The files of `knowledge/` as (relative path, bytes), for tests that corrupt one of them.
+fn knowledge_files() -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                out.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let root = manifest_dir().join("knowledge");
+    let mut out = Vec::new();
+    walk(&root, &root, &mut out);
+    out
+}
+
+/// Loads `knowledge/` with one JSON file changed by `edit`.
+fn load_with(file: &str, edit: impl FnOnce(&mut Value)) -> Result<Knowledge, KnowledgeError> {
+    let mut files = knowledge_files();
+    let entry = files
+        .iter_mut()
+        .find(|(p, _)| p.to_string_lossy().replace('\\', "/") == file)
+        .unwrap_or_else(|| panic!("{file} exists"));
+    let mut value: Value = serde_json::from_slice(&entry.1).unwrap();
+    edit(&mut value);
+    entry.1 = serde_json::to_vec(&value).unwrap();
+    Knowledge::from_files(files.iter().map(|(p, b)| (p.as_path(), b.as_slice())))
+}
+
+#[test]
+fn embedded_knowledge_loads_and_equals_the_directory() {
+    let k = knowledge();
+    assert_eq!(k.version, "2026.11.1");
+    let from_dir = Knowledge::from_dir(&manifest_dir().join("knowledge")).unwrap();
+    assert_eq!(from_dir.version, k.version);
+    assert_eq!(from_dir.rules.len(), k.rules.len());
+    assert_eq!(from_dir.terminology.len(), k.terminology.len());
+}
+
+#[test]
+fn rules_are_exactly_the_catalogue_in_order() {
+    let k = knowledge();
+    let ids: Vec<&str> = k.rules.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, CATALOGUE_RULE_IDS);
+    for (i, id) in CATALOGUE_RULE_IDS.iter().enumerate() {
+        assert_eq!(k.catalogue_position(id), i);
+        assert!(k.rule(id).is_some());
+    }
+}
+
+#[test]
+fn sections_and_hooks_follow_the_catalogue() {
+    let k = knowledge();
+    for rule in &k.rules {
+        let prefix = rule.id.split('-').next().unwrap();
+        let expected = match prefix {
+            "SCOPE" | "DATA" => Section::ScopeAndData,
+            "MDT" | "WORK" | "HIST" => Section::ReferralWorkupHistory,
+            "LR" => Section::LocalRecurrence,
+            "MET" => Section::Metastatic,
+            "SYS" => Section::SystemicTherapy,
+            "SURV" => Section::Surveillance,
+            "ORD" => Section::OrderChecks,
+            other => panic!("unexpected prefix {other}"),
+        };
+        assert_eq!(rule.section, expected, "{}", rule.id);
+        let hooks = rule.hooks.as_slice();
+        let all = [Hook::PatientView, Hook::OrderSelect, Hook::OrderSign];
+        match rule.id.as_str() {
+            "SCOPE-01" | "SCOPE-02" | "DATA-02" | "MET-05" => assert_eq!(hooks, all, "{}", rule.id),
+            _ if prefix == "ORD" => {
+                assert_eq!(hooks, [Hook::OrderSelect, Hook::OrderSign], "{}", rule.id)
+            }
+            _ => assert_eq!(hooks, [Hook::PatientView], "{}", rule.id),
+        }
+    }
+}
+
+#[test]
+fn texts_are_present_short_and_sourced() {
+    let k = knowledge();
+    for rule in &k.rules {
+        assert!(rule.summary.chars().count() < 140, "{} summary", rule.id);
+        assert!(!rule.title.is_empty() && !rule.condition.is_empty());
+        let sentences = rule.recommendation.matches(". ").count() + 1;
+        assert!(
+            (2..=5).contains(&sentences),
+            "{}: recommendation has {sentences} sentences",
+            rule.id
+        );
+        assert!(rule.source.url.starts_with("https://"), "{}", rule.id);
+        assert!(!rule.source.label.is_empty());
+    }
+    // Data-quality and scope checks have no clinical evidence level; LR-05 has UpToDate's grade.
+    for id in ["SCOPE-02", "DATA-01", "DATA-02"] {
+        assert_eq!(k.rule(id).unwrap().evidence, None, "{id}");
+    }
+    assert_eq!(
+        k.rule("LR-05").unwrap().evidence.as_deref(),
+        Some("Grade 2C")
+    );
+    assert_eq!(k.rule("MET-02").unwrap().evidence.as_deref(), Some("IVA"));
+    assert!(k.rule("ORD-15").unwrap().source.label.contains("EXT"));
+}
+
+#[test]
+fn parameter_defaults_equal_the_catalogue() {
+    let k = knowledge();
+    assert_eq!(
+        k.parameters(&BTreeMap::new()).unwrap(),
+        Parameters::default()
+    );
+    assert_eq!(k.parameter_definitions.len(), 10);
+    for p in &k.parameter_definitions {
+        assert!(
+            !p.unit.is_empty() && !p.description.is_empty(),
+            "{}",
+            p.name
+        );
+        assert!(
+            p.source.starts_with("TMC") || p.source.starts_with("EXT: "),
+            "{}: {}",
+            p.name,
+            p.source
+        );
+    }
+}
+
+#[test]
+fn every_contract_value_set_exists() {
+    let k = knowledge();
+    k.terminology.require(VALUE_SET_IDS).unwrap();
+    assert_eq!(k.terminology.len(), VALUE_SET_IDS.len());
+    // Spot checks of content: a code, a text fallback, and a text-only set.
+    let lms = serde_json::json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/icd-o-3", "code": "8890/3"}]});
+    assert!(
+        k.terminology
+            .matches("histology-leiomyosarcoma", &lms)
+            .is_some()
+    );
+    let text = serde_json::json!({"text": "Retroperitoneal well-differentiated liposarcoma"});
+    assert!(
+        k.terminology
+            .matches("histology-wd-liposarcoma", &text)
+            .is_some()
+    );
+    let hipec = serde_json::json!({"text": "Cytoreduction with HIPEC"});
+    assert!(k.terminology.matches("hipec", &hipec).is_some());
+}
+
+#[test]
+fn order_templates_exist_and_missing_ones_are_reported() {
+    let k = knowledge();
+    k.check_order_templates(ORDER_TEMPLATE_IDS).unwrap();
+    assert_eq!(k.order_templates.len(), ORDER_TEMPLATE_IDS.len());
+    let err = k
+        .check_order_templates(&["ct-chest", "no-such-order"])
+        .unwrap_err();
+    assert!(
+        matches!(&err, KnowledgeError::MissingOrderTemplates(m) if m == &vec!["no-such-order".to_owned()])
+    );
+    assert_eq!(
+        k.order_templates["doxorubicin"]["medicationCodeableConcept"]["coding"][0]["code"],
+        "3639"
+    );
+}
+
+#[test]
+fn rule_code_system_mirrors_the_rule_book() {
+    let k = knowledge();
+    let concepts = k.code_systems["rps-rule"]["concept"].as_array().unwrap();
+    assert_eq!(concepts.len(), k.rules.len());
+    for (c, r) in concepts.iter().zip(&k.rules) {
+        assert_eq!(c["code"], r.id.as_str());
+        assert_eq!(c["display"], r.title.as_str());
+        assert_eq!(c["definition"], r.condition.as_str());
+    }
+    for id in ["rps-observation", "rps-override-reason", "rps-order"] {
+        assert_eq!(k.code_systems[id]["content"], "complete", "{id}");
+    }
+}
+
+#[test]
+fn check_report_summarises_the_knowledge_base() {
+    let report = knowledge().check_report();
+    assert!(
+        report.contains("knowledge base version 2026.11.1: valid"),
+        "{report}"
+    );
+    assert!(report.contains("rules: 57"), "{report}");
+    assert!(report.contains("order-checks"), "{report}");
+    assert!(
+        report.contains(&format!("value sets: {}", VALUE_SET_IDS.len())),
+        "{report}"
+    );
+    assert!(report.contains("parameters: 10"), "{report}");
+}
+
+#[test]
+fn a_too_long_summary_is_rejected_with_file_and_pointer() {
+    let err = load_with("rules.json", |v| {
+        v["rules"][3]["summary"] = Value::String("x".repeat(140));
+    })
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, KnowledgeError::Schema { .. }), "{msg}");
+    assert!(msg.contains("rules.json"), "{msg}");
+    assert!(msg.contains("/rules/3/summary"), "{msg}");
+}
+
+#[test]
+fn an_unknown_hook_is_rejected_with_file_and_pointer() {
+    let err = load_with("rules.json", |v| {
+        v["rules"][0]["hooks"][0] = Value::String("encounter-start".to_owned());
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("rules.json") && err.contains("/rules/0/hooks/0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn other_schema_violations_are_rejected() {
+    let err = load_with("rules.json", |v| {
+        v["rules"][1]["id"] = Value::String("SCOPE-2".to_owned());
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("/rules/1/id"), "{err}");
+    let err = load_with("rules.json", |v| {
+        v["rules"][5]["source"]["url"] = Value::String("not a url".to_owned());
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("/rules/5/source/url"), "{err}");
+    let err = load_with("rules.json", |v| {
+        v["rules"][2]["extra"] = Value::Bool(true);
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("/rules/2"), "{err}");
+    let err = load_with("parameters.json", |v| {
+        v[0]["default"] = Value::String("12".to_owned());
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("parameters.json") && err.contains("/0/default"),
+        "{err}"
+    );
+    let err = load_with("orders.json", |v| {
+        v["ct-chest"]["status"] = Value::String("active".to_owned());
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("orders.json") && err.contains("/ct-chest"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cross_file_inconsistencies_are_rejected() {
+    // Rule order differs from the rps-rule code system.
+    let err = load_with("rules.json", |v| {
+        v["rules"].as_array_mut().unwrap().swap(0, 1);
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("rps-rule"), "{err}");
+    // A local order code that the rps-order code system does not define.
+    let err = load_with("orders.json", |v| {
+        v["tumour-board-referral"]["code"]["coding"][0]["code"] = Value::String("mdt".to_owned());
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("rps-order") && err.contains("mdt"), "{err}");
+    // An override reason outside its code system.
+    let err = load_with("rules.json", |v| {
+        v["override_reasons"][0]["code"] = Value::String("because".to_owned());
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("override"), "{err}");
+}
+
+/// The FHIR resources of the knowledge base (value sets, code systems, order templates once
+/// completed by the card builder) validate against the official FHIR R4 schema.
+#[test]
+fn fhir_resources_validate_against_the_fhir_schema() {
+    let schema: Value = serde_json::from_slice(
+        &std::fs::read(manifest_dir().join("schemas/fhir.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for (path, bytes) in knowledge_files() {
+        let name = path.to_string_lossy().replace('\\', "/");
+        let resources: Vec<Value> =
+            if name.starts_with("valuesets/") || name.starts_with("codesystems/") {
+                vec![serde_json::from_slice(&bytes).unwrap()]
+            } else if name == "orders.json" {
+                let orders: BTreeMap<String, Value> = serde_json::from_slice(&bytes).unwrap();
+                orders
+                    .into_values()
+                    .map(|mut o| {
+                        o["status"] = "draft".into();
+                        o["intent"] = "proposal".into();
+                        o["subject"] = serde_json::json!({"reference": "Patient/example"});
+                        o
+                    })
+                    .collect()
+            } else {
+                continue;
+            };
+        for r in resources {
+            checked += 1;
+            if !validator.is_valid(&r) {
+                failures.push(name.clone());
+            }
+        }
+    }
+    assert!(failures.is_empty(), "not valid FHIR R4: {failures:?}");
+    // The validator does reject a malformed resource (so the loop above is meaningful).
+    let bogus = serde_json::json!({"resourceType": "ValueSet", "status": "bogus"});
+    assert!(!validator.is_valid(&bogus));
+    assert!(checked >= VALUE_SET_IDS.len() + 4 + ORDER_TEMPLATE_IDS.len());
+}
+
+/// Card texts are ours: no recommendation (nor summary or condition) shares a run of 12 or
+/// more consecutive words with the seed documents. The seeds live in `../shared/seeds` beside
+/// the repository (or `RPS_SEEDS_DIR`; not `RPS_CDS_…`, which the configuration reads as its
+/// own keys); the check is skipped only when they are absent.
+#[test]
+fn texts_share_no_twelve_word_run_with_the_seeds() {
+    const RUN: usize = 12;
+    let dir = std::env::var_os("RPS_SEEDS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir().join("../shared/seeds"));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!(
+            "seed directory {} absent: overlap check skipped",
+            dir.display()
+        );
+        return;
+    };
+    fn words(text: &str) -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    }
+    let mut runs: HashSet<Vec<String>> = HashSet::new();
+    let mut seeds = 0;
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("txt") {
+            continue;
+        }
+        seeds += 1;
+        let w = words(&std::fs::read_to_string(&path).unwrap());
+        for run in w.windows(RUN) {
+            runs.insert(run.to_vec());
+        }
+    }
+    assert!(seeds > 0, "no seed files in {}", dir.display());
+    let k = knowledge();
+    let mut copied = Vec::new();
+    for rule in &k.rules {
+        for (field, text) in [
+            ("recommendation", &rule.recommendation),
+            ("summary", &rule.summary),
+            ("condition", &rule.condition),
+        ] {
+            if let Some(run) = words(text).windows(RUN).find(|r| runs.contains(*r)) {
+                copied.push(format!("{} {field}: \"{}\"", rule.id, run.join(" ")));
+            }
+        }
+    }
+    assert!(copied.is_empty(), "text copied from the seeds: {copied:#?}");
+}
+
+/// docs/clinical-rules.md is the rendering of the knowledge base.
+#[test]
+fn clinical_rules_doc_is_current() {
+    let path = manifest_dir().join("docs/clinical-rules.md");
+    let rendered = render_clinical_rules_doc(&knowledge());
+    if std::env::var_os("RPS_CDS_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &rendered).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == rendered,
+        "docs/clinical-rules.md is out of date with knowledge/; regenerate it with \
+         `RPS_CDS_BLESS=1 cargo test --test knowledge` and commit the result"
+    );
+    for id in CATALOGUE_RULE_IDS {
+        assert!(
+            rendered.contains(&format!("### {id}: ")),
+            "{id} missing from the document"
+        );
+    }
+}
