@@ -1,5 +1,11 @@
 //! The CDS Hooks 2.0.1 model: requests, responses, cards, discovery and feedback.
 
+pub mod discovery;
+pub mod feedback;
 pub mod kinds;
+pub mod request;
+pub mod response;
 
 pub use kinds::{Hook, Indicator};
+pub use request::{EnvelopeSchemas, HookRequest, InvalidRequest};
+pub use response::{Card, CdsResponse};

@@ -1,0 +1,800 @@
+//! Audit trail of every CDS Hooks invocation, the cards it returned and the feedback the EHR
+//! sent back on those cards, in a real database: SQLite embedded by default, PostgreSQL when the
+//! service runs as several replicas or at scale.
+//!
+//! Durability: [`AuditStore::record_invocation`] returns only once the record is committed.
+//! Callers hand their record to one writer task through a bounded channel; the writer drains up
+//! to `batch_max` queued records, writes them in one transaction, commits, and only then answers
+//! every caller (group commit). A burst of requests therefore costs one commit (one fsync)
+//! rather than one per request, while no caller is told "stored" before it is.
+//!
+//! What is stored: ids, times, rule ids, card summaries and feedback. Never an access token
+//! (the request digest is taken with `fhirAuthorization` removed) and never patient data beyond
+//! the FHIR ids that the request itself carries.
+
+pub mod cli;
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// Where and how the audit trail is stored (`[storage]` in the service configuration).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `postgres://…` selects PostgreSQL; `sqlite://path` or nothing selects SQLite, by default
+    /// the file `<data_dir>/rps-cds.db`.
+    pub url: Option<String>,
+    /// Directory for the SQLite database (created if missing).
+    pub data_dir: PathBuf,
+    /// Size of the PostgreSQL connection pool.
+    pub max_connections: u32,
+    /// Largest number of invocation records written in one transaction.
+    pub batch_max: usize,
+    /// Capacity of the channel to the writer; callers wait for room when it is full.
+    pub queue_capacity: usize,
+    /// How long records are kept by `purge` when no other cutoff is given.
+    pub retention_days: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            data_dir: PathBuf::from("./data"),
+            max_connections: 8,
+            batch_max: 256,
+            queue_capacity: 10_000,
+            retention_days: 3650,
+        }
+    }
+}
+
+/// Which database the store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// Errors of the audit store. Cloneable because one failed group commit answers every caller
+/// in the batch with the same error.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Database(#[source] Arc<sqlx::Error>),
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] Arc<sqlx::migrate::MigrateError>),
+    #[error("I/O error: {0}")]
+    Io(#[source] Arc<std::io::Error>),
+    #[error("JSON error: {0}")]
+    Json(#[source] Arc<serde_json::Error>),
+    #[error("invalid storage configuration: {0}")]
+    Config(String),
+    /// Feedback named a card this service never returned (or that has been purged).
+    #[error("unknown card {0}")]
+    UnknownCard(Uuid),
+    #[error("invalid feedback: {0}")]
+    InvalidFeedback(String),
+    /// A value read back from the database does not have the form the service writes.
+    #[error("unexpected stored value: {0}")]
+    Corrupt(String),
+    /// The store has been closed (graceful shutdown) or its writer task has stopped.
+    #[error("audit store is closed")]
+    Closed,
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        StorageError::Database(Arc::new(e))
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StorageError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StorageError::Migrate(Arc::new(e))
+    }
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        StorageError::Io(Arc::new(e))
+    }
+}
+
+impl From<serde_json::Error> for StorageError {
+    fn from(e: serde_json::Error) -> Self {
+        StorageError::Json(Arc::new(e))
+    }
+}
+
+/// One CDS Hooks call as the audit trail keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvocationRecord {
+    pub id: Uuid,
+    pub time: DateTime<Utc>,
+    pub service_id: String,
+    pub hook: Option<String>,
+    pub hook_instance: Option<String>,
+    /// `iss` of the CDS client JWT, when the call was authenticated.
+    pub ehr_issuer: Option<String>,
+    pub knowledge_version: String,
+    /// The FHIR id the request itself carries (`context.patientId`); nothing else about the patient.
+    pub patient_id: Option<String>,
+    pub rules_fired: Vec<String>,
+    pub cards: Vec<CardRecord>,
+    /// [`request_digest`] of the request: lets an auditor match a request kept elsewhere.
+    pub request_sha256: Option<String>,
+    pub latency_ms: f64,
+    pub http_status: u16,
+}
+
+/// One card returned by an invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardRecord {
+    pub uuid: Uuid,
+    /// The rule id (the card's `source.topic.code`).
+    pub rule_id: String,
+    pub indicator: String,
+    pub summary: String,
+}
+
+/// One feedback item (CDS Hooks 2.0 feedback endpoint) on one card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackRecord {
+    pub card: Uuid,
+    /// `accepted` or `overridden`.
+    pub outcome: String,
+    pub accepted_suggestions: Vec<String>,
+    pub override_reason_code: Option<String>,
+    pub override_reason_system: Option<String>,
+    pub override_reason_display: Option<String>,
+    pub user_comment: Option<String>,
+    pub outcome_timestamp: DateTime<Utc>,
+}
+
+/// What one call to [`AuditStore::record_feedback`] stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct FeedbackStored {
+    /// Items not seen before, now stored.
+    pub new: u64,
+    /// Items already stored (same card, outcome and outcome timestamp): kept once.
+    pub duplicates: u64,
+}
+
+/// How often one override reason was given for a rule's cards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverrideReasonCount {
+    pub code: Option<String>,
+    pub system: Option<String>,
+    pub display: Option<String>,
+    pub count: u64,
+}
+
+impl OverrideReasonCount {
+    /// A short human label: the display text, else the code, else a note that none was given.
+    pub fn label(&self) -> String {
+        match (&self.display, &self.code) {
+            (Some(d), Some(c)) => format!("{d} [{c}]"),
+            (Some(d), None) => d.clone(),
+            (None, Some(c)) => c.clone(),
+            (None, None) => "(no reason given)".to_string(),
+        }
+    }
+}
+
+/// Per-rule use and feedback over a period (invocations whose time falls in the period).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleStats {
+    pub rule_id: String,
+    /// Invocations in which the rule fired.
+    pub fired: u64,
+    /// Cards returned for the rule.
+    pub cards: u64,
+    /// Feedback items received on those cards.
+    pub feedback: u64,
+    pub accepted: u64,
+    pub overridden: u64,
+    /// Most frequent first.
+    pub override_reasons: Vec<OverrideReasonCount>,
+}
+
+impl RuleStats {
+    /// accepted / (accepted + overridden); `None` when no outcome was reported.
+    pub fn acceptance_rate(&self) -> Option<f64> {
+        let decided = self.accepted + self.overridden;
+        (decided > 0).then(|| self.accepted as f64 / decided as f64)
+    }
+}
+
+/// One line of the JSON Lines export: an invocation with its cards and their feedback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedInvocation {
+    pub id: Uuid,
+    pub time: DateTime<Utc>,
+    pub service_id: String,
+    pub hook: Option<String>,
+    pub hook_instance: Option<String>,
+    pub ehr_issuer: Option<String>,
+    pub knowledge_version: String,
+    pub patient_id: Option<String>,
+    pub request_sha256: Option<String>,
+    pub latency_ms: f64,
+    pub http_status: u16,
+    pub rules_fired: Vec<String>,
+    pub cards: Vec<ExportedCard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedCard {
+    pub uuid: Uuid,
+    pub rule_id: String,
+    pub indicator: String,
+    pub summary: String,
+    pub feedback: Vec<ExportedFeedback>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedFeedback {
+    pub outcome: String,
+    pub accepted_suggestions: Vec<String>,
+    pub override_reason_code: Option<String>,
+    pub override_reason_system: Option<String>,
+    pub override_reason_display: Option<String>,
+    pub user_comment: Option<String>,
+    pub outcome_timestamp: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub service_id: String,
+}
+
+/// SHA-256 (lower-case hex) of the canonical JSON of a CDS Hooks request with its
+/// `fhirAuthorization` (the access token) removed, so the digest never depends on a token and
+/// the same request sent with a fresh token has the same digest. Canonical = compact serde_json
+/// output with object keys in byte order at every level (sorted here explicitly so the digest
+/// does not change if some dependency switches serde_json to insertion order).
+pub fn request_digest(request: &serde_json::Value) -> String {
+    let mut hasher = HashWriter(Sha256::new());
+    let written = match request {
+        serde_json::Value::Object(map) => write_canonical_object(&mut hasher, map, true),
+        other => write_canonical(&mut hasher, other),
+    };
+    // Writing into a hasher cannot fail; strings and numbers always serialize.
+    debug_assert!(written.is_ok());
+    hex::encode(hasher.0.finalize())
+}
+
+struct HashWriter(Sha256);
+
+impl Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn write_canonical(w: &mut impl Write, v: &serde_json::Value) -> Result<(), serde_json::Error> {
+    match v {
+        serde_json::Value::Object(map) => write_canonical_object(w, map, false),
+        serde_json::Value::Array(items) => {
+            w.write_all(b"[").map_err(serde_json::Error::io)?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b",").map_err(serde_json::Error::io)?;
+                }
+                write_canonical(w, item)?;
+            }
+            w.write_all(b"]").map_err(serde_json::Error::io)
+        }
+        scalar => serde_json::to_writer(w, scalar),
+    }
+}
+
+fn write_canonical_object(
+    w: &mut impl Write,
+    map: &serde_json::Map<String, serde_json::Value>,
+    strip_authorization: bool,
+) -> Result<(), serde_json::Error> {
+    let mut keys: Vec<&String> = map
+        .keys()
+        .filter(|k| !(strip_authorization && k.as_str() == "fhirAuthorization"))
+        .collect();
+    keys.sort();
+    w.write_all(b"{").map_err(serde_json::Error::io)?;
+    for (i, key) in keys.into_iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",").map_err(serde_json::Error::io)?;
+        }
+        serde_json::to_writer(&mut *w, key)?;
+        w.write_all(b":").map_err(serde_json::Error::io)?;
+        write_canonical(w, &map[key])?;
+    }
+    w.write_all(b"}").map_err(serde_json::Error::io)
+}
+
+/// Times are kept to the microsecond (PostgreSQL's resolution) in both backends, so the
+/// feedback duplicate key and range filters behave the same on either.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+fn check_outcome(item: &FeedbackRecord) -> Result<(), StorageError> {
+    match item.outcome.as_str() {
+        "accepted" | "overridden" => Ok(()),
+        other => Err(StorageError::InvalidFeedback(format!(
+            "outcome must be \"accepted\" or \"overridden\", not {other:?}"
+        ))),
+    }
+}
+
+/// Rule ids in first-fired order, each once (the table keys on invocation + rule id).
+fn unique_rules(rules: &[String]) -> Vec<&str> {
+    let mut seen = std::collections::HashSet::new();
+    rules
+        .iter()
+        .map(String::as_str)
+        .filter(|r| seen.insert(*r))
+        .collect()
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, StorageError> {
+    Uuid::parse_str(s).map_err(|_| StorageError::Corrupt(format!("not a UUID: {s:?}")))
+}
+
+fn http_status(v: i64) -> Result<u16, StorageError> {
+    u16::try_from(v).map_err(|_| StorageError::Corrupt(format!("not an HTTP status: {v}")))
+}
+
+fn count(v: i64) -> u64 {
+    // COUNT(*) is never negative.
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Rows of the per-rule report queries, merged into [`RuleStats`] the same way for both backends.
+#[derive(Default)]
+struct StatsRows {
+    fired: Vec<(String, i64)>,
+    cards: Vec<(String, i64)>,
+    outcomes: Vec<(String, String, i64)>,
+    reasons: Vec<ReasonRow>,
+}
+
+/// (rule id, override reason code, system, display, count)
+type ReasonRow = (String, Option<String>, Option<String>, Option<String>, i64);
+
+impl StatsRows {
+    fn merge(self) -> Vec<RuleStats> {
+        let mut by_rule: BTreeMap<String, RuleStats> = BTreeMap::new();
+        fn get(m: &mut BTreeMap<String, RuleStats>, rule: String) -> &mut RuleStats {
+            m.entry(rule.clone()).or_insert_with(|| RuleStats {
+                rule_id: rule,
+                fired: 0,
+                cards: 0,
+                feedback: 0,
+                accepted: 0,
+                overridden: 0,
+                override_reasons: Vec::new(),
+            })
+        }
+        for (rule, n) in self.fired {
+            get(&mut by_rule, rule).fired = count(n);
+        }
+        for (rule, n) in self.cards {
+            get(&mut by_rule, rule).cards = count(n);
+        }
+        for (rule, outcome, n) in self.outcomes {
+            let s = get(&mut by_rule, rule);
+            s.feedback += count(n);
+            match outcome.as_str() {
+                "accepted" => s.accepted += count(n),
+                "overridden" => s.overridden += count(n),
+                _ => {}
+            }
+        }
+        for (rule, code, system, display, n) in self.reasons {
+            get(&mut by_rule, rule)
+                .override_reasons
+                .push(OverrideReasonCount {
+                    code,
+                    system,
+                    display,
+                    count: count(n),
+                });
+        }
+        let mut out: Vec<RuleStats> = by_rule.into_values().collect();
+        for s in &mut out {
+            s.override_reasons.sort_by(|a, b| {
+                b.count
+                    .cmp(&a.count)
+                    .then_with(|| a.label().cmp(&b.label()))
+            });
+        }
+        out
+    }
+}
+
+/// Children of one page of exported invocations, assembled the same way for both backends.
+struct ExportPage {
+    invocations: Vec<ExportedInvocation>,
+    /// (invocation id, rule id) in fired order.
+    rules: Vec<(Uuid, String)>,
+    /// (invocation id, card) in card order.
+    cards: Vec<(Uuid, ExportedCard)>,
+    /// (card uuid, feedback) in outcome time order.
+    feedback: Vec<(Uuid, ExportedFeedback)>,
+}
+
+impl ExportPage {
+    fn assemble(self) -> Vec<ExportedInvocation> {
+        let mut feedback: BTreeMap<Uuid, Vec<ExportedFeedback>> = BTreeMap::new();
+        for (card, f) in self.feedback {
+            feedback.entry(card).or_default().push(f);
+        }
+        let mut cards: BTreeMap<Uuid, Vec<ExportedCard>> = BTreeMap::new();
+        for (inv, mut c) in self.cards {
+            c.feedback = feedback.remove(&c.uuid).unwrap_or_default();
+            cards.entry(inv).or_default().push(c);
+        }
+        let mut rules: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
+        for (inv, r) in self.rules {
+            rules.entry(inv).or_default().push(r);
+        }
+        let mut out = self.invocations;
+        for inv in &mut out {
+            inv.rules_fired = rules.remove(&inv.id).unwrap_or_default();
+            inv.cards = cards.remove(&inv.id).unwrap_or_default();
+        }
+        out
+    }
+}
+
+/// Invocations per export page: bounds memory whatever the range.
+const EXPORT_PAGE: i64 = 500;
+/// Invocations deleted per purge statement: keeps each write transaction short so the group
+/// commit is never held up for long.
+const PURGE_CHUNK: i64 = 2_000;
+
+fn write_jsonl(
+    out: &mut (dyn Write + Send),
+    invocations: &[ExportedInvocation],
+) -> Result<(), StorageError> {
+    for inv in invocations {
+        serde_json::to_writer(&mut *out, inv)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+enum Db {
+    Sqlite(sqlite::SqliteDb),
+    Postgres(sqlx::PgPool),
+}
+
+impl Db {
+    async fn write_batch(&self, batch: &[&InvocationRecord]) -> Result<(), StorageError> {
+        match self {
+            Db::Sqlite(db) => db.write_batch(batch).await,
+            Db::Postgres(pool) => postgres::write_batch(pool, batch).await,
+        }
+    }
+}
+
+/// A record waiting for the writer, with the channel on which its caller waits for the commit.
+struct Job {
+    record: InvocationRecord,
+    done: oneshot::Sender<Result<(), StorageError>>,
+}
+
+struct Inner {
+    db: Db,
+    /// Taken (dropped) by `close`, which lets the writer drain the queue and stop.
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Records taken from the queue and not yet answered (the batch being written).
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// The audit store: cheap to clone, shared by all HTTP workers.
+#[derive(Clone)]
+pub struct AuditStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AuditStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No URL here: it may carry a password.
+        f.debug_struct("AuditStore")
+            .field("backend", &self.backend())
+            .field("queue_depth", &self.queue_depth())
+            .finish()
+    }
+}
+
+impl AuditStore {
+    /// Connects (creating the SQLite file and its directory if needed), applies the migrations
+    /// and starts the group-commit writer task. Must be called inside a Tokio runtime.
+    pub async fn open(cfg: &StorageConfig) -> Result<Self, StorageError> {
+        if cfg.batch_max == 0 || cfg.queue_capacity == 0 {
+            return Err(StorageError::Config(
+                "batch_max and queue_capacity must be at least 1".into(),
+            ));
+        }
+        let db = match cfg.url.as_deref() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Db::Postgres(postgres::open(url, cfg.max_connections).await?)
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                Db::Sqlite(sqlite::SqliteDb::open(sqlite::options(Some(url), cfg)?).await?)
+            }
+            None => Db::Sqlite(sqlite::SqliteDb::open(sqlite::options(None, cfg)?).await?),
+            // Never echo the URL: it may carry a password.
+            Some(_) => {
+                return Err(StorageError::Config(
+                    "storage url must start with postgres://, postgresql:// or sqlite:".into(),
+                ));
+            }
+        };
+        let (sender, receiver) = mpsc::channel(cfg.queue_capacity);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let writer = tokio::spawn(run_writer(
+            db.clone(),
+            receiver,
+            cfg.batch_max,
+            in_flight.clone(),
+        ));
+        let store = AuditStore {
+            inner: Arc::new(Inner {
+                db,
+                sender: Mutex::new(Some(sender)),
+                writer: tokio::sync::Mutex::new(Some(writer)),
+                in_flight,
+            }),
+        };
+        tracing::info!(backend = %store.backend(), "audit store open");
+        Ok(store)
+    }
+
+    /// Queues the record for the writer and returns once it is committed (group commit).
+    /// Waits for room when the queue is full (back-pressure). If the caller gives up while
+    /// waiting for the commit, the record is still written.
+    pub async fn record_invocation(&self, rec: InvocationRecord) -> Result<(), StorageError> {
+        let sender = self.sender().ok_or(StorageError::Closed)?;
+        let (done, committed) = oneshot::channel();
+        sender
+            .send(Job { record: rec, done })
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        drop(sender);
+        // The writer answers every job; a dropped answer means the writer itself stopped.
+        committed.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Stores the feedback items of one feedback call, all or nothing. A card unknown to this
+    /// service makes the whole call fail with [`StorageError::UnknownCard`]; an item already
+    /// stored (same card, outcome and outcome timestamp) is kept once and counted as duplicate.
+    pub async fn record_feedback(
+        &self,
+        service_id: &str,
+        items: &[FeedbackRecord],
+    ) -> Result<FeedbackStored, StorageError> {
+        for item in items {
+            check_outcome(item)?;
+        }
+        let received_at = micros(Utc::now());
+        match &self.inner.db {
+            Db::Sqlite(db) => db.record_feedback(service_id, items, received_at).await,
+            Db::Postgres(pool) => {
+                postgres::record_feedback(pool, service_id, items, received_at).await
+            }
+        }
+    }
+
+    /// Per rule id, over invocations with `from <= time < to` (open ends when `None`), sorted
+    /// by rule id.
+    pub async fn rule_stats(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RuleStats>, StorageError> {
+        let rows = match &self.inner.db {
+            Db::Sqlite(db) => db.rule_stats(from.map(micros), to.map(micros)).await?,
+            Db::Postgres(pool) => {
+                postgres::rule_stats(pool, from.map(micros), to.map(micros)).await?
+            }
+        };
+        Ok(rows.merge())
+    }
+
+    /// Writes one JSON object per invocation with `from <= time < to`, in time order, with its
+    /// rules, cards and their feedback, read from one consistent snapshot. Returns the number
+    /// of invocations written.
+    pub async fn export_jsonl(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        out: &mut (dyn Write + Send),
+    ) -> Result<u64, StorageError> {
+        let n = match &self.inner.db {
+            Db::Sqlite(db) => db.export(micros(from), micros(to), out).await?,
+            Db::Postgres(pool) => postgres::export(pool, micros(from), micros(to), out).await?,
+        };
+        out.flush()?;
+        Ok(n)
+    }
+
+    /// Deletes the invocations older than `cutoff` with their rules, cards and feedback.
+    /// Returns the number of invocations deleted.
+    pub async fn purge_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
+        let n = match &self.inner.db {
+            Db::Sqlite(db) => db.purge(micros(cutoff)).await?,
+            Db::Postgres(pool) => postgres::purge(pool, micros(cutoff)).await?,
+        };
+        tracing::info!(deleted = n, "audit purge done");
+        Ok(n)
+    }
+
+    /// Readiness: the database answers and the writer task is running.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        match self.inner.writer.lock().await.as_ref() {
+            Some(h) if !h.is_finished() => {}
+            _ => return Err(StorageError::Closed),
+        }
+        match &self.inner.db {
+            Db::Sqlite(db) => db.ping().await,
+            Db::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Records queued or being written, not yet committed (for metrics).
+    pub fn queue_depth(&self) -> usize {
+        let queued = self
+            .sender()
+            .map(|s| s.max_capacity() - s.capacity())
+            .unwrap_or(0);
+        queued + self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Graceful shutdown: stops accepting records, commits everything already queued, stops the
+    /// writer and closes the connections. Idempotent.
+    pub async fn close(&self) {
+        drop(
+            self.inner
+                .sender
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        // Senders cloned by callers still in `send` keep the channel open until they finish.
+        let writer = self.inner.writer.lock().await.take();
+        if let Some(handle) = writer {
+            if let Err(e) = handle.await {
+                tracing::error!(error = %e, "audit writer task ended abnormally");
+            }
+        }
+        match &self.inner.db {
+            Db::Sqlite(db) => db.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The PostgreSQL pool (shared with the JWT replay guard), `None` on SQLite.
+    pub fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        match &self.inner.db {
+            Db::Postgres(pool) => Some(pool.clone()),
+            Db::Sqlite(_) => None,
+        }
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<Job>> {
+        self.inner
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// The group-commit loop: take whatever is queued (up to `batch_max`), write it in one
+/// transaction, commit, then answer every caller. Ends when the channel is closed and drained.
+async fn run_writer(
+    db: Db,
+    mut receiver: mpsc::Receiver<Job>,
+    batch_max: usize,
+    in_flight: Arc<AtomicUsize>,
+) {
+    let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
+    while receiver.recv_many(&mut batch, batch_max).await > 0 {
+        in_flight.store(batch.len(), Ordering::Relaxed);
+        let records: Vec<&InvocationRecord> = batch.iter().map(|j| &j.record).collect();
+        let result = db.write_batch(&records).await;
+        match result {
+            Ok(()) => {
+                for job in batch.drain(..) {
+                    answer(&in_flight, job, Ok(()));
+                }
+            }
+            Err(e) if batch.len() > 1 => {
+                // Nothing of the batch was committed. Write each record on its own so one bad
+                // record (or a transient failure) does not cost the others their audit entry;
+                // each caller gets its own outcome.
+                tracing::warn!(error = %e, records = batch.len(), "audit batch failed; retrying records one by one");
+                for job in batch.drain(..) {
+                    let result = db.write_batch(&[&job.record]).await;
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, invocation = %job.record.id, "audit record not stored");
+                    }
+                    answer(&in_flight, job, result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit record not stored");
+                for job in batch.drain(..) {
+                    answer(&in_flight, job, Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Answers one caller, having first taken its record out of the pending count so that a
+/// caller who sees its answer never sees its own record in `queue_depth`.
+fn answer(in_flight: &AtomicUsize, job: Job, result: Result<(), StorageError>) {
+    in_flight.fetch_sub(1, Ordering::Relaxed);
+    // The caller may have given up waiting; its record is committed (or not) all the same.
+    let _ = job.done.send(result);
+}
+
+/// Builds a migrator from migration files embedded at compile time (`version`, `description`,
+/// SQL). Versions must only ever be added: sqlx checks the checksum of every applied one.
+fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        files
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    (*description).into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}

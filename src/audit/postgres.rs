@@ -1,0 +1,425 @@
+//! PostgreSQL backend: a connection pool shared by the group-commit writer, feedback, reports
+//! and the JWT replay guard. A batch is written with one multi-row statement per table
+//! (UNNEST of arrays), so a group commit costs four round trips whatever its size.
+
+use std::io::Write;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use super::{
+    EXPORT_PAGE, ExportPage, ExportedCard, ExportedFeedback, ExportedInvocation, FeedbackRecord,
+    FeedbackStored, InvocationRecord, PURGE_CHUNK, StatsRows, StorageError, http_status, micros,
+    parse_uuid, unique_rules, write_jsonl,
+};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) async fn open(url: &str, max_connections: u32) -> Result<PgPool, StorageError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect(url)
+        .await?;
+    // sqlx takes an advisory lock here, so replicas starting together migrate once.
+    super::migrator(MIGRATIONS).run(&pool).await?;
+    Ok(pool)
+}
+
+pub(super) async fn write_batch(
+    pool: &PgPool,
+    batch: &[&InvocationRecord],
+) -> Result<(), StorageError> {
+    let n = batch.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
+    let mut services = Vec::with_capacity(n);
+    let mut hooks = Vec::with_capacity(n);
+    let mut instances = Vec::with_capacity(n);
+    let mut issuers = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut patients = Vec::with_capacity(n);
+    let mut digests = Vec::with_capacity(n);
+    let mut latencies = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let (mut rule_inv, mut rule_ids, mut rule_pos) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut card_ids, mut card_inv, mut card_pos) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut card_rules, mut card_ind, mut card_sum) = (Vec::new(), Vec::new(), Vec::new());
+    for rec in batch {
+        let id = rec.id.to_string();
+        for (position, rule) in unique_rules(&rec.rules_fired).into_iter().enumerate() {
+            rule_inv.push(id.clone());
+            rule_ids.push(rule);
+            rule_pos.push(position as i32);
+        }
+        for (position, card) in rec.cards.iter().enumerate() {
+            card_ids.push(card.uuid.to_string());
+            card_inv.push(id.clone());
+            card_pos.push(position as i32);
+            card_rules.push(card.rule_id.as_str());
+            card_ind.push(card.indicator.as_str());
+            card_sum.push(card.summary.as_str());
+        }
+        ids.push(id);
+        times.push(micros(rec.time));
+        services.push(rec.service_id.as_str());
+        hooks.push(rec.hook.as_deref());
+        instances.push(rec.hook_instance.as_deref());
+        issuers.push(rec.ehr_issuer.as_deref());
+        versions.push(rec.knowledge_version.as_str());
+        patients.push(rec.patient_id.as_deref());
+        digests.push(rec.request_sha256.as_deref());
+        latencies.push(rec.latency_ms);
+        statuses.push(i32::from(rec.http_status));
+    }
+
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO invocations (id, time, service_id, hook, hook_instance, ehr_issuer, \
+         knowledge_version, patient_id, request_sha256, latency_ms, http_status) \
+         SELECT * FROM UNNEST($1::text[]::uuid[], $2::timestamptz[], $3::text[], $4::text[], \
+         $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::float8[], $11::int4[])",
+    )
+    .bind(&ids)
+    .bind(&times)
+    .bind(&services)
+    .bind(&hooks)
+    .bind(&instances)
+    .bind(&issuers)
+    .bind(&versions)
+    .bind(&patients)
+    .bind(&digests)
+    .bind(&latencies)
+    .bind(&statuses)
+    .execute(&mut *tx)
+    .await?;
+    if !rule_inv.is_empty() {
+        sqlx::query(
+            "INSERT INTO invocation_rules (invocation_id, rule_id, position) \
+             SELECT * FROM UNNEST($1::text[]::uuid[], $2::text[], $3::int4[])",
+        )
+        .bind(&rule_inv)
+        .bind(&rule_ids)
+        .bind(&rule_pos)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !card_ids.is_empty() {
+        sqlx::query(
+            "INSERT INTO cards (uuid, invocation_id, position, rule_id, indicator, summary) \
+             SELECT * FROM UNNEST($1::text[]::uuid[], $2::text[]::uuid[], $3::int4[], \
+             $4::text[], $5::text[], $6::text[])",
+        )
+        .bind(&card_ids)
+        .bind(&card_inv)
+        .bind(&card_pos)
+        .bind(&card_rules)
+        .bind(&card_ind)
+        .bind(&card_sum)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn record_feedback(
+    pool: &PgPool,
+    service_id: &str,
+    items: &[FeedbackRecord],
+    received_at: DateTime<Utc>,
+) -> Result<FeedbackStored, StorageError> {
+    let mut tx = pool.begin().await?;
+    let mut stored = FeedbackStored::default();
+    for item in items {
+        let card = item.card.to_string();
+        let known: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM cards c JOIN invocations i ON i.id = c.invocation_id \
+             WHERE c.uuid = $1::uuid AND i.service_id = $2",
+        )
+        .bind(&card)
+        .bind(service_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if known.is_none() {
+            tx.rollback().await?;
+            return Err(StorageError::UnknownCard(item.card));
+        }
+        let done = sqlx::query(
+            "INSERT INTO feedback (card_uuid, service_id, outcome, accepted_suggestions, \
+             override_reason_code, override_reason_system, override_reason_display, \
+             user_comment, outcome_timestamp, received_at) \
+             VALUES ($1::uuid, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (card_uuid, outcome, outcome_timestamp) DO NOTHING",
+        )
+        .bind(&card)
+        .bind(service_id)
+        .bind(&item.outcome)
+        .bind(serde_json::to_string(&item.accepted_suggestions)?)
+        .bind(&item.override_reason_code)
+        .bind(&item.override_reason_system)
+        .bind(&item.override_reason_display)
+        .bind(&item.user_comment)
+        .bind(micros(item.outcome_timestamp))
+        .bind(received_at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            stored.new += 1;
+        } else {
+            stored.duplicates += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
+
+pub(super) async fn rule_stats(
+    pool: &PgPool,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<StatsRows, StorageError> {
+    let mut tx = pool.begin().await?;
+    // The four queries see one snapshot.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let fired = sqlx::query_as(
+        "SELECT r.rule_id, COUNT(*) FROM invocation_rules r \
+         JOIN invocations i ON i.id = r.invocation_id \
+         WHERE ($1::timestamptz IS NULL OR i.time >= $1) \
+         AND ($2::timestamptz IS NULL OR i.time < $2) \
+         GROUP BY r.rule_id",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *tx)
+    .await?;
+    let cards = sqlx::query_as(
+        "SELECT c.rule_id, COUNT(*) FROM cards c \
+         JOIN invocations i ON i.id = c.invocation_id \
+         WHERE ($1::timestamptz IS NULL OR i.time >= $1) \
+         AND ($2::timestamptz IS NULL OR i.time < $2) \
+         GROUP BY c.rule_id",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *tx)
+    .await?;
+    let outcomes = sqlx::query_as(
+        "SELECT c.rule_id, f.outcome, COUNT(*) FROM feedback f \
+         JOIN cards c ON c.uuid = f.card_uuid \
+         JOIN invocations i ON i.id = c.invocation_id \
+         WHERE ($1::timestamptz IS NULL OR i.time >= $1) \
+         AND ($2::timestamptz IS NULL OR i.time < $2) \
+         GROUP BY c.rule_id, f.outcome",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *tx)
+    .await?;
+    let reasons = sqlx::query_as(
+        "SELECT c.rule_id, f.override_reason_code, f.override_reason_system, \
+         f.override_reason_display, COUNT(*) FROM feedback f \
+         JOIN cards c ON c.uuid = f.card_uuid \
+         JOIN invocations i ON i.id = c.invocation_id \
+         WHERE f.outcome = 'overridden' \
+         AND ($1::timestamptz IS NULL OR i.time >= $1) \
+         AND ($2::timestamptz IS NULL OR i.time < $2) \
+         GROUP BY c.rule_id, f.override_reason_code, f.override_reason_system, \
+         f.override_reason_display",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(StatsRows {
+        fired,
+        cards,
+        outcomes,
+        reasons,
+    })
+}
+
+pub(super) async fn export(
+    pool: &PgPool,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    out: &mut (dyn Write + Send),
+) -> Result<u64, StorageError> {
+    let mut tx = pool.begin().await?;
+    // One snapshot for the whole export, however many pages it takes.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let mut after: Option<(DateTime<Utc>, String)> = None;
+    let mut written = 0u64;
+    loop {
+        type Row = (
+            String,
+            DateTime<Utc>,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+            f64,
+            i64,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id::text, time, service_id, hook, hook_instance, ehr_issuer, \
+             knowledge_version, patient_id, request_sha256, latency_ms, http_status::int8 \
+             FROM invocations WHERE time >= $1 AND time < $2 \
+             AND ($3::timestamptz IS NULL OR time > $3 OR (time = $3 AND id > $4::uuid)) \
+             ORDER BY time, id LIMIT $5",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(after.as_ref().map(|a| a.0))
+        .bind(after.as_ref().map(|a| a.1.clone()))
+        .bind(EXPORT_PAGE)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = Some((last.1, last.0.clone()));
+        let full_page = rows.len() as i64 == EXPORT_PAGE;
+        let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+
+        let mut invocations = Vec::with_capacity(rows.len());
+        for r in rows {
+            invocations.push(ExportedInvocation {
+                id: parse_uuid(&r.0)?,
+                time: r.1,
+                service_id: r.2,
+                hook: r.3,
+                hook_instance: r.4,
+                ehr_issuer: r.5,
+                knowledge_version: r.6,
+                patient_id: r.7,
+                request_sha256: r.8,
+                latency_ms: r.9,
+                http_status: http_status(r.10)?,
+                rules_fired: Vec::new(),
+                cards: Vec::new(),
+            });
+        }
+        let rule_rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT invocation_id::text, rule_id FROM invocation_rules \
+             WHERE invocation_id = ANY($1::text[]::uuid[]) \
+             ORDER BY invocation_id, position",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let card_rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT invocation_id::text, uuid::text, rule_id, indicator, summary FROM cards \
+             WHERE invocation_id = ANY($1::text[]::uuid[]) \
+             ORDER BY invocation_id, position",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        type FeedbackRow = (
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            String,
+        );
+        let feedback_rows: Vec<FeedbackRow> = sqlx::query_as(
+            "SELECT f.card_uuid::text, f.outcome, f.accepted_suggestions::text, \
+             f.override_reason_code, f.override_reason_system, f.override_reason_display, \
+             f.user_comment, f.outcome_timestamp, f.received_at, f.service_id \
+             FROM feedback f JOIN cards c ON c.uuid = f.card_uuid \
+             WHERE c.invocation_id = ANY($1::text[]::uuid[]) \
+             ORDER BY f.card_uuid, f.outcome_timestamp, f.id",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+
+        let mut page = ExportPage {
+            invocations,
+            rules: Vec::with_capacity(rule_rows.len()),
+            cards: Vec::with_capacity(card_rows.len()),
+            feedback: Vec::with_capacity(feedback_rows.len()),
+        };
+        for (inv, rule) in rule_rows {
+            page.rules.push((parse_uuid(&inv)?, rule));
+        }
+        for (inv, uuid, rule_id, indicator, summary) in card_rows {
+            page.cards.push((
+                parse_uuid(&inv)?,
+                ExportedCard {
+                    uuid: parse_uuid(&uuid)?,
+                    rule_id,
+                    indicator,
+                    summary,
+                    feedback: Vec::new(),
+                },
+            ));
+        }
+        for f in feedback_rows {
+            let accepted_suggestions = serde_json::from_str(&f.2).map_err(|_| {
+                StorageError::Corrupt("accepted_suggestions is not an array of strings".into())
+            })?;
+            page.feedback.push((
+                parse_uuid(&f.0)?,
+                ExportedFeedback {
+                    outcome: f.1,
+                    accepted_suggestions,
+                    override_reason_code: f.3,
+                    override_reason_system: f.4,
+                    override_reason_display: f.5,
+                    user_comment: f.6,
+                    outcome_timestamp: f.7,
+                    received_at: f.8,
+                    service_id: f.9,
+                },
+            ));
+        }
+        let invocations = page.assemble();
+        write_jsonl(out, &invocations)?;
+        written += invocations.len() as u64;
+        if !full_page {
+            break;
+        }
+    }
+    tx.commit().await?;
+    Ok(written)
+}
+
+pub(super) async fn purge(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
+    let mut total = 0u64;
+    loop {
+        // Chunks keep each transaction (and its locks) short under a running service.
+        let done = sqlx::query(
+            "DELETE FROM invocations WHERE id IN \
+             (SELECT id FROM invocations WHERE time < $1 LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(PURGE_CHUNK)
+        .execute(pool)
+        .await?;
+        total += done.rows_affected();
+        if done.rows_affected() < PURGE_CHUNK as u64 {
+            return Ok(total);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The three services this CDS Service offers, and the discovery document.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::Hook;
+
+/// The prefetch keys every service declares: the public contract with EHRs.
+pub const PREFETCH_KEYS: [&str; 8] = [
+    "patient",
+    "conditions",
+    "observations",
+    "procedures",
+    "medicationAdministrations",
+    "medicationStatements",
+    "medicationRequests",
+    "diagnosticReports",
+];
+
+/// The prefetch template of a key. Searches are on the patient and not narrowed further: the
+/// input profile reads many codes from each resource type, and an EHR filtering by code would
+/// drop the text-coded records the profile accepts.
+pub fn prefetch_template(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "patient" => "Patient/{{context.patientId}}",
+        "conditions" => "Condition?patient={{context.patientId}}",
+        "observations" => "Observation?patient={{context.patientId}}",
+        "procedures" => "Procedure?patient={{context.patientId}}",
+        "medicationAdministrations" => "MedicationAdministration?patient={{context.patientId}}",
+        "medicationStatements" => "MedicationStatement?patient={{context.patientId}}",
+        "medicationRequests" => "MedicationRequest?patient={{context.patientId}}",
+        "diagnosticReports" => "DiagnosticReport?patient={{context.patientId}}",
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceDefinition {
+    pub id: &'static str,
+    pub hook: Hook,
+    pub title: &'static str,
+    pub description: &'static str,
+    #[serde(rename = "usageRequirements")]
+    pub usage_requirements: &'static str,
+    pub prefetch: Map<String, Value>,
+}
+
+const USAGE: &str = "For adults with retroperitoneal sarcoma. Send the eight prefetch keys (or a fhirServer with \
+fhirAuthorization so the service can fetch them). Every card informs a clinician; none blocks an order.";
+
+/// The services, in discovery order.
+pub fn services() -> Vec<ServiceDefinition> {
+    let prefetch: Map<String, Value> = PREFETCH_KEYS
+        .iter()
+        .map(|k| ((*k).to_owned(), json!(prefetch_template(k))))
+        .collect();
+    vec![
+        ServiceDefinition {
+            id: "rps-patient-view",
+            hook: Hook::PatientView,
+            title: "Retroperitoneal sarcoma: recurrence and metastasis decision support",
+            description: "On opening the chart of a patient with retroperitoneal sarcoma that has recurred locally or \
+metastasised: verdict on re-resection or metastasectomy, missing work-up, histology-matched systemic therapy, \
+surveillance that is overdue, and the facts that are missing.",
+            usage_requirements: USAGE,
+            prefetch: prefetch.clone(),
+        },
+        ServiceDefinition {
+            id: "rps-order-select",
+            hook: Hook::OrderSelect,
+            title: "Retroperitoneal sarcoma: checks on selected orders",
+            description: "When orders are selected for a patient with retroperitoneal sarcoma: warns about orders the \
+guidelines advise against (e.g. HIPEC, olaratumab, anthracycline over the lifetime limit) and offers better ones.",
+            usage_requirements: USAGE,
+            prefetch: prefetch.clone(),
+        },
+        ServiceDefinition {
+            id: "rps-order-sign",
+            hook: Hook::OrderSign,
+            title: "Retroperitoneal sarcoma: checks before orders are signed",
+            description: "Before draft orders are signed for a patient with retroperitoneal sarcoma: the same order checks \
+over every draft order.",
+            usage_requirements: USAGE,
+            prefetch,
+        },
+    ]
+}
+
+/// The service with this id.
+pub fn service(id: &str) -> Option<ServiceDefinition> {
+    services().into_iter().find(|s| s.id == id)
+}
+
+/// `GET /cds-services`.
+pub fn discovery_document() -> Value {
+    json!({ "services": services() })
+}

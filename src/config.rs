@@ -1,0 +1,249 @@
+//! Configuration: built-in defaults, then a TOML file (`--config FILE` or `RPS_CDS_CONFIG`),
+//! then environment variables `RPS_CDS_…` with `__` between nested keys
+//! (`RPS_CDS_LOG__FORMAT=json`, `RPS_CDS_FHIR__REQUEST_TIMEOUT_MS=5000`). The defaults need
+//! nothing else on the machine: loopback, embedded knowledge, SQLite under `./data`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::StorageConfig;
+use crate::auth::AuthConfig;
+
+/// Environment variable naming the configuration file when `--config` is not given.
+pub const CONFIG_FILE_ENV: &str = "RPS_CDS_CONFIG";
+/// Prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "RPS_CDS_";
+/// The top-level configuration keys, as environment variables may name them.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "bind",
+    "public_base_url",
+    "workers",
+    "max_body_bytes",
+    "max_json_depth",
+    "shutdown_timeout_secs",
+    "cors_allowed_origins",
+    "log",
+    "fhir",
+    "knowledge",
+    "parameters",
+    "auth",
+    "storage",
+];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub bind: SocketAddr,
+    /// The service's external base URL as EHRs call it (behind any proxy). The JWT `aud`
+    /// claim must equal this plus the endpoint path.
+    pub public_base_url: String,
+    /// HTTP worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Request bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+    /// JSON nested deeper than this is refused with 400 (guards against stack and CPU abuse).
+    pub max_json_depth: usize,
+    /// Grace period for in-flight calls and the audit flush on SIGTERM.
+    pub shutdown_timeout_secs: u64,
+    /// Origins allowed by CORS (`*` = any). Credentials are never allowed.
+    pub cors_allowed_origins: Vec<String>,
+    pub log: LogConfig,
+    pub fhir: FhirClientConfig,
+    pub knowledge: KnowledgeConfig,
+    /// Overrides of the catalogue's named parameters (`knowledge/parameters.json`).
+    pub parameters: BTreeMap<String, f64>,
+    #[serde(skip_serializing)]
+    pub auth: AuthConfig,
+    pub storage: StorageConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_base_url: "http://127.0.0.1:8080".to_owned(),
+            workers: 0,
+            max_body_bytes: 5 * 1024 * 1024,
+            max_json_depth: 64,
+            shutdown_timeout_secs: 30,
+            cors_allowed_origins: vec!["*".to_owned()],
+            log: LogConfig::default(),
+            fhir: FhirClientConfig::default(),
+            knowledge: KnowledgeConfig::default(),
+            parameters: BTreeMap::new(),
+            auth: AuthConfig::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing` filter directives, e.g. "info" or "rps_cds=debug,actix_web=info".
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FhirClientConfig {
+    pub connect_timeout_ms: u64,
+    /// Per HTTP request to the FHIR server (each page of a search).
+    pub request_timeout_ms: u64,
+    /// Bundle `next` links followed per prefetch key at most.
+    pub max_pages: usize,
+    /// Allow `fhirServer` URLs with plain http (testing only; https otherwise).
+    pub allow_http: bool,
+}
+
+impl Default for FhirClientConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 10_000,
+            max_pages: 20,
+            allow_http: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct KnowledgeConfig {
+    /// A knowledge-base directory to use instead of the one embedded in the binary.
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults < file (explicit path, else `RPS_CDS_CONFIG`) < environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from));
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.clone()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        // Only variables naming a configuration key: other RPS_CDS_* variables (test harness
+        // settings such as RPS_CDS_TEST_POSTGRES_URL) must not be mistaken for configuration.
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .filter(|key| {
+                    let top = key.as_str().split("__").next().unwrap_or_default();
+                    TOP_LEVEL_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+                })
+                .split("__"),
+        );
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        url::Url::parse(&self.public_base_url)
+            .map_err(|e| ConfigError::Invalid(format!("public_base_url: {e}")))?;
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes must be at least 1024".to_owned(),
+            ));
+        }
+        if !(8..=512).contains(&self.max_json_depth) {
+            return Err(ConfigError::Invalid(
+                "max_json_depth must be within 8..=512".to_owned(),
+            ));
+        }
+        if self.fhir.request_timeout_ms == 0 || self.fhir.connect_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "fhir timeouts must be positive".to_owned(),
+            ));
+        }
+        self.auth
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("auth: {e}")))?;
+        Ok(())
+    }
+
+    /// The external URL of an endpoint path ("/cds-services/rps-patient-view"): the JWT
+    /// audience the EHR must use.
+    pub fn external_url(&self, path: &str) -> String {
+        format!("{}{}", self.public_base_url.trim_end_matches('/'), path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_and_valid() {
+        let c = Config::default();
+        assert!(c.bind.ip().is_loopback());
+        c.validate().unwrap();
+        assert_eq!(
+            c.external_url("/cds-services"),
+            "http://127.0.0.1:8080/cds-services"
+        );
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rps-cds.toml");
+        std::fs::write(&path, "bind = \"127.0.0.1:9999\"\n[log]\nformat = \"json\"\n[parameters]\nfavorable_dfi_months = 18\n").unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.bind.port(), 9999);
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.parameters.get("favorable_dfi_months"), Some(&18.0));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rps-cds.toml");
+        std::fs::write(&path, "bnd = \"127.0.0.1:9999\"\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
+        assert!(matches!(
+            Config::load(Some(&dir.path().join("nope.toml"))),
+            Err(ConfigError::MissingFile(_))
+        ));
+    }
+}

@@ -1,0 +1,115 @@
+//! HTTP errors. Every client mistake gets its 4xx with a FHIR OperationOutcome body naming
+//! the JSON path; authentication failures get a bare 401 (no detail for an attacker).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::engine::EvaluationError;
+use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Evaluation(#[from] EvaluationError),
+    #[error("unknown CDS service {0}")]
+    UnknownService(String),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    #[error("body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    #[error("could not read the request body")]
+    BodyRead,
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("unknown card {0}")]
+    UnknownCard(String),
+    #[error("service unavailable: {0}")]
+    Unavailable(&'static str),
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn outcome(&self) -> Option<OperationOutcome> {
+        let single = |code, msg: String| Some(OperationOutcome::single(Issue::error(code, msg)));
+        match self {
+            ApiError::Evaluation(e) => Some(e.outcome()),
+            ApiError::UnknownService(id) => single(
+                IssueCode::NotFound,
+                format!("no CDS service with id {id:?}; GET /cds-services lists the services"),
+            ),
+            ApiError::NotFound => single(
+                IssueCode::NotFound,
+                "no such endpoint; GET /cds-services lists the services".to_owned(),
+            ),
+            ApiError::MethodNotAllowed(allowed) => single(
+                IssueCode::NotSupported,
+                format!("method not allowed; this endpoint accepts {allowed}"),
+            ),
+            ApiError::PayloadTooLarge(max) => single(
+                IssueCode::TooLong,
+                format!("request body is larger than {max} bytes"),
+            ),
+            ApiError::UnsupportedMediaType => single(
+                IssueCode::NotSupported,
+                "Content-Type must be application/json (or application/fhir+json)".to_owned(),
+            ),
+            ApiError::BodyRead => single(
+                IssueCode::Structure,
+                "the request body could not be read".to_owned(),
+            ),
+            ApiError::Unauthorized => None,
+            ApiError::UnknownCard(uuid) => Some(OperationOutcome::single(
+                Issue::error(
+                    IssueCode::NotFound,
+                    format!("card {uuid} was not issued by this service"),
+                )
+                .at("feedback.card"),
+            )),
+            ApiError::Unavailable(why) => {
+                single(IssueCode::Exception, format!("service unavailable: {why}"))
+            }
+            ApiError::Internal => single(
+                IssueCode::Exception,
+                "internal error; the incident was logged".to_owned(),
+            ),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Evaluation(e) => {
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            ApiError::UnknownService(_) | ApiError::NotFound | ApiError::UnknownCard(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyRead => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::MethodNotAllowed(allowed) = self {
+            response.insert_header(("Allow", *allowed));
+        }
+        match self.outcome() {
+            Some(outcome) => response.content_type(FHIR_JSON).json(outcome),
+            None => response.finish(),
+        }
+    }
+}

@@ -1,0 +1,614 @@
+//! The HTTP face of the service (actix-web): discovery, the three hook services, feedback,
+//! health and readiness. Handlers are thin: they read the body within limits, authenticate
+//! the CDS client, and hand the bytes to the same [`Engine`] the CLI uses.
+
+pub mod errors;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_cors::Cors;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::header;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use chrono::Utc;
+use futures::StreamExt;
+
+use crate::audit::{AuditStore, CardRecord, FeedbackRecord, InvocationRecord, StorageError};
+use crate::auth::{Authenticator, CdsClient, ReplayGuard, auth_required};
+use crate::cds_hooks::discovery::{self, discovery_document};
+use crate::cds_hooks::feedback::Feedback;
+use crate::config::Config;
+use crate::engine::{Engine, EvaluationError, StartupError, TracedEvaluation};
+use crate::telemetry::{self, Stage, openapi};
+pub use errors::ApiError;
+
+/// Shared by all workers.
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: Config,
+    /// `None` when authentication is off (loopback default, or disabled explicitly).
+    pub authenticator: Option<Authenticator>,
+    /// The audit trail: every call is committed here before its answer is sent.
+    pub audit: AuditStore,
+    /// Set on SIGTERM: readiness turns false while in-flight calls finish.
+    pub draining: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("authentication setup: {0}")]
+    Auth(#[from] crate::auth::AuthSetupError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HTTP server: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("audit store: {0}")]
+    Storage(#[from] StorageError),
+}
+
+impl AppState {
+    /// Compiles the engine (off the async workers), opens the audit store and sets up
+    /// authentication.
+    pub async fn new(config: Config) -> Result<Self, ServeError> {
+        let engine_config = config.clone();
+        let engine = tokio::task::spawn_blocking(move || {
+            let engine = Engine::new(&engine_config)?;
+            // The explaining FHIR validator compiles in the background; wait so that the first
+            // invalid resource is not slow and a broken schema stops start-up.
+            engine.validator.wait_until_ready()?;
+            Ok::<_, StartupError>(engine)
+        })
+        .await
+        .expect("engine construction does not panic")?;
+        let engine = Arc::new(engine);
+        let audit = AuditStore::open(&config.storage).await?;
+        let authenticator = if auth_required(&config.auth.mode, &config.bind) {
+            // With PostgreSQL, a token replayed to another replica is refused too.
+            let guard = match audit.postgres_pool() {
+                Some(pool) => ReplayGuard::Postgres(pool),
+                None => ReplayGuard::memory(config.auth.replay_cache_capacity),
+            };
+            Some(Authenticator::new(
+                &config.auth,
+                engine.fhir.http().clone(),
+                guard,
+            )?)
+        } else {
+            if !config.bind.ip().is_loopback() {
+                tracing::warn!(bind = %config.bind, "CDS client authentication is DISABLED on a non-loopback address by configuration");
+            } else {
+                tracing::info!(
+                    "CDS client authentication is off: the service binds a loopback address"
+                );
+            }
+            None
+        };
+        Ok(Self {
+            engine,
+            config,
+            authenticator,
+            audit,
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    /// Verifies the CDS client's JWT when authentication is on. The audience is the external
+    /// URL of the endpoint being called.
+    async fn authenticate(&self, req: &HttpRequest) -> Result<Option<CdsClient>, ApiError> {
+        let Some(auth) = &self.authenticator else {
+            return Ok(None);
+        };
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok());
+        let audience = self.config.external_url(req.path());
+        match auth.verify(header, &audience).await {
+            Ok(client) => Ok(Some(client)),
+            Err(failure) => {
+                crate::telemetry::record_jwt_failure(failure.reason());
+                tracing::warn!(
+                    reason = failure.reason(),
+                    path = req.path(),
+                    "CDS client authentication failed"
+                );
+                Err(ApiError::Unauthorized)
+            }
+        }
+    }
+}
+
+/// A running server (tests and `serve`).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub state: web::Data<AppState>,
+    server: Server,
+}
+
+impl RunningServer {
+    /// Runs until the server stops.
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Starts the server on a background task and returns its address (for tests).
+    pub fn spawn(self) -> (SocketAddr, ServerHandle, web::Data<AppState>) {
+        let RunningServer {
+            addr,
+            handle,
+            state,
+            server,
+        } = self;
+        tokio::spawn(server);
+        (addr, handle, state)
+    }
+}
+
+/// Builds the server on `config.bind` (port 0 picks a free port).
+pub async fn build(config: Config) -> Result<RunningServer, ServeError> {
+    let listener = TcpListener::bind(config.bind).map_err(|source| ServeError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let addr = listener.local_addr()?;
+    let workers = if config.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        config.workers
+    };
+    let shutdown_timeout = config.shutdown_timeout_secs;
+    let state = web::Data::new(AppState::new(config).await?);
+    telemetry::install_metrics();
+    telemetry::set_knowledge_version(&state.engine.knowledge.version);
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .wrap(cors(&app_state.config.cors_allowed_origins))
+            .configure(routes)
+    })
+    .workers(workers)
+    .shutdown_timeout(shutdown_timeout)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    Ok(RunningServer {
+        addr,
+        handle,
+        state,
+        server,
+    })
+}
+
+/// `rps-cds serve`: runs until SIGTERM/SIGINT, then drains: readiness false, no new
+/// connections, in-flight calls finish within `shutdown_timeout_secs`.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let running = build(config).await?;
+    tracing::info!(addr = %running.addr, knowledge = %running.state.engine.knowledge.version, "rps-cds listening");
+    let handle = running.handle.clone();
+    let state = running.state.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        state.draining.store(true, Ordering::SeqCst);
+        telemetry::set_ready(false);
+        tracing::info!("shutdown requested: draining in-flight calls");
+        handle.stop(true).await;
+    });
+    let audit = running.state.audit.clone();
+    running.wait().await?;
+    // Every answered call has its record committed already; close() flushes anything queued.
+    audit.close().await;
+    tracing::info!("rps-cds stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler can be installed");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn cors(origins: &[String]) -> Cors {
+    // Browser-based CDS clients call from another origin. Credentials are never allowed: the
+    // JWT travels in the Authorization header, and preflights are answered without one.
+    let mut cors = Cors::default()
+        .allowed_methods(vec!["GET", "POST", "OPTIONS"])
+        .allowed_headers(vec![
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+        ])
+        .max_age(86_400);
+    if origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin().send_wildcard();
+    } else {
+        for o in origins {
+            cors = cors.allowed_origin(o);
+        }
+    }
+    cors
+}
+
+/// All routes; unknown paths get a 404 OperationOutcome and wrong methods a 405.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/cds-services")
+            .route(web::get().to(discovery_handler))
+            .default_service(web::to(|| not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/cds-services/{id}")
+            .route(web::post().to(service_handler))
+            .default_service(web::to(|| not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/cds-services/{id}/feedback")
+            .route(web::post().to(feedback_handler))
+            .default_service(web::to(|| not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/healthz")
+            .route(
+                web::get()
+                    .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+            )
+            .default_service(web::to(|| not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(readiness_handler))
+            .default_service(web::to(|| not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics_handler))
+            .default_service(web::to(|| not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(openapi_handler))
+            .default_service(web::to(|| not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/admin/rules/stats")
+            .route(web::get().to(rule_stats_handler))
+            .default_service(web::to(|| not_allowed("GET"))),
+    )
+    .default_service(web::to(|| async {
+        HttpResponse::from_error(ApiError::NotFound)
+    }));
+}
+
+async fn not_allowed(allowed: &'static str) -> HttpResponse {
+    HttpResponse::from_error(ApiError::MethodNotAllowed(allowed))
+}
+
+async fn discovery_handler(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.authenticate(&req).await?;
+    Ok(HttpResponse::Ok().json(discovery_document()))
+}
+
+async fn readiness_handler(state: web::Data<AppState>) -> HttpResponse {
+    let ready = readiness(&state).await;
+    telemetry::set_ready(ready.is_ok());
+    match ready {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({
+            "status": "ready",
+            "knowledgeVersion": state.engine.knowledge.version,
+        })),
+        Err(why) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": why})),
+    }
+}
+
+/// Ready = not draining and the audit store answers (the knowledge base and schemas are
+/// loaded before the server accepts connections at all).
+async fn readiness(state: &AppState) -> Result<(), &'static str> {
+    if state.draining.load(Ordering::SeqCst) {
+        return Err("draining");
+    }
+    if let Err(e) = state.audit.ping().await {
+        tracing::warn!(error = %e, "readiness: audit store unreachable");
+        return Err("audit store unavailable");
+    }
+    Ok(())
+}
+
+async fn service_handler(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let service_id = path.into_inner();
+    let Some(service) = discovery::service(&service_id) else {
+        return Err(ApiError::UnknownService(service_id));
+    };
+    let result = answer_hook(&req, &service, payload, &state, started).await;
+    let status = match &result {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => actix_web::ResponseError::status_code(e).as_u16(),
+    };
+    telemetry::record_request(
+        service.id,
+        service.hook.as_str(),
+        status,
+        started.elapsed().as_secs_f64(),
+    );
+    result
+}
+
+async fn answer_hook(
+    req: &HttpRequest,
+    service: &discovery::ServiceDefinition,
+    payload: web::Payload,
+    state: &AppState,
+    started: Instant,
+) -> Result<HttpResponse, ApiError> {
+    if state.draining.load(Ordering::SeqCst) {
+        return Err(ApiError::Unavailable("the service is shutting down"));
+    }
+    let client = state.authenticate(req).await?;
+    check_json_content_type(req)?;
+    let body = read_body(payload, state.config.max_body_bytes).await?;
+    let traced = state
+        .engine
+        .evaluate_traced(service, &body, Utc::now())
+        .await;
+    if let Ok(e) = &traced.result {
+        record_evaluation_metrics(e);
+    }
+    let status = match &traced.result {
+        Ok(_) => 200,
+        Err(e) => e.status(),
+    };
+    let record = invocation_record(state, service, client.as_ref(), &traced, status, started);
+    // Durability: the answer is sent only after its audit record is committed.
+    let audit_started = Instant::now();
+    let audited = state.audit.record_invocation(record).await;
+    telemetry::record_audit_write(audit_started.elapsed().as_secs_f64());
+    telemetry::record_stage(Stage::Audit, audit_started.elapsed().as_secs_f64());
+    if let Err(e) = audited {
+        tracing::error!(error = %e, service = service.id, "audit record could not be committed; answer withheld");
+        return Err(ApiError::Unavailable(
+            "the audit trail could not be written",
+        ));
+    }
+    let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    match traced.result {
+        Ok(evaluation) => {
+            tracing::info!(
+                service = service.id,
+                hook_instance = traced.hook_instance.as_deref().unwrap_or(""),
+                cards = evaluation.response.cards.len(),
+                resources = evaluation.resources_used,
+                set_aside = evaluation.resources_set_aside,
+                issuer = client.as_ref().map(|c| c.iss.as_str()),
+                latency_ms,
+                "hook answered"
+            );
+            Ok(HttpResponse::Ok().json(&evaluation.response))
+        }
+        Err(e) => {
+            tracing::info!(
+                service = service.id,
+                status,
+                latency_ms,
+                "hook request refused"
+            );
+            Err(e.into())
+        }
+    }
+}
+
+fn record_evaluation_metrics(e: &crate::engine::Evaluation) {
+    let t = &e.timings;
+    if let Some(fetch) = t.prefetch_fetch {
+        telemetry::record_stage(Stage::PrefetchFetch, fetch);
+    }
+    telemetry::record_stage(Stage::Validation, t.validation);
+    telemetry::record_stage(Stage::Facts, t.facts);
+    telemetry::record_stage(Stage::Rules, t.rules);
+    telemetry::record_stage(Stage::Cards, t.cards);
+    telemetry::record_invalid_resources(e.resources_set_aside);
+    for card in &e.response.cards {
+        telemetry::record_card(&card.source.topic.code, card.indicator.as_str());
+    }
+}
+
+fn invocation_record(
+    state: &AppState,
+    service: &discovery::ServiceDefinition,
+    client: Option<&CdsClient>,
+    traced: &TracedEvaluation,
+    http_status: u16,
+    started: Instant,
+) -> InvocationRecord {
+    let (rules_fired, cards) = match &traced.result {
+        Ok(e) => (
+            e.rules_fired.clone(),
+            e.response
+                .cards
+                .iter()
+                .map(|c| CardRecord {
+                    uuid: uuid::Uuid::parse_str(&c.uuid).unwrap_or_default(),
+                    rule_id: c.source.topic.code.clone(),
+                    indicator: c.indicator.as_str().to_owned(),
+                    summary: c.summary.clone(),
+                })
+                .collect(),
+        ),
+        Err(_) => (Vec::new(), Vec::new()),
+    };
+    InvocationRecord {
+        id: uuid::Uuid::new_v4(),
+        time: Utc::now(),
+        service_id: service.id.to_owned(),
+        hook: Some(service.hook.as_str().to_owned()),
+        hook_instance: traced.hook_instance.clone(),
+        ehr_issuer: client.map(|c| c.iss.clone()),
+        knowledge_version: state.engine.knowledge.version.clone(),
+        patient_id: traced.patient_id.clone(),
+        rules_fired,
+        cards,
+        request_sha256: traced.request_sha256.clone(),
+        latency_ms: started.elapsed().as_secs_f64() * 1e3,
+        http_status,
+    }
+}
+
+async fn feedback_handler(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let service_id = path.into_inner();
+    if discovery::service(&service_id).is_none() {
+        return Err(ApiError::UnknownService(service_id));
+    }
+    state.authenticate(&req).await?;
+    check_json_content_type(&req)?;
+    let body = read_body(payload, state.config.max_body_bytes).await?;
+    let value = state.engine.parse_body(&body)?;
+    let feedback =
+        Feedback::from_value(value, &state.engine.envelopes).map_err(EvaluationError::from)?;
+    let records: Vec<FeedbackRecord> = feedback
+        .feedback
+        .iter()
+        .map(|f| {
+            let reason = f.override_reason.as_ref().and_then(|r| r.reason.as_ref());
+            FeedbackRecord {
+                card: f.card,
+                outcome: f.outcome.as_str().to_owned(),
+                accepted_suggestions: f
+                    .accepted_suggestions
+                    .iter()
+                    .map(|s| s.id.clone())
+                    .collect(),
+                override_reason_code: reason.and_then(|r| r.code.clone()),
+                override_reason_system: reason.and_then(|r| r.system.clone()),
+                override_reason_display: reason.and_then(|r| r.display.clone()),
+                user_comment: f
+                    .override_reason
+                    .as_ref()
+                    .and_then(|r| r.user_comment.clone()),
+                outcome_timestamp: f.outcome_timestamp,
+            }
+        })
+        .collect();
+    // 200 only once the feedback is committed.
+    let stored = state
+        .audit
+        .record_feedback(&service_id, &records)
+        .await
+        .map_err(|e| match e {
+            StorageError::UnknownCard(uuid) => ApiError::UnknownCard(uuid.to_string()),
+            other => {
+                tracing::error!(error = %other, "feedback could not be stored");
+                ApiError::Unavailable("feedback could not be stored")
+            }
+        })?;
+    tracing::info!(service = %service_id, new = stored.new, duplicates = stored.duplicates, "feedback stored");
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"stored": stored.new, "duplicates": stored.duplicates})))
+}
+
+/// Prometheus exposition of the process's metrics.
+async fn metrics_handler(state: web::Data<AppState>) -> HttpResponse {
+    telemetry::set_audit_queue_depth(state.audit.queue_depth());
+    HttpResponse::Ok()
+        .content_type(telemetry::PROMETHEUS_CONTENT_TYPE)
+        .body(telemetry::install_metrics().render())
+}
+
+/// The OpenAPI 3.1 description of these endpoints, with this deployment's base URL.
+async fn openapi_handler(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(openapi::openapi_json_with_server(
+        &state.config.public_base_url,
+    ))
+}
+
+/// Per-rule governance numbers (fired, feedback, accepted, overridden, override reasons).
+/// Authenticated like every other endpoint.
+async fn rule_stats_handler(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.authenticate(&req).await?;
+    let stats = state.audit.rule_stats(None, None).await.map_err(|e| {
+        tracing::error!(error = %e, "rule statistics unavailable");
+        ApiError::Unavailable("rule statistics unavailable")
+    })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "rules": stats })))
+}
+
+/// CDS Hooks bodies are JSON; anything else is a 415, not a parse error.
+fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "application/fhir+json" => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+/// Reads the body, refusing more than `max` bytes without buffering them.
+async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::BytesMut, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Overflow => ApiError::PayloadTooLarge(max),
+            _ => ApiError::BodyRead,
+        })?;
+        if body.len() + chunk.len() > max {
+            return Err(ApiError::PayloadTooLarge(max));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Waits (bounded) until the server answers `/healthz`: for tests and the healthcheck.
+pub async fn wait_until_listening(addr: SocketAddr) -> bool {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}

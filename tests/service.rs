@@ -1,0 +1,434 @@
+//! The CDS Hooks service end to end: the real server on a random port, spoken to over HTTP.
+//! Every response is validated against the CDS Hooks schemas in `schemas/cds-hooks/`.
+
+mod http_support;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use http_support::{FhirServer, Schemas, Service, TOKEN, example, rule_ids};
+use rps_cds::config::Config;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn discovery_lists_the_three_services_with_the_prefetch_contract() {
+    let svc = Service::default().await;
+    let schemas = Schemas::load();
+    let r = svc
+        .client
+        .get(svc.url("/cds-services"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(schemas.discovery.is_valid(&body), "{body:#}");
+    let services = body["services"].as_array().unwrap();
+    let ids: Vec<&str> = services.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["rps-patient-view", "rps-order-select", "rps-order-sign"]
+    );
+    let hooks: Vec<&str> = services
+        .iter()
+        .map(|s| s["hook"].as_str().unwrap())
+        .collect();
+    assert_eq!(hooks, ["patient-view", "order-select", "order-sign"]);
+    for s in services {
+        let keys: Vec<&str> = s["prefetch"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for key in [
+            "patient",
+            "conditions",
+            "observations",
+            "procedures",
+            "medicationAdministrations",
+            "medicationStatements",
+            "medicationRequests",
+            "diagnosticReports",
+        ] {
+            assert!(keys.contains(&key), "{} lacks prefetch key {key}", s["id"]);
+        }
+        assert_eq!(s["prefetch"]["patient"], "Patient/{{context.patientId}}");
+        assert!(
+            s["usageRequirements"]
+                .as_str()
+                .is_some_and(|u| !u.is_empty())
+        );
+    }
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn every_example_request_is_answered_with_schema_valid_cards() {
+    let svc = Service::default().await;
+    let schemas = Schemas::load();
+    for (file, service) in [
+        ("patient-view-local-recurrence.json", "rps-patient-view"),
+        ("patient-view-metastatic.json", "rps-patient-view"),
+        ("order-select.json", "rps-order-select"),
+        ("order-sign.json", "rps-order-sign"),
+    ] {
+        let (status, body) = svc
+            .post_json(&format!("/cds-services/{service}"), &example(file))
+            .await;
+        assert_eq!(status, 200, "{file}: {body:#}");
+        schemas.assert_response(&body);
+        assert_eq!(
+            body["extension"]["https://fhir.rps-cds.org/knowledge-version"],
+            "2026.11.1"
+        );
+        assert!(!rule_ids(&body).is_empty(), "{file} produced no cards");
+    }
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn client_mistakes_get_4xx_with_an_operation_outcome_naming_the_path() {
+    let mut config = Config::default();
+    config.max_body_bytes = 64 * 1024;
+    let svc = Service::start(config).await;
+    let schemas = Schemas::load();
+    let pv = "/cds-services/rps-patient-view";
+
+    // 400: malformed JSON
+    let r = svc
+        .client
+        .post(svc.url(pv))
+        .header("content-type", "application/json")
+        .body("{\"hook\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    schemas.assert_outcome(&body);
+    assert_eq!(body["issue"][0]["expression"][0], "$");
+
+    // 400: a required context field is missing, reported at its path
+    let mut req = example("patient-view-local-recurrence.json");
+    req["context"].as_object_mut().unwrap().remove("patientId");
+    let (status, body) = svc.post_json(pv, &req).await;
+    assert_eq!(status, 400);
+    schemas.assert_outcome(&body);
+    let issues = body["issue"].as_array().unwrap();
+    assert!(
+        issues.iter().any(|i| i["expression"][0] == "context"
+            && i["diagnostics"].as_str().unwrap().contains("patientId")),
+        "{body:#}"
+    );
+
+    // 400: hook does not match the service
+    let (status, body) = svc
+        .post_json(
+            "/cds-services/rps-order-sign",
+            &example("patient-view-local-recurrence.json"),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["issue"][0]["expression"][0], "hook");
+
+    // 400: order-select selection that is not among the draft orders
+    let mut req = example("order-select.json");
+    req["context"]["selections"] = json!(["MedicationRequest/not-there"]);
+    let (status, body) = svc.post_json("/cds-services/rps-order-select", &req).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["issue"][0]["expression"][0], "context.selections[0]");
+
+    // 400: JSON nested too deep (refused before any work)
+    let mut deep = json!(1);
+    for _ in 0..100 {
+        deep = json!([deep]);
+    }
+    let (status, body) = svc
+        .post_json(pv, &json!({"hook": "patient-view", "x": deep}))
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["issue"][0]["code"], "too-costly");
+
+    // 404: unknown service, unknown path
+    let (status, body) = svc
+        .post_json(
+            "/cds-services/nope",
+            &example("patient-view-local-recurrence.json"),
+        )
+        .await;
+    assert_eq!(status, 404);
+    schemas.assert_outcome(&body);
+    let r = svc
+        .client
+        .get(svc.url("/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // 405: wrong method, with Allow
+    let r = svc.client.get(svc.url(pv)).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let r = svc
+        .client
+        .delete(svc.url("/cds-services"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+
+    // 413: body over the limit
+    let big = json!({"hook": "patient-view", "pad": "x".repeat(70 * 1024)});
+    let (status, body) = svc.post_json(pv, &big).await;
+    assert_eq!(status, 413);
+    schemas.assert_outcome(&body);
+
+    // 415: not JSON
+    let r = svc
+        .client
+        .post(svc.url(pv))
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let r = svc
+        .client
+        .post(svc.url(pv))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415, "no content type");
+
+    // 412: prefetch incomplete and no fhirServer to complete it
+    let mut req = example("patient-view-local-recurrence.json");
+    req["prefetch"]
+        .as_object_mut()
+        .unwrap()
+        .remove("observations");
+    let (status, body) = svc.post_json(pv, &req).await;
+    assert_eq!(status, 412);
+    schemas.assert_outcome(&body);
+    assert_eq!(body["issue"][0]["expression"][0], "prefetch.observations");
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn null_prefetch_means_no_data_and_is_not_fetched() {
+    let svc = Service::default().await;
+    let mut req = example("patient-view-local-recurrence.json");
+    for key in [
+        "medicationAdministrations",
+        "medicationStatements",
+        "medicationRequests",
+    ] {
+        req["prefetch"][key] = Value::Null;
+    }
+    let (status, body) = svc.post_json("/cds-services/rps-patient-view", &req).await;
+    assert_eq!(status, 200, "{body:#}");
+    Schemas::load().assert_response(&body);
+    svc.stop().await;
+}
+
+/// The example chart split into what a FHIR server would answer per search.
+fn fhir_fixtures(request: &Value) -> (Value, HashMap<String, Vec<Vec<Value>>>) {
+    let prefetch = request["prefetch"].as_object().unwrap();
+    let patient = prefetch["patient"].clone();
+    let mut searches: HashMap<String, Vec<Vec<Value>>> = HashMap::new();
+    for (key, value) in prefetch {
+        if key == "patient" {
+            continue;
+        }
+        let resources: Vec<Value> = value["entry"]
+            .as_array()
+            .map(|e| e.iter().map(|x| x["resource"].clone()).collect())
+            .unwrap_or_default();
+        let Some(rt) = resources
+            .first()
+            .and_then(|r| r["resourceType"].as_str())
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        // Two resources per page, so every search with more than two paginates.
+        searches.insert(rt, resources.chunks(2).map(<[Value]>::to_vec).collect());
+    }
+    (patient, searches)
+}
+
+#[tokio::test]
+async fn absent_prefetch_is_fetched_from_fhir_server_with_the_bearer_token_following_next_links() {
+    let full = example("patient-view-local-recurrence.json");
+    let (patient, searches) = fhir_fixtures(&full);
+    let pages: usize = searches.values().map(|p| p.len()).sum();
+    assert!(
+        searches.values().any(|p| p.len() > 1),
+        "the fixture must paginate"
+    );
+    let fhir = FhirServer::start(patient, searches, vec![]).await;
+    let svc = Service::default().await;
+
+    // The answer with complete prefetch is the reference.
+    let (status, reference) = svc.post_json("/cds-services/rps-patient-view", &full).await;
+    assert_eq!(status, 200);
+
+    let mut req = full.clone();
+    req.as_object_mut().unwrap().remove("prefetch");
+    req["fhirServer"] = json!(fhir.base);
+    req["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "rps-cds"});
+    let (status, body) = svc.post_json("/cds-services/rps-patient-view", &req).await;
+    assert_eq!(status, 200, "{body:#}");
+    Schemas::load().assert_response(&body);
+    assert_eq!(
+        rule_ids(&body),
+        rule_ids(&reference),
+        "fetched data must give the same cards as prefetch"
+    );
+    assert_eq!(
+        fhir.log.bad_tokens.load(Ordering::SeqCst),
+        0,
+        "every fetch carried the token"
+    );
+    // 1 Patient read + every page of every search (empty searches: one page each).
+    assert!(fhir.log.requests.load(Ordering::SeqCst) >= pages + 1);
+    assert!(
+        fhir.log
+            .paths
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.contains("_page=1")),
+        "next links were followed"
+    );
+
+    // A prefetch value that is an OperationOutcome counts as not satisfied: fetched.
+    let before = fhir.log.requests.load(Ordering::SeqCst);
+    let mut req2 = full.clone();
+    req2["prefetch"]["conditions"] = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]});
+    req2["fhirServer"] = json!(fhir.base);
+    req2["fhirAuthorization"] = req["fhirAuthorization"].clone();
+    let (status, body) = svc.post_json("/cds-services/rps-patient-view", &req2).await;
+    assert_eq!(status, 200, "{body:#}");
+    assert!(fhir.log.requests.load(Ordering::SeqCst) > before);
+    assert_eq!(rule_ids(&body), rule_ids(&reference));
+    fhir.stop().await;
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn fhir_server_failures_give_412_naming_the_key() {
+    let full = example("patient-view-local-recurrence.json");
+    let (patient, searches) = fhir_fixtures(&full);
+    let fhir = FhirServer::start(patient, searches, vec!["Observation".to_owned()]).await;
+    let svc = Service::default().await;
+    let mut req = full.clone();
+    req.as_object_mut().unwrap().remove("prefetch");
+    req["fhirServer"] = json!(fhir.base);
+    req["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "rps-cds"});
+    let (status, body) = svc.post_json("/cds-services/rps-patient-view", &req).await;
+    assert_eq!(status, 412, "{body:#}");
+    let issues = body["issue"].as_array().unwrap();
+    assert_eq!(
+        issues.len(),
+        1,
+        "only the failing key is reported: {body:#}"
+    );
+    assert_eq!(issues[0]["expression"][0], "prefetch.observations");
+    assert!(
+        issues[0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 500")
+    );
+
+    // A wrong token: the FHIR server refuses, the service says so (and never echoes the token).
+    req["fhirAuthorization"]["access_token"] = json!("wrong-token");
+    let (status, body) = svc.post_json("/cds-services/rps-patient-view", &req).await;
+    assert_eq!(status, 412);
+    assert!(body.to_string().contains("HTTP 401"));
+    assert!(!body.to_string().contains("wrong-token"));
+
+    // https is required unless configured otherwise (the harness allows http for its own
+    // loopback FHIR server, so check the client's policy directly).
+    let client =
+        rps_cds::fhir::client::FhirClient::new(&rps_cds::config::FhirClientConfig::default())
+            .unwrap();
+    assert!(
+        client
+            .check_server(&url::Url::parse("http://ehr.example/fhir").unwrap())
+            .is_err()
+    );
+    assert!(
+        client
+            .check_server(&url::Url::parse("https://ehr.example/fhir").unwrap())
+            .is_ok()
+    );
+    fhir.stop().await;
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn feedback_is_validated() {
+    let svc = Service::default().await;
+    let (status, _) = svc
+        .post_json(
+            "/cds-services/rps-patient-view/feedback",
+            &example("feedback.json"),
+        )
+        .await;
+    assert!(
+        status == 200 || status == 404,
+        "valid feedback is accepted or names an unknown card, got {status}"
+    );
+    let (status, body) = svc
+        .post_json(
+            "/cds-services/rps-patient-view/feedback",
+            &json!({"feedback": [{"card": "3fa85f64-5717-4562-b3fc-2c963f66afa6", "outcome": "maybe", "outcomeTimestamp": "2026-11-23T10:00:00Z"}]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["issue"][0]["expression"][0], "feedback[0].outcome");
+    let (status, _) = svc
+        .post_json("/cds-services/nope/feedback", &example("feedback.json"))
+        .await;
+    assert_eq!(status, 404);
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered_without_credentials_and_health_endpoints_work() {
+    let svc = Service::default().await;
+    let r = svc
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            svc.url("/cds-services/rps-patient-view"),
+        )
+        .header("origin", "https://ehr.example.org")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "preflight status {}", r.status());
+    assert!(r.headers().contains_key("access-control-allow-origin"));
+    assert!(!r.headers().contains_key("access-control-allow-credentials"));
+    let allowed = r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(allowed.contains("POST"));
+
+    for path in ["/healthz", "/readyz"] {
+        let r = svc.client.get(svc.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    svc.stop().await;
+}

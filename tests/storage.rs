@@ -1,0 +1,902 @@
+//! Audit store tests, each run against SQLite (a temporary directory) and PostgreSQL (a fresh
+//! database per test, created through RPS_CDS_TEST_POSTGRES_URL; see .ci/postgres.sh).
+//! Without that variable the PostgreSQL variants are skipped, except under CI, where they fail.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use rps_cds::audit::cli::{self, ReportFormat};
+use rps_cds::audit::{
+    AuditStore, Backend, CardRecord, ExportedInvocation, FeedbackRecord, FeedbackStored,
+    InvocationRecord, StorageConfig, StorageError, request_digest,
+};
+use serde_json::json;
+use sqlx::{AssertSqlSafe, Connection};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// One test's private database: a temporary directory for SQLite, a fresh database for
+/// PostgreSQL (dropped when the test ends, even if it fails).
+struct TestDb {
+    cfg: StorageConfig,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>, // (admin URL, database name)
+}
+
+const PG_ENV: &str = "RPS_CDS_TEST_POSTGRES_URL";
+
+impl TestDb {
+    async fn new(kind: Kind) -> Option<TestDb> {
+        Self::with(kind, |_| {}).await
+    }
+
+    async fn with(kind: Kind, tune: impl FnOnce(&mut StorageConfig)) -> Option<TestDb> {
+        let mut t = match kind {
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                TestDb {
+                    cfg: StorageConfig {
+                        data_dir: dir.path().join("data"),
+                        ..StorageConfig::default()
+                    },
+                    _dir: Some(dir),
+                    pg: None,
+                }
+            }
+            Kind::Postgres => {
+                let admin = match std::env::var(PG_ENV) {
+                    Ok(u) if !u.is_empty() => u,
+                    _ if std::env::var_os("CI").is_some() => panic!(
+                        "CI is set but {PG_ENV} is not: the PostgreSQL tests must run in CI \
+                         (eval \"$(bash .ci/postgres.sh)\" before cargo test)"
+                    ),
+                    _ => {
+                        eprintln!("{PG_ENV} not set: skipping the PostgreSQL variant");
+                        return None;
+                    }
+                };
+                let name = format!("rps_cds_test_{}", Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+                sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                conn.close().await.unwrap();
+                let mut url = url::Url::parse(&admin).unwrap();
+                url.set_path(&format!("/{name}"));
+                TestDb {
+                    cfg: StorageConfig {
+                        url: Some(url.to_string()),
+                        ..StorageConfig::default()
+                    },
+                    _dir: None,
+                    pg: Some((admin, name)),
+                }
+            }
+        };
+        tune(&mut t.cfg);
+        Some(t)
+    }
+
+    async fn open(&self) -> AuditStore {
+        AuditStore::open(&self.cfg).await.unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            // Drop runs inside the test's runtime: do the async clean-up on a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = sqlx::query(AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&mut conn)
+                        .await;
+                        let _ = conn.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Runs a scenario against both backends: `<scenario>::sqlite` and `<scenario>::postgres`.
+macro_rules! both_backends {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$scenario(super::Kind::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$scenario(super::Kind::Postgres).await
+            }
+        }
+    )*};
+}
+
+both_backends!(
+    record_and_read_back,
+    group_commit_under_concurrency,
+    feedback_is_linked_and_kept_once,
+    rule_stats_counts,
+    export_covers_the_range_in_pages,
+    purge_removes_old_rows_only,
+    migrations_are_idempotent_on_reopen,
+    close_flushes_and_refuses_new_records,
+    a_bad_record_fails_alone,
+);
+
+fn t0() -> DateTime<Utc> {
+    "2026-06-01T08:00:00Z".parse().unwrap()
+}
+
+fn card(rule: &str) -> CardRecord {
+    CardRecord {
+        uuid: Uuid::new_v4(),
+        rule_id: rule.into(),
+        indicator: "warning".into(),
+        summary: format!("Summary for {rule}"),
+    }
+}
+
+fn invocation(time: DateTime<Utc>, rules: &[&str], cards: Vec<CardRecord>) -> InvocationRecord {
+    InvocationRecord {
+        id: Uuid::new_v4(),
+        time,
+        service_id: "rps-cds".into(),
+        hook: Some("patient-view".into()),
+        hook_instance: Some(Uuid::new_v4().to_string()),
+        ehr_issuer: Some("https://ehr.example.org".into()),
+        knowledge_version: "2026.06".into(),
+        patient_id: Some("pat-123".into()),
+        rules_fired: rules.iter().map(|r| r.to_string()).collect(),
+        cards,
+        request_sha256: Some("ab".repeat(32)),
+        latency_ms: 12.5,
+        http_status: 200,
+    }
+}
+
+fn feedback(card: Uuid, outcome: &str, at: DateTime<Utc>) -> FeedbackRecord {
+    FeedbackRecord {
+        card,
+        outcome: outcome.into(),
+        accepted_suggestions: vec![],
+        override_reason_code: None,
+        override_reason_system: None,
+        override_reason_display: None,
+        user_comment: None,
+        outcome_timestamp: at,
+    }
+}
+
+fn overridden(card: Uuid, at: DateTime<Utc>, reason: Option<(&str, &str)>) -> FeedbackRecord {
+    FeedbackRecord {
+        override_reason_code: reason.map(|r| r.0.into()),
+        override_reason_system: reason.map(|_| "https://example.org/override-reasons".into()),
+        override_reason_display: reason.map(|r| r.1.into()),
+        ..feedback(card, "overridden", at)
+    }
+}
+
+async fn export_all(store: &AuditStore) -> Vec<ExportedInvocation> {
+    export_range(
+        store,
+        t0() - Duration::days(3650),
+        Utc::now() + Duration::days(1),
+    )
+    .await
+}
+
+async fn export_range(
+    store: &AuditStore,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<ExportedInvocation> {
+    let mut buf: Vec<u8> = Vec::new();
+    let n = store.export_jsonl(from, to, &mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let lines: Vec<ExportedInvocation> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(n as usize, lines.len(), "export count = lines written");
+    lines
+}
+
+async fn record_and_read_back(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let store = db.open().await;
+    assert_eq!(
+        store.backend(),
+        if kind == Kind::Sqlite {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    );
+    assert_eq!(store.postgres_pool().is_some(), kind == Kind::Postgres);
+    store.ping().await.unwrap();
+
+    let now = Utc::now();
+    let rec = invocation(
+        now,
+        &["MET-01", "MET-03", "MET-01"],
+        vec![card("MET-01"), card("MET-03")],
+    );
+    store.record_invocation(rec.clone()).await.unwrap();
+    assert_eq!(store.queue_depth(), 0);
+
+    let got = export_all(&store).await;
+    assert_eq!(got.len(), 1);
+    let g = &got[0];
+    assert_eq!(g.id, rec.id);
+    assert_eq!(g.time, now.trunc_subsecs(6));
+    assert_eq!(g.service_id, rec.service_id);
+    assert_eq!(g.hook, rec.hook);
+    assert_eq!(g.hook_instance, rec.hook_instance);
+    assert_eq!(g.ehr_issuer, rec.ehr_issuer);
+    assert_eq!(g.knowledge_version, rec.knowledge_version);
+    assert_eq!(g.patient_id.as_deref(), Some("pat-123"));
+    assert_eq!(g.request_sha256, rec.request_sha256);
+    assert_eq!(g.latency_ms, 12.5);
+    assert_eq!(g.http_status, 200);
+    // A rule listed twice fired once; order kept.
+    assert_eq!(g.rules_fired, vec!["MET-01", "MET-03"]);
+    let cards: Vec<(Uuid, &str, &str, &str)> = g
+        .cards
+        .iter()
+        .map(|c| {
+            (
+                c.uuid,
+                c.rule_id.as_str(),
+                c.indicator.as_str(),
+                c.summary.as_str(),
+            )
+        })
+        .collect();
+    let want: Vec<(Uuid, &str, &str, &str)> = rec
+        .cards
+        .iter()
+        .map(|c| {
+            (
+                c.uuid,
+                c.rule_id.as_str(),
+                c.indicator.as_str(),
+                c.summary.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(cards, want);
+    assert!(g.cards.iter().all(|c| c.feedback.is_empty()));
+
+    // Optional fields absent (an unauthenticated call rejected before parsing, say).
+    let bare = InvocationRecord {
+        hook: None,
+        hook_instance: None,
+        ehr_issuer: None,
+        patient_id: None,
+        request_sha256: None,
+        rules_fired: vec![],
+        cards: vec![],
+        http_status: 401,
+        ..invocation(now + Duration::seconds(1), &[], vec![])
+    };
+    store.record_invocation(bare.clone()).await.unwrap();
+    let got = export_all(&store).await;
+    assert_eq!(got.len(), 2);
+    let b = &got[1];
+    assert_eq!(b.id, bare.id);
+    assert_eq!(
+        (&b.hook, &b.hook_instance, &b.ehr_issuer, &b.patient_id),
+        (&None, &None, &None, &None)
+    );
+    assert_eq!((b.request_sha256.as_ref(), b.http_status), (None, 401));
+    assert!(b.rules_fired.is_empty() && b.cards.is_empty());
+
+    if kind == Kind::Sqlite {
+        // WAL is a property of the file: check it from an independent connection.
+        let file = db.cfg.data_dir.join("rps-cds.db");
+        assert!(file.exists());
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+            .await
+            .unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.close().await.unwrap();
+    } else {
+        // The auth module's replay table comes with the PostgreSQL migration.
+        let pool = store.postgres_pool().unwrap();
+        let inserted = sqlx::query(
+            "INSERT INTO jwt_replay (iss, jti, expires_at) VALUES ('iss', 'jti-1', now())",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        assert_eq!(inserted.rows_affected(), 1);
+    }
+    store.close().await;
+}
+
+async fn group_commit_under_concurrency(kind: Kind) {
+    // A queue smaller than the burst and small batches: callers wait for room, several
+    // batches are committed, and every caller is answered only after its commit.
+    let Some(db) = TestDb::with(kind, |c| {
+        c.batch_max = 32;
+        c.queue_capacity = 100;
+    })
+    .await
+    else {
+        return;
+    };
+    let store = db.open().await;
+    let n = 500;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ids = HashSet::new();
+    for i in 0..n {
+        let rule = if i % 2 == 0 { "MET-01" } else { "LR-02" };
+        let rec = invocation(t0() + Duration::milliseconds(i), &[rule], vec![card(rule)]);
+        ids.insert(rec.id);
+        let store = store.clone();
+        tasks.spawn(async move { store.record_invocation(rec).await });
+    }
+    let mut ok = 0;
+    while let Some(res) = tasks.join_next().await {
+        res.unwrap().unwrap();
+        ok += 1;
+    }
+    assert_eq!(ok, n);
+    assert_eq!(store.queue_depth(), 0);
+
+    let stats = store.rule_stats(None, None).await.unwrap();
+    let fired: u64 = stats.iter().map(|s| s.fired).sum();
+    let cards: u64 = stats.iter().map(|s| s.cards).sum();
+    assert_eq!(fired, n as u64);
+    assert_eq!(cards, n as u64);
+    let met = stats.iter().find(|s| s.rule_id == "MET-01").unwrap();
+    assert_eq!(met.fired, 250);
+
+    let exported = export_all(&store).await;
+    assert_eq!(exported.len(), n as usize);
+    let got: HashSet<Uuid> = exported.iter().map(|e| e.id).collect();
+    assert_eq!(got, ids);
+    store.close().await;
+}
+
+async fn feedback_is_linked_and_kept_once(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let store = db.open().await;
+    let (a, b) = (card("MET-01"), card("MET-02"));
+    let (ua, ub) = (a.uuid, b.uuid);
+    store
+        .record_invocation(invocation(t0(), &["MET-01", "MET-02"], vec![a, b]))
+        .await
+        .unwrap();
+    let at = t0() + Duration::minutes(5);
+
+    let mut accepted = feedback(ua, "accepted", at);
+    accepted.accepted_suggestions = vec!["sugg-1".into()];
+    let first = store
+        .record_feedback("rps-cds", std::slice::from_ref(&accepted))
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        FeedbackStored {
+            new: 1,
+            duplicates: 0
+        }
+    );
+    // The EHR resends the same feedback (plus a repeat in the same call): kept once.
+    let again = store
+        .record_feedback("rps-cds", &[accepted.clone(), accepted.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        FeedbackStored {
+            new: 0,
+            duplicates: 2
+        }
+    );
+
+    // All or nothing: one unknown card rejects the whole call.
+    let unknown = Uuid::new_v4();
+    let err = store
+        .record_feedback(
+            "rps-cds",
+            &[
+                overridden(ub, at, Some(("not-applicable", "Not applicable"))),
+                feedback(unknown, "accepted", at),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::UnknownCard(u) if u == unknown),
+        "{err:?}"
+    );
+
+    // A card is only known to the service that returned it.
+    let err = store
+        .record_feedback("other-service", &[feedback(ub, "accepted", at)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::UnknownCard(u) if u == ub),
+        "{err:?}"
+    );
+
+    let err = store
+        .record_feedback("rps-cds", &[feedback(ub, "ignored", at)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::InvalidFeedback(_)), "{err:?}");
+
+    let inv = export_all(&store).await.pop().unwrap();
+    let fa = &inv.cards.iter().find(|c| c.uuid == ua).unwrap().feedback;
+    assert_eq!(fa.len(), 1);
+    assert_eq!(fa[0].outcome, "accepted");
+    assert_eq!(fa[0].accepted_suggestions, vec!["sugg-1"]);
+    assert_eq!(fa[0].outcome_timestamp, at);
+    assert_eq!(fa[0].service_id, "rps-cds");
+    let fb = &inv.cards.iter().find(|c| c.uuid == ub).unwrap().feedback;
+    assert!(fb.is_empty(), "rejected call stored nothing: {fb:?}");
+
+    // Same card, other outcome or other time: a new item.
+    let more = store
+        .record_feedback(
+            "rps-cds",
+            &[
+                overridden(ua, at, None),
+                feedback(ua, "accepted", at + Duration::seconds(1)),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        more,
+        FeedbackStored {
+            new: 2,
+            duplicates: 0
+        }
+    );
+    store.close().await;
+}
+
+async fn rule_stats_counts(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let store = db.open().await;
+    let h = Duration::hours(1);
+    let (c1, c2, c3, c4) = (card("R1"), card("R3"), card("R1"), card("R1"));
+    let (u1, u2, u3, u4) = (c1.uuid, c2.uuid, c3.uuid, c4.uuid);
+    for rec in [
+        invocation(t0(), &["R1", "R3"], vec![c1, c2]),
+        invocation(t0() + h, &["R1"], vec![c3]),
+        invocation(t0() + h * 2, &["R1"], vec![c4]),
+        // A rule may fire without a card of its own.
+        invocation(t0() + h * 3, &["R2"], vec![]),
+    ] {
+        store.record_invocation(rec).await.unwrap();
+    }
+    let at = t0() + h * 4;
+    let stored = store
+        .record_feedback(
+            "rps-cds",
+            &[
+                feedback(u1, "accepted", at),
+                overridden(u3, at, Some(("x", "Reason X"))),
+                overridden(u4, at, Some(("x", "Reason X"))),
+                overridden(u2, at, None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.new, 4);
+
+    let all = store.rule_stats(None, None).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|s| s.rule_id.as_str()).collect();
+    assert_eq!(ids, ["R1", "R2", "R3"]);
+    let r1 = &all[0];
+    assert_eq!(
+        (r1.fired, r1.cards, r1.feedback, r1.accepted, r1.overridden),
+        (3, 3, 3, 1, 2)
+    );
+    assert_eq!(r1.override_reasons.len(), 1);
+    assert_eq!(r1.override_reasons[0].code.as_deref(), Some("x"));
+    assert_eq!(r1.override_reasons[0].display.as_deref(), Some("Reason X"));
+    assert_eq!(r1.override_reasons[0].count, 2);
+    assert!((r1.acceptance_rate().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    let r2 = &all[1];
+    assert_eq!((r2.fired, r2.cards, r2.feedback), (1, 0, 0));
+    assert_eq!(r2.acceptance_rate(), None);
+    let r3 = &all[2];
+    assert_eq!((r3.fired, r3.cards, r3.overridden), (1, 1, 1));
+    assert_eq!(r3.override_reasons[0].code, None);
+    assert_eq!(r3.override_reasons[0].count, 1);
+
+    // [t0+1h, t0+3h): the second and third invocations only.
+    let window = store
+        .rule_stats(Some(t0() + h), Some(t0() + h * 3))
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 1);
+    assert_eq!(
+        (
+            window[0].rule_id.as_str(),
+            window[0].fired,
+            window[0].overridden,
+            window[0].accepted
+        ),
+        ("R1", 2, 2, 0)
+    );
+
+    // The governance report, both forms.
+    let mut table = Vec::new();
+    cli::report(&store, None, None, ReportFormat::Table, &mut table)
+        .await
+        .unwrap();
+    let table = String::from_utf8(table).unwrap();
+    let r1_line = table.lines().find(|l| l.starts_with("R1 ")).unwrap();
+    assert!(r1_line.contains("33%"), "{table}");
+    assert!(r1_line.contains("Reason X [x] ×2"), "{table}");
+    let mut js = Vec::new();
+    cli::report(&store, None, None, ReportFormat::Json, &mut js)
+        .await
+        .unwrap();
+    let js: serde_json::Value = serde_json::from_slice(&js).unwrap();
+    assert_eq!(js["rules"][0]["rule_id"], "R1");
+    assert_eq!(js["rules"][0]["fired"], 3);
+    assert_eq!(js["rules"][0]["override_reasons"][0]["count"], 2);
+    assert!((js["rules"][0]["acceptance_rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert!(js["rules"][1]["acceptance_rate"].is_null());
+    store.close().await;
+}
+
+async fn export_covers_the_range_in_pages(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let store = db.open().await;
+    // 1200 invocations, three per second: more than two export pages, with equal times that
+    // the paging must not skip or repeat.
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut feedback_card = None;
+    for i in 0..1200i64 {
+        let c = card("MET-01");
+        if i == 600 {
+            feedback_card = Some(c.uuid);
+        }
+        let rec = invocation(t0() + Duration::seconds(i / 3), &["MET-01"], vec![c]);
+        let store = store.clone();
+        tasks.spawn(async move { store.record_invocation(rec).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let fc = feedback_card.unwrap();
+    store
+        .record_feedback("rps-cds", &[feedback(fc, "accepted", t0())])
+        .await
+        .unwrap();
+
+    let (from, to) = (t0() + Duration::seconds(50), t0() + Duration::seconds(350));
+    let mut buf = Vec::new();
+    let n = cli::export(&store, from, to, &mut buf).await.unwrap();
+    assert_eq!(n, 900);
+    let lines: Vec<ExportedInvocation> = String::from_utf8(buf)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 900);
+    let ids: HashSet<Uuid> = lines.iter().map(|l| l.id).collect();
+    assert_eq!(ids.len(), 900, "no invocation repeated");
+    assert!(lines.iter().all(|l| l.time >= from && l.time < to));
+    assert!(
+        lines.windows(2).all(|w| w[0].time <= w[1].time),
+        "time order"
+    );
+    assert_eq!(lines.first().unwrap().time, from);
+    assert_eq!(lines.last().unwrap().time, to - Duration::seconds(1));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.cards.len() == 1 && l.rules_fired == ["MET-01"])
+    );
+    let with_fb: Vec<&ExportedInvocation> = lines
+        .iter()
+        .filter(|l| !l.cards[0].feedback.is_empty())
+        .collect();
+    assert_eq!(with_fb.len(), 1);
+    assert_eq!(with_fb[0].cards[0].uuid, fc);
+
+    assert!(
+        export_range(&store, t0() - Duration::days(2), t0() - Duration::days(1))
+            .await
+            .is_empty()
+    );
+    store.close().await;
+}
+
+async fn purge_removes_old_rows_only(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let store = db.open().await;
+    let now = Utc::now();
+    let (old_card, mid_card, new_card) = (card("R1"), card("R1"), card("R1"));
+    let (uo, um, un) = (old_card.uuid, mid_card.uuid, new_card.uuid);
+    let old = invocation(now - Duration::days(400), &["R1"], vec![old_card]);
+    let mid = invocation(now - Duration::days(10), &["R1"], vec![mid_card]);
+    let new = invocation(now - Duration::days(1), &["R1"], vec![new_card]);
+    let (old_id, mid_id, new_id) = (old.id, mid.id, new.id);
+    for rec in [old, mid, new] {
+        store.record_invocation(rec).await.unwrap();
+    }
+    store
+        .record_feedback(
+            "rps-cds",
+            &[
+                feedback(uo, "accepted", now),
+                feedback(um, "accepted", now),
+                feedback(un, "accepted", now),
+            ],
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store
+            .purge_older_than(now - Duration::days(30))
+            .await
+            .unwrap(),
+        1
+    );
+    let left: HashSet<Uuid> = export_all(&store).await.iter().map(|e| e.id).collect();
+    assert_eq!(left, HashSet::from([mid_id, new_id]));
+    assert!(!left.contains(&old_id));
+    // The purged invocation's cards and feedback went with it.
+    let stats = store.rule_stats(None, None).await.unwrap();
+    assert_eq!(
+        (stats[0].fired, stats[0].cards, stats[0].feedback),
+        (2, 2, 2)
+    );
+    let err = store
+        .record_feedback("rps-cds", &[feedback(uo, "overridden", now)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::UnknownCard(_)));
+
+    // Retention in days through the CLI helper.
+    assert_eq!(cli::purge(&store, 5).await.unwrap(), 1);
+    assert_eq!(cli::purge(&store, 5).await.unwrap(), 0);
+    let left: Vec<Uuid> = export_all(&store).await.iter().map(|e| e.id).collect();
+    assert_eq!(left, vec![new_id]);
+    store.close().await;
+}
+
+async fn migrations_are_idempotent_on_reopen(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let first = invocation(t0(), &["R1"], vec![card("R1")]);
+    let store = db.open().await;
+    store.record_invocation(first.clone()).await.unwrap();
+    store.close().await;
+
+    for _ in 0..2 {
+        let store = db.open().await;
+        store.ping().await.unwrap();
+        store.close().await;
+    }
+    let store = db.open().await;
+    store
+        .record_invocation(invocation(t0() + Duration::hours(1), &["R2"], vec![]))
+        .await
+        .unwrap();
+    let all = export_all(&store).await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].id, first.id);
+    let applied: i64 = match kind {
+        Kind::Postgres => sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&store.postgres_pool().unwrap())
+            .await
+            .unwrap(),
+        Kind::Sqlite => {
+            let file = db.cfg.data_dir.join("rps-cds.db");
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+                .await
+                .unwrap();
+            let n = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            n
+        }
+    };
+    assert_eq!(applied, 1, "each migration applied once");
+    store.close().await;
+}
+
+async fn close_flushes_and_refuses_new_records(kind: Kind) {
+    let Some(db) = TestDb::with(kind, |c| c.batch_max = 8).await else {
+        return;
+    };
+    let store = db.open().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let store = store.clone();
+        let rec = invocation(t0() + Duration::milliseconds(i), &["R1"], vec![]);
+        tasks.spawn(async move { store.record_invocation(rec).await.map(|_| ()) });
+    }
+    // Shut down while records are queued or being written.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.queue_depth() == 0 && std::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        store.queue_depth() > 0,
+        "records should be pending at close"
+    );
+    store.close().await;
+    let mut committed = 0u64;
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(()) => committed += 1,
+            Err(StorageError::Closed) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert!(matches!(
+        store
+            .record_invocation(invocation(t0(), &["R1"], vec![]))
+            .await,
+        Err(StorageError::Closed)
+    ));
+    assert!(store.ping().await.is_err());
+
+    assert!(committed > 0, "what was queued at close is committed");
+    // Every caller told "stored" is in the database after a restart.
+    let store = db.open().await;
+    let stats = store.rule_stats(None, None).await.unwrap();
+    let stored = stats.first().map(|s| s.fired).unwrap_or(0);
+    assert_eq!(stored, committed);
+    store.close().await;
+}
+
+async fn a_bad_record_fails_alone(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let store = db.open().await;
+    let first = invocation(t0(), &["R1"], vec![card("R1")]);
+    store.record_invocation(first.clone()).await.unwrap();
+
+    // 50 good records and one reusing an id already stored, queued together so that they
+    // (very likely) share a batch: the bad one must not take the others down with it.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..51 {
+        let rec = if i == 25 {
+            InvocationRecord {
+                cards: vec![],
+                ..first.clone()
+            }
+        } else {
+            invocation(t0() + Duration::seconds(i), &["R1"], vec![card("R1")])
+        };
+        let store = store.clone();
+        tasks.spawn(async move { (i, store.record_invocation(rec).await) });
+    }
+    while let Some(r) = tasks.join_next().await {
+        let (i, res) = r.unwrap();
+        if i == 25 {
+            assert!(matches!(res, Err(StorageError::Database(_))), "{res:?}");
+        } else {
+            res.unwrap();
+        }
+    }
+    let stats = store.rule_stats(None, None).await.unwrap();
+    assert_eq!((stats[0].fired, stats[0].cards), (51, 51));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_url_places_the_file_and_creates_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nested").join("dir").join("audit.db");
+    let cfg = StorageConfig {
+        url: Some(format!("sqlite://{}", file.display())),
+        data_dir: dir.path().join("unused"),
+        ..StorageConfig::default()
+    };
+    let store = AuditStore::open(&cfg).await.unwrap();
+    store
+        .record_invocation(invocation(t0(), &["R1"], vec![]))
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(file.exists());
+    assert!(!dir.path().join("unused").exists());
+
+    let bad = StorageConfig {
+        url: Some("mysql://localhost/db".into()),
+        ..StorageConfig::default()
+    };
+    assert!(matches!(
+        AuditStore::open(&bad).await.err(),
+        Some(StorageError::Config(_))
+    ));
+}
+
+#[test]
+fn request_digest_ignores_the_access_token() {
+    let request = |token: &str| {
+        json!({
+            "hook": "patient-view",
+            "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "fhirServer": "https://fhir.example.org",
+            "fhirAuthorization": {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "scope": "patient/*.read",
+                "subject": "cds-service"
+            },
+            "context": { "userId": "Practitioner/1", "patientId": "pat-123" }
+        })
+    };
+    let a = request_digest(&request("token-one"));
+    let b = request_digest(&request("another-token"));
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 64);
+    assert!(
+        a.chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+
+    // The digest is SHA-256 of serde_json's compact output (sorted keys) without the token.
+    let mut stripped = request("x");
+    stripped
+        .as_object_mut()
+        .unwrap()
+        .remove("fhirAuthorization");
+    let expected = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(
+            serde_json::to_string(&stripped).unwrap(),
+        ))
+    };
+    assert_eq!(a, expected);
+    assert_eq!(request_digest(&stripped), a);
+
+    // Any other change does change it.
+    let mut other = request("token-one");
+    other["context"]["patientId"] = json!("pat-999");
+    assert_ne!(request_digest(&other), a);
+}
