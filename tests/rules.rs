@@ -285,6 +285,7 @@ fn order(id: &str, kinds: &[OrderKind]) -> DraftOrder {
         targets_metastasis: false,
         body_site_retroperitoneum: false,
         reason_conditions: vec![],
+        targets_retroperitoneal_mass: false,
     }
 }
 
@@ -1357,7 +1358,10 @@ fn ord_16_fna_only_before_a_diagnosis() {
     assert!(!has(&sign(&recurrence(), &[fna.clone()]), "ORD-16"));
     // FNA elsewhere: silent.
     fna.body_site_retroperitoneum = false;
-    assert!(!has(&sign(&p, &[fna]), "ORD-16"));
+    assert!(!has(&sign(&p, &[fna.clone()]), "ORD-16"));
+    // The classifier's own flag (reason → a retroperitoneal Condition) is enough.
+    fna.targets_retroperitoneal_mass = true;
+    assert!(has(&sign(&p, &[fna]), "ORD-16"));
 }
 
 #[test]

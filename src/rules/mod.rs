@@ -13,6 +13,9 @@ pub mod referral;
 pub mod scope;
 pub mod surveillance;
 pub mod systemic;
+pub mod templates;
+
+pub use templates::ORDER_TEMPLATES;
 
 use chrono::NaiveDate;
 

@@ -437,13 +437,13 @@ pub fn ord_16(c: &Ctx, o: &DraftOrder) -> Option<Finding> {
         .reason_conditions
         .iter()
         .find(|r| c.p.undiagnosed_retroperitoneal_masses.contains(r));
-    if !o.body_site_retroperitoneum && mass.is_none() {
+    if !o.targets_retroperitoneal_mass && !o.body_site_retroperitoneum && mass.is_none() {
         return None;
     }
     let mut f = on_order("ORD-16", Indicator::Warning, o);
     f.statements.push(match mass {
         Some(m) => format!("Target: retroperitoneal mass {m} without a sarcoma diagnosis"),
-        None => "Target: retroperitoneum, no sarcoma diagnosis recorded".to_owned(),
+        None => "Target: a retroperitoneal mass, no sarcoma diagnosis recorded".to_owned(),
     });
     f.suggestions.push(delete(o));
     f.suggestions.push(replace(
