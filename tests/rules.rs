@@ -1318,6 +1318,17 @@ fn ord_14_cumulative_anthracycline_limit() {
         anthracycline_mg_m2: unk(),
     });
     assert!(!has(&sign(&q, &[dox.clone()]), "ORD-14"));
+    // … unless this order alone is over the limit.
+    let mut big = dox.clone();
+    big.planned_anthracycline_mg_m2 = k(480.0);
+    let fs = sign(&q, &[big]);
+    let f = get(&fs, "ORD-14");
+    assert!(
+        f.unknown
+            .iter()
+            .any(|u| u.fact == "anthracycline_cumulative_dose")
+    );
+    assert!(text(f).contains("at least 480"), "{}", text(f));
     // Prior already over the limit: fires even with the planned dose unknown.
     let mut q = p.clone();
     q.systemic_history = k(SystemicHistory {
