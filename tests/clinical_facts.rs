@@ -784,7 +784,10 @@ fn focality_observation_code_and_two_sites() {
         .recurrence("2026-09-01")
         .recurrence("2026-09-10")
         .tweak(|c| c["bodySite"] = json!([cc(SCT, "15425007", "Peritoneum")]));
-    assert_eq!(picture(&two).focality.value(), Some(&Focality::Multifocal));
+    let two = picture(&two);
+    assert_eq!(two.focality.value(), Some(&Focality::Multifocal));
+    // One multifocal recurrence, not two recurrences.
+    assert_eq!(two.recurrence_number.value(), Some(&1));
     assert_eq!(
         picture(&base().recurrence("2026-09-01"))
             .focality
@@ -959,6 +962,18 @@ fn anthracycline_dose_unknown_rather_than_partial() {
             .is_some()
     );
     assert_eq!(pic.prior_systemic().value(), Some(&true));
+    let given_elsewhere = base()
+        .medication_statement("2020-01-01", "2020-04-01", "3639", "doxorubicin")
+        .doxorubicin("2025-01-01", 75.0);
+    let pic = picture(&given_elsewhere);
+    assert!(
+        pic.systemic_history
+            .value()
+            .unwrap()
+            .anthracycline_mg_m2
+            .unknown_reason()
+            .is_some()
+    );
     let set_aside = base()
         .doxorubicin("2025-01-01", 75.0)
         .set_aside("MedicationAdministration");
@@ -1217,11 +1232,30 @@ fn draft_biopsies_and_imaging() {
         .draft_service(cc(SCT, "41747008", "Bone scan"), None, None);
     let fna = classify(&chart, 0);
     assert!(fna.is(OrderKind::FineNeedleAspiration));
-    assert!(fna.body_site_retroperitoneum);
+    assert!(fna.body_site_retroperitoneum && fna.targets_retroperitoneal_mass);
     assert!(classify(&chart, 1).is(OrderKind::FineNeedleAspiration));
     assert!(classify(&chart, 2).is(OrderKind::CoreBiopsy));
     assert!(classify(&chart, 3).is(OrderKind::Imaging(ImagingKind::FdgPet)));
     assert!(classify(&chart, 4).is(OrderKind::Imaging(ImagingKind::BoneScan)));
+}
+
+#[test]
+fn draft_fna_of_an_undiagnosed_mass_by_reason_reference() {
+    let chart = Chart::new("2026-11-01")
+        .diagnosis_coded(
+            "2026-10-01",
+            cc(SCT, "300848003", "Mass of body structure"),
+            Some(retroperitoneum()),
+        )
+        .draft_service(
+            cc(SCT, "15719007", "Fine needle aspiration"),
+            None,
+            Some("Condition/dx"),
+        );
+    let o = classify(&chart, 0);
+    assert!(o.is(OrderKind::FineNeedleAspiration));
+    assert!(!o.body_site_retroperitoneum);
+    assert!(o.targets_retroperitoneal_mass);
 }
 
 #[test]

@@ -467,7 +467,15 @@ impl<'a, 'i> Extractor<'a, 'i> {
             if let Some(m) = v.matches("li-fraumeni", &code) {
                 li_fraumeni.push(Cand::new(rec, true, super::fhir::read_from(m)));
             }
-            let active = !matches!(status, Some("resolved" | "remission" | "inactive"));
+            let abated = [
+                "abatementDateTime",
+                "abatementPeriod",
+                "abatementString",
+                "abatementAge",
+            ]
+            .iter()
+            .any(|k| rec.v.get(*k).is_some());
+            let active = !abated && !matches!(status, Some("resolved" | "remission" | "inactive"));
             if active
                 && !rps_code
                 && !sarcoma
@@ -1178,11 +1186,29 @@ impl<'a, 'i> Extractor<'a, 'i> {
             _ => disease_state,
         };
 
+        // Recurrence Conditions at different sites detected within 30 days of the previous
+        // one, with no resection between, are one (multifocal) episode, not a new recurrence.
+        let distinct_episodes: Vec<&RecurrenceEpisode> = {
+            let mut out: Vec<&RecurrenceEpisode> = Vec::new();
+            for e in &episodes {
+                let same = out.last().is_some_and(|p| {
+                    (e.detected - p.detected).num_days() <= MULTIFOCAL_WINDOW_DAYS
+                        && p.body_sites != e.body_sites
+                        && !resections
+                            .iter()
+                            .any(|r| r.date >= p.detected && r.date <= e.detected)
+                });
+                if !same {
+                    out.push(e);
+                }
+            }
+            out
+        };
         let recurrence_number = match self.set_aside(CONDITION_OBS) {
             Some(u) => Fact::Unknown(u),
             None if episodes.is_empty() => absence(0),
             None => derived(
-                episodes.len() as u32,
+                distinct_episodes.len() as u32,
                 episodes.iter().map(|e| e.source.clone()).collect(),
                 episodes.last().map(|e| e.detected),
             ),
@@ -2330,6 +2356,26 @@ impl<'a> Extractor<'a, '_> {
             total += mg_m2 * factor;
             resources.push(rec.reference.clone());
         }
+        // Anthracycline recorded only as a statement well before the first recorded
+        // administration (e.g. given elsewhere): those doses are missing from the sum.
+        let first_admin = anthracyclines
+            .iter()
+            .filter(|(r, _)| resource_type(r.v) == "MedicationAdministration")
+            .filter_map(|(r, _)| r.date)
+            .min();
+        let earlier = anthracyclines.iter().find(|(r, _)| {
+            resource_type(r.v) != "MedicationAdministration"
+                && match (r.date, first_admin) {
+                    (Some(d), Some(f)) => (f - d).num_days() > LINE_WINDOW_DAYS,
+                    _ => false,
+                }
+        });
+        if let Some((r, _)) = earlier {
+            return Fact::Unknown(Unknown::Unreadable(format!(
+                "{} records anthracycline before the recorded administrations, without doses",
+                r.reference
+            )));
+        }
         if administrations == 0 {
             return Fact::Unknown(Unknown::Unreadable(
                 "anthracycline recorded without administrations, so no doses".to_owned(),
@@ -2609,4 +2655,222 @@ fn total_dose_gy(v: &Value) -> Option<f64> {
             _ => x / 100.0,
         })
         .reduce(f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clinical::ClinicalInput;
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    #[allow(dead_code)]
+    mod vs {
+        use crate as rps_cds;
+        include!("../../tests/support/terminology.rs");
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn cand<T>(date: Option<&str>, value: T, id: &str) -> Cand<T> {
+        Cand {
+            date: date.map(d),
+            value,
+            reference: id.to_owned(),
+            read_from: ReadFrom::Code,
+            note: None,
+        }
+    }
+
+    fn build(resources: &[serde_json::Value], set_aside: &[&str]) -> Picture {
+        let refs: Vec<&Value> = resources.iter().collect();
+        let set_aside: Vec<SetAsideResource> = set_aside
+            .iter()
+            .map(|t| SetAsideResource {
+                resource_type: (*t).to_owned(),
+                id: None,
+            })
+            .collect();
+        let input = ClinicalInput {
+            as_of: Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
+            patient: None,
+            resources: &refs,
+            set_aside: &set_aside,
+        };
+        build_picture(&input, &vs::terminology(), &Parameters::default())
+    }
+
+    fn dx() -> Value {
+        json!({"resourceType": "Condition", "id": "dx", "onsetDateTime": "2024-01-01",
+               "code": {"coding": [{"system": ICD10CM, "code": "C48.0"}]}})
+    }
+
+    #[test]
+    fn karnofsky_bands() {
+        let cases = [
+            (100, 0),
+            (95, 0),
+            (90, 0),
+            (85, 1),
+            (70, 1),
+            (65, 2),
+            (50, 2),
+            (45, 3),
+            (30, 3),
+            (25, 4),
+            (10, 4),
+            (0, 5),
+        ];
+        for (k, e) in cases {
+            assert_eq!(karnofsky_to_ecog(k), e, "KPS {k}");
+        }
+    }
+
+    #[test]
+    fn latest_wins_undated_ranks_oldest_and_same_date_conflicts() {
+        let picked = latest(vec![
+            cand(None, 9, "Observation/undated"),
+            cand(Some("2026-01-01"), 1, "Observation/a"),
+            cand(Some("2025-01-01"), 2, "Observation/b"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(picked.value, 1);
+        let same_value = latest(vec![
+            cand(Some("2026-01-01"), 1, "Observation/a"),
+            cand(Some("2026-01-01"), 1, "Observation/b"),
+        ]);
+        assert_eq!(same_value.unwrap().unwrap().value, 1);
+        let conflict = latest(vec![
+            cand(Some("2026-01-01"), 1, "Observation/a"),
+            cand(Some("2026-01-01"), 2, "Observation/b"),
+        ]);
+        assert!(matches!(conflict, Err(Unknown::Conflicting(_))));
+        assert!(latest::<u8>(Vec::new()).unwrap().is_none());
+    }
+
+    #[test]
+    fn coded_ecog_outranks_converted_karnofsky_on_the_same_day() {
+        let mut k = cand(Some("2026-01-01"), 3u8, "Observation/kps");
+        k.read_from = ReadFrom::Derived;
+        let e = cand(Some("2026-01-01"), 1u8, "Observation/ecog");
+        let picked = latest_prefer_first(vec![k, e]).unwrap().unwrap();
+        assert_eq!(picked.reference, "Observation/ecog");
+    }
+
+    #[test]
+    fn short_text_fallbacks_match_whole_words_only() {
+        let t = vs::terminology();
+        let v = Vocab::new(&t);
+        let r1 = json!({"text": "Margins R1 (microscopic)"});
+        assert!(v.by_text("residual-r1", &Concept::of(Some(&r1))));
+        let r10 = json!({"text": "R10 lymph node"});
+        assert!(!v.by_text("residual-r1", &Concept::of(Some(&r10))));
+        let score = json!({"text": "Risk score biopsy"});
+        assert!(!v.by_text("biopsy-core", &Concept::of(Some(&score))));
+        let core = json!({"text": "US-guided core biopsy"});
+        assert!(v.by_text("biopsy-core", &Concept::of(Some(&core))));
+        let pet = json!({"coding": [{"system": "urn:local", "code": "x", "display": "PET/CT whole body"}]});
+        assert_eq!(
+            v.matches("imaging-fdg-pet", &Concept::of(Some(&pet))),
+            Some(crate::knowledge::MatchedBy::Text)
+        );
+    }
+
+    #[test]
+    fn codes_of_any_set_beat_text_of_an_earlier_one() {
+        let t = vs::terminology();
+        let v = Vocab::new(&t);
+        // Coded leiomyosarcoma with a display that mentions liposarcoma.
+        let c = json!({"coding": [{"system": ICDO3, "code": "8890/3", "display": "not a liposarcoma"}]});
+        let input = ClinicalInput {
+            as_of: Utc::now(),
+            patient: None,
+            resources: &[],
+            set_aside: &[],
+        };
+        let params = Parameters::default();
+        let x = Extractor::new(&input, &t, &params);
+        assert_eq!(
+            x.histology_of(&Concept::of(Some(&c))),
+            Some((Histology::Leiomyosarcoma, ReadFrom::Code))
+        );
+        assert!(v.by_code("histology-leiomyosarcoma", &Concept::of(Some(&c))));
+    }
+
+    #[test]
+    fn closed_world_absence_and_set_aside() {
+        let pic = build(&[dx()], &[]);
+        assert_eq!(pic.pulmonary_function_tested.value(), Some(&false));
+        assert_eq!(
+            pic.pulmonary_function_tested
+                .provenance()
+                .unwrap()
+                .read_from,
+            ReadFrom::Absence
+        );
+        let pic = build(&[dx()], &["Observation"]);
+        assert_eq!(
+            pic.pulmonary_function_tested.unknown_reason(),
+            Some(&Unknown::SetAside {
+                resource_types: vec!["Observation".to_owned()]
+            })
+        );
+        // Open world: ECOG is "not recorded", but with Observations set aside the reason
+        // says so.
+        assert!(matches!(
+            pic.ecog.unknown_reason(),
+            Some(Unknown::SetAside { .. })
+        ));
+        assert_eq!(
+            build(&[dx()], &[]).ecog.unknown_reason(),
+            Some(&Unknown::NotRecorded)
+        );
+    }
+
+    #[test]
+    fn future_dated_records_are_not_seen() {
+        let future = json!({"resourceType": "Condition", "id": "m", "onsetDateTime": "2027-01-01",
+            "code": {"coding": [{"system": SCT, "code": "94391008"}]}});
+        let pic = build(&[dx(), future], &[]);
+        assert!(pic.metastases.is_empty());
+    }
+
+    #[test]
+    fn dose_units_and_months() {
+        let gy = json!({"extension": [{"url": format!("{MCODE}{DOSE_EXTENSION}"), "extension": [
+            {"url": "totalDoseDelivered", "valueQuantity": {"value": 50.4, "code": "Gy"}}]}]});
+        assert_eq!(total_dose_gy(&gy), Some(50.4));
+        let cgy = json!({"extension": [{"url": format!("{MCODE}{DOSE_EXTENSION}"), "extension": [
+            {"url": "totalDoseDelivered", "valueQuantity": {"value": 4500, "code": "cGy"}}]}]});
+        assert_eq!(total_dose_gy(&cgy), Some(45.0));
+        assert!(is_mg_per_m2("mg/m2") && !is_mg_per_m2("mg/kg"));
+        let m = months_between(d("2025-01-01"), d("2026-01-01"));
+        assert!((m - 12.0).abs() < 0.05, "{m}");
+    }
+
+    #[test]
+    fn other_primary_cancers_only() {
+        let breast = json!({"resourceType": "Condition", "id": "b", "onsetDateTime": "2020-01-01",
+            "code": {"coding": [{"system": ICD10CM, "code": "C50.911"}]}});
+        assert_eq!(
+            build(&[dx(), breast], &[]).second_malignancy.value(),
+            Some(&true)
+        );
+        // Secondary (C78) and soft-tissue (C49) codes are not a second primary.
+        let secondary = json!({"resourceType": "Condition", "id": "s", "onsetDateTime": "2020-01-01",
+            "code": {"coding": [{"system": ICD10CM, "code": "C49.4"}]}});
+        assert_eq!(
+            build(&[dx(), secondary], &[]).second_malignancy.value(),
+            Some(&false)
+        );
+        let carcinoma = json!({"resourceType": "Condition", "id": "c", "onsetDateTime": "2020-01-01",
+            "code": {"coding": [{"system": ICDO3, "code": "8140/3"}]}});
+        assert_eq!(
+            build(&[dx(), carcinoma], &[]).second_malignancy.value(),
+            Some(&true)
+        );
+    }
 }

@@ -83,6 +83,10 @@ pub struct DraftOrder {
     pub body_site_retroperitoneum: bool,
     /// Conditions the order's `reasonReference` names ("Condition/…").
     pub reason_conditions: Vec<String>,
+    /// The order is about a retroperitoneal mass: bodySite retroperitoneum, or
+    /// `reasonReference` → a retroperitoneal Condition (an undiagnosed mass or the RPS
+    /// diagnosis) — ORD-16.
+    pub targets_retroperitoneal_mass: bool,
 }
 
 impl DraftOrder {
@@ -301,6 +305,14 @@ pub fn classify_draft_order(
         targets_recurrence: reason_recurrence || (body_retro && recurrence_active),
         targets_metastasis: reason_metastasis.is_some() || body_lung || body_liver,
         body_site_retroperitoneum: body_retro,
+        targets_retroperitoneal_mass: body_retro
+            || reason_diagnosis
+            || reasons.iter().any(|r| {
+                picture
+                    .undiagnosed_retroperitoneal_masses
+                    .iter()
+                    .any(|m| m == r)
+            }),
         reason_conditions: reasons.iter().map(|r| (*r).to_owned()).collect(),
         kinds,
     }

@@ -370,7 +370,8 @@ fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Finding> {
     if !o.agents().any(Agent::is_anthracycline) {
         return None;
     }
-    let prior = *c.p.systemic_history.value()?.anthracycline_mg_m2.value()?;
+    let prior_fact = c.p.systemic_history.value().map(|h| &h.anthracycline_mg_m2);
+    let prior = prior_fact.and_then(|f| f.value()).copied();
     let limit = c.params.doxorubicin_lifetime_max_mg_m2;
     let this = o.planned_anthracycline_mg_m2.value().copied();
     let others: f64 = all
@@ -378,8 +379,9 @@ fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Finding> {
         .filter(|d| d.reference != o.reference && d.agents().any(Agent::is_anthracycline))
         .filter_map(|d| d.planned_anthracycline_mg_m2.value())
         .sum();
-    // An unknown planned dose only matters when the rest is already over the limit.
-    let total = prior + others + this.unwrap_or(0.0);
+    // Unknown parts count as zero: the sum is then a lower bound, and a lower bound over the
+    // limit is over it whatever the unknown parts are. Below the limit it decides nothing.
+    let total = prior.unwrap_or(0.0) + others + this.unwrap_or(0.0);
     if total <= limit + DOSE_EPSILON_MG_M2 {
         return None;
     }
@@ -387,24 +389,44 @@ fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Finding> {
     f.parameters.push(ParameterId::DoxorubicinLifetimeMaxMgM2);
     f.parameters
         .push(ParameterId::EpirubicinToDoxorubicinFactor);
-    f.decided_by.extend(fact_use(
-        "anthracycline_cumulative_dose",
-        &c.p.systemic_history.value()?.anthracycline_mg_m2,
-        |d| format!("{d:.0} mg/m² doxorubicin-equivalent"),
-    ));
+    let prior_text = match (prior, prior_fact) {
+        (Some(p), Some(fact)) => {
+            f.decided_by
+                .extend(fact_use("anthracycline_cumulative_dose", fact, |d| {
+                    format!("{d:.0} mg/m² doxorubicin-equivalent")
+                }));
+            format!("{p:.0}")
+        }
+        _ => {
+            f.unknown.push(super::UnknownFact {
+                fact: "anthracycline_cumulative_dose",
+                reason: prior_fact
+                    .and_then(|f| f.unknown_reason())
+                    .or(c.p.systemic_history.unknown_reason())
+                    .map_or_else(|| "not recorded".to_owned(), |u| u.reason()),
+                holds_back: "the total may be higher still".to_owned(),
+            });
+            "unknown".to_owned()
+        }
+    };
     let this_text = this.map_or_else(|| "not stated".to_owned(), |d| format!("{d:.0}"));
-    let mut line = format!("Prior {prior:.0} + this order {this_text}");
+    let mut line = format!("Prior {prior_text} + this order {this_text}");
     if others > 0.0 {
         line.push_str(&format!(" + other draft orders {others:.0}"));
     }
+    let at_least = if prior.is_none() || this.is_none() {
+        "at least "
+    } else {
+        ""
+    };
     line.push_str(&format!(
-        " = {total:.0} mg/m² doxorubicin-equivalent (> doxorubicin_lifetime_max_mg_m2 = {}; epirubicin_to_doxorubicin_factor = {})",
+        " = {at_least}{total:.0} mg/m² doxorubicin-equivalent (> doxorubicin_lifetime_max_mg_m2 = {}; epirubicin_to_doxorubicin_factor = {})",
         c.params.display(ParameterId::DoxorubicinLifetimeMaxMgM2),
         c.params.display(ParameterId::EpirubicinToDoxorubicinFactor)
     ));
     f.statements.push(line);
     f.summary = Some(format!(
-        "Cumulative anthracycline {total:.0} mg/m² would exceed the {} mg/m² limit",
+        "Cumulative anthracycline {at_least}{total:.0} mg/m² would exceed the {} mg/m² limit",
         c.params.display(ParameterId::DoxorubicinLifetimeMaxMgM2)
     ));
     f.suggestions.push(delete(o));
@@ -437,13 +459,13 @@ pub fn ord_16(c: &Ctx, o: &DraftOrder) -> Option<Finding> {
         .reason_conditions
         .iter()
         .find(|r| c.p.undiagnosed_retroperitoneal_masses.contains(r));
-    if !o.body_site_retroperitoneum && mass.is_none() {
+    if !o.targets_retroperitoneal_mass && !o.body_site_retroperitoneum && mass.is_none() {
         return None;
     }
     let mut f = on_order("ORD-16", Indicator::Warning, o);
     f.statements.push(match mass {
         Some(m) => format!("Target: retroperitoneal mass {m} without a sarcoma diagnosis"),
-        None => "Target: retroperitoneum, no sarcoma diagnosis recorded".to_owned(),
+        None => "Target: a retroperitoneal mass, no sarcoma diagnosis recorded".to_owned(),
     });
     f.suggestions.push(delete(o));
     f.suggestions.push(replace(
