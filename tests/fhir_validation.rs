@@ -1,51 +1,132 @@
+//! FHIR R4 validation (issue: validation of everything the service reads): the shipped schema
+//! is the official one, valid mCODE-style resources pass, and each kind of defect is reported
+//! at the right JSON pointer with words a person can act on.
+
 use rps_cds::fhir::FhirValidator;
-use serde_json::json;
-use std::time::Instant;
+use rps_cds::fhir::validation::{OFFICIAL_SCHEMA, OFFICIAL_SCHEMA_SHA256};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+
+static VALIDATOR: LazyLock<FhirValidator> = LazyLock::new(|| {
+    let v = FhirValidator::official().expect("official schema compiles");
+    v.wait_until_ready().expect("explaining validator compiles");
+    v
+});
 
 #[test]
-fn measure() {
-    let t = Instant::now();
-    let v = FhirValidator::official().unwrap();
-    eprintln!(
-        "compile {:?} types {}",
-        t.elapsed(),
-        v.resource_type_count()
-    );
-    let obs = json!({"resourceType":"Observation","id":"ecog-1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"89247-1"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-10-01","valueInteger":1});
-    let bad = json!({"resourceType":"Observation","id":"ecog-1","status":"finalised","code":{"coding":[{"system":"http://loinc.org","code":"89247-1"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-13-01","valueInteger":"1", "foo": 1});
-    let t = Instant::now();
-    for _ in 0..1000 {
-        assert!(v.validate_resource(&obs).is_ok());
-    }
-    eprintln!("valid per resource {:?}", t.elapsed() / 1000);
-    let t = Instant::now();
-    for _ in 0..100 {
-        assert!(v.validate_resource(&bad).is_err());
-    }
-    eprintln!("invalid per resource {:?}", t.elapsed() / 100);
-    eprintln!("{}", v.validate_resource(&bad).unwrap_err());
+fn the_shipped_schema_is_the_official_r4_4_0_1_schema() {
+    let on_disk = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/fhir.schema.json")).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&on_disk)), OFFICIAL_SCHEMA_SHA256);
+    assert_eq!(on_disk, OFFICIAL_SCHEMA, "the embedded copy is the file in schemas/");
+    let provenance = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/fhir.schema.PROVENANCE.md")).unwrap();
+    assert!(provenance.contains(OFFICIAL_SCHEMA_SHA256));
+    assert_eq!(VALIDATOR.resource_type_count(), 146);
+    // Any other schema is refused at start-up.
+    let mut tampered = on_disk.clone();
+    tampered.push(b'\n');
+    assert!(FhirValidator::from_bytes(&tampered).is_err());
+}
+
+fn ecog() -> Value {
+    json!({"resourceType": "Observation", "id": "ecog-1", "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "survey"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "89247-1", "display": "ECOG Performance Status score"}]},
+        "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-10-01", "valueInteger": 1})
+}
+
+fn mcode_primary() -> Value {
+    json!({"resourceType": "Condition", "id": "primary",
+        "meta": {"profile": ["http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-primary-cancer-condition"]},
+        "extension": [{"url": "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-histology-morphology-behavior",
+            "valueCodeableConcept": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/icd-o-3", "code": "8858/3"}]}}],
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+        "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "C48.0"}]},
+        "bodySite": [{"coding": [{"system": "http://snomed.info/sct", "code": "82849001"}]}],
+        "subject": {"reference": "Patient/p1"}, "onsetDateTime": "2023-10-02"})
+}
+
+fn violations(resource: &Value) -> Vec<(String, String)> {
+    let err = VALIDATOR.validate_resource(resource).expect_err("resource must be invalid");
+    err.violations.into_iter().map(|v| (v.pointer, v.message)).collect()
 }
 
 #[test]
-fn measure_original() {
-    let schema: serde_json::Value =
-        serde_json::from_slice(rps_cds::fhir::validation::OFFICIAL_SCHEMA).unwrap();
-    let t = Instant::now();
-    let v = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft6)
-        .build(&schema)
-        .unwrap();
-    eprintln!("orig compile {:?}", t.elapsed());
-    let obs = json!({"resourceType":"Observation","id":"ecog-1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"89247-1"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-10-01","valueInteger":1});
-    let bad = json!({"resourceType":"Observation","id":"ecog-1","status":"finalised","code":{"coding":[{"system":"http://loinc.org","code":"89247-1"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-13-01","valueInteger":"1", "foo": 1});
-    let t = Instant::now();
-    for _ in 0..1000 {
-        assert!(v.is_valid(&obs));
-    }
-    eprintln!("orig valid per resource {:?}", t.elapsed() / 1000);
-    let t = Instant::now();
-    for _ in 0..100 {
-        assert!(!v.is_valid(&bad));
-    }
-    eprintln!("orig invalid is_valid per resource {:?}", t.elapsed() / 100);
+fn valid_mcode_style_resources_pass() {
+    assert!(VALIDATOR.validate_resource(&ecog()).is_ok());
+    assert!(VALIDATOR.validate_resource(&mcode_primary()).is_ok());
+    let rt = json!({"resourceType": "Procedure", "id": "rt", "status": "completed",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1217123003"}]},
+        "subject": {"reference": "Patient/p1"}, "performedPeriod": {"start": "2024-01-02", "end": "2024-02-10"}});
+    assert!(VALIDATOR.validate_resource(&rt).is_ok());
+}
+
+#[test]
+fn a_bad_code_in_a_required_binding_is_reported_with_the_allowed_codes() {
+    let mut r = ecog();
+    r["status"] = json!("finalised");
+    let v = violations(&r);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].0, "/status");
+    assert!(v[0].1.contains("\"finalised\" is not a valid code"), "{v:?}");
+    assert!(v[0].1.contains("final"));
+    let err = VALIDATOR.validate_resource(&r).unwrap_err();
+    assert!(err.to_string().starts_with("Observation/ecog-1 /status: \"finalised\" is not a valid code"), "{err}");
+}
+
+#[test]
+fn each_kind_of_defect_is_reported_at_its_path() {
+    // wrong JSON type
+    let mut r = ecog();
+    r["valueInteger"] = json!("1");
+    assert_eq!(violations(&r)[0].0, "/valueInteger");
+    // bad date/dateTime pattern
+    let mut r = ecog();
+    r["effectiveDateTime"] = json!("01/10/2026");
+    let v = violations(&r);
+    assert_eq!(v[0].0, "/effectiveDateTime");
+    assert!(v[0].1.contains("format"), "{v:?}");
+    // unknown element
+    let mut r = ecog();
+    r["performer_name"] = json!("x");
+    let v = violations(&r);
+    assert_eq!(v[0].0, "");
+    assert!(v[0].1.contains("unknown element(s): performer_name"), "{v:?}");
+    // missing required element
+    let mut r = ecog();
+    r.as_object_mut().unwrap().remove("code");
+    let v = violations(&r);
+    assert!(v.iter().any(|(p, m)| p.is_empty() && m.contains("\"code\"")), "{v:?}");
+    // nested: a coding's system of the wrong type inside an extension
+    let mut r = mcode_primary();
+    r["extension"][0]["valueCodeableConcept"]["coding"][0]["system"] = json!(42);
+    assert_eq!(violations(&r)[0].0, "/extension/0/valueCodeableConcept/coding/0/system");
+    // wrong resourceType
+    let mut r = ecog();
+    r["resourceType"] = json!("Observaton");
+    let err = VALIDATOR.validate_resource(&r).unwrap_err();
+    assert_eq!(err.violations[0].pointer, "/resourceType");
+    assert!(err.violations[0].message.contains("not a FHIR R4 resource type"));
+    // missing resourceType
+    let mut r = ecog();
+    r.as_object_mut().unwrap().remove("resourceType");
+    assert_eq!(VALIDATOR.validate_resource(&r).unwrap_err().violations[0].pointer, "/resourceType");
+}
+
+#[test]
+fn errors_inside_contained_resources_keep_their_exact_path() {
+    let order = json!({"resourceType": "MedicationRequest", "id": "mr", "status": "draft", "intent": "order",
+        "contained": [{"resourceType": "Medication", "id": "med", "status": "actived"}],
+        "medicationReference": {"reference": "#med"}, "subject": {"reference": "Patient/p1"}});
+    let v = violations(&order);
+    assert!(v.iter().any(|(p, _)| p == "/contained/0/status"), "{v:?}");
+}
+
+#[test]
+fn free_text_values_are_never_echoed_in_messages() {
+    let mut r = ecog();
+    r["status"] = json!("Jane Doe, born 1970-01-01");
+    let v = violations(&r);
+    assert!(!v[0].1.contains("Jane"), "{v:?}");
 }

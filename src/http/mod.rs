@@ -250,6 +250,19 @@ fn cors(origins: &[String]) -> Cors {
     cors
 }
 
+/// Every (method, path) the server answers; `schemas/openapi.json` documents exactly these
+/// (checked by a test).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/cds-services"),
+    ("POST", "/cds-services/{id}"),
+    ("POST", "/cds-services/{id}/feedback"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/admin/rules/stats"),
+];
+
 /// All routes; unknown paths get a 404 OperationOutcome and wrong methods a 405.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
