@@ -259,7 +259,7 @@ async fn purge(store: &AuditStore, retention_days: u32) -> anyhow::Result<()> {
     let deleted = store.purge_older_than(cutoff).await.context("purge")?;
     println!(
         "deleted {deleted} invocation(s) recorded before {} (retention {retention_days} days)",
-        cutoff.to_rfc3339()
+        cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     Ok(())
 }
