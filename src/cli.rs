@@ -235,9 +235,10 @@ async fn export(
             let mut out = std::io::BufWriter::new(file);
             let result = audit_cli::export(store, from, to, &mut out).await;
             let result = match result {
-                Ok(n) => out.into_inner().map_err(|e| e.into_error().into()).and_then(
-                    |f| f.sync_all().map(|()| n).map_err(anyhow::Error::from),
-                ),
+                Ok(n) => out
+                    .into_inner()
+                    .map_err(|e| e.into_error().into())
+                    .and_then(|f| f.sync_all().map(|()| n).map_err(anyhow::Error::from)),
                 Err(e) => Err(e.into()),
             };
             match result {
@@ -413,7 +414,12 @@ mod tests {
     #[test]
     fn audit_commands_parse() {
         let cli = Cli::try_parse_from([
-            "rps-cds", "report", "--from", "2026-01-01", "--format", "json",
+            "rps-cds",
+            "report",
+            "--from",
+            "2026-01-01",
+            "--format",
+            "json",
         ])
         .unwrap();
         match cli.command {

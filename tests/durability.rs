@@ -179,7 +179,8 @@ fn wide_to() -> DateTime<Utc> {
 fn parse_jsonl(text: &str) -> Vec<ExportedInvocation> {
     text.lines()
         .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("export line {l:?} is not valid: {e}"))
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("export line {l:?} is not valid: {e}"))
         })
         .collect()
 }
@@ -219,17 +220,29 @@ async fn audit_commands_on_an_empty_store(kind: Kind) {
     let report: Value = serde_json::from_str(&json)
         .unwrap_or_else(|e| panic!("report --format json is not JSON ({e}):\n{json}"));
     assert_eq!(report["rules"], serde_json::json!([]), "{report}");
-    assert!(report["from"].is_null() && report["to"].is_null(), "{report}");
+    assert!(
+        report["from"].is_null() && report["to"].is_null(),
+        "{report}"
+    );
 
     let json = store
         .run_ok(&[
-            "report", "--from", "2026-01-01", "--to", "2026-06-30", "--format", "json",
+            "report",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-06-30",
+            "--format",
+            "json",
         ])
         .await;
     let report: Value = serde_json::from_str(&json).unwrap();
     let from: DateTime<Utc> = serde_json::from_value(report["from"].clone()).unwrap();
     let to: DateTime<Utc> = serde_json::from_value(report["to"].clone()).unwrap();
-    assert_eq!(from, "2026-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    assert_eq!(
+        from,
+        "2026-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+    );
     // A date as `--to` includes that whole day (the bound is exclusive).
     assert_eq!(to, "2026-07-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
 
@@ -385,7 +398,10 @@ async fn sigkill_under_load_loses_no_answered_record(kind: Kind) {
             break;
         }
         if let Some(status) = server.try_wait().unwrap() {
-            panic!("the server exited ({status}) before answering; log:\n{}", server_log());
+            panic!(
+                "the server exited ({status}) before answering; log:\n{}",
+                server_log()
+            );
         }
         assert!(
             Instant::now() < deadline,
