@@ -1,15 +1,17 @@
-//! The command line: `serve`, `evaluate`, `check-knowledge`, `healthcheck`. `main` only parses
-//! arguments and calls [`run`].
+//! The command line: `serve`, `evaluate`, `check-knowledge`, `healthcheck`, and the audit
+//! commands `report`, `export`, `purge`. `main` only parses arguments and calls [`run`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
+use crate::audit::AuditStore;
+use crate::audit::cli::{self as audit_cli, ReportFormat};
 use crate::cds_hooks::Hook;
 use crate::cds_hooks::discovery::{self, services};
 use crate::config::Config;
@@ -51,6 +53,39 @@ pub enum Command {
     CheckKnowledge,
     /// Exit 0 when the local server answers /healthz (container health checks).
     Healthcheck,
+    /// Per-rule governance report (firings, cards, feedback, acceptance, override reasons)
+    /// over the audit store configured in `[storage]`.
+    Report {
+        /// Invocations from this time on: YYYY-MM-DD (start of that day, UTC) or RFC 3339.
+        /// Default: the first record.
+        #[arg(long, value_name = "DATE", value_parser = parse_from)]
+        from: Option<DateTime<Utc>>,
+        /// Invocations before this time: YYYY-MM-DD (that whole day included) or RFC 3339
+        /// (excluded). Default: now.
+        #[arg(long, value_name = "DATE", value_parser = parse_to)]
+        to: Option<DateTime<Utc>>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+    },
+    /// Export the audit trail (invocations with their cards and feedback) as JSON Lines.
+    Export {
+        /// Start: YYYY-MM-DD (start of that day, UTC) or RFC 3339 (included).
+        #[arg(long, value_name = "DATE", value_parser = parse_from)]
+        from: DateTime<Utc>,
+        /// End: YYYY-MM-DD (that whole day included) or RFC 3339 (excluded).
+        #[arg(long, value_name = "DATE", value_parser = parse_to)]
+        to: DateTime<Utc>,
+        /// Write to this file instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Delete audit records older than the retention period; prints how many invocations
+    /// were deleted.
+    Purge {
+        /// Keep this many days (default: `storage.retention_days`).
+        #[arg(long, value_name = "N")]
+        retention_days: Option<u32>,
+    },
 }
 
 /// Runs a parsed command line.
@@ -75,6 +110,16 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => return evaluate(config, request, as_of, service).await,
         Command::CheckKnowledge => check_knowledge(&config),
         Command::Healthcheck => healthcheck(&config).await,
+        Command::Report { from, to, format } => {
+            with_store(&config, async |store| report(store, from, to, format).await).await
+        }
+        Command::Export { from, to, output } => {
+            with_store(&config, async |store| export(store, from, to, output).await).await
+        }
+        Command::Purge { retention_days } => {
+            let days = retention_days.unwrap_or(config.storage.retention_days);
+            with_store(&config, async |store| purge(store, days).await).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,6 +145,124 @@ pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, String> {
         .and_then(|d| d.and_hms_opt(23, 59, 59))
         .map(|dt| dt.and_utc())
         .ok_or_else(|| format!("--as-of {s:?} is neither YYYY-MM-DD nor RFC 3339"))
+}
+
+/// Parses `--from`: a date means the start of that day in UTC.
+pub fn parse_from(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_bound(s, false)
+}
+
+/// Parses `--to` (an exclusive bound): a date means the start of the next day in UTC, so that
+/// `--to 2026-06-30` includes the whole of 30 June.
+pub fn parse_to(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_bound(s, true)
+}
+
+fn parse_bound(s: &str, after_the_day: bool) -> Result<DateTime<Utc>, String> {
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Ok(dt.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| {
+            if after_the_day {
+                d.checked_add_days(Days::new(1))
+            } else {
+                Some(d)
+            }
+        })
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|dt| dt.and_utc())
+        .ok_or_else(|| format!("{s:?} is neither YYYY-MM-DD nor RFC 3339"))
+}
+
+/// Opens the audit store as `serve` does, runs `f`, and closes the store whatever `f`
+/// returned (so the writer task and connections end cleanly).
+async fn with_store(
+    config: &Config,
+    f: impl AsyncFnOnce(&AuditStore) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let store = AuditStore::open(&config.storage)
+        .await
+        .context("cannot open the audit store")?;
+    let result = f(&store).await;
+    store.close().await;
+    result
+}
+
+fn check_range(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> anyhow::Result<()> {
+    if let (Some(from), Some(to)) = (from, to) {
+        anyhow::ensure!(
+            from < to,
+            "--from ({}) must be before --to ({})",
+            from.to_rfc3339(),
+            to.to_rfc3339()
+        );
+    }
+    Ok(())
+}
+
+async fn report(
+    store: &AuditStore,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    format: ReportFormat,
+) -> anyhow::Result<()> {
+    check_range(from, to)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    audit_cli::report(store, from, to, format, &mut out)
+        .await
+        .context("report")
+}
+
+async fn export(
+    store: &AuditStore,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    check_range(Some(from), Some(to))?;
+    let written = match &output {
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            audit_cli::export(store, from, to, &mut out)
+                .await
+                .context("export")?
+        }
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let result = audit_cli::export(store, from, to, &mut out).await;
+            let result = match result {
+                Ok(n) => out
+                    .into_inner()
+                    .map_err(|e| e.into_error().into())
+                    .and_then(|f| f.sync_all().map(|()| n).map_err(anyhow::Error::from)),
+                Err(e) => Err(e.into()),
+            };
+            match result {
+                Ok(n) => n,
+                Err(e) => {
+                    // A truncated export must not be mistaken for a complete one.
+                    let _ = std::fs::remove_file(path);
+                    return Err(e.context(format!("export to {}", path.display())));
+                }
+            }
+        }
+    };
+    eprintln!("rps-cds: exported {written} invocation(s)");
+    Ok(())
+}
+
+async fn purge(store: &AuditStore, retention_days: u32) -> anyhow::Result<()> {
+    let cutoff = audit_cli::retention_cutoff(Utc::now(), retention_days);
+    let deleted = store.purge_older_than(cutoff).await.context("purge")?;
+    println!(
+        "deleted {deleted} invocation(s) recorded before {} (retention {retention_days} days)",
+        cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    Ok(())
 }
 
 async fn evaluate(
@@ -227,5 +390,88 @@ mod tests {
             "2026-11-23T09:00:00+00:00"
         );
         assert!(parse_as_of("23/11/2026").is_err());
+    }
+
+    #[test]
+    fn from_is_the_start_and_to_the_end_of_a_day() {
+        assert_eq!(
+            parse_from("2026-11-23").unwrap().to_rfc3339(),
+            "2026-11-23T00:00:00+00:00"
+        );
+        // `--to` is exclusive: a date includes that whole day.
+        assert_eq!(
+            parse_to("2026-12-31").unwrap().to_rfc3339(),
+            "2027-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_to("2026-11-23T10:00:00+01:00").unwrap().to_rfc3339(),
+            "2026-11-23T09:00:00+00:00"
+        );
+        assert!(parse_from("2026-13-01").is_err());
+        assert!(parse_to("yesterday").is_err());
+    }
+
+    #[test]
+    fn audit_commands_parse() {
+        let cli = Cli::try_parse_from([
+            "rps-cds",
+            "report",
+            "--from",
+            "2026-01-01",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Report { from, to, format } => {
+                assert_eq!(from, Some(parse_from("2026-01-01").unwrap()));
+                assert_eq!(to, None);
+                assert_eq!(format, ReportFormat::Json);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "rps-cds",
+            "export",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-01-31",
+            "--output",
+            "jan.jsonl",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Export { from, to, output } => {
+                assert_eq!(from.to_rfc3339(), "2026-01-01T00:00:00+00:00");
+                assert_eq!(to.to_rfc3339(), "2026-02-01T00:00:00+00:00");
+                assert_eq!(output, Some(PathBuf::from("jan.jsonl")));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Export needs both bounds; purge's default comes from the configuration.
+        assert!(Cli::try_parse_from(["rps-cds", "export", "--from", "2026-01-01"]).is_err());
+        assert!(Cli::try_parse_from(["rps-cds", "report", "--format", "csv"]).is_err());
+        match Cli::try_parse_from(["rps-cds", "purge"]).unwrap().command {
+            Command::Purge { retention_days } => assert_eq!(retention_days, None),
+            other => panic!("{other:?}"),
+        }
+        match Cli::try_parse_from(["rps-cds", "purge", "--retention-days", "30"])
+            .unwrap()
+            .command
+        {
+            Command::Purge { retention_days } => assert_eq!(retention_days, Some(30)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn range_must_not_be_empty() {
+        let a = parse_from("2026-01-01").ok();
+        let b = parse_to("2026-01-01").ok();
+        assert!(check_range(a, b).is_ok());
+        assert!(check_range(b, a).is_err());
+        assert!(check_range(a, a).is_err());
+        assert!(check_range(None, a).is_ok());
     }
 }
