@@ -217,16 +217,7 @@ fn create_action(label: &str, template_id: &str, ctx: &CardContext<'_>) -> Optio
     let obj = resource.as_object_mut()?;
     obj.insert("id".to_owned(), json!(uuid::Uuid::new_v4().to_string()));
     obj.insert("status".to_owned(), json!("draft"));
-    obj.insert(
-        "intent".to_owned(),
-        json!(
-            if obj.get("resourceType") == Some(&json!("MedicationRequest")) {
-                "proposal"
-            } else {
-                "proposal"
-            }
-        ),
-    );
+    obj.insert("intent".to_owned(), json!("proposal"));
     obj.insert(
         "subject".to_owned(),
         json!({"reference": format!("Patient/{}", ctx.patient_id)}),

@@ -16,10 +16,24 @@ static VALIDATOR: LazyLock<FhirValidator> = LazyLock::new(|| {
 
 #[test]
 fn the_shipped_schema_is_the_official_r4_4_0_1_schema() {
-    let on_disk = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/fhir.schema.json")).unwrap();
-    assert_eq!(hex::encode(Sha256::digest(&on_disk)), OFFICIAL_SCHEMA_SHA256);
-    assert_eq!(on_disk, OFFICIAL_SCHEMA, "the embedded copy is the file in schemas/");
-    let provenance = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/fhir.schema.PROVENANCE.md")).unwrap();
+    let on_disk = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/fhir.schema.json"
+    ))
+    .unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&on_disk)),
+        OFFICIAL_SCHEMA_SHA256
+    );
+    assert_eq!(
+        on_disk, OFFICIAL_SCHEMA,
+        "the embedded copy is the file in schemas/"
+    );
+    let provenance = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/fhir.schema.PROVENANCE.md"
+    ))
+    .unwrap();
     assert!(provenance.contains(OFFICIAL_SCHEMA_SHA256));
     assert_eq!(VALIDATOR.resource_type_count(), 146);
     // Any other schema is refused at start-up.
@@ -48,8 +62,13 @@ fn mcode_primary() -> Value {
 }
 
 fn violations(resource: &Value) -> Vec<(String, String)> {
-    let err = VALIDATOR.validate_resource(resource).expect_err("resource must be invalid");
-    err.violations.into_iter().map(|v| (v.pointer, v.message)).collect()
+    let err = VALIDATOR
+        .validate_resource(resource)
+        .expect_err("resource must be invalid");
+    err.violations
+        .into_iter()
+        .map(|v| (v.pointer, v.message))
+        .collect()
 }
 
 #[test]
@@ -69,10 +88,17 @@ fn a_bad_code_in_a_required_binding_is_reported_with_the_allowed_codes() {
     let v = violations(&r);
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0].0, "/status");
-    assert!(v[0].1.contains("\"finalised\" is not a valid code"), "{v:?}");
+    assert!(
+        v[0].1.contains("\"finalised\" is not a valid code"),
+        "{v:?}"
+    );
     assert!(v[0].1.contains("final"));
     let err = VALIDATOR.validate_resource(&r).unwrap_err();
-    assert!(err.to_string().starts_with("Observation/ecog-1 /status: \"finalised\" is not a valid code"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("Observation/ecog-1 /status: \"finalised\" is not a valid code"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -92,26 +118,43 @@ fn each_kind_of_defect_is_reported_at_its_path() {
     r["performer_name"] = json!("x");
     let v = violations(&r);
     assert_eq!(v[0].0, "");
-    assert!(v[0].1.contains("unknown element(s): performer_name"), "{v:?}");
+    assert!(
+        v[0].1.contains("unknown element(s): performer_name"),
+        "{v:?}"
+    );
     // missing required element
     let mut r = ecog();
     r.as_object_mut().unwrap().remove("code");
     let v = violations(&r);
-    assert!(v.iter().any(|(p, m)| p.is_empty() && m.contains("\"code\"")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|(p, m)| p.is_empty() && m.contains("\"code\"")),
+        "{v:?}"
+    );
     // nested: a coding's system of the wrong type inside an extension
     let mut r = mcode_primary();
     r["extension"][0]["valueCodeableConcept"]["coding"][0]["system"] = json!(42);
-    assert_eq!(violations(&r)[0].0, "/extension/0/valueCodeableConcept/coding/0/system");
+    assert_eq!(
+        violations(&r)[0].0,
+        "/extension/0/valueCodeableConcept/coding/0/system"
+    );
     // wrong resourceType
     let mut r = ecog();
     r["resourceType"] = json!("Observaton");
     let err = VALIDATOR.validate_resource(&r).unwrap_err();
     assert_eq!(err.violations[0].pointer, "/resourceType");
-    assert!(err.violations[0].message.contains("not a FHIR R4 resource type"));
+    assert!(
+        err.violations[0]
+            .message
+            .contains("not a FHIR R4 resource type")
+    );
     // missing resourceType
     let mut r = ecog();
     r.as_object_mut().unwrap().remove("resourceType");
-    assert_eq!(VALIDATOR.validate_resource(&r).unwrap_err().violations[0].pointer, "/resourceType");
+    assert_eq!(
+        VALIDATOR.validate_resource(&r).unwrap_err().violations[0].pointer,
+        "/resourceType"
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Command-line helpers over the audit store (`rps-cds audit report|export|purge`); the binary
+//! Command-line helpers over the audit store (`rps-cds report|export|purge`); the binary
 //! parses the arguments and calls these.
 
 use std::io::Write;

@@ -693,10 +693,10 @@ impl AuditStore {
         );
         // Senders cloned by callers still in `send` keep the channel open until they finish.
         let writer = self.inner.writer.lock().await.take();
-        if let Some(handle) = writer {
-            if let Err(e) = handle.await {
-                tracing::error!(error = %e, "audit writer task ended abnormally");
-            }
+        if let Some(handle) = writer
+            && let Err(e) = handle.await
+        {
+            tracing::error!(error = %e, "audit writer task ended abnormally");
         }
         match &self.inner.db {
             Db::Sqlite(db) => db.close().await,

@@ -479,10 +479,10 @@ impl SqliteDb {
     pub(super) async fn close(&self) {
         self.read.close().await;
         let writer = self.writer.lock().await.take();
-        if let Some(conn) = writer {
-            if let Err(e) = conn.close().await {
-                tracing::warn!(error = %e, "closing the SQLite writer connection failed");
-            }
+        if let Some(conn) = writer
+            && let Err(e) = conn.close().await
+        {
+            tracing::warn!(error = %e, "closing the SQLite writer connection failed");
         }
     }
 }
