@@ -2664,10 +2664,15 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
-    #[allow(dead_code)]
+    /// The reviewed value sets shipped in `knowledge/valuesets/`.
     mod vs {
-        use crate as rps_cds;
-        include!("../../tests/support/terminology.rs");
+        use crate::knowledge::{Knowledge, Terminology};
+
+        pub(super) fn terminology() -> Terminology {
+            Knowledge::embedded()
+                .expect("embedded knowledge")
+                .terminology
+        }
     }
 
     fn d(s: &str) -> NaiveDate {
