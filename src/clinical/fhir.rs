@@ -197,6 +197,22 @@ impl<'a> Concept<'a> {
         }
     }
 
+    /// Codings and texts as one key, for classifying a repeated concept once per request.
+    pub(crate) fn signature(&self) -> String {
+        let mut key = String::new();
+        for (s, c) in &self.codings {
+            key.push_str(s);
+            key.push('|');
+            key.push_str(c);
+            key.push('\u{1f}');
+        }
+        for t in &self.texts {
+            key.push_str(t);
+            key.push('\u{1e}');
+        }
+        key
+    }
+
     pub(crate) fn add_text(&mut self, s: &str) {
         self.texts.push(s.to_lowercase());
     }
