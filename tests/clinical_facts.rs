@@ -4,15 +4,18 @@
 mod support;
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 use rps_cds::clinical::*;
-use rps_cds::knowledge::{Parameters, Terminology};
+use rps_cds::knowledge::{Knowledge, Parameters, Terminology};
 use serde_json::{Value, json};
 use support::fhir::*;
-use support::terminology::terminology;
 
-fn t() -> Terminology {
-    terminology()
+/// The reviewed value sets shipped in `knowledge/valuesets/`.
+fn t() -> &'static Terminology {
+    static KB: OnceLock<Knowledge> = OnceLock::new();
+    &KB.get_or_init(|| Knowledge::embedded().expect("embedded knowledge base"))
+        .terminology
 }
 
 fn p() -> Parameters {
@@ -20,7 +23,7 @@ fn p() -> Parameters {
 }
 
 fn picture(chart: &Chart) -> Picture {
-    chart.picture(&t(), &p())
+    chart.picture(t(), &p())
 }
 
 fn date(s: &str) -> chrono::NaiveDate {
@@ -41,7 +44,7 @@ fn base() -> Chart {
 
 fn classify(chart: &Chart, i: usize) -> DraftOrder {
     let pic = picture(chart);
-    classify_draft_order(&chart.drafts[i], &[], &pic, &t(), &p())
+    classify_draft_order(&chart.drafts[i], &[], &pic, t(), &p())
 }
 
 // ---- Diagnosis and histology encodings ------------------------------------------------
@@ -841,6 +844,11 @@ fn symptoms_active_resolved_and_bone() {
             )
         });
     assert_eq!(picture(&resolved).symptomatic().value(), Some(&false));
+    let painful = base().symptom("2026-10-01", text("Painful abdominal mass"));
+    assert_eq!(
+        picture(&painful).has_symptom(&[SymptomKind::Pain]).value(),
+        Some(&true)
+    );
     let bone = base().symptom("2026-10-01", text("Bone pain, left hip"));
     let pic = picture(&bone);
     assert_eq!(pic.bone_symptoms().value(), Some(&true));
@@ -1321,6 +1329,9 @@ fn fifty_resources_build_quickly() {
     assert!(chart.resources.len() >= 50);
     let terminology = t();
     let params = p();
+    terminology
+        .require(VALUE_SETS)
+        .expect("every value set the extraction names");
     let refs: Vec<&Value> = chart.resources.iter().collect();
     let input = ClinicalInput {
         as_of: chart.as_of,
@@ -1335,7 +1346,7 @@ fn fifty_resources_build_quickly() {
         .unwrap_or(50);
     let start = std::time::Instant::now();
     for _ in 0..runs {
-        std::hint::black_box(build_picture(&input, &terminology, &params));
+        std::hint::black_box(build_picture(&input, terminology, &params));
     }
     let per = start.elapsed() / runs;
     println!("build_picture, {} resources: {per:?}", refs.len());

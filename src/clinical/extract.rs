@@ -6,7 +6,7 @@
 //! assessment: the latest by clinical date wins; two different values on that latest date
 //! make it unknown (conflicting) rather than picking one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{Datelike, NaiveDate};
 use serde_json::Value;
@@ -532,22 +532,26 @@ impl<'a, 'i> Extractor<'a, 'i> {
         let mut smoking_unreadable = None;
         let mut pft: Vec<&Rec> = Vec::new();
         let mut histology_obs_dates: Vec<(Option<NaiveDate>, String)> = Vec::new();
+        let mut obs_kinds: HashMap<String, ObsKind> = HashMap::new();
         for rec in &self.observations {
             let code = Concept::of(rec.v.get("code"));
             let value = rec.v.get("valueCodeableConcept");
-            let rps = |c: &str| code.has_code(OBSERVATION_SYSTEM, c);
-            if v.by_code("histology-observation", &code) {
+            // Observations repeat their codes (serial ECOGs, labs): classify each code once.
+            let kind = *obs_kinds
+                .entry(code.signature())
+                .or_insert_with(|| self.obs_kind(&code));
+            if kind == ObsKind::Histology {
                 histology_obs_dates.push((rec.date, rec.reference.clone()));
                 let vc = value_concept(rec.v);
                 if let Some((h, rf)) = self.histology_of(&vc) {
                     histology_cands.push(Cand::new(rec, h, rf));
                 }
-            } else if v.by_code("grade-observation", &code) {
+            } else if kind == ObsKind::Grade {
                 match self.grade_of(rec.v) {
                     Some((g, rf)) => grade_cands.push(Cand::new(rec, g, rf)),
                     None => grade_unreadable = Some(rec.reference.clone()),
                 }
-            } else if v.by_code("residual-tumour-observation", &code) {
+            } else if kind == ObsKind::Residual {
                 let vc = value_concept(rec.v);
                 let r = v.first(
                     &[
@@ -561,15 +565,15 @@ impl<'a, 'i> Extractor<'a, 'i> {
                     Some((c, rf)) => residual_obs.push((rec, Ok(c), rf)),
                     None => residual_obs.push((rec, Err(()), ReadFrom::Code)),
                 }
-            } else if rps("rupture-or-piecemeal") {
+            } else if kind == ObsKind::Rupture {
                 if let Some(b) = rec.v.get("valueBoolean").and_then(Value::as_bool) {
                     rupture_obs.push((rec, b));
                 }
-            } else if v.by_code("disease-status-observation", &code) {
+            } else if kind == ObsKind::DiseaseStatus {
                 if let Some((s, local)) = self.disease_status_of(rec.v) {
                     status_obs.push((rec, s, local));
                 }
-            } else if rps("focality") {
+            } else if kind == ObsKind::Focality {
                 let vc = Concept::of(value);
                 let f = if vc.has_code(OBSERVATION_SYSTEM, "multifocal") {
                     Some(Focality::Multifocal)
@@ -581,11 +585,11 @@ impl<'a, 'i> Extractor<'a, 'i> {
                 if let Some(f) = f {
                     focality_obs.push((rec, f));
                 }
-            } else if rps("metastatic-lesion-count") {
+            } else if kind == ObsKind::LesionCount {
                 if let Some(n) = rec.v.get("valueInteger").and_then(Value::as_u64) {
                     lesion_counts.push(Cand::new(rec, n as u32, ReadFrom::Code));
                 }
-            } else if v.by_code("critical-structure-observation", &code) {
+            } else if kind == ObsKind::Critical {
                 let involved = rec
                     .v
                     .get("valueBoolean")
@@ -600,7 +604,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
                         critical.insert(s, c);
                     }
                 }
-            } else if rps("resectability") {
+            } else if kind == ObsKind::Resectability {
                 let vc = Concept::of(value);
                 let r = [
                     ("resectable", Resectability::Resectable),
@@ -612,21 +616,21 @@ impl<'a, 'i> Extractor<'a, 'i> {
                 if let Some((_, r)) = r {
                     resectability_cands.push(Cand::new(rec, r, ReadFrom::Code));
                 }
-            } else if v.by_code("ecog-observation", &code) {
+            } else if kind == ObsKind::Ecog {
                 if let Some(e) = ecog_value(rec.v) {
                     ecog_cands.push(Cand::new(rec, e, ReadFrom::Code));
                 }
-            } else if v.by_code("karnofsky-observation", &code) {
+            } else if kind == ObsKind::Karnofsky {
                 if let Some(k) = integer_value(rec.v) {
                     let mut c = Cand::new(rec, karnofsky_to_ecog(k), ReadFrom::Derived);
                     c.note = Some(format!("Karnofsky {k} converted"));
                     ecog_cands.push(c);
                 }
-            } else if v.by_code("bsa-observation", &code) {
+            } else if kind == ObsKind::Bsa {
                 if let Some((m2, _)) = rec.v.get("valueQuantity").and_then(quantity) {
                     bsa.push((rec.date, m2, rec.reference.clone()));
                 }
-            } else if v.by_code("smoking-observation", &code) {
+            } else if kind == ObsKind::Smoking {
                 let vc = Concept::of(value);
                 match v.first(
                     &[
@@ -639,9 +643,9 @@ impl<'a, 'i> Extractor<'a, 'i> {
                     Some((b, rf)) => smoking_cands.push(Cand::new(rec, b, rf)),
                     None => smoking_unreadable = Some(rec.reference.clone()),
                 }
-            } else if v.by_code("pft-observation", &code) {
+            } else if kind == ObsKind::Pft {
                 pft.push(rec);
-            } else if v.by_code("symptom-observation", &code) || self.is_symptom_concept(&code) {
+            } else if kind == ObsKind::Symptom {
                 let present = rec.v.get("valueBoolean").and_then(Value::as_bool) != Some(false);
                 let mut c = value_concept(rec.v);
                 c.add(rec.v.get("code").unwrap_or(&Value::Null));
@@ -1500,6 +1504,27 @@ impl<'a, 'i> Extractor<'a, 'i> {
     }
 }
 
+/// What an Observation records, from its code alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ObsKind {
+    Histology,
+    Grade,
+    Residual,
+    Rupture,
+    DiseaseStatus,
+    Focality,
+    LesionCount,
+    Critical,
+    Resectability,
+    Ecog,
+    Karnofsky,
+    Bsa,
+    Smoking,
+    Pft,
+    Symptom,
+    Other,
+}
+
 /// Dates of the imaging studies found, per kind.
 struct ImagingDates {
     /// (kind, date, reference, read_from)
@@ -1533,6 +1558,44 @@ impl ImagingDates {
 }
 
 impl<'a> Extractor<'a, '_> {
+    fn obs_kind(&self, code: &Concept) -> ObsKind {
+        let v = &self.vocab;
+        let rps = |c: &str| code.has_code(OBSERVATION_SYSTEM, c);
+        if rps("rupture-or-piecemeal") {
+            ObsKind::Rupture
+        } else if rps("focality") {
+            ObsKind::Focality
+        } else if rps("metastatic-lesion-count") {
+            ObsKind::LesionCount
+        } else if rps("resectability") {
+            ObsKind::Resectability
+        } else if v.by_code("ecog-observation", code) {
+            ObsKind::Ecog
+        } else if v.by_code("disease-status-observation", code) {
+            ObsKind::DiseaseStatus
+        } else if v.by_code("histology-observation", code) {
+            ObsKind::Histology
+        } else if v.by_code("grade-observation", code) {
+            ObsKind::Grade
+        } else if v.by_code("residual-tumour-observation", code) {
+            ObsKind::Residual
+        } else if v.by_code("critical-structure-observation", code) {
+            ObsKind::Critical
+        } else if v.by_code("karnofsky-observation", code) {
+            ObsKind::Karnofsky
+        } else if v.by_code("bsa-observation", code) {
+            ObsKind::Bsa
+        } else if v.by_code("smoking-observation", code) {
+            ObsKind::Smoking
+        } else if v.by_code("pft-observation", code) {
+            ObsKind::Pft
+        } else if v.by_code("symptom-observation", code) || self.is_symptom_concept(code) {
+            ObsKind::Symptom
+        } else {
+            ObsKind::Other
+        }
+    }
+
     /// Histology of a concept: codes of all sets first, then texts with the more specific
     /// (and out-of-scope look-alike) sets before the generic ones.
     fn histology_of(&self, c: &Concept) -> Option<(Histology, ReadFrom)> {
@@ -1847,6 +1910,7 @@ impl<'a> Extractor<'a, '_> {
 
     fn imaging_dates(&self) -> ImagingDates {
         let mut studies = Vec::new();
+        let mut memo: HashMap<String, Option<(ImagingKind, ReadFrom)>> = HashMap::new();
         let procedures = self
             .procedures
             .iter()
@@ -1865,7 +1929,10 @@ impl<'a> Extractor<'a, '_> {
                 }
                 _ => c.add(rec.v.get("code").unwrap_or(&Value::Null)),
             }
-            if let Some((k, rf)) = self.imaging_kind(&c) {
+            let kind = *memo
+                .entry(c.signature())
+                .or_insert_with(|| self.imaging_kind(&c));
+            if let Some((k, rf)) = kind {
                 studies.push((k, date, rec.reference.clone(), rf));
             }
         }
@@ -2130,10 +2197,17 @@ impl<'a> Extractor<'a, '_> {
         )
     }
 
-    /// The agents of a medication resource (code, contained or referenced Medication).
-    fn agents_of(&self, v: &'a Value) -> Vec<(Agent, ReadFrom)> {
+    /// The agents of a medication resource (code, contained or referenced Medication);
+    /// administrations repeat the same product, so each concept is matched once.
+    fn agents_of(
+        &self,
+        v: &'a Value,
+        memo: &mut HashMap<String, Vec<(Agent, ReadFrom)>>,
+    ) -> Vec<(Agent, ReadFrom)> {
         let c = medication_concept(v, &self.medications);
-        agents_in(&self.vocab, &c)
+        memo.entry(c.signature())
+            .or_insert_with(|| agents_in(&self.vocab, &c))
+            .clone()
     }
 
     fn systemic(
@@ -2146,6 +2220,7 @@ impl<'a> Extractor<'a, '_> {
             agents: Vec<Agent>,
         }
         let mut events: Vec<Event> = Vec::new();
+        let mut memo = HashMap::new();
         for rec in &self.medication_uses {
             let status_ok = matches!(
                 str_at(rec.v, "status"),
@@ -2154,7 +2229,11 @@ impl<'a> Extractor<'a, '_> {
             if !status_ok {
                 continue;
             }
-            let agents: Vec<Agent> = self.agents_of(rec.v).into_iter().map(|(a, _)| a).collect();
+            let agents: Vec<Agent> = self
+                .agents_of(rec.v, &mut memo)
+                .into_iter()
+                .map(|(a, _)| a)
+                .collect();
             if !agents.is_empty() {
                 events.push(Event { rec, agents });
             }
@@ -2664,10 +2743,15 @@ mod tests {
     use chrono::{TimeZone, Utc};
     use serde_json::json;
 
-    #[allow(dead_code)]
+    /// The reviewed value sets shipped in `knowledge/valuesets/`.
     mod vs {
-        use crate as rps_cds;
-        include!("../../tests/support/terminology.rs");
+        use crate::knowledge::{Knowledge, Terminology};
+
+        pub(super) fn terminology() -> Terminology {
+            Knowledge::embedded()
+                .expect("embedded knowledge")
+                .terminology
+        }
     }
 
     fn d(s: &str) -> NaiveDate {

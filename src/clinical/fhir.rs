@@ -197,6 +197,22 @@ impl<'a> Concept<'a> {
         }
     }
 
+    /// Codings and texts as one key, for classifying a repeated concept once per request.
+    pub(crate) fn signature(&self) -> String {
+        let mut key = String::new();
+        for (s, c) in &self.codings {
+            key.push_str(s);
+            key.push('|');
+            key.push_str(c);
+            key.push('\u{1f}');
+        }
+        for t in &self.texts {
+            key.push_str(t);
+            key.push('\u{1e}');
+        }
+        key
+    }
+
     pub(crate) fn add_text(&mut self, s: &str) {
         self.texts.push(s.to_lowercase());
     }
@@ -222,10 +238,24 @@ impl<'a> Concept<'a> {
     pub(crate) fn text_has_word(&self, word: &str) -> bool {
         self.texts.iter().any(|t| has_word(t, word))
     }
+
+    /// Word-start match on any text (`word` lower-case).
+    pub(crate) fn text_has_word_start(&self, word: &str) -> bool {
+        self.texts.iter().any(|t| has_word_start(t, word))
+    }
 }
 
 /// `word` occurs in `text` bounded by non-alphanumeric characters (both lower-case).
 pub(crate) fn has_word(text: &str, word: &str) -> bool {
+    find_bounded(text, word, true)
+}
+
+/// `word` occurs in `text` at the start of a word (it may go on: "pain" in "painful").
+pub(crate) fn has_word_start(text: &str, word: &str) -> bool {
+    find_bounded(text, word, false)
+}
+
+fn find_bounded(text: &str, word: &str, end_bounded: bool) -> bool {
     if word.is_empty() {
         return false;
     }
@@ -235,7 +265,7 @@ pub(crate) fn has_word(text: &str, word: &str) -> bool {
         let start = from + i;
         let end = start + word.len();
         let before_ok = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
-        let after_ok = end == bytes.len() || !bytes[end].is_ascii_alphanumeric();
+        let after_ok = !end_bounded || end == bytes.len() || !bytes[end].is_ascii_alphanumeric();
         if before_ok && after_ok {
             return true;
         }
@@ -266,9 +296,19 @@ fn whole_word_extras(value_set: &str) -> &'static [&'static str] {
     }
 }
 
-/// Text fallbacks this short are matched as whole words ("core" must not match "score",
-/// "r1" not "r10"); longer ones as case-insensitive substrings, as the value sets define.
+/// Text fallbacks this short must start a word ("core" must not match "score"); those of
+/// three characters or fewer, or ending in a digit, must also end one ("pet" not
+/// "petechiae", "r1" not "r10"), while "pain" may go on to "painful". Longer fallbacks are
+/// case-insensitive substrings, as the value sets define.
 const WHOLE_WORD_MAX_LEN: usize = 4;
+
+fn short_fallback_matches(c: &Concept, fb: &str) -> bool {
+    if fb.len() <= 3 || fb.ends_with(|ch: char| ch.is_ascii_digit()) {
+        c.text_has_word(fb)
+    } else {
+        c.text_has_word_start(fb)
+    }
+}
 
 /// Slots of the per-request value-set cache (more than the value sets the code names).
 const CACHE_SLOTS: usize = 256;
@@ -332,7 +372,7 @@ impl<'t> Vocab<'t> {
         self.set(id).is_some_and(|vs| {
             vs.text_fallbacks().iter().any(|fb| {
                 if fb.len() <= WHOLE_WORD_MAX_LEN {
-                    c.text_has_word(fb)
+                    short_fallback_matches(c, fb)
                 } else {
                     c.text_contains(fb)
                 }
@@ -401,6 +441,9 @@ mod tests {
         assert!(has_word("pet-ct", "pet"));
         assert!(!has_word("petechiae", "pet"));
         assert!(!has_word("score", "core"));
+        assert!(has_word_start("painful mass", "pain"));
+        assert!(has_word_start("4 cores", "core"));
+        assert!(!has_word_start("score", "core"));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!     .recurrence("2025-09-01")                       // Condition/recurrence-1
 //!     .ecog("2026-10-02", 1)
 //!     .ct_chest("2026-10-20");
-//! let picture = chart.picture(&terminology(), &Parameters::default());
+//! let kb = Knowledge::embedded().unwrap();
+//! let picture = chart.picture(&kb.terminology, &Parameters::default());
 //! ```
 //!
 //! Ids are predictable so tests can refer to them: the n-th resource of a kind is

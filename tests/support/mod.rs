@@ -1,10 +1,8 @@
-//! Shared test support: a FHIR chart builder ([`fhir::Chart`]) and a terminology built from
-//! inline value sets ([`terminology::terminology`]).
+//! Shared test support: a FHIR chart builder ([`fhir::Chart`]). Tests build pictures with
+//! the embedded knowledge base's value sets (`Knowledge::embedded()?.terminology`).
 //!
 //! Use from an integration test with `mod support;` then `use support::fhir::*;`.
 
 #![allow(dead_code)]
 
 pub mod fhir;
-#[allow(dead_code)]
-pub mod terminology;
