@@ -335,6 +335,9 @@ impl Engine {
                 }
             }
         }
+        // Only prefetch / fetched resources can hide facts; invalid draft orders are reported
+        // separately (their checks cannot run) and must not make history unknown.
+        let prefetch_invalid = invalid.len();
         let mut draft_orders: Vec<&Value> = Vec::new();
         let mut invalid_draft_orders: Vec<String> = Vec::new();
         if let Some(bundle) = &request.context.draft_orders {
@@ -364,7 +367,7 @@ impl Engine {
         }
 
         let t = Instant::now();
-        let set_aside: Vec<SetAsideResource> = invalid
+        let set_aside: Vec<SetAsideResource> = invalid[..prefetch_invalid]
             .iter()
             .map(|e| SetAsideResource {
                 resource_type: e.resource_type.clone(),
@@ -403,11 +406,23 @@ impl Engine {
                 )
             })
             .collect();
-        let invalid_summaries: Vec<InvalidSummary> = invalid
+        let invalid_summaries: Vec<InvalidSummary> = invalid[..prefetch_invalid]
             .iter()
             .map(|e| InvalidSummary {
                 resource_type: e.resource_type.clone(),
                 id: e.id.clone(),
+                problems: e
+                    .violations
+                    .iter()
+                    .map(|v| {
+                        let pointer = if v.pointer.is_empty() {
+                            "/"
+                        } else {
+                            &v.pointer
+                        };
+                        format!("{pointer}: {}", v.message)
+                    })
+                    .collect(),
             })
             .collect();
         let facts = t.elapsed().as_secs_f64();

@@ -407,6 +407,7 @@ fn scope_01_out_of_scope_histology_silences_every_other_rule() {
     let invalid = [InvalidSummary {
         resource_type: "Observation".into(),
         id: None,
+        problems: vec![],
     }];
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
     assert_eq!(ids(&fs), ["SCOPE-01", "DATA-02"]);
@@ -435,6 +436,7 @@ fn scope_02_still_reports_set_aside_resources_and_fna_of_an_undiagnosed_mass() {
     let invalid = [InvalidSummary {
         resource_type: "Condition".into(),
         id: Some("c1".into()),
+        problems: vec![],
     }];
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
     assert_eq!(ids(&fs), ["DATA-02"]);
@@ -477,14 +479,17 @@ fn data_02_counts_set_aside_resources_and_failed_draft_orders() {
         InvalidSummary {
             resource_type: "Observation".into(),
             id: Some("o1".into()),
+            problems: vec![],
         },
         InvalidSummary {
             resource_type: "Observation".into(),
             id: Some("o2".into()),
+            problems: vec![],
         },
         InvalidSummary {
             resource_type: "Procedure".into(),
             id: None,
+            problems: vec![],
         },
     ];
     let params = params();

@@ -52,6 +52,7 @@ fn run(chart: &Chart, hook: Hook) -> Run {
         .map(|s| InvalidSummary {
             resource_type: s.resource_type.clone(),
             id: s.id.clone(),
+            problems: vec![],
         })
         .collect();
     let findings = evaluate(&RuleInput {

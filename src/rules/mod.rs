@@ -30,6 +30,9 @@ pub use finding::{FactUse, Finding, RuleId, Suggestion, UnknownFact};
 pub struct InvalidSummary {
     pub resource_type: String,
     pub id: Option<String>,
+    /// What failed, as "JSON pointer: message" (messages echo codes and element names only,
+    /// never free-text values).
+    pub problems: Vec<String>,
 }
 
 /// Everything the rules read for one request.

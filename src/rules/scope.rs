@@ -68,6 +68,23 @@ pub fn data_02(input: &RuleInput) -> Option<Finding> {
             input.invalid_resources.len(),
             list.join(", ")
         ));
+        // Each resource by type and id with the paths that failed (capped so that a chart of
+        // broken resources cannot make the card unreadable).
+        const MAX_LISTED: usize = 20;
+        for r in input.invalid_resources.iter().take(MAX_LISTED) {
+            f.statements.push(format!(
+                "`{}/{}`: {}",
+                r.resource_type,
+                r.id.as_deref().unwrap_or("(no id)"),
+                r.problems.join("; ")
+            ));
+        }
+        if input.invalid_resources.len() > MAX_LISTED {
+            f.statements.push(format!(
+                "… and {} more (see the service log by request)",
+                input.invalid_resources.len() - MAX_LISTED
+            ));
+        }
         if input.picture.diagnosis.is_none() {
             f.statements.push(
                 "No retroperitoneal sarcoma diagnosis was found in the valid data; it may be in \
