@@ -9,6 +9,7 @@
 #   --duration 20s [LOAD_DURATION]  --threads 2 [LOAD_THREADS]  --connections 16 [LOAD_CONNECTIONS]
 #   --request FILE [LOAD_REQUEST]   --service ID [LOAD_SERVICE]  --port N [LOAD_PORT]
 #   --log-level LEVEL [LOAD_LOG_LEVEL, default info: the production default]
+#   LOAD_PG_FSYNC=on|off: fsync of the PostgreSQL that --postgres starts (default on)
 #
 # Starts the release binary `rps-cds serve` on 127.0.0.1 only (so authentication is off by
 # the service's own rule), POSTs the request with wrk for a bounded time, prints requests/s and
@@ -25,8 +26,13 @@ SERVICE="${LOAD_SERVICE:-rps-patient-view}"
 PORT="${LOAD_PORT:-18080}"
 LOG_LEVEL="${LOAD_LOG_LEVEL:-info}"
 USE_PG=0
-# A port of its own, so the load test never shares a cluster with the storage tests.
+# A port and directory of its own, so the load test never shares a cluster with the storage
+# tests. The directory must be reachable by the `postgres` user, hence not under $WORK.
 PG_PORT="${LOAD_PG_PORT:-55438}"
+PG_DIR="${TMPDIR:-/tmp}/rps-cds-load-pg-$PG_PORT"
+# .ci/postgres.sh runs with fsync off (fine for tests); a load test comparing with SQLite's
+# synchronous=FULL commits turns it back on unless LOAD_PG_FSYNC=off.
+PG_FSYNC="${LOAD_PG_FSYNC:-on}"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -38,7 +44,7 @@ while [ $# -gt 0 ]; do
         --port) PORT="$2"; shift 2 ;;
         --log-level) LOG_LEVEL="$2"; shift 2 ;;
         --postgres) USE_PG=1; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "load.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -76,19 +82,32 @@ cleanup() {
         wait "$SERVER_PID" 2>/dev/null || true
     fi
     if [ "$STARTED_PG" -eq 1 ]; then
-        RPS_CDS_PG_PORT="$PG_PORT" RPS_CDS_PG_DIR="$WORK/pg" bash "$ROOT/.ci/postgres.sh" stop || true
+        RPS_CDS_PG_PORT="$PG_PORT" RPS_CDS_PG_DIR="$PG_DIR" bash "$ROOT/.ci/postgres.sh" stop || true
     fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 if [ "$USE_PG" -eq 1 ]; then
-    pg_line="$(RPS_CDS_PG_PORT="$PG_PORT" RPS_CDS_PG_DIR="$WORK/pg" bash "$ROOT/.ci/postgres.sh")"
+    if pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; then
+        log "a PostgreSQL already runs on port $PG_PORT; set LOAD_PG_PORT"
+        exit 1
+    fi
     STARTED_PG=1
+    pg_line="$(RPS_CDS_PG_PORT="$PG_PORT" RPS_CDS_PG_DIR="$PG_DIR" bash "$ROOT/.ci/postgres.sh")"
     export RPS_CDS_STORAGE__URL="${pg_line#export RPS_CDS_TEST_POSTGRES_URL=}"
+    # The cluster owner is the superuser and local TCP is trusted (see .ci/postgres.sh).
+    owner=postgres
+    [ "$(id -u)" -eq 0 ] || owner="$(id -un)"
+    psql -h 127.0.0.1 -p "$PG_PORT" -U "$owner" -d postgres -qAt -v ON_ERROR_STOP=1 \
+        -c "ALTER SYSTEM SET fsync = $PG_FSYNC" \
+        -c "ALTER SYSTEM SET full_page_writes = $PG_FSYNC" \
+        -c "SELECT pg_reload_conf()" >/dev/null
+    log "PostgreSQL on port $PG_PORT with fsync=$PG_FSYNC"
 fi
 if [ -n "${RPS_CDS_STORAGE__URL:-}" ]; then
     STORE="PostgreSQL"
+    [ "$STARTED_PG" -eq 1 ] && STORE="PostgreSQL(fsync=$PG_FSYNC)"
 else
     STORE="SQLite ($WORK/data)"
 fi
