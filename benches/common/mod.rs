@@ -128,8 +128,10 @@ pub fn make_five_invalid(chart: &mut [Value]) -> Vec<usize> {
     let i = pick(chart, &is("Procedure"));
     chart[i]["surgeonFavouriteColour"] = json!("blue");
 
-    let i = pick(chart, &is("Condition"));
-    chart[i]["subject"] = json!("Patient/not-an-object");
+    // A primitive: the official schema gives complex types such as Reference no `"type":
+    // "object"`, so a string where a Reference belongs is not caught by the schema.
+    let i = pick(chart, &is("Patient"));
+    chart[i]["active"] = json!("yes");
 
     let i = pick(chart, &is("DiagnosticReport"));
     chart[i]
@@ -168,8 +170,9 @@ pub fn patient_view_request(n: usize) -> Value {
             .as_array_mut()
             .expect("prefetch bundle has entries");
         entries.push(json!({ "resource": copy }));
+        let len = entries.len();
         if let Some(total) = bundle.get_mut("total") {
-            *total = json!(entries.len());
+            *total = json!(len);
         }
         count += 1;
         i += 1;
