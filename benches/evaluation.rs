@@ -98,7 +98,10 @@ fn patient_view(c: &mut Criterion) {
     assert_eq!(large.resources_set_aside, 0);
     // Copies under new ids are separate records to the service (e.g. a second recurrence
     // condition), so the answer may differ from the example's; both are cards, not errors.
-    assert!(!large.response.cards.is_empty(), "the 50-resource chart gets cards");
+    assert!(
+        !large.response.cards.is_empty(),
+        "the 50-resource chart gets cards"
+    );
     eprintln!("patient_view_21 rules fired: {:?}", small.rules_fired);
     eprintln!(
         "patient_view_50: {} bytes, {} resources used, {} cards: {:?}",

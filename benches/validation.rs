@@ -36,7 +36,11 @@ fn charts(c: &mut Criterion) {
     let valid_1000 = common::mixed_chart(1000);
 
     // Sanity checks outside the timed loops: the charts are what their names say.
-    assert_eq!(validate_chart(&validator, &valid_50), 0, "50-chart is valid");
+    assert_eq!(
+        validate_chart(&validator, &valid_50),
+        0,
+        "50-chart is valid"
+    );
     assert_eq!(
         validate_chart(&validator, &valid_1000),
         0,

@@ -53,8 +53,5 @@ fn main() {
         "VmRSS before {before:.1} MiB, after {after:.1} MiB: compiled FHIR schemas hold {:.1} MiB",
         after - before
     );
-    println!(
-        "VmHWM (peak during compile) {:.1} MiB",
-        status_mib("VmHWM")
-    );
+    println!("VmHWM (peak during compile) {:.1} MiB", status_mib("VmHWM"));
 }
