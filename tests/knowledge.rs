@@ -128,24 +128,8 @@ const VALUE_SET_IDS: &[&str] = &[
     "adjuvant",
 ];
 
-/// Order templates the rules suggest (notes/valuesets.md, last section).
-const ORDER_TEMPLATE_IDS: &[&str] = &[
-    "tumour-board-referral",
-    "palliative-care-referral",
-    "medical-oncology-referral",
-    "sarcoma-surgery-referral",
-    "smoking-cessation-referral",
-    "ct-chest",
-    "ct-abdomen-pelvis",
-    "ct-chest-abdomen-pelvis",
-    "bone-scan",
-    "fdg-pet",
-    "core-needle-biopsy",
-    "biopsy",
-    "pulmonary-function-tests",
-    "doxorubicin",
-    "dacarbazine",
-];
+/// Order templates the rules suggest: the list the rules module checks at start-up.
+use rps_cds::rules::ORDER_TEMPLATES as ORDER_TEMPLATE_IDS;
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
