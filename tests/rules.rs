@@ -5,6 +5,8 @@
 // `&[order.clone()]` reads better than `slice::from_ref` in the many one-order checks.
 #![allow(clippy::cloned_ref_to_slice_refs)]
 
+mod support;
+
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -12,6 +14,7 @@ use rps_cds::cds_hooks::{Hook, Indicator};
 use rps_cds::clinical::*;
 use rps_cds::knowledge::{ParameterId, Parameters};
 use rps_cds::rules::{Finding, IMPLEMENTED_RULES, InvalidSummary, RuleInput, Suggestion, evaluate};
+use support::findings::check_against_knowledge;
 
 const TODAY: &str = "2026-11-01";
 
@@ -212,32 +215,6 @@ fn run_with(
     });
     check_against_knowledge(&fs, hook);
     fs
-}
-
-/// Every finding agrees with the knowledge base: the rule runs on this hook, the indicator is
-/// the rule's own (MET-02 and ORD-04 vary theirs by design), a built summary is short.
-fn check_against_knowledge(findings: &[Finding], hook: Hook) {
-    static KB: std::sync::OnceLock<rps_cds::knowledge::Knowledge> = std::sync::OnceLock::new();
-    let kb = KB.get_or_init(|| rps_cds::knowledge::Knowledge::embedded().expect("knowledge"));
-    for f in findings {
-        let def = kb
-            .rule(f.rule)
-            .unwrap_or_else(|| panic!("{} not in rules.json", f.rule));
-        assert!(def.hooks.contains(&hook), "{} fired on {hook}", f.rule);
-        if !["MET-02", "ORD-04"].contains(&f.rule) {
-            assert_eq!(f.indicator, def.indicator, "{}", f.rule);
-        }
-        if let Some(s) = &f.summary {
-            assert!(s.chars().count() < 140, "{}: {s}", f.rule);
-        }
-        if f.rule.starts_with("ORD-") {
-            assert!(
-                f.draft_order.is_some(),
-                "{} without its draft order",
-                f.rule
-            );
-        }
-    }
 }
 
 fn pv(p: &Picture) -> Vec<Finding> {

@@ -14,6 +14,7 @@ use rps_cds::knowledge::{Knowledge, Parameters};
 use rps_cds::rules::{Finding, InvalidSummary, RuleInput, Suggestion, evaluate};
 use serde_json::json;
 use support::fhir::*;
+use support::findings::check_against_knowledge;
 
 fn kb() -> &'static Knowledge {
     static KB: OnceLock<Knowledge> = OnceLock::new();
@@ -108,32 +109,6 @@ fn text(f: &Finding) -> String {
 
 fn resection_code() -> serde_json::Value {
     cc(SCT, "387713003", "Surgical procedure")
-}
-
-/// Every finding agrees with the knowledge base: the rule runs on this hook, the indicator is
-/// the rule's own (MET-02 and ORD-04 vary theirs by design), a built summary is short.
-fn check_against_knowledge(findings: &[Finding], hook: Hook) {
-    static KB: std::sync::OnceLock<rps_cds::knowledge::Knowledge> = std::sync::OnceLock::new();
-    let kb = KB.get_or_init(|| rps_cds::knowledge::Knowledge::embedded().expect("knowledge"));
-    for f in findings {
-        let def = kb
-            .rule(f.rule)
-            .unwrap_or_else(|| panic!("{} not in rules.json", f.rule));
-        assert!(def.hooks.contains(&hook), "{} fired on {hook}", f.rule);
-        if !["MET-02", "ORD-04"].contains(&f.rule) {
-            assert_eq!(f.indicator, def.indicator, "{}", f.rule);
-        }
-        if let Some(s) = &f.summary {
-            assert!(s.chars().count() < 140, "{}: {s}", f.rule);
-        }
-        if f.rule.starts_with("ORD-") {
-            assert!(
-                f.draft_order.is_some(),
-                "{} without its draft order",
-                f.rule
-            );
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------

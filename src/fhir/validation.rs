@@ -176,10 +176,6 @@ impl FhirValidator {
         self.resource_types.len()
     }
 
-    pub fn is_resource_type(&self, t: &str) -> bool {
-        self.resource_types.contains(t)
-    }
-
     /// Validates one resource against the definition of its own `resourceType`.
     pub fn validate_resource(&self, resource: &Value) -> Result<(), InvalidResource> {
         let id = resource

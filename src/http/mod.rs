@@ -7,7 +7,7 @@ pub mod errors;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_cors::Cors;
 use actix_web::dev::{Server, ServerHandle};
@@ -613,15 +613,4 @@ async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::BytesMu
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// Waits (bounded) until the server answers `/healthz`: for tests and the healthcheck.
-pub async fn wait_until_listening(addr: SocketAddr) -> bool {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
 }

@@ -6,3 +6,4 @@
 #![allow(dead_code)]
 
 pub mod fhir;
+pub mod findings;
