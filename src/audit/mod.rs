@@ -740,7 +740,9 @@ async fn run_writer(
     while receiver.recv_many(&mut batch, batch_max).await > 0 {
         in_flight.store(batch.len(), Ordering::Relaxed);
         let records: Vec<&InvocationRecord> = batch.iter().map(|j| &j.record).collect();
+        let started = std::time::Instant::now();
         let result = db.write_batch(&records).await;
+        crate::telemetry::record_audit_commit(started.elapsed().as_secs_f64(), records.len());
         match result {
             Ok(()) => {
                 for job in batch.drain(..) {

@@ -20,6 +20,8 @@
 //! | `rps_cds_jwt_failures_total` | counter | `reason` | [`record_jwt_failure`] |
 //! | `rps_cds_audit_queue_depth` | gauge | – | [`set_audit_queue_depth`] |
 //! | `rps_cds_audit_write_duration_seconds` | histogram | – | [`record_audit_write`] |
+//! | `rps_cds_audit_commit_duration_seconds` | histogram | – | [`record_audit_commit`] |
+//! | `rps_cds_audit_batch_size` | histogram | – | [`record_audit_commit`] |
 //! | `rps_cds_invalid_resources_total` | counter | – | [`record_invalid_resources`] |
 //! | `rps_cds_ready` | gauge (0/1) | – | [`set_ready`] |
 //! | `rps_cds_knowledge_info` | gauge (always 1) | `version` | [`set_knowledge_version`] |
@@ -34,7 +36,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -48,6 +50,10 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 pub const LATENCY_BUCKETS_SECONDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+
+/// Bucket upper bounds of `rps_cds_audit_batch_size` (records per group commit), up to the
+/// largest sensible `storage.batch_max`.
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// How often histogram samples are folded into their buckets between scrapes, so memory
 /// stays bounded even when nothing scrapes `/metrics`.
@@ -123,7 +129,12 @@ pub fn install_metrics() -> PrometheusHandle {
             let builder = PrometheusBuilder::new()
                 .set_buckets(LATENCY_BUCKETS_SECONDS)
                 // The only error is an empty bucket list, and the constant is not empty.
-                .expect("LATENCY_BUCKETS_SECONDS is not empty");
+                .expect("LATENCY_BUCKETS_SECONDS is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("rps_cds_audit_batch_size".into()),
+                    BATCH_SIZE_BUCKETS,
+                )
+                .expect("BATCH_SIZE_BUCKETS is not empty");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             if let Err(e) = ::metrics::set_global_recorder(recorder) {
@@ -183,6 +194,16 @@ fn describe_metrics() {
         "rps_cds_audit_write_duration_seconds",
         ::metrics::Unit::Seconds,
         "Time for an audit record to be committed, as seen by the request"
+    );
+    describe_histogram!(
+        "rps_cds_audit_commit_duration_seconds",
+        ::metrics::Unit::Seconds,
+        "Time the group-commit writer took to write and commit one batch"
+    );
+    describe_histogram!(
+        "rps_cds_audit_batch_size",
+        ::metrics::Unit::Count,
+        "Audit records written in one group commit"
     );
     describe_counter!(
         "rps_cds_invalid_resources_total",
@@ -287,6 +308,13 @@ pub fn record_audit_write(seconds: f64) {
     histogram!("rps_cds_audit_write_duration_seconds").record(seconds);
 }
 
+/// One group commit of the audit writer: how long the transaction took and how many records
+/// it carried (the writer-side view; `record_audit_write` is what a request waited).
+pub fn record_audit_commit(seconds: f64, records: usize) {
+    histogram!("rps_cds_audit_commit_duration_seconds").record(seconds);
+    histogram!("rps_cds_audit_batch_size").record(records as f64);
+}
+
 /// `n` input resources set aside as invalid in one request.
 pub fn record_invalid_resources(n: usize) {
     counter!("rps_cds_invalid_resources_total").increment(n as u64);
@@ -376,6 +404,7 @@ mod tests {
         record_jwt_failure("expired");
         set_audit_queue_depth(7);
         record_audit_write(0.004);
+        record_audit_commit(0.002, 5);
         record_invalid_resources(3);
         set_ready(true);
         set_knowledge_version("2026.11.0-test");
@@ -408,6 +437,14 @@ mod tests {
         );
         assert!(samples(&out, "rps_cds_ready").contains(&"rps_cds_ready 1"));
         assert!(!samples(&out, "rps_cds_audit_write_duration_seconds_count").is_empty());
+        assert!(!samples(&out, "rps_cds_audit_commit_duration_seconds_count").is_empty());
+        // Batch sizes have buckets of their own (counts, not seconds).
+        assert!(
+            samples(&out, "rps_cds_audit_batch_size_bucket")
+                .iter()
+                .any(|l| l.contains(r#"le="8""#)),
+            "{out}"
+        );
         let invalid = samples(&out, "rps_cds_invalid_resources_total");
         let n: f64 = invalid[0].rsplit(' ').next().unwrap().parse().unwrap();
         assert!(n >= 3.0, "{invalid:?}");
