@@ -236,10 +236,15 @@ async fn record_and_read_back(kind: Kind) {
     store.ping().await.unwrap();
 
     let now = Utc::now();
+    // Text that JSON must escape survives the trip (SQLite receives batches as JSON).
+    let awkward = CardRecord {
+        summary: "Re-resection \"not advised\": ECOG ≥ 2 \\ 🩺\nsecond line".into(),
+        ..card("MET-03")
+    };
     let rec = invocation(
         now,
         &["MET-01", "MET-03", "MET-01"],
-        vec![card("MET-01"), card("MET-03")],
+        vec![card("MET-01"), awkward],
     );
     store.record_invocation(rec.clone()).await.unwrap();
     assert_eq!(store.queue_depth(), 0);
