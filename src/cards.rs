@@ -61,7 +61,9 @@ fn card(finding: &Finding, rule: &RuleDefinition, ctx: &CardContext<'_>) -> Card
             .collect()
     };
     Card {
-        uuid: uuid::Uuid::new_v4().to_string(),
+        // Time-ordered (v7): the audit trail keys cards by uuid, and ordered keys append to
+        // its index instead of touching a random page per card on every commit.
+        uuid: uuid::Uuid::now_v7().to_string(),
         summary: clamp_summary(finding.summary.as_deref().unwrap_or(&rule.summary)),
         detail: detail(finding, rule, ctx),
         indicator: finding.indicator,
