@@ -10,6 +10,10 @@
 #   --request FILE [LOAD_REQUEST]   --service ID [LOAD_SERVICE]  --port N [LOAD_PORT]
 #   --log-level LEVEL [LOAD_LOG_LEVEL, default info: the production default]
 #   LOAD_PG_FSYNC=on|off: fsync of the PostgreSQL that --postgres starts (default on)
+#   --baseline: the same service built without the audit write (cargo feature
+#     unaudited-baseline, profile load-baseline): the "without audit" reference
+#   --compare: runs --baseline, then the audited service, and prints how much the audit adds
+#     (the issue's targets: median latency +<= 10 %, request rate >= 90 %)
 #
 # Starts the release binary `rps-cds serve` on 127.0.0.1 only (so authentication is off by
 # the service's own rule), POSTs the request with wrk for a bounded time, prints requests/s and
@@ -26,6 +30,9 @@ SERVICE="${LOAD_SERVICE:-rps-patient-view}"
 PORT="${LOAD_PORT:-18080}"
 LOG_LEVEL="${LOAD_LOG_LEVEL:-info}"
 USE_PG=0
+BASELINE=0
+COMPARE=0
+ARGS=("$@")
 # A port and directory of its own, so the load test never shares a cluster with the storage
 # tests. The directory must be reachable by the `postgres` user, hence not under $WORK.
 PG_PORT="${LOAD_PG_PORT:-55438}"
@@ -44,12 +51,33 @@ while [ $# -gt 0 ]; do
         --port) PORT="$2"; shift 2 ;;
         --log-level) LOG_LEVEL="$2"; shift 2 ;;
         --postgres) USE_PG=1; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --baseline) BASELINE=1; shift ;;
+        --compare) COMPARE=1; shift ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "load.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
 
 log() { echo "load.sh: $*" >&2; }
+
+if [ "$COMPARE" -eq 1 ]; then
+    # Same options minus --compare, once without audit and once with it, one after the other
+    # on the same machine; the ratio is what the issue's targets are about.
+    rest=()
+    for a in "${ARGS[@]}"; do [ "$a" = --compare ] || rest+=("$a"); done
+    base_out="$(bash "$0" "${rest[@]}" --baseline)"
+    echo "$base_out"
+    audit_out="$(bash "$0" "${rest[@]}")"
+    echo "$audit_out"
+    field() { grep '^LOAD ' | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+    awk -v b50="$(echo "$base_out" | field p50_ms)" -v a50="$(echo "$audit_out" | field p50_ms)" \
+        -v brps="$(echo "$base_out" | field rps)" -v arps="$(echo "$audit_out" | field rps)" 'BEGIN {
+        added = (a50 / b50 - 1) * 100; kept = arps / brps * 100
+        printf "COMPARE p50_ms without=%.2f with=%.2f added=%+.1f%% (target <= +10%%: %s); ", b50, a50, added, (added <= 10 ? "met" : "NOT met")
+        printf "rps without=%.1f with=%.1f kept=%.1f%% (target >= 90%%: %s)\n", brps, arps, kept, (kept >= 90 ? "met" : "NOT met")
+    }'
+    exit 0
+fi
 BASE="http://127.0.0.1:$PORT"
 
 if ! command -v wrk >/dev/null 2>&1; then
@@ -61,10 +89,18 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-BIN="${RPS_CDS_BIN:-$TARGET/release/rps-cds}"
-if [ -z "${RPS_CDS_BIN:-}" ]; then
-    log "building the release binary (no-op when up to date)"
-    (cd "$ROOT" && cargo build --release --bin rps-cds >&2)
+if [ "$BASELINE" -eq 1 ]; then
+    BIN="${RPS_CDS_BASELINE_BIN:-$TARGET/load-baseline/rps-cds}"
+    if [ -z "${RPS_CDS_BASELINE_BIN:-}" ]; then
+        log "building the unaudited baseline binary (no-op when up to date)"
+        (cd "$ROOT" && cargo build --profile load-baseline --features unaudited-baseline --bin rps-cds >&2)
+    fi
+else
+    BIN="${RPS_CDS_BIN:-$TARGET/release/rps-cds}"
+    if [ -z "${RPS_CDS_BIN:-}" ]; then
+        log "building the release binary (no-op when up to date)"
+        (cd "$ROOT" && cargo build --release --bin rps-cds >&2)
+    fi
 fi
 [ -x "$BIN" ] || { log "no binary at $BIN"; exit 1; }
 
@@ -105,7 +141,9 @@ if [ "$USE_PG" -eq 1 ]; then
         -c "SELECT pg_reload_conf()" >/dev/null
     log "PostgreSQL on port $PG_PORT with fsync=$PG_FSYNC"
 fi
-if [ -n "${RPS_CDS_STORAGE__URL:-}" ]; then
+if [ "$BASELINE" -eq 1 ]; then
+    STORE="none (unaudited baseline build)"
+elif [ -n "${RPS_CDS_STORAGE__URL:-}" ]; then
     STORE="PostgreSQL"
     [ "$STARTED_PG" -eq 1 ] && STORE="PostgreSQL(fsync=$PG_FSYNC)"
 else
@@ -170,6 +208,9 @@ echo "$summary"
 echo "service-side histograms (/metrics; percentiles are bucket upper bounds):"
 histogram rps_cds_request_duration_seconds 'status="200"'
 histogram rps_cds_audit_write_duration_seconds
+histogram rps_cds_audit_commit_duration_seconds
+awk '$1 == "rps_cds_audit_batch_size_sum" { s = $2 } $1 == "rps_cds_audit_batch_size_count" { n = $2 }
+    END { if (n > 0) printf "  rps_cds_audit_batch_size: commits=%d mean=%.1f records\n", n, s / n }' "$WORK/metrics.txt"
 for stage in validation facts rules cards audit; do
     histogram rps_cds_stage_duration_seconds "stage=\"$stage\""
 done

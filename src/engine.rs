@@ -193,7 +193,9 @@ impl Engine {
                 };
             }
         };
-        let request_sha256 = Some(crate::audit::request_digest(&value));
+        // The digest is part of the audit cost, so the unaudited benchmark build skips it too.
+        let request_sha256 =
+            (!cfg!(feature = "unaudited-baseline")).then(|| crate::audit::request_digest(&value));
         let hook_instance = value
             .get("hookInstance")
             .and_then(Value::as_str)

@@ -52,6 +52,12 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("audit store: {0}")]
     Storage(#[from] StorageError),
+    /// The benchmark build without audit must never serve real traffic.
+    #[error(
+        "this binary was built with the benchmark feature unaudited-baseline (no audit trail) \
+         and only binds loopback addresses, not {0}"
+    )]
+    UnauditedBuild(SocketAddr),
 }
 
 impl AppState {
@@ -69,6 +75,14 @@ impl AppState {
         .await
         .expect("engine construction does not panic")?;
         let engine = Arc::new(engine);
+        if cfg!(feature = "unaudited-baseline") {
+            if !config.bind.ip().is_loopback() {
+                return Err(ServeError::UnauditedBuild(config.bind));
+            }
+            tracing::warn!(
+                "benchmark build (feature unaudited-baseline): hook calls are NOT audited"
+            );
+        }
         let audit = AuditStore::open(&config.storage).await?;
         let authenticator = if auth_required(&config.auth.mode, &config.bind) {
             // With PostgreSQL, a token replayed to another replica is refused too.
