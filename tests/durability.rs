@@ -7,6 +7,8 @@
 //! created through RPS_CDS_TEST_POSTGRES_URL, see .ci/postgres.sh). Without that variable the
 //! PostgreSQL variants are skipped, except under CI, where they fail (as in tests/storage.rs).
 
+mod support;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -17,12 +19,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rps_cds::audit::{AuditStore, ExportedInvocation, StorageConfig};
 use serde_json::Value;
-use sqlx::{AssertSqlSafe, Connection};
+use support::postgres::TestPostgres;
 use tokio::process::Command;
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rps-cds");
-const PG_ENV: &str = "RPS_CDS_TEST_POSTGRES_URL";
 const SERVICE_PATH: &str = "/cds-services/rps-patient-view";
 /// Concurrent client loops during the kill.
 const CLIENTS: usize = 8;
@@ -44,8 +45,8 @@ enum Kind {
 /// One test's private audit store, as the binary and the test both see it.
 struct TestStore {
     dir: tempfile::TempDir,
-    /// PostgreSQL: (admin URL, database name, database URL); the database is dropped on drop.
-    pg: Option<(String, String, String)>,
+    /// PostgreSQL: the test's own database, dropped with the store.
+    pg: Option<TestPostgres>,
 }
 
 impl TestStore {
@@ -53,29 +54,7 @@ impl TestStore {
         let dir = tempfile::tempdir().unwrap();
         let pg = match kind {
             Kind::Sqlite => None,
-            Kind::Postgres => {
-                let admin = match std::env::var(PG_ENV) {
-                    Ok(u) if !u.is_empty() => u,
-                    _ if std::env::var_os("CI").is_some() => panic!(
-                        "CI is set but {PG_ENV} is not: the PostgreSQL tests must run in CI \
-                         (eval \"$(bash .ci/postgres.sh)\" before cargo test)"
-                    ),
-                    _ => {
-                        eprintln!("{PG_ENV} not set: skipping the PostgreSQL variant");
-                        return None;
-                    }
-                };
-                let name = format!("rps_cds_test_{}", Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-                sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                conn.close().await.unwrap();
-                let mut url = url::Url::parse(&admin).unwrap();
-                url.set_path(&format!("/{name}"));
-                Some((admin, name, url.to_string()))
-            }
+            Kind::Postgres => Some(TestPostgres::create().await?),
         };
         Some(TestStore { dir, pg })
     }
@@ -86,7 +65,7 @@ impl TestStore {
 
     fn config(&self) -> StorageConfig {
         StorageConfig {
-            url: self.pg.as_ref().map(|(_, _, url)| url.clone()),
+            url: self.pg.as_ref().map(|pg| pg.url.clone()),
             data_dir: self.data_dir(),
             ..StorageConfig::default()
         }
@@ -106,7 +85,7 @@ impl TestStore {
             .env("RPS_CDS_LOG__LEVEL", "warn")
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        if let Some((_, _, url)) = &self.pg {
+        if let Some(TestPostgres { url, .. }) = &self.pg {
             cmd.env("RPS_CDS_STORAGE__URL", url);
         }
         cmd
@@ -137,31 +116,6 @@ impl TestStore {
             .unwrap();
         store.close().await;
         parse_jsonl(&String::from_utf8(buf).unwrap())
-    }
-}
-
-impl Drop for TestStore {
-    fn drop(&mut self) {
-        if let Some((admin, name, _)) = self.pg.take() {
-            // Drop runs inside the test's runtime: do the async clean-up on a thread of its own.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .execute(&mut conn)
-                        .await;
-                        let _ = conn.close().await;
-                    }
-                });
-            })
-            .join();
-        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! database per test, created through RPS_CDS_TEST_POSTGRES_URL; see .ci/postgres.sh).
 //! Without that variable the PostgreSQL variants are skipped, except under CI, where they fail.
 
+mod support;
+
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -11,7 +13,8 @@ use rps_cds::audit::{
     InvocationRecord, StorageConfig, StorageError, request_digest,
 };
 use serde_json::json;
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::Connection;
+use support::postgres::TestPostgres;
 use uuid::Uuid;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -25,10 +28,9 @@ enum Kind {
 struct TestDb {
     cfg: StorageConfig,
     _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>, // (admin URL, database name)
+    /// Dropped (and the database with it) when the test ends.
+    _pg: Option<TestPostgres>,
 }
-
-const PG_ENV: &str = "RPS_CDS_TEST_POSTGRES_URL";
 
 impl TestDb {
     async fn new(kind: Kind) -> Option<TestDb> {
@@ -45,37 +47,18 @@ impl TestDb {
                         ..StorageConfig::default()
                     },
                     _dir: Some(dir),
-                    pg: None,
+                    _pg: None,
                 }
             }
             Kind::Postgres => {
-                let admin = match std::env::var(PG_ENV) {
-                    Ok(u) if !u.is_empty() => u,
-                    _ if std::env::var_os("CI").is_some() => panic!(
-                        "CI is set but {PG_ENV} is not: the PostgreSQL tests must run in CI \
-                         (eval \"$(bash .ci/postgres.sh)\" before cargo test)"
-                    ),
-                    _ => {
-                        eprintln!("{PG_ENV} not set: skipping the PostgreSQL variant");
-                        return None;
-                    }
-                };
-                let name = format!("rps_cds_test_{}", Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-                sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                conn.close().await.unwrap();
-                let mut url = url::Url::parse(&admin).unwrap();
-                url.set_path(&format!("/{name}"));
+                let pg = TestPostgres::create().await?;
                 TestDb {
                     cfg: StorageConfig {
-                        url: Some(url.to_string()),
+                        url: Some(pg.url.clone()),
                         ..StorageConfig::default()
                     },
                     _dir: None,
-                    pg: Some((admin, name)),
+                    _pg: Some(pg),
                 }
             }
         };
@@ -85,31 +68,6 @@ impl TestDb {
 
     async fn open(&self) -> AuditStore {
         AuditStore::open(&self.cfg).await.unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some((admin, name)) = self.pg.take() {
-            // Drop runs inside the test's runtime: do the async clean-up on a thread of its own.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .execute(&mut conn)
-                        .await;
-                        let _ = conn.close().await;
-                    }
-                });
-            })
-            .join();
-        }
     }
 }
 
