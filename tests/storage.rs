@@ -863,3 +863,23 @@ fn request_digest_ignores_the_access_token() {
     other["context"]["patientId"] = json!("pat-999");
     assert_ne!(request_digest(&other), a);
 }
+
+/// A request far larger than the digest's internal buffer (several refills, a partial tail)
+/// hashes to SHA-256 of its canonical text, written out here by hand.
+#[test]
+fn request_digest_of_a_large_request_is_sha256_of_its_canonical_text() {
+    let note = "é\"x".repeat(20_000);
+    let ids: Vec<String> = (0..3_000).map(|i| format!("obs-{i}")).collect();
+    let request = json!({ "z": ids, "hook": "patient-view", "a": { "note": note, "n": 1.5 } });
+    let canonical = format!(
+        r#"{{"a":{{"n":1.5,"note":{}}},"hook":"patient-view","z":{}}}"#,
+        serde_json::to_string(&note).unwrap(),
+        serde_json::to_string(&ids).unwrap(),
+    );
+    assert!(canonical.len() > 100_000);
+    let expected = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&canonical))
+    };
+    assert_eq!(request_digest(&request), expected);
+}

