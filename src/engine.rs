@@ -381,6 +381,7 @@ impl Engine {
             patient,
             resources: &valid,
             set_aside: &set_aside,
+            withheld: &[],
         };
         let picture =
             clinical::build_picture(&input, &self.knowledge.terminology, &self.parameters);

@@ -371,8 +371,22 @@ impl<'a, 'i> Extractor<'a, 'i> {
         x
     }
 
+    /// `Unknown::Withheld` when data of any of `types` was withheld as a whole, else
     /// `Unknown::SetAside` when resources of any of `types` were set aside.
     fn set_aside(&self, types: &[&str]) -> Option<Unknown> {
+        for w in self.input.withheld {
+            let hit: Vec<String> = types
+                .iter()
+                .filter(|t| w.resource_types.contains(t))
+                .map(|t| (*t).to_owned())
+                .collect();
+            if !hit.is_empty() {
+                return Some(Unknown::Withheld {
+                    resource_types: hit,
+                    reason: w.reason,
+                });
+            }
+        }
         let hit: Vec<String> = types
             .iter()
             .filter(|t| self.set_aside_types.contains_key(**t))
@@ -2782,6 +2796,7 @@ mod tests {
             patient: None,
             resources: &refs,
             set_aside: &set_aside,
+            withheld: &[],
         };
         build_picture(&input, &vs::terminology(), &Parameters::default())
     }
@@ -2874,6 +2889,7 @@ mod tests {
             patient: None,
             resources: &[],
             set_aside: &[],
+            withheld: &[],
         };
         let params = Parameters::default();
         let x = Extractor::new(&input, &t, &params);

@@ -41,4 +41,27 @@ pub struct ClinicalInput<'a> {
     /// type/id. Other resource types are ignored.
     pub resources: &'a [&'a Value],
     pub set_aside: &'a [SetAsideResource],
+    /// Data the service knows it does not have: every fact these resource types could carry
+    /// is unknown, overriding the closed world (DATA-03, DATA-04).
+    pub withheld: &'a [WithheldData],
+}
+
+/// Resource types whose data was withheld from the picture as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithheldData {
+    /// FHIR resource types ("Condition", "MedicationAdministration" …).
+    pub resource_types: Vec<&'static str>,
+    pub reason: WithheldReason,
+}
+
+/// Why data was withheld.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithheldReason {
+    /// The prefetch key or search held records of another patient, so none of it is trusted
+    /// (DATA-03).
+    OtherPatient,
+    /// The prefetch key could not be had: timeout, HTTP error, size limit, an
+    /// OperationOutcome or a non-Bundle where a searchset was expected (DATA-04).
+    Unavailable,
 }

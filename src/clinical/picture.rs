@@ -64,6 +64,12 @@ pub enum Unknown {
     /// The only resources that could carry it failed FHIR validation and were left out, so
     /// its absence cannot be read as "none".
     SetAside { resource_types: Vec<String> },
+    /// The data of these types was withheld as a whole (another patient's records in the
+    /// key, or the key could not be read): see [`crate::clinical::WithheldReason`].
+    Withheld {
+        resource_types: Vec<String>,
+        reason: crate::clinical::WithheldReason,
+    },
     /// Records disagree in a way latest-wins cannot settle (explanation).
     Conflicting(String),
     /// A resource is there but its value cannot be read (explanation, no patient data).
@@ -87,6 +93,18 @@ impl Unknown {
             Unknown::SetAside { resource_types } => format!(
                 "the {} resources that could record it failed validation and were left out",
                 resource_types.join("/")
+            ),
+            Unknown::Withheld {
+                resource_types,
+                reason,
+            } => format!(
+                "the {} data {}",
+                resource_types.join("/"),
+                match reason {
+                    crate::clinical::WithheldReason::OtherPatient =>
+                        "held records of another patient and was not used",
+                    crate::clinical::WithheldReason::Unavailable => "could not be read",
+                }
             ),
             Unknown::Conflicting(why) => format!("conflicting records: {why}"),
             Unknown::Unreadable(why) => format!("recorded but unreadable: {why}"),
