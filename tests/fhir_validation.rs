@@ -177,3 +177,140 @@ fn free_text_values_are_never_echoed_in_messages() {
     let v = violations(&r);
     assert!(!v[0].1.contains("Jane"), "{v:?}");
 }
+
+// ---- The schema as HL7 reads it (issue 11 item 5) --------------------------------------
+
+/// Real FHIR data nobody here wrote: `shared/realdata/` beside the checkout (its README).
+fn realdata(path: &str) -> Value {
+    let file = format!("{}/../shared/realdata/{path}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every resource of a hook request's prefetch (Bundles unpacked).
+fn prefetch_resources(request: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    for v in request["prefetch"].as_object().unwrap().values() {
+        match v["resourceType"].as_str() {
+            Some("Bundle") => out.extend(
+                v["entry"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e["resource"].clone()),
+            ),
+            Some(_) => out.push(v.clone()),
+            None => {}
+        }
+    }
+    out
+}
+
+fn set_aside_in(path: &str) -> Vec<String> {
+    prefetch_resources(&realdata(path))
+        .iter()
+        .filter_map(|r| VALIDATOR.validate_resource(r).err())
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn unicode_spaces_in_strings_are_valid_as_in_hl7s_validator() {
+    // uni-00 … uni-13: tab, NEL, NBSP, U+1680, en/thin/zero-width/narrow spaces, line
+    // separator, U+205F, ideographic space, BOM, é, U+001F — all valid FHIR strings.
+    for n in 0..=13 {
+        let file = format!("unicode-probe/uni-{n:02}.json");
+        assert_eq!(set_aside_in(&file), Vec::<String>::new(), "{file}");
+    }
+    // Vertical tab and form feed stay invalid, as in HL7's validator (Java's \s is ASCII).
+    for n in [14, 15] {
+        let file = format!("unicode-probe/uni-{n:02}.json");
+        let errors = set_aside_in(&file);
+        assert_eq!(errors.len(), 1, "{file}: {errors:?}");
+        assert!(errors[0].contains("/code/text"), "{file}: {errors:?}");
+    }
+}
+
+#[test]
+fn every_primitive_may_carry_its_underscore_sibling() {
+    for file in [
+        "canonical-probe/meta-_profile.json",
+        "canonical-probe/control-_status.json",
+        "canonical-probe/medicationrequest-_instantiatesCanonical.json",
+    ] {
+        assert_eq!(set_aside_in(file), Vec::<String>::new(), "{file}");
+    }
+    // The sibling is an Element: anything else there is still an error.
+    let mut r = ecog();
+    r["meta"] = json!({"profile": ["http://example.org/p"], "_profile": [{"id": 7}]});
+    assert!(
+        violations(&r)
+            .iter()
+            .any(|(p, _)| p.starts_with("/meta/_profile"))
+    );
+}
+
+#[test]
+fn the_hl7_reading_patch_is_checksummed_and_complete() {
+    use rps_cds::fhir::validation::{
+        HL7_READING_PATCH, HL7_READING_PATCH_SHA256, hl7_reading_schema,
+    };
+    let on_disk = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/fhir.schema.hl7-reading.patch.json"
+    ))
+    .unwrap();
+    assert_eq!(on_disk, HL7_READING_PATCH);
+    assert_eq!(
+        hex::encode(Sha256::digest(&on_disk)),
+        HL7_READING_PATCH_SHA256
+    );
+    let provenance = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/fhir.schema.PROVENANCE.md"
+    ))
+    .unwrap();
+    assert!(provenance.contains(HL7_READING_PATCH_SHA256));
+
+    let schema = hl7_reading_schema(OFFICIAL_SCHEMA).unwrap();
+    // No Unicode-reading whitespace class is left in any pattern.
+    let mut stack = vec![&schema];
+    let mut patterns = 0;
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(p)) = m.get("pattern") {
+                    patterns += 1;
+                    assert!(!p.contains("\\s") && !p.contains("\\S"), "{p}");
+                }
+                stack.extend(m.values());
+            }
+            Value::Array(a) => stack.extend(a),
+            _ => {}
+        }
+    }
+    assert!(patterns > 100);
+    // Every primitive property has its `_x` sibling (element and resource ids excepted).
+    let defs = schema["definitions"].as_object().unwrap();
+    let primitive = |r: &str| {
+        let name = r.rsplit('/').next().unwrap();
+        name.starts_with(|c: char| c.is_ascii_lowercase()) && name != "xhtml"
+    };
+    for (name, def) in defs {
+        let Some(props) = def["properties"].as_object() else {
+            continue;
+        };
+        for (prop, spec) in props {
+            if prop.starts_with('_') || prop == "id" || prop == "resourceType" {
+                continue;
+            }
+            let r = spec["$ref"].as_str().or(spec["items"]["$ref"].as_str());
+            if r.is_some_and(primitive) {
+                assert!(
+                    props.contains_key(&format!("_{prop}")),
+                    "{name}.{prop} has no _{prop}"
+                );
+            }
+        }
+    }
+}

@@ -804,3 +804,50 @@ mod authenticated {
         ));
     }
 }
+
+/// A real mCODE sarcoma chart (`shared/realdata/onco/`, see its README) over HTTP.
+fn onco_request(name: &str) -> Value {
+    let file = format!(
+        "{}/../shared/realdata/onco/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+}
+
+/// What a clinician reads of each card (uuids and suggested resources' ids differ per call).
+fn card_texts(response: &Value) -> Vec<[String; 4]> {
+    response["cards"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            [
+                c["source"]["topic"]["code"].to_string(),
+                c["indicator"].to_string(),
+                c["summary"].to_string(),
+                c["detail"].to_string(),
+            ]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_no_break_space_in_the_diagnosis_display_changes_no_card() {
+    // HL7's reference validator accepts U+00A0 in a FHIR string; the official JSON schema read
+    // with Unicode `\s` did not, and the sarcoma diagnosis was set aside with every RPS card.
+    let service = Service::default().await;
+    let schemas = Schemas::load();
+    let path = "/cds-services/rps-patient-view";
+    let plain = onco_request("onco-ctm02-lms-icd10cm-icdo3");
+    let nbsp = onco_request("onco-ctm02-lms-icd10cm-icdo3-nbsp-display");
+    assert!(serde_json::to_string(&nbsp).unwrap().contains('\u{a0}'));
+    let (s1, r1) = service.post_json(path, &plain).await;
+    let (s2, r2) = service.post_json(path, &nbsp).await;
+    assert_eq!((s1, s2), (200, 200));
+    schemas.assert_response(&r2);
+    let ids = rule_ids(&r2);
+    assert!(ids.iter().any(|id| id == "MDT-01"), "{ids:?}");
+    assert!(!ids.iter().any(|id| id == "DATA-02"), "{ids:?}");
+    assert_eq!(card_texts(&r1), card_texts(&r2));
+    service.stop().await;
+}
