@@ -5,7 +5,7 @@
 //!
 //! Everything expensive is built once in [`Engine::new`] and shared read-only.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,13 +16,16 @@ use crate::cards::{self, CardContext, EXTENSION_NAMESPACE};
 use crate::cds_hooks::discovery::{PREFETCH_KEYS, ServiceDefinition, prefetch_template};
 use crate::cds_hooks::request::bundle_resources;
 use crate::cds_hooks::{CdsResponse, EnvelopeSchemas, Hook, HookRequest, InvalidRequest};
-use crate::clinical::{self, ClinicalInput, DraftOrder, SetAsideResource};
+use crate::clinical::{
+    self, ClinicalInput, DraftOrder, SetAsideResource, WithheldData, WithheldReason,
+};
 use crate::config::Config;
 use crate::fhir::client::{FetchError, FhirClient};
+use crate::fhir::identity::{Belonging, PatientInContext};
 use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
-use crate::fhir::{FhirValidator, InvalidResource};
+use crate::fhir::{FhirValidator, InvalidResource, SchemaViolation};
 use crate::knowledge::{Knowledge, KnowledgeError, Parameters};
-use crate::rules::{self, Finding, InvalidSummary, RuleInput};
+use crate::rules::{self, Finding, InvalidSummary, OtherPatientData, RuleInput};
 
 /// Charts with more resources than this are analysed on the blocking thread pool, so that a
 /// huge chart never stalls the async workers (a typical chart takes well under 1 ms inline).
@@ -222,7 +225,8 @@ impl Engine {
         let mut request = HookRequest::from_value(value, &self.envelopes, service.hook)?;
         let started = Instant::now();
         let fetched = self.complete_prefetch(&mut request).await?;
-        let prefetch_fetch = fetched.then(|| started.elapsed().as_secs_f64());
+        let prefetch_fetch = (!fetched.is_empty()).then(|| started.elapsed().as_secs_f64());
+        self.check_patient_key(&request, &fetched)?;
         let resource_count: usize = request
             .prefetch
             .values()
@@ -241,9 +245,12 @@ impl Engine {
     }
 
     /// Fills every prefetch key the client left absent or answered with an OperationOutcome,
-    /// from `fhirServer`. Returns whether anything was fetched. `null` means the client has no
-    /// data for the key: nothing to fetch.
-    async fn complete_prefetch(&self, request: &mut HookRequest) -> Result<bool, EvaluationError> {
+    /// from `fhirServer`. Returns the keys fetched. `null` means the client has no data for the
+    /// key: nothing to fetch.
+    async fn complete_prefetch(
+        &self,
+        request: &mut HookRequest,
+    ) -> Result<Vec<&'static str>, EvaluationError> {
         let missing: Vec<&'static str> = PREFETCH_KEYS
             .iter()
             .copied()
@@ -256,7 +263,7 @@ impl Engine {
             })
             .collect();
         if missing.is_empty() {
-            return Ok(false);
+            return Ok(missing);
         }
         let Some(server) = request.fhir_server.clone() else {
             let issues = missing
@@ -303,9 +310,48 @@ impl Engine {
             }
         }
         if issues.is_empty() {
-            Ok(true)
+            Ok(missing)
         } else {
             Err(EvaluationError::PrefetchUnavailable(issues))
+        }
+    }
+
+    /// The `patient` key must be the patient in `context.patientId`: a chart of another patient
+    /// is refused outright (400 when the client sent it, 412 when `fhirServer` returned it),
+    /// since there would be nothing of this patient to advise on. The message names no id.
+    fn check_patient_key(
+        &self,
+        request: &HookRequest,
+        fetched: &[&str],
+    ) -> Result<(), EvaluationError> {
+        let Some(value) = request.prefetch.get("patient") else {
+            return Ok(());
+        };
+        let ctx = patient_in_context(request);
+        let other = bundle_resources(value).any(|r| {
+            r.get("resourceType").and_then(Value::as_str) == Some("Patient")
+                && ctx.belonging(r, self.validator.patient_elements()) == Belonging::OtherPatient
+        });
+        if !other {
+            return Ok(());
+        }
+        tracing::warn!("prefetch key patient holds another patient: call refused");
+        if fetched.contains(&"patient") {
+            Err(EvaluationError::PrefetchUnavailable(vec![
+                Issue::error(
+                    IssueCode::Invalid,
+                    "fhirServer returned a Patient other than the one in context.patientId",
+                )
+                .at("prefetch.patient"),
+            ]))
+        } else {
+            Err(EvaluationError::Invalid(InvalidRequest(vec![
+                Issue::error(
+                    IssueCode::Invalid,
+                    "prefetch.patient is not the patient in context.patientId",
+                )
+                .at("prefetch.patient"),
+            ])))
         }
     }
 
@@ -316,24 +362,57 @@ impl Engine {
         let mut valid: Vec<&Value> = Vec::new();
         let mut invalid: Vec<InvalidResource> = Vec::new();
         let mut patient: Option<&Value> = None;
+        let identity = patient_in_context(&request);
+        let elements = self.validator.patient_elements();
+        let mut withheld: Vec<WithheldData> = Vec::new();
+        let mut other_patient = OtherPatientData::default();
         for (key, value) in &request.prefetch {
-            for resource in bundle_resources(value) {
-                let rt = resource
-                    .get("resourceType")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                if rt == "OperationOutcome" {
-                    continue;
-                }
+            let resources: Vec<(&Value, &str, Belonging)> = bundle_resources(value)
+                .map(|r| {
+                    let rt = r.get("resourceType").and_then(Value::as_str);
+                    (r, rt.unwrap_or_default(), identity.belonging(r, elements))
+                })
+                .filter(|(_, rt, _)| *rt != "OperationOutcome")
+                .collect();
+            // One record of another patient and the whole key is distrusted: whatever the
+            // EHR or server did wrong may have mixed the charts in ways no record shows.
+            if resources
+                .iter()
+                .any(|(_, _, b)| *b == Belonging::OtherPatient)
+            {
+                let mut types: BTreeSet<String> = resources
+                    .iter()
+                    .map(|(_, rt, _)| (*rt).to_owned())
+                    .collect();
+                types.extend(prefetch_resource_type(key).map(str::to_owned));
+                tracing::warn!(
+                    prefetch_key = ?key,
+                    resources = resources.len(),
+                    "prefetch key holds records of another patient: not used"
+                );
+                other_patient.resource_types.extend(types.iter().cloned());
+                withheld.push(WithheldData {
+                    resource_types: types.into_iter().collect(),
+                    reason: WithheldReason::OtherPatient,
+                });
+                continue;
+            }
+            for (resource, rt, belonging) in resources {
                 if let Some(id) = resource.get("id").and_then(Value::as_str)
                     && !seen.insert((rt.to_owned(), id.to_owned()))
                 {
                     continue;
                 }
-                match self.validator.validate_resource(resource) {
-                    Ok(()) if rt == "Patient" && key == "patient" => patient = Some(resource),
-                    Ok(()) => valid.push(resource),
-                    Err(e) => invalid.push(e),
+                match (self.validator.validate_resource(resource), belonging) {
+                    (Ok(()), Belonging::Unreadable(element)) => {
+                        invalid.push(unreadable_subject(resource, element, None))
+                    }
+                    (Err(e), Belonging::Unreadable(element)) => {
+                        invalid.push(unreadable_subject(resource, element, Some(e)))
+                    }
+                    (Ok(()), _) if rt == "Patient" && key == "patient" => patient = Some(resource),
+                    (Ok(()), _) => valid.push(resource),
+                    (Err(e), _) => invalid.push(e),
                 }
             }
         }
@@ -351,7 +430,23 @@ impl Engine {
                         .selections
                         .iter()
                         .any(|s| Some(s) == reference.as_ref());
-                match self.validator.validate_resource(order) {
+                let validated = match (
+                    self.validator.validate_resource(order),
+                    identity.belonging(order, elements),
+                ) {
+                    (_, Belonging::OtherPatient) => {
+                        // Never checked against this patient's chart; DATA-03 reports it.
+                        if selected {
+                            other_patient.draft_orders += 1;
+                        }
+                        continue;
+                    }
+                    (result, Belonging::Unreadable(element)) => {
+                        Err(unreadable_subject(order, element, result.err()))
+                    }
+                    (result, _) => result,
+                };
+                match validated {
                     Ok(()) if selected => draft_orders.push(order),
                     Ok(()) => {}
                     Err(e) => {
@@ -381,7 +476,7 @@ impl Engine {
             patient,
             resources: &valid,
             set_aside: &set_aside,
-            withheld: &[],
+            withheld: &withheld,
         };
         let picture =
             clinical::build_picture(&input, &self.knowledge.terminology, &self.parameters);
@@ -438,6 +533,7 @@ impl Engine {
             draft_orders: &orders,
             invalid_resources: &invalid_summaries,
             invalid_draft_orders: &invalid_draft_orders,
+            other_patient: &other_patient,
         });
         let rules_time = t.elapsed().as_secs_f64();
 
@@ -517,6 +613,48 @@ fn fetch_issue(key: &str, e: &FetchError) -> Issue {
         format!("prefetch key `{key}` could not be fetched from fhirServer: {e}"),
     )
     .at(format!("prefetch.{key}"))
+}
+
+fn patient_in_context(request: &HookRequest) -> PatientInContext<'_> {
+    PatientInContext {
+        patient_id: &request.context.patient_id,
+        fhir_server: request.fhir_server.as_ref(),
+    }
+}
+
+/// The resource type a prefetch key searches for ("Condition?patient=…" → "Condition").
+fn prefetch_resource_type(key: &str) -> Option<&'static str> {
+    let template = prefetch_template(key)?;
+    template.split(['?', '/']).next()
+}
+
+/// A resource whose patient reference cannot be compared with `context.patientId` is not read
+/// (it is not "another patient" either): it is set aside like an invalid one, so DATA-02 names
+/// it and the facts it could carry are unknown, never absent.
+fn unreadable_subject(
+    resource: &Value,
+    element: &'static str,
+    invalid: Option<InvalidResource>,
+) -> InvalidResource {
+    let mut e = invalid.unwrap_or_else(|| InvalidResource {
+        resource_type: resource
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        id: resource
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        violations: Vec::new(),
+    });
+    e.violations.push(SchemaViolation {
+        pointer: format!("/{element}"),
+        message: "does not reference the patient in context (missing, not a Patient, or not \
+                  comparable)"
+            .to_owned(),
+    });
+    e
 }
 
 fn reference_of(resource: &Value) -> Option<String> {

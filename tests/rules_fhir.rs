@@ -63,6 +63,7 @@ fn run(chart: &Chart, hook: Hook) -> Run {
         draft_orders: &orders,
         invalid_resources: &invalid,
         invalid_draft_orders: &[],
+        other_patient: &Default::default(),
     });
     check_against_knowledge(&findings, hook);
     Run {

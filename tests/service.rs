@@ -851,3 +851,152 @@ async fn a_no_break_space_in_the_diagnosis_display_changes_no_card() {
     assert_eq!(card_texts(&r1), card_texts(&r2));
     service.stop().await;
 }
+
+// ---- Patient identity (catalogue v2 §4.1, DATA-03) -------------------------------------
+
+/// An ECOG record of someone else, as a mixed-up chart would carry it.
+fn foreign_observation() -> Value {
+    json!({"resourceType": "Observation", "id": "foreign-ecog", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "89247-1"}]},
+        "subject": {"reference": "Patient/someone-else-77"},
+        "effectiveDateTime": "2026-11-20", "valueInteger": 4})
+}
+
+fn card(response: &Value, rule: &str) -> Value {
+    response["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == rule)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {rule} card in {:?}", rule_ids(response)))
+}
+
+#[tokio::test]
+async fn another_patients_record_in_a_prefetch_key_distrusts_the_whole_key() {
+    let svc = Service::default().await;
+    let path = "/cds-services/rps-patient-view";
+    let clean = example("patient-view-local-recurrence.json");
+    let (status, reference) = svc.post_json(path, &clean).await;
+    assert_eq!(status, 200);
+    assert!(!rule_ids(&reference).contains(&"DATA-03".to_owned()));
+
+    let mut mixed = clean.clone();
+    mixed["prefetch"]["observations"]["entry"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"resource": foreign_observation()}));
+    let (status, body) = svc.post_json(path, &mixed).await;
+    assert_eq!(status, 200, "{body:#}");
+    Schemas::load().assert_response(&body);
+    let data03 = card(&body, "DATA-03");
+    assert_eq!(data03["indicator"], "critical");
+    assert!(data03["detail"].as_str().unwrap().contains("observations"));
+    // Nothing of the other patient is shown anywhere.
+    let text = body.to_string();
+    assert!(!text.contains("someone-else-77") && !text.contains("foreign-ecog"));
+    // This patient's own observations are not used either: ECOG, focality, resectability are
+    // unknown now, so the re-resection verdict cannot be given.
+    let ids = rule_ids(&body);
+    assert!(rule_ids(&reference).contains(&"LR-04".to_owned()));
+    assert!(ids.contains(&"LR-00".to_owned()), "{ids:?}");
+    assert!(!ids.contains(&"LR-04".to_owned()), "{ids:?}");
+    // The other keys are still read: the diagnosis and the imaging are there.
+    assert!(ids.contains(&"MDT-01".to_owned()), "{ids:?}");
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn a_chart_of_another_patient_is_refused() {
+    let svc = Service::default().await;
+    let path = "/cds-services/rps-patient-view";
+    let schemas = Schemas::load();
+    // context.patientId names someone else than the prefetch patient.
+    let mut req = example("patient-view-local-recurrence.json");
+    req["context"]["patientId"] = json!("someone-else");
+    let (status, body) = svc.post_json(path, &req).await;
+    assert_eq!(status, 400, "{body:#}");
+    schemas.assert_outcome(&body);
+    assert_eq!(body["issue"][0]["expression"][0], "prefetch.patient");
+    assert!(!body.to_string().contains("rps-lr-001"), "{body}");
+
+    // The same from fhirServer: 412, and nothing of the other chart is used.
+    let full = example("patient-view-local-recurrence.json");
+    let (mut patient, searches) = fhir_fixtures(&full);
+    patient["id"] = json!("another-patient");
+    let fhir = FhirServer::start(patient, searches, vec![]).await;
+    let mut req = full.clone();
+    req.as_object_mut().unwrap().remove("prefetch");
+    req["fhirServer"] = json!(fhir.base);
+    req["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "rps-cds"});
+    let (status, body) = svc.post_json(path, &req).await;
+    assert_eq!(status, 412, "{body:#}");
+    schemas.assert_outcome(&body);
+    assert_eq!(body["issue"][0]["expression"][0], "prefetch.patient");
+    fhir.stop().await;
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn a_fhir_server_returning_another_patients_records_is_not_believed() {
+    let full = example("patient-view-local-recurrence.json");
+    let (patient, mut searches) = fhir_fixtures(&full);
+    searches
+        .get_mut("Observation")
+        .unwrap()
+        .last_mut()
+        .unwrap()
+        .push(foreign_observation());
+    let fhir = FhirServer::start(patient, searches, vec![]).await;
+    let svc = Service::default().await;
+    let mut req = full.clone();
+    req.as_object_mut().unwrap().remove("prefetch");
+    req["fhirServer"] = json!(fhir.base);
+    req["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "rps-cds"});
+    let (status, body) = svc.post_json("/cds-services/rps-patient-view", &req).await;
+    assert_eq!(status, 200, "{body:#}");
+    let ids = rule_ids(&body);
+    assert!(ids.contains(&"DATA-03".to_owned()), "{ids:?}");
+    assert!(ids.contains(&"LR-00".to_owned()), "{ids:?}");
+    assert!(!body.to_string().contains("someone-else-77"));
+    fhir.stop().await;
+    svc.stop().await;
+}
+
+#[tokio::test]
+async fn a_draft_order_for_another_patient_is_not_checked_and_is_reported() {
+    let svc = Service::default().await;
+    let path = "/cds-services/rps-order-select";
+    let req = example("order-select.json");
+    let (status, reference) = svc.post_json(path, &req).await;
+    assert_eq!(status, 200);
+    assert!(rule_ids(&reference).contains(&"ORD-10".to_owned()));
+
+    let mut foreign = req.clone();
+    foreign["context"]["draftOrders"]["entry"][0]["resource"]["subject"] =
+        json!({"reference": "Patient/someone-else-77"});
+    let (status, body) = svc.post_json(path, &foreign).await;
+    assert_eq!(status, 200, "{body:#}");
+    Schemas::load().assert_response(&body);
+    let ids = rule_ids(&body);
+    assert!(!ids.contains(&"ORD-10".to_owned()), "{ids:?}");
+    let data03 = card(&body, "DATA-03");
+    assert!(data03["detail"].as_str().unwrap().contains("draft order"));
+    assert!(!body.to_string().contains("someone-else-77"));
+
+    // A draft order whose subject cannot be compared is not checked either; DATA-02 says so.
+    let mut unreadable = req.clone();
+    unreadable["context"]["draftOrders"]["entry"][0]["resource"]["subject"] =
+        json!({"display": "the patient"});
+    let (status, body) = svc.post_json(path, &unreadable).await;
+    assert_eq!(status, 200, "{body:#}");
+    let ids = rule_ids(&body);
+    assert!(!ids.contains(&"ORD-10".to_owned()), "{ids:?}");
+    assert!(!ids.contains(&"DATA-03".to_owned()), "{ids:?}");
+    let data02 = card(&body, "DATA-02");
+    assert!(
+        data02["detail"].as_str().unwrap().contains("draft order"),
+        "{data02:#}"
+    );
+    svc.stop().await;
+}

@@ -377,7 +377,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
         for w in self.input.withheld {
             let hit: Vec<String> = types
                 .iter()
-                .filter(|t| w.resource_types.contains(t))
+                .filter(|t| w.resource_types.iter().any(|w| w == *t))
                 .map(|t| (*t).to_owned())
                 .collect();
             if !hit.is_empty() {

@@ -50,7 +50,7 @@ pub struct ClinicalInput<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WithheldData {
     /// FHIR resource types ("Condition", "MedicationAdministration" …).
-    pub resource_types: Vec<&'static str>,
+    pub resource_types: Vec<String>,
     pub reason: WithheldReason,
 }
 

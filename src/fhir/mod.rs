@@ -2,6 +2,7 @@
 //! that completes prefetch from the EHR's FHIR server.
 
 pub mod client;
+pub mod identity;
 pub mod outcome;
 pub mod validation;
 

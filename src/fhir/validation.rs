@@ -28,6 +28,8 @@ use jsonschema::error::ValidationErrorKind;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use super::identity::PatientElements;
+
 /// The official schema shipped with the service (see `schemas/fhir.schema.PROVENANCE.md`).
 pub const OFFICIAL_SCHEMA: &[u8] = include_bytes!("../../schemas/fhir.schema.json");
 /// sha256 of the official HL7 FHIR R4 4.0.1 JSON Schema.
@@ -126,6 +128,7 @@ pub struct FhirValidator {
     /// The `if/then` rewrite: precise errors. Shared with the background thread compiling it.
     precise: Arc<PreciseValidator>,
     resource_types: HashSet<String>,
+    patient_elements: PatientElements,
 }
 
 impl fmt::Debug for FhirValidator {
@@ -147,6 +150,7 @@ impl FhirValidator {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SchemaLoadError> {
         let schema = hl7_reading_schema(bytes)?;
         let types = resource_types(&schema)?;
+        let patient_elements = PatientElements::from_schema(&schema, &types);
         let precise_schema = rewrite_dispatch(schema.clone(), &types)?;
         let precise = Arc::new(PreciseValidator {
             compiled: OnceLock::new(),
@@ -170,6 +174,7 @@ impl FhirValidator {
             fast,
             precise,
             resource_types: types.into_iter().collect(),
+            patient_elements,
         })
     }
 
@@ -186,6 +191,11 @@ impl FhirValidator {
     /// Number of resource types the schema defines (146 in R4).
     pub fn resource_type_count(&self) -> usize {
         self.resource_types.len()
+    }
+
+    /// The element naming the patient in each resource type (`subject` or `patient`).
+    pub fn patient_elements(&self) -> &PatientElements {
+        &self.patient_elements
     }
 
     /// Validates one resource against the definition of its own `resourceType`.

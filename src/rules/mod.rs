@@ -17,6 +17,8 @@ pub mod templates;
 
 pub use templates::ORDER_TEMPLATES;
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDate;
 
 use crate::cds_hooks::Hook;
@@ -47,17 +49,34 @@ pub struct RuleInput<'a> {
     pub invalid_resources: &'a [InvalidSummary],
     /// References of draft orders that failed validation: their checks cannot run.
     pub invalid_draft_orders: &'a [String],
+    /// Data of another patient that was sent and not used (DATA-03).
+    pub other_patient: &'a OtherPatientData,
+}
+
+/// What was left out because it belonged to another patient than `context.patientId`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OtherPatientData {
+    /// Resource types of the distrusted prefetch keys (their facts are unknown).
+    pub resource_types: BTreeSet<String>,
+    /// Draft orders for another patient, not checked.
+    pub draft_orders: usize,
+}
+
+impl OtherPatientData {
+    pub fn is_empty(&self) -> bool {
+        self.resource_types.is_empty() && self.draft_orders == 0
+    }
 }
 
 /// Every rule id, in catalogue order (§2.1 … §2.7).
 pub const IMPLEMENTED_RULES: &[&str] = &[
-    "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "MDT-01", "MDT-02", "MDT-03", "WORK-01",
-    "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02", "LR-00", "LR-01", "LR-02",
-    "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01", "MET-02", "MET-03", "MET-04",
-    "MET-05", "MET-06", "MET-07", "MET-08", "MET-09", "MET-10", "MET-11", "SYS-01", "SYS-02",
-    "SURV-01", "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03", "ORD-04", "ORD-05", "ORD-06",
-    "ORD-07", "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12", "ORD-13", "ORD-14", "ORD-15",
-    "ORD-16", "ORD-17", "ORD-18",
+    "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "DATA-03", "MDT-01", "MDT-02", "MDT-03",
+    "WORK-01", "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02", "LR-00", "LR-01",
+    "LR-02", "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01", "MET-02", "MET-03",
+    "MET-04", "MET-05", "MET-06", "MET-07", "MET-08", "MET-09", "MET-10", "MET-11", "SYS-01",
+    "SYS-02", "SURV-01", "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03", "ORD-04", "ORD-05",
+    "ORD-06", "ORD-07", "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12", "ORD-13", "ORD-14",
+    "ORD-15", "ORD-16", "ORD-17", "ORD-18",
 ];
 
 /// Runs every rule that applies to the hook and returns the findings in catalogue order (the
@@ -65,6 +84,9 @@ pub const IMPLEMENTED_RULES: &[&str] = &[
 pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
     let ctx = Ctx::new(input.picture, input.params);
     let mut findings = Vec::new();
+    // DATA-03 comes first and in every branch: with another patient's data withheld the
+    // diagnosis itself may be unknown, and the warning must not be silenced with it.
+    findings.extend(scope::data_03(input));
     let data02 = scope::data_02(input);
 
     // SCOPE-02: no RPS diagnosis. Silent, except for an FNA of an undiagnosed

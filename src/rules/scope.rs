@@ -1,4 +1,5 @@
-//! §2.1 Scope and data quality: SCOPE-01, SCOPE-02 (in `evaluate`), DATA-01, DATA-02.
+//! §2.1 Scope and data quality: SCOPE-01, SCOPE-02 (in `evaluate`), DATA-01, DATA-02, and
+//! DATA-03 (v2 §4.2).
 
 use std::collections::BTreeMap;
 
@@ -105,4 +106,62 @@ pub fn data_02(input: &RuleInput) -> Option<Finding> {
         input.invalid_resources.len() + input.invalid_draft_orders.len()
     ));
     Some(f)
+}
+
+/// DATA-03: records of another patient were sent (prefetch, fetched data or draft orders)
+/// and ignored. Names the kinds of data whose facts are therefore unknown, nothing of the
+/// other patient.
+pub fn data_03(input: &RuleInput) -> Option<Finding> {
+    let other = input.other_patient;
+    if other.is_empty() {
+        return None;
+    }
+    let mut f = Finding::new("DATA-03", Indicator::Critical);
+    let mut kinds: Vec<&str> = Vec::new();
+    for kind in other.resource_types.iter().map(|t| data_kind(t)) {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if !kinds.is_empty() {
+        f.statements.push(format!(
+            "Not used, because the data sent for them included another patient's records: {}. \
+             Nothing they record is known for this patient, so advice that depends on them is \
+             missing.",
+            kinds.join("; ")
+        ));
+    }
+    if other.draft_orders > 0 {
+        f.statements.push(format!(
+            "{} draft {} for another patient {} not checked.",
+            other.draft_orders,
+            if other.draft_orders == 1 {
+                "order"
+            } else {
+                "orders"
+            },
+            if other.draft_orders == 1 {
+                "was"
+            } else {
+                "were"
+            },
+        ));
+    }
+    Some(f)
+}
+
+/// A resource type in words a clinician recognises.
+fn data_kind(resource_type: &str) -> &'static str {
+    match resource_type {
+        "Patient" => "demographics",
+        "Condition" => "diagnoses and problem list",
+        "Observation" => "observations (assessments, results, staging)",
+        "Procedure" => "procedures (surgery, radiotherapy, imaging)",
+        "MedicationAdministration" => "medication administrations",
+        "MedicationStatement" => "medication history",
+        "MedicationRequest" | "Medication" => "medication orders",
+        "DiagnosticReport" => "reports (imaging, pathology)",
+        "ImagingStudy" => "imaging studies",
+        _ => "other records",
+    }
 }
