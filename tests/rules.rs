@@ -212,6 +212,7 @@ fn run_with(
         draft_orders: orders,
         invalid_resources: invalid,
         invalid_draft_orders: &[],
+        unavailable: &[],
     });
     check_against_knowledge(&fs, hook);
     fs
@@ -303,9 +304,9 @@ fn creates(f: &Finding, template: &str) -> bool {
 #[test]
 fn implemented_rules_are_the_catalogue_ids_in_order() {
     let catalogue = [
-        "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "MDT-01", "MDT-02", "MDT-03", "WORK-01",
-        "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02", "LR-00", "LR-01",
-        "LR-02", "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01", "MET-02",
+        "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "DATA-04", "MDT-01", "MDT-02", "MDT-03",
+        "WORK-01", "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02", "LR-00",
+        "LR-01", "LR-02", "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01", "MET-02",
         "MET-03", "MET-04", "MET-05", "MET-06", "MET-07", "MET-08", "MET-09", "MET-10", "MET-11",
         "SYS-01", "SYS-02", "SURV-01", "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03",
         "ORD-04", "ORD-05", "ORD-06", "ORD-07", "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12",
@@ -478,6 +479,7 @@ fn data_02_counts_set_aside_resources_and_failed_draft_orders() {
         draft_orders: &[],
         invalid_resources: &invalid,
         invalid_draft_orders: &bad,
+        unavailable: &[],
     });
     let f = get(&fs, "DATA-02");
     assert_eq!(f.indicator, Indicator::Warning);
@@ -1411,6 +1413,7 @@ fn evaluate_is_fast_for_a_typical_chart() {
                 draft_orders: &orders,
                 invalid_resources: &[],
                 invalid_draft_orders: &[],
+                unavailable: &[],
             });
             std::hint::black_box(fs);
         }

@@ -63,6 +63,7 @@ fn run(chart: &Chart, hook: Hook) -> Run {
         draft_orders: &orders,
         invalid_resources: &invalid,
         invalid_draft_orders: &[],
+        unavailable: &[],
     });
     check_against_knowledge(&findings, hook);
     Run {
