@@ -569,3 +569,82 @@ async fn crafted_ids_cannot_forge_log_lines_and_set_aside_resources_are_one_line
     let longest = lines.iter().map(String::len).max().unwrap_or(0);
     assert!(longest < 4096, "a log line of {longest} bytes");
 }
+
+/// docs/operations.md (metrics reference and alert runbook) names only metrics that the
+/// service actually records: after one of each kind of call, every name has a sample in
+/// `/metrics` (not just a HELP line).
+#[tokio::test]
+async fn the_runbook_names_only_metrics_the_service_records() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+        .unwrap();
+    let mut names: Vec<String> = doc
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("rps_cds_"))
+        .map(|w| {
+            ["_bucket", "_count", "_sum"]
+                .iter()
+                .fold(w, |w, suffix| w.strip_suffix(suffix).unwrap_or(w))
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 10, "{names:?}");
+
+    // A hook call with a key that fails (fetch error, DATA-04), one with an invalid resource
+    // (set aside), readiness, and a refused JWT.
+    let s = Scenario::run("Observation", Fault::Status(500), Config::default()).await;
+    let mut req = example("patient-view-local-recurrence.json");
+    req["prefetch"]["observations"]["entry"]
+        .as_array_mut()
+        .unwrap()
+        .push(
+            json!({"resource": {"resourceType": "Observation", "id": "bad!", "status": "final"}}),
+        );
+    assert_eq!(s.svc.post_json(PV, &req).await.0, 200);
+    s.svc.client.get(s.svc.url("/readyz")).send().await.unwrap();
+    let mut config = Config::default();
+    config.auth.mode = rps_cds::auth::AuthMode::Required;
+    config.auth.trusted_clients = vec![rps_cds::auth::TrustedClient {
+        iss: "https://ehr.example.org".to_owned(),
+        jwks_url: None,
+        // The P-256 public key of RFC 7517 appendix A.1: any token is refused before it matters.
+        jwks: Some(
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "1", "use": "sig",
+            "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+            "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}]}),
+        ),
+        jwks_file: None,
+        jku_allowlist: vec![],
+        tenants: None,
+    }];
+    let guarded = Service::start(config).await;
+    let r = guarded
+        .client
+        .get(guarded.url("/cds-services"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    guarded.stop().await;
+
+    let metrics = s.svc.metrics().await;
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|name| {
+            !metrics.lines().any(|l| {
+                !l.starts_with('#')
+                    && l.strip_prefix(name.as_str()).is_some_and(|rest| {
+                        ["{", " ", "_bucket", "_count", "_sum"]
+                            .iter()
+                            .any(|p| rest.starts_with(p))
+                    })
+            })
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "named in docs/operations.md but never recorded: {missing:?}"
+    );
+    s.stop().await;
+}
