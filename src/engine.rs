@@ -12,6 +12,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::budget::{ByteBudget, Reservation};
 use crate::cards::{self, CardContext, EXTENSION_NAMESPACE};
 use crate::cds_hooks::discovery::{
     PREFETCH_KEYS, REQUIRED_PREFETCH_KEYS, ServiceDefinition, prefetch_is_search,
@@ -62,6 +63,9 @@ pub enum EvaluationError {
     Invalid(#[from] InvalidRequest),
     #[error("prefetch could not be completed")]
     PrefetchUnavailable(Vec<Issue>),
+    /// The process is already reading and evaluating `max_inflight_body_bytes`; retry.
+    #[error("too much input data in flight")]
+    Busy,
 }
 
 impl EvaluationError {
@@ -71,6 +75,7 @@ impl EvaluationError {
             | EvaluationError::TooDeep(_)
             | EvaluationError::Invalid(_) => 400,
             EvaluationError::PrefetchUnavailable(_) => 412,
+            EvaluationError::Busy => 503,
         }
     }
 
@@ -90,6 +95,10 @@ impl EvaluationError {
                 OperationOutcome::new(issues.clone())
             }
             EvaluationError::PrefetchUnavailable(issues) => OperationOutcome::new(issues.clone()),
+            EvaluationError::Busy => OperationOutcome::single(Issue::error(
+                IssueCode::Transient,
+                "the service is reading too much data at once; retry shortly",
+            )),
         }
     }
 }
@@ -141,6 +150,9 @@ pub struct Engine {
     pub max_draft_orders: usize,
     /// `prefetch.on_failure`: degrade (DATA-04) or refuse (412).
     pub on_prefetch_failure: OnPrefetchFailure,
+    /// Input bytes being read and evaluated at once, request bodies and fetched FHIR data
+    /// (`max_inflight_body_bytes`).
+    pub budget: Arc<ByteBudget>,
 }
 
 impl Engine {
@@ -163,6 +175,7 @@ impl Engine {
             max_json_depth: config.max_json_depth,
             max_draft_orders: config.max_draft_orders,
             on_prefetch_failure: config.prefetch.on_failure,
+            budget: ByteBudget::new(config.max_inflight_body_bytes),
         })
     }
 
@@ -251,7 +264,9 @@ impl Engine {
         }
         let mut request = HookRequest::from_value(value, &self.envelopes, service.hook)?;
         let started = Instant::now();
-        let fetched = self.complete_prefetch(&mut request).await?;
+        // The fetched data's bytes stay reserved until the analysis is done.
+        let mut held: Vec<Reservation> = Vec::new();
+        let fetched = self.complete_prefetch(&mut request, &mut held).await?;
         let prefetch_fetch = fetched.then(|| started.elapsed().as_secs_f64());
         let resource_count: usize = request
             .prefetch
@@ -267,6 +282,7 @@ impl Engine {
             self.analyse(request, as_of)
         };
         evaluation.timings.prefetch_fetch = prefetch_fetch;
+        drop(held);
         Ok(evaluation)
     }
 
@@ -279,8 +295,14 @@ impl Engine {
     /// cancelled. A key that cannot be had fails the call with 412 under
     /// `prefetch.on_failure = refuse`, and always for the required keys (`patient`,
     /// `conditions`); otherwise it is left out and recorded in `request.unavailable`, so that
-    /// its facts are unknown and DATA-04 says so.
-    async fn complete_prefetch(&self, request: &mut HookRequest) -> Result<bool, EvaluationError> {
+    /// its facts are unknown and DATA-04 says so. When the byte budget runs out while
+    /// fetching, the call is refused with 503 (an overload of this service, not missing data).
+    /// The reservations of the fetched bytes are pushed to `held`.
+    async fn complete_prefetch(
+        &self,
+        request: &mut HookRequest,
+        held: &mut Vec<Reservation>,
+    ) -> Result<bool, EvaluationError> {
         let mut absent: Vec<&'static str> = Vec::new();
         let mut unusable: Vec<(&'static str, FetchError)> = Vec::new();
         for key in PREFETCH_KEYS {
@@ -327,9 +349,13 @@ impl Engine {
                     .into_iter()
                     .chain(unusable.into_iter().map(|(k, _)| k))
                     .collect();
-                let results = self.fetch_keys(request, &server, &keys).await;
+                let mut results = self.fetch_keys(request, &server, &keys).await;
                 fetched = true;
-                for (key, result) in results {
+                let over_budget = results
+                    .iter()
+                    .any(|(_, r, _)| matches!(r, Err(FetchError::OverBudget)));
+                held.extend(results.iter_mut().filter_map(|(_, _, h)| h.take()));
+                for (key, result, _) in results {
                     match result {
                         Ok(resource) => {
                             request.prefetch.insert(key.to_owned(), resource);
@@ -344,6 +370,9 @@ impl Engine {
                             failures.push((key, e));
                         }
                     }
+                }
+                if over_budget {
+                    return Err(EvaluationError::Busy);
                 }
             }
         }
@@ -371,31 +400,37 @@ impl Engine {
         Ok(fetched)
     }
 
-    /// Fetches `keys` in parallel under one deadline; every key gets a result.
+    /// Fetches `keys` in parallel under one deadline; every key gets a result and the
+    /// reservation of the bytes it read.
     async fn fetch_keys(
         &self,
         request: &HookRequest,
         server: &url::Url,
         keys: &[&'static str],
-    ) -> Vec<(&'static str, Result<Value, FetchError>)> {
+    ) -> Vec<(&'static str, Result<Value, FetchError>, Option<Reservation>)> {
         let patient = url_component(&request.context.patient_id);
         let token = request.fhir_authorization.as_ref().map(|a| &a.access_token);
-        let budget = self.fhir.deadline();
-        let deadline = tokio::time::Instant::now() + budget;
+        let deadline_ms = self.fhir.deadline().as_millis() as u64;
+        let deadline = tokio::time::Instant::now() + self.fhir.deadline();
         let fetches = keys.iter().map(|key| {
             let query = prefetch_template(key)
                 .unwrap_or_default()
                 .replace("{{context.patientId}}", &patient);
             let expected = expected_answer(key);
+            let mut held = self.budget.reserve(0);
             async move {
+                let Some(reservation) = held.as_mut() else {
+                    return (*key, Err(FetchError::OverBudget), held);
+                };
                 // Past the deadline the fetch future is dropped: its connection is closed.
                 let result = tokio::time::timeout_at(
                     deadline,
-                    self.fhir.fetch(server, &query, expected, token),
+                    self.fhir
+                        .fetch(server, &query, expected, token, reservation),
                 )
                 .await
-                .unwrap_or(Err(FetchError::Deadline(budget.as_millis() as u64)));
-                (*key, result)
+                .unwrap_or(Err(FetchError::Deadline(deadline_ms)));
+                (*key, result, held)
             }
         });
         futures::future::join_all(fetches).await
@@ -644,6 +679,7 @@ fn unavailable_why(e: &FetchError) -> &'static str {
         FetchError::OperationOutcome => "an error report (OperationOutcome) came instead of data",
         FetchError::WrongResource(_) => "another kind of data came than was asked for",
         FetchError::TooManyPages(_) => "the search had more pages than the service reads",
+        FetchError::OverBudget => "the service was reading too much data at once",
         FetchError::ForeignNextLink => {
             "the next page was on another server, where the access token is not sent"
         }

@@ -499,6 +499,26 @@ async fn bodies_beyond_the_in_flight_budget_get_503_with_retry_after() {
 }
 
 #[tokio::test]
+async fn fetched_data_counts_against_the_same_budget() {
+    // Bodies up to 1 MiB, 1 MiB in flight: the request fits, the endless search does not.
+    let config = Config {
+        max_body_bytes: 1024 * 1024,
+        max_inflight_body_bytes: 1024 * 1024,
+        ..Config::default()
+    };
+    let s = Scenario::run("Observation", Fault::EndlessBody, config).await;
+    assert_eq!(s.status, 503, "{:#}", s.body);
+    Schemas::load().assert_outcome(&s.body);
+    assert_eq!(s.body["issue"][0]["code"], "transient");
+    assert_eq!(
+        s.svc.state.body_budget.used(),
+        0,
+        "every byte is given back"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn every_route_is_counted_in_requests_total() {
     let svc = Service::default().await;
     for path in [

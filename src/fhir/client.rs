@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use url::Url;
 
+use crate::budget::Reservation;
 use crate::cds_hooks::request::AccessToken;
 use crate::config::FhirClientConfig;
 
@@ -30,6 +31,8 @@ pub enum FetchError {
     OperationOutcome,
     #[error("the FHIR server answered with another kind of resource than a {0}")]
     WrongResource(&'static str),
+    #[error("the service is reading too much data at once (max_inflight_body_bytes)")]
+    OverBudget,
     #[error("the search has more than {0} pages")]
     TooManyPages(usize),
     #[error("a `next` link points outside fhirServer; it was not followed")]
@@ -52,6 +55,7 @@ impl FetchError {
             FetchError::TooLarge(_) => "too_large",
             FetchError::OperationOutcome => "operation_outcome",
             FetchError::WrongResource(_) => "wrong_resource",
+            FetchError::OverBudget => "over_budget",
             FetchError::TooManyPages(_) => "too_many_pages",
             FetchError::ForeignNextLink => "foreign_next_link",
             FetchError::InsecureServer => "insecure_server",
@@ -60,7 +64,7 @@ impl FetchError {
     }
 
     /// Every `kind()` value, for documentation and tests.
-    pub const KINDS: [&'static str; 12] = [
+    pub const KINDS: [&'static str; 13] = [
         "timeout",
         "deadline",
         "connect",
@@ -69,6 +73,7 @@ impl FetchError {
         "too_large",
         "operation_outcome",
         "wrong_resource",
+        "over_budget",
         "too_many_pages",
         "foreign_next_link",
         "insecure_server",
@@ -129,19 +134,21 @@ impl FhirClient {
     /// A search returns one searchset Bundle with the entries of every page. At most
     /// `max_response_bytes` are read for the query, all pages together; an answer of the
     /// wrong shape (an OperationOutcome, a non-Bundle for a search, another resource type for
-    /// a read) is an error, never empty data.
+    /// a read) is an error, never empty data. Every byte read is added to `held` (the
+    /// process-wide budget), which the caller keeps until the data is no longer needed.
     pub async fn fetch(
         &self,
         server: &Url,
         query: &str,
         expected: Expected,
         token: Option<&AccessToken>,
+        held: &mut Reservation,
     ) -> Result<Value, FetchError> {
         self.check_server(server)?;
         let base = server.as_str().trim_end_matches('/');
         let first = Url::parse(&format!("{base}/{query}")).map_err(|_| FetchError::BadUrl)?;
         let mut remaining = self.config.max_response_bytes;
-        let mut resource = self.get(&first, token, &mut remaining).await?;
+        let mut resource = self.get(&first, token, &mut remaining, held).await?;
         check_shape(&resource, expected)?;
         if expected != Expected::Searchset {
             return Ok(resource);
@@ -156,7 +163,7 @@ impl FhirClient {
             if pages > self.config.max_pages {
                 return Err(FetchError::TooManyPages(self.config.max_pages));
             }
-            let page = self.get(&next, token, &mut remaining).await?;
+            let page = self.get(&next, token, &mut remaining, held).await?;
             check_shape(&page, expected)?;
             merge_page(&mut resource, page);
         }
@@ -167,12 +174,14 @@ impl FhirClient {
         Ok(resource)
     }
 
-    /// One GET, its body streamed and refused past `remaining` bytes (which it decreases).
+    /// One GET, its body streamed and refused past `remaining` bytes (which it decreases) or
+    /// when `held` cannot grow by the next chunk.
     async fn get(
         &self,
         url: &Url,
         token: Option<&AccessToken>,
         remaining: &mut usize,
+        held: &mut Reservation,
     ) -> Result<Value, FetchError> {
         let mut request = self
             .http
@@ -198,6 +207,9 @@ impl FhirClient {
             if chunk.len() > *remaining {
                 // Dropping the response closes the connection: nothing more is read.
                 return Err(FetchError::TooLarge(cap));
+            }
+            if !held.add(chunk.len()) {
+                return Err(FetchError::OverBudget);
             }
             *remaining -= chunk.len();
             body.extend_from_slice(&chunk);
@@ -318,6 +330,27 @@ mod tests {
             &Url::parse("https://ehr.example/x").unwrap(),
             &root
         ));
+    }
+
+    #[test]
+    fn every_error_has_one_of_the_bounded_metric_reasons() {
+        let all = [
+            FetchError::Timeout(1),
+            FetchError::Deadline(1),
+            FetchError::Connect,
+            FetchError::Status(500),
+            FetchError::InvalidBody,
+            FetchError::TooLarge(1),
+            FetchError::OperationOutcome,
+            FetchError::WrongResource("Patient"),
+            FetchError::OverBudget,
+            FetchError::TooManyPages(1),
+            FetchError::ForeignNextLink,
+            FetchError::InsecureServer,
+            FetchError::BadUrl,
+        ];
+        let kinds: Vec<&str> = all.iter().map(FetchError::kind).collect();
+        assert_eq!(kinds, FetchError::KINDS);
     }
 
     #[test]

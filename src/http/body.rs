@@ -1,10 +1,9 @@
 //! Reading request bodies within limits: a size cap (a declared `Content-Length` over it is
 //! refused before any byte is read), a read timeout (a stalled body cannot hold a connection),
-//! and a process-wide budget of body bytes being read and evaluated at once, so that many
-//! concurrent large charts cannot exhaust memory.
+//! and the process-wide [`crate::budget::ByteBudget`] of bytes being read and evaluated at
+//! once, so that many concurrent large charts cannot exhaust memory.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -12,70 +11,7 @@ use actix_web::{HttpRequest, web};
 use futures::StreamExt;
 
 use super::ApiError;
-
-/// Body bytes held by requests being read, parsed or evaluated, over the whole process.
-#[derive(Debug)]
-pub struct BodyBudget {
-    used: AtomicUsize,
-    max: usize,
-}
-
-impl BodyBudget {
-    pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(Self {
-            used: AtomicUsize::new(0),
-            max,
-        })
-    }
-
-    /// Bytes currently reserved.
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::SeqCst)
-    }
-
-    /// Reserves `n` bytes, or `None` when that would exceed the budget.
-    pub fn reserve(self: &Arc<Self>, n: usize) -> Option<Reservation> {
-        let mut r = Reservation {
-            budget: Arc::clone(self),
-            bytes: 0,
-        };
-        r.grow_to(n).then_some(r)
-    }
-}
-
-/// Bytes held from a [`BodyBudget`] until dropped.
-#[derive(Debug)]
-pub struct Reservation {
-    budget: Arc<BodyBudget>,
-    bytes: usize,
-}
-
-impl Reservation {
-    /// Grows the reservation to `n` bytes; false (and unchanged) when the budget is spent.
-    pub fn grow_to(&mut self, n: usize) -> bool {
-        if n <= self.bytes {
-            return true;
-        }
-        let extra = n - self.bytes;
-        let max = self.budget.max;
-        let grown = self
-            .budget
-            .used
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
-                used.checked_add(extra).filter(|total| *total <= max)
-            });
-        if grown.is_ok() {
-            self.bytes = n;
-        }
-        grown.is_ok()
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.bytes, Ordering::SeqCst);
-    }
-}
+pub use crate::budget::{ByteBudget as BodyBudget, Reservation};
 
 /// The limits [`read_body`] applies.
 #[derive(Debug, Clone, Copy)]
@@ -139,27 +75,5 @@ fn declared_length(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(Some)
             .ok_or(ApiError::BodyRead),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_budget_is_shared_and_returned_on_drop() {
-        let budget = BodyBudget::new(100);
-        let mut a = budget.reserve(60).unwrap();
-        assert!(budget.reserve(50).is_none(), "60 + 50 > 100");
-        let b = budget.reserve(40).unwrap();
-        assert_eq!(budget.used(), 100);
-        assert!(!a.grow_to(61));
-        drop(b);
-        assert!(a.grow_to(100));
-        assert_eq!(budget.used(), 100);
-        drop(a);
-        assert_eq!(budget.used(), 0);
-        assert!(budget.reserve(101).is_none());
-        assert_eq!(budget.used(), 0);
     }
 }

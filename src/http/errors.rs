@@ -125,7 +125,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => {
                 response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
             }
-            ApiError::Busy => {
+            ApiError::Busy | ApiError::Evaluation(EvaluationError::Busy) => {
                 response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
             }
             _ => {}

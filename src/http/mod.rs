@@ -38,7 +38,8 @@ pub struct AppState {
     pub audit: AuditStore,
     /// Set on SIGTERM: readiness turns false while in-flight calls finish.
     pub draining: AtomicBool,
-    /// Request body bytes being read and evaluated at once (`max_inflight_body_bytes`).
+    /// Input bytes being read and evaluated at once (`max_inflight_body_bytes`): request
+    /// bodies and the FHIR data fetched for them (the engine's budget).
     pub body_budget: Arc<BodyBudget>,
 }
 
@@ -110,7 +111,8 @@ impl AppState {
             }
             None
         };
-        let body_budget = BodyBudget::new(config.max_inflight_body_bytes);
+        // One budget for request bodies and the FHIR data fetched for them.
+        let body_budget = Arc::clone(&engine.budget);
         Ok(Self {
             engine,
             config,

@@ -218,7 +218,7 @@ fn describe_metrics() {
     );
     describe_counter!(
         "rps_cds_fhir_fetch_errors_total",
-        "Failed FHIR reads during prefetch completion, by reason (timeout, deadline, connect, status, invalid, too_large, operation_outcome, wrong_resource, too_many_pages, foreign_next_link, insecure_server, bad_url)"
+        "Failed FHIR reads during prefetch completion, by reason (timeout, deadline, connect, status, invalid, too_large, operation_outcome, wrong_resource, over_budget, too_many_pages, foreign_next_link, insecure_server, bad_url)"
     );
     describe_counter!(
         "rps_cds_jwt_failures_total",
