@@ -297,6 +297,38 @@ mod tests {
     }
 
     #[test]
+    fn edge_limits_have_their_defaults_and_are_checked() {
+        let c = Config::default();
+        assert_eq!(c.max_body_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.max_inflight_body_bytes, 256 * 1024 * 1024);
+        assert_eq!(c.client_body_timeout_secs, 10);
+        assert_eq!(c.max_draft_orders, 200);
+        assert_eq!(c.fhir.max_response_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.fhir.deadline_ms, 4_000);
+        assert_eq!(c.prefetch.on_failure, OnPrefetchFailure::Degrade);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rps-cds.toml");
+        std::fs::write(
+            &path,
+            "max_draft_orders = 10\n[fhir]\ndeadline_ms = 2500\n[prefetch]\non_failure = \"refuse\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.max_draft_orders, 10);
+        assert_eq!(c.fhir.deadline_ms, 2_500);
+        assert_eq!(c.prefetch.on_failure, OnPrefetchFailure::Refuse);
+
+        std::fs::write(&path, "[prefetch]\non_failure = \"ignore\"\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
+        let budget_below_body = Config {
+            max_inflight_body_bytes: 1024 * 1024,
+            ..Config::default()
+        };
+        assert!(budget_below_body.validate().is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rps-cds.toml");

@@ -267,6 +267,7 @@ async fn twenty_slow_next_pages_are_cut_off_by_the_one_deadline() {
     let config = Config::default();
     let deadline = Duration::from_millis(config.fhir.deadline_ms);
     let s = Scenario::run("Observation", slow, config).await;
+    eprintln!("20 slow pages: answered after {:?}", s.elapsed);
     assert!(
         s.elapsed < deadline + Duration::from_secs(1),
         "answered after {:?}, deadline {deadline:?}",
@@ -374,6 +375,7 @@ async fn a_stalled_body_gets_408_within_the_timeout() {
     let addr = svc.base.trim_start_matches("http://").to_owned();
     let request = format!("{}0123456789", hook_head(1000));
     let (answer, took) = raw_exchange(&addr, request.as_bytes(), Duration::from_secs(20)).await;
+    eprintln!("stalled body: answered after {took:?}");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"timeout\""), "OperationOutcome: {answer}");
     assert!(took < Duration::from_secs(1 + 2), "408 after {took:?}");
