@@ -385,7 +385,7 @@ impl Engine {
         if required || self.on_prefetch_failure == OnPrefetchFailure::Refuse {
             let issues = failures
                 .iter()
-                .map(|(key, e)| fetch_issue(key, e))
+                .map(|(key, e)| fetch_issue(key, e, fetched))
                 .collect();
             return Err(EvaluationError::PrefetchUnavailable(issues));
         }
@@ -720,18 +720,27 @@ fn log_set_aside(invalid: &[InvalidResource]) {
     );
 }
 
-fn fetch_issue(key: &str, e: &FetchError) -> Issue {
+/// The 412 issue of a key that could not be had; `fetched` tells whether it was fetched from
+/// fhirServer or is the EHR's own prefetch value (with no server to retry).
+fn fetch_issue(key: &str, e: &FetchError, fetched: bool) -> Issue {
     let code = match e {
         FetchError::Timeout(_) | FetchError::Deadline(_) => IssueCode::Timeout,
         FetchError::TooLarge(_) => IssueCode::TooCostly,
         FetchError::Status(401 | 403) => IssueCode::Security,
         _ => IssueCode::Incomplete,
     };
-    Issue::error(
-        code,
-        format!("prefetch key `{key}` could not be fetched from fhirServer: {e}"),
-    )
-    .at(format!("prefetch.{key}"))
+    let diagnostics = if fetched {
+        format!("prefetch key `{key}` could not be fetched from fhirServer: {e}")
+    } else {
+        let what = match e {
+            FetchError::OperationOutcome => "an OperationOutcome",
+            _ => "not the resource its template asks for",
+        };
+        format!(
+            "prefetch key `{key}` holds {what} and the request has no fhirServer to fetch it from"
+        )
+    };
+    Issue::error(code, diagnostics).at(format!("prefetch.{key}"))
 }
 
 fn reference_of(resource: &Value) -> Option<String> {

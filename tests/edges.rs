@@ -165,8 +165,13 @@ async fn the_conditions_key_stays_required_under_degrade() {
         "conditions",
         ehr_failure(),
     );
-    let (status, _) = s.svc.post_json(PV, &req).await;
+    let (status, body) = s.svc.post_json(PV, &req).await;
     assert_eq!(status, 412);
+    let diagnostics = body["issue"][0]["diagnostics"].as_str().unwrap();
+    assert!(
+        diagnostics.contains("OperationOutcome") && diagnostics.contains("no fhirServer"),
+        "{diagnostics}"
+    );
     s.stop().await;
 }
 
