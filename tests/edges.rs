@@ -337,6 +337,47 @@ async fn an_endless_body_keeps_the_service_process_under_300_mb() {
     fhir.stop().await;
 }
 
+/// A real chart of ≈ 6,000 resources (the 1,000 pooled Synthea resources of
+/// `shared/realdata/scale-sample`, each present six times under new ids) is over the old 5 MiB
+/// limit and is answered, not refused with 413.
+#[tokio::test]
+async fn a_real_chart_of_6000_resources_fits_the_default_body_limit() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/realdata/scale-sample/scale-01000.json"
+    );
+    let mut req: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut resources = 0;
+    for (_, bundle) in req["prefetch"].as_object_mut().unwrap().iter_mut() {
+        let Some(entries) = bundle.get_mut("entry").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        let originals = entries.clone();
+        for copy in 1..6 {
+            entries.extend(originals.iter().map(|e| {
+                let mut e = e.clone();
+                let id = e["resource"]["id"].as_str().unwrap_or("x").to_owned();
+                e["resource"]["id"] = json!(format!("{id}-c{copy}"));
+                e
+            }));
+        }
+        resources += entries.len();
+    }
+    let bytes = serde_json::to_vec(&req).unwrap().len();
+    assert!(
+        resources >= 5_000 && bytes > 5 * 1024 * 1024,
+        "{resources} resources, {bytes} bytes"
+    );
+    let svc = Service::default().await;
+    let (status, body) = svc.post_json(PV, &req).await;
+    assert_eq!(
+        status, 200,
+        "{resources} resources, {bytes} bytes: {body:#}"
+    );
+    Schemas::load().assert_response(&body);
+    svc.stop().await;
+}
+
 /// Sends raw bytes and reads the answer until the server closes the connection or `wait`
 /// passes; returns the text and how long the status line took.
 async fn raw_exchange(addr: &str, request: &[u8], wait: Duration) -> (String, Duration) {
