@@ -24,11 +24,15 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "public_base_url",
     "workers",
     "max_body_bytes",
+    "max_inflight_body_bytes",
+    "client_body_timeout_secs",
+    "max_draft_orders",
     "max_json_depth",
     "shutdown_timeout_secs",
     "cors_allowed_origins",
     "log",
     "fhir",
+    "prefetch",
     "knowledge",
     "parameters",
     "auth",
@@ -45,8 +49,16 @@ pub struct Config {
     pub public_base_url: String,
     /// HTTP worker threads; 0 = one per core.
     pub workers: usize,
-    /// Request bodies larger than this are refused with 413.
+    /// Request bodies larger than this are refused with 413 (a declared `Content-Length`
+    /// over it before any byte is read).
     pub max_body_bytes: usize,
+    /// Bytes of request bodies being read, parsed and evaluated at once, over all requests;
+    /// a request that would exceed it gets 503 with `Retry-After`.
+    pub max_inflight_body_bytes: usize,
+    /// A request body not received completely within this many seconds gets 408.
+    pub client_body_timeout_secs: u64,
+    /// Draft orders per order-select / order-sign request; more get 400.
+    pub max_draft_orders: usize,
     /// JSON nested deeper than this is refused with 400 (guards against stack and CPU abuse).
     pub max_json_depth: usize,
     /// Grace period for in-flight calls and the audit flush on SIGTERM.
@@ -55,6 +67,7 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     pub log: LogConfig,
     pub fhir: FhirClientConfig,
+    pub prefetch: PrefetchConfig,
     pub knowledge: KnowledgeConfig,
     /// Overrides of the catalogue's named parameters (`knowledge/parameters.json`).
     pub parameters: BTreeMap<String, f64>,
@@ -69,12 +82,16 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_base_url: "http://127.0.0.1:8080".to_owned(),
             workers: 0,
-            max_body_bytes: 5 * 1024 * 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_inflight_body_bytes: 256 * 1024 * 1024,
+            client_body_timeout_secs: 10,
+            max_draft_orders: 200,
             max_json_depth: 64,
             shutdown_timeout_secs: 30,
             cors_allowed_origins: vec!["*".to_owned()],
             log: LogConfig::default(),
             fhir: FhirClientConfig::default(),
+            prefetch: PrefetchConfig::default(),
             knowledge: KnowledgeConfig::default(),
             parameters: BTreeMap::new(),
             auth: AuthConfig::default(),
@@ -120,6 +137,12 @@ pub struct FhirClientConfig {
     pub max_pages: usize,
     /// Allow `fhirServer` URLs with plain http (testing only; https otherwise).
     pub allow_http: bool,
+    /// Bytes read from the FHIR server per prefetch key (all pages of its search together);
+    /// reading stops past it and the key counts as failed.
+    pub max_response_bytes: usize,
+    /// One deadline for all fetching of a hook call, from the first request to the last
+    /// page; fetches still outstanding then are cancelled and their keys count as failed.
+    pub deadline_ms: u64,
 }
 
 impl Default for FhirClientConfig {
@@ -129,8 +152,28 @@ impl Default for FhirClientConfig {
             request_timeout_ms: 10_000,
             max_pages: 20,
             allow_http: false,
+            max_response_bytes: 16 * 1024 * 1024,
+            deadline_ms: 4_000,
         }
     }
+}
+
+/// What a prefetch key that cannot be had does to the call (`[prefetch] on_failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnPrefetchFailure {
+    /// Answer without it: its facts are unknown and a DATA-04 card says which data could not
+    /// be read. The `patient` and `conditions` keys are still required (412).
+    #[default]
+    Degrade,
+    /// Refuse the call with 412 naming every key that failed.
+    Refuse,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrefetchConfig {
+    pub on_failure: OnPrefetchFailure,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -191,9 +234,27 @@ impl Config {
                 "max_json_depth must be within 8..=512".to_owned(),
             ));
         }
-        if self.fhir.request_timeout_ms == 0 || self.fhir.connect_timeout_ms == 0 {
+        if self.fhir.request_timeout_ms == 0
+            || self.fhir.connect_timeout_ms == 0
+            || self.fhir.deadline_ms == 0
+        {
             return Err(ConfigError::Invalid(
-                "fhir timeouts must be positive".to_owned(),
+                "fhir timeouts and deadline must be positive".to_owned(),
+            ));
+        }
+        if self.fhir.max_response_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "fhir.max_response_bytes must be at least 1024".to_owned(),
+            ));
+        }
+        if self.max_inflight_body_bytes < self.max_body_bytes {
+            return Err(ConfigError::Invalid(
+                "max_inflight_body_bytes must be at least max_body_bytes".to_owned(),
+            ));
+        }
+        if self.client_body_timeout_secs == 0 || self.max_draft_orders == 0 {
+            return Err(ConfigError::Invalid(
+                "client_body_timeout_secs and max_draft_orders must be positive".to_owned(),
             ));
         }
         self.auth
@@ -233,6 +294,38 @@ mod tests {
         assert_eq!(c.bind.port(), 9999);
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.parameters.get("favorable_dfi_months"), Some(&18.0));
+    }
+
+    #[test]
+    fn edge_limits_have_their_defaults_and_are_checked() {
+        let c = Config::default();
+        assert_eq!(c.max_body_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.max_inflight_body_bytes, 256 * 1024 * 1024);
+        assert_eq!(c.client_body_timeout_secs, 10);
+        assert_eq!(c.max_draft_orders, 200);
+        assert_eq!(c.fhir.max_response_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.fhir.deadline_ms, 4_000);
+        assert_eq!(c.prefetch.on_failure, OnPrefetchFailure::Degrade);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rps-cds.toml");
+        std::fs::write(
+            &path,
+            "max_draft_orders = 10\n[fhir]\ndeadline_ms = 2500\n[prefetch]\non_failure = \"refuse\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.max_draft_orders, 10);
+        assert_eq!(c.fhir.deadline_ms, 2_500);
+        assert_eq!(c.prefetch.on_failure, OnPrefetchFailure::Refuse);
+
+        std::fs::write(&path, "[prefetch]\non_failure = \"ignore\"\n").unwrap();
+        assert!(Config::load(Some(&path)).is_err());
+        let budget_below_body = Config {
+            max_inflight_body_bytes: 1024 * 1024,
+            ..Config::default()
+        };
+        assert!(budget_below_body.validate().is_err());
     }
 
     #[test]

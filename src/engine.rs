@@ -12,20 +12,25 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::budget::{ByteBudget, Reservation};
 use crate::cards::{self, CardContext, EXTENSION_NAMESPACE};
-use crate::cds_hooks::discovery::{PREFETCH_KEYS, ServiceDefinition, prefetch_template};
+use crate::cds_hooks::discovery::{
+    PREFETCH_KEYS, REQUIRED_PREFETCH_KEYS, ServiceDefinition, prefetch_is_search,
+    prefetch_resource_type, prefetch_template,
+};
 use crate::cds_hooks::request::bundle_resources;
 use crate::cds_hooks::{CdsResponse, EnvelopeSchemas, Hook, HookRequest, InvalidRequest};
 use crate::clinical::{
     self, ClinicalInput, DraftOrder, SetAsideResource, WithheldData, WithheldReason,
 };
-use crate::config::Config;
-use crate::fhir::client::{FetchError, FhirClient};
+use crate::config::{Config, OnPrefetchFailure};
+use crate::fhir::client::{Expected, FetchError, FhirClient};
 use crate::fhir::identity::{Belonging, PatientInContext};
 use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
 use crate::fhir::{FhirValidator, InvalidResource, SchemaViolation};
 use crate::knowledge::{Knowledge, KnowledgeError, Parameters};
-use crate::rules::{self, Finding, InvalidSummary, OtherPatientData, RuleInput};
+use crate::rules::{self, Finding, InvalidSummary, OtherPatientData, RuleInput, UnavailableData};
+use crate::telemetry::{self, LogSafe};
 
 /// Charts with more resources than this are analysed on the blocking thread pool, so that a
 /// huge chart never stalls the async workers (a typical chart takes well under 1 ms inline).
@@ -59,6 +64,9 @@ pub enum EvaluationError {
     Invalid(#[from] InvalidRequest),
     #[error("prefetch could not be completed")]
     PrefetchUnavailable(Vec<Issue>),
+    /// The process is already reading and evaluating `max_inflight_body_bytes`; retry.
+    #[error("too much input data in flight")]
+    Busy,
 }
 
 impl EvaluationError {
@@ -68,6 +76,7 @@ impl EvaluationError {
             | EvaluationError::TooDeep(_)
             | EvaluationError::Invalid(_) => 400,
             EvaluationError::PrefetchUnavailable(_) => 412,
+            EvaluationError::Busy => 503,
         }
     }
 
@@ -87,6 +96,10 @@ impl EvaluationError {
                 OperationOutcome::new(issues.clone())
             }
             EvaluationError::PrefetchUnavailable(issues) => OperationOutcome::new(issues.clone()),
+            EvaluationError::Busy => OperationOutcome::single(Issue::error(
+                IssueCode::Transient,
+                "the service is reading too much data at once; retry shortly",
+            )),
         }
     }
 }
@@ -134,6 +147,13 @@ pub struct Engine {
     pub envelopes: EnvelopeSchemas,
     pub fhir: FhirClient,
     pub max_json_depth: usize,
+    /// Draft orders per request at most (400 beyond).
+    pub max_draft_orders: usize,
+    /// `prefetch.on_failure`: degrade (DATA-04) or refuse (412).
+    pub on_prefetch_failure: OnPrefetchFailure,
+    /// Input bytes being read and evaluated at once, request bodies and fetched FHIR data
+    /// (`max_inflight_body_bytes`).
+    pub budget: Arc<ByteBudget>,
 }
 
 impl Engine {
@@ -154,6 +174,9 @@ impl Engine {
             envelopes,
             fhir,
             max_json_depth: config.max_json_depth,
+            max_draft_orders: config.max_draft_orders,
+            on_prefetch_failure: config.prefetch.on_failure,
+            budget: ByteBudget::new(config.max_inflight_body_bytes),
         })
     }
 
@@ -222,9 +245,29 @@ impl Engine {
         value: Value,
         as_of: DateTime<Utc>,
     ) -> Result<Evaluation, EvaluationError> {
+        // Before the envelope schema walks them all: 10,000 draft orders would mean 10,000
+        // validations, cards and audit rows.
+        let draft_orders = value
+            .pointer("/context/draftOrders/entry")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if draft_orders > self.max_draft_orders {
+            return Err(EvaluationError::Invalid(InvalidRequest(vec![
+                Issue::error(
+                    IssueCode::TooCostly,
+                    format!(
+                        "{draft_orders} draft orders; this service checks at most {} per request",
+                        self.max_draft_orders
+                    ),
+                )
+                .at("context.draftOrders.entry"),
+            ])));
+        }
         let mut request = HookRequest::from_value(value, &self.envelopes, service.hook)?;
         let started = Instant::now();
-        let fetched = self.complete_prefetch(&mut request).await?;
+        // The fetched data's bytes stay reserved until the analysis is done.
+        let mut held: Vec<Reservation> = Vec::new();
+        let fetched = self.complete_prefetch(&mut request, &mut held).await?;
         let prefetch_fetch = (!fetched.is_empty()).then(|| started.elapsed().as_secs_f64());
         self.check_patient_key(&request, &fetched)?;
         let resource_count: usize = request
@@ -241,79 +284,157 @@ impl Engine {
             self.analyse(request, as_of)
         };
         evaluation.timings.prefetch_fetch = prefetch_fetch;
+        drop(held);
         Ok(evaluation)
     }
 
-    /// Fills every prefetch key the client left absent or answered with an OperationOutcome,
-    /// from `fhirServer`. Returns the keys fetched. `null` means the client has no data for the
-    /// key: nothing to fetch.
+    /// Fills every prefetch key the client left absent, answered with an OperationOutcome, or
+    /// answered with something other than a Bundle for a search, from `fhirServer`. Returns
+    /// the keys fetched. `null` means the client has no data for the key: nothing to fetch.
+    ///
+    /// All fetches share one deadline (`fhir.deadline_ms`); those outstanding then are
+    /// cancelled. A key that cannot be had fails the call with 412 under
+    /// `prefetch.on_failure = refuse`, and always for the required keys (`patient`,
+    /// `conditions`); otherwise it is left out and recorded in `request.unavailable`, so that
+    /// its facts are unknown and DATA-04 says so. When the byte budget runs out while
+    /// fetching, the call is refused with 503 (an overload of this service, not missing data).
+    /// The reservations of the fetched bytes are pushed to `held`.
     async fn complete_prefetch(
         &self,
         request: &mut HookRequest,
+        held: &mut Vec<Reservation>,
     ) -> Result<Vec<&'static str>, EvaluationError> {
-        let missing: Vec<&'static str> = PREFETCH_KEYS
-            .iter()
-            .copied()
-            .filter(|key| match request.prefetch.get(*key) {
-                None => true,
-                Some(Value::Null) => false,
+        let mut absent: Vec<&'static str> = Vec::new();
+        let mut unusable: Vec<(&'static str, FetchError)> = Vec::new();
+        for key in PREFETCH_KEYS {
+            match request.prefetch.get(key) {
+                None => absent.push(key),
+                Some(Value::Null) => {}
                 Some(v) => {
-                    v.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome")
-                }
-            })
-            .collect();
-        if missing.is_empty() {
-            return Ok(missing);
-        }
-        let Some(server) = request.fhir_server.clone() else {
-            let issues = missing
-                .iter()
-                .map(|key| {
-                    Issue::error(
-                        IssueCode::Incomplete,
-                        format!("prefetch key `{key}` was not provided and the request has no fhirServer to fetch it from"),
-                    )
-                    .at(format!("prefetch.{key}"))
-                })
-                .collect();
-            return Err(EvaluationError::PrefetchUnavailable(issues));
-        };
-        if let Err(e) = self.fhir.check_server(&server) {
-            return Err(EvaluationError::Invalid(InvalidRequest(vec![
-                Issue::error(IssueCode::Security, e.to_string()).at("fhirServer"),
-            ])));
-        }
-        let patient = url_component(&request.context.patient_id);
-        let token = request.fhir_authorization.as_ref().map(|a| &a.access_token);
-        let fetches = missing.iter().map(|key| {
-            let query = prefetch_template(key)
-                .unwrap_or_default()
-                .replace("{{context.patientId}}", &patient);
-            let server = &server;
-            async move { (*key, self.fhir.fetch(server, &query, token).await) }
-        });
-        let results = futures::future::join_all(fetches).await;
-        let mut issues = Vec::new();
-        for (key, result) in results {
-            match result {
-                Ok(resource) => {
-                    request.prefetch.insert(key.to_owned(), resource);
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        prefetch_key = key,
-                        error = e.kind(),
-                        "prefetch fetch failed"
-                    );
-                    issues.push(fetch_issue(key, &e));
+                    if let Err(e) = prefetch_shape(key, v) {
+                        unusable.push((key, e));
+                    }
                 }
             }
         }
-        if issues.is_empty() {
-            Ok(missing)
-        } else {
-            Err(EvaluationError::PrefetchUnavailable(issues))
+        if absent.is_empty() && unusable.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut failures: Vec<(&'static str, FetchError)> = Vec::new();
+        let mut fetched: Vec<&'static str> = Vec::new();
+        match request.fhir_server.clone() {
+            None => {
+                // An absent key without a server to fetch it from is the client's mistake.
+                if !absent.is_empty() {
+                    let issues = absent
+                        .iter()
+                        .map(|key| {
+                            Issue::error(
+                                IssueCode::Incomplete,
+                                format!("prefetch key `{key}` was not provided and the request has no fhirServer to fetch it from"),
+                            )
+                            .at(format!("prefetch.{key}"))
+                        })
+                        .collect();
+                    return Err(EvaluationError::PrefetchUnavailable(issues));
+                }
+                failures = unusable;
+            }
+            Some(server) => {
+                if let Err(e) = self.fhir.check_server(&server) {
+                    return Err(EvaluationError::Invalid(InvalidRequest(vec![
+                        Issue::error(IssueCode::Security, e.to_string()).at("fhirServer"),
+                    ])));
+                }
+                let keys: Vec<&'static str> = absent
+                    .into_iter()
+                    .chain(unusable.into_iter().map(|(k, _)| k))
+                    .collect();
+                let mut results = self.fetch_keys(request, &server, &keys).await;
+                let over_budget = results
+                    .iter()
+                    .any(|(_, r, _)| matches!(r, Err(FetchError::OverBudget)));
+                held.extend(results.iter_mut().filter_map(|(_, _, h)| h.take()));
+                for (key, result, _) in results {
+                    match result {
+                        Ok(resource) => {
+                            request.prefetch.insert(key.to_owned(), resource);
+                            fetched.push(key);
+                        }
+                        Err(e) => {
+                            telemetry::record_fhir_fetch_error(e.kind());
+                            tracing::warn!(
+                                prefetch_key = key,
+                                error = e.kind(),
+                                "prefetch fetch failed"
+                            );
+                            failures.push((key, e));
+                        }
+                    }
+                }
+                if over_budget {
+                    return Err(EvaluationError::Busy);
+                }
+            }
+        }
+        if failures.is_empty() {
+            return Ok(fetched);
+        }
+        let required = failures
+            .iter()
+            .any(|(key, _)| REQUIRED_PREFETCH_KEYS.contains(key));
+        if required || self.on_prefetch_failure == OnPrefetchFailure::Refuse {
+            let issues = failures
+                .iter()
+                .map(|(key, e)| fetch_issue(key, e, request.fhir_server.is_some()))
+                .collect();
+            return Err(EvaluationError::PrefetchUnavailable(issues));
+        }
+        for (key, e) in failures {
+            request.prefetch.remove(key);
+            request.unavailable.push(UnavailableData {
+                key,
+                resource_type: prefetch_resource_type(key).unwrap_or_default(),
+                why: unavailable_why(&e),
+            });
+        }
+        Ok(fetched)
+    }
+
+    /// Fetches `keys` in parallel under one deadline; every key gets a result and the
+    /// reservation of the bytes it read.
+    async fn fetch_keys(
+        &self,
+        request: &HookRequest,
+        server: &url::Url,
+        keys: &[&'static str],
+    ) -> Vec<(&'static str, Result<Value, FetchError>, Option<Reservation>)> {
+        let patient = url_component(&request.context.patient_id);
+        let token = request.fhir_authorization.as_ref().map(|a| &a.access_token);
+        let deadline_ms = self.fhir.deadline().as_millis() as u64;
+        let deadline = tokio::time::Instant::now() + self.fhir.deadline();
+        let fetches = keys.iter().map(|key| {
+            let query = prefetch_template(key)
+                .unwrap_or_default()
+                .replace("{{context.patientId}}", &patient);
+            let expected = expected_answer(key);
+            let mut held = self.budget.reserve(0);
+            async move {
+                let Some(reservation) = held.as_mut() else {
+                    return (*key, Err(FetchError::OverBudget), held);
+                };
+                // Past the deadline the fetch future is dropped: its connection is closed.
+                let result = tokio::time::timeout_at(
+                    deadline,
+                    self.fhir
+                        .fetch(server, &query, expected, token, reservation),
+                )
+                .await
+                .unwrap_or(Err(FetchError::Deadline(deadline_ms)));
+                (*key, result, held)
+            }
+        });
+        futures::future::join_all(fetches).await
     }
 
     /// The `patient` key must be the patient in `context.patientId`: a chart of another patient
@@ -459,9 +580,7 @@ impl Engine {
             }
         }
         let validation = t.elapsed().as_secs_f64();
-        for e in &invalid {
-            tracing::info!(resource = %e.reference(), violations = e.violations.len(), "resource set aside: failed FHIR validation");
-        }
+        log_set_aside(&invalid);
 
         let t = Instant::now();
         let set_aside: Vec<SetAsideResource> = invalid[..prefetch_invalid]
@@ -471,6 +590,7 @@ impl Engine {
                 id: e.id.clone(),
             })
             .collect();
+        withheld.extend(withheld_unavailable(&request.unavailable));
         let input = ClinicalInput {
             as_of,
             patient,
@@ -534,6 +654,7 @@ impl Engine {
             invalid_resources: &invalid_summaries,
             invalid_draft_orders: &invalid_draft_orders,
             other_patient: &other_patient,
+            unavailable: &request.unavailable,
         });
         let rules_time = t.elapsed().as_secs_f64();
 
@@ -602,17 +723,117 @@ fn check_coverage(knowledge: &Knowledge) -> Result<(), StartupError> {
     Ok(())
 }
 
-fn fetch_issue(key: &str, e: &FetchError) -> Issue {
+/// The keys left out under `degrade`, as data withheld from the picture (DATA-04): every fact
+/// their resource types could carry is unknown, closed world or not.
+fn withheld_unavailable(unavailable: &[UnavailableData]) -> Vec<WithheldData> {
+    if unavailable.is_empty() {
+        return Vec::new();
+    }
+    vec![WithheldData {
+        resource_types: unavailable
+            .iter()
+            .map(|u| u.resource_type.to_owned())
+            .collect(),
+        reason: WithheldReason::Unavailable,
+    }]
+}
+
+/// What a query for `key` must be answered with.
+fn expected_answer(key: &str) -> Expected {
+    if prefetch_is_search(key) {
+        Expected::Searchset
+    } else {
+        Expected::Resource(prefetch_resource_type(key).unwrap_or_default())
+    }
+}
+
+/// A prefetch value the EHR sent is usable: not an OperationOutcome, a Bundle for a search,
+/// the template's resource type for a read.
+fn prefetch_shape(key: &str, value: &Value) -> Result<(), FetchError> {
+    let resource_type = value.get("resourceType").and_then(Value::as_str);
+    match (resource_type, expected_answer(key)) {
+        (Some("OperationOutcome"), _) => Err(FetchError::OperationOutcome),
+        (Some("Bundle"), Expected::Searchset) => Ok(()),
+        (_, Expected::Searchset) => Err(FetchError::WrongResource("searchset Bundle")),
+        (Some(found), Expected::Resource(rt)) if found == rt => Ok(()),
+        (_, Expected::Resource(rt)) => Err(FetchError::WrongResource(rt)),
+    }
+}
+
+/// Why a key could not be had, for the DATA-04 card: plain words, no URL, no token.
+fn unavailable_why(e: &FetchError) -> &'static str {
+    match e {
+        FetchError::Timeout(_) => "the FHIR server did not answer in time",
+        FetchError::Deadline(_) => "fetching did not finish within the time limit of the call",
+        FetchError::Connect => "the FHIR server could not be reached",
+        FetchError::Status(_) => "the FHIR server answered with an error",
+        FetchError::InvalidBody => "the answer was not readable FHIR data",
+        FetchError::TooLarge(_) => "the answer exceeded the size limit",
+        FetchError::OperationOutcome => "an error report (OperationOutcome) came instead of data",
+        FetchError::WrongResource(_) => "another kind of data came than was asked for",
+        FetchError::TooManyPages(_) => "the search had more pages than the service reads",
+        FetchError::OverBudget => "the service was reading too much data at once",
+        FetchError::ForeignNextLink => {
+            "the next page was on another server, where the access token is not sent"
+        }
+        FetchError::InsecureServer | FetchError::BadUrl => "the data could not be requested",
+    }
+}
+
+/// Resources set aside by validation: one log line per request (counts by type, the first
+/// few references), every untrusted string escaped and truncated.
+fn log_set_aside(invalid: &[InvalidResource]) {
+    const MAX_TYPES: usize = 10;
+    const MAX_REFERENCES: usize = 5;
+    if invalid.is_empty() {
+        return;
+    }
+    let mut by_type: std::collections::BTreeMap<&str, usize> = Default::default();
+    for e in invalid {
+        *by_type.entry(e.resource_type.as_str()).or_default() += 1;
+    }
+    let mut types: Vec<String> = by_type
+        .iter()
+        .take(MAX_TYPES)
+        .map(|(t, n)| format!("{}={n}", LogSafe(t)))
+        .collect();
+    if by_type.len() > MAX_TYPES {
+        types.push(format!("+{} more types", by_type.len() - MAX_TYPES));
+    }
+    let references: Vec<String> = invalid
+        .iter()
+        .take(MAX_REFERENCES)
+        .map(|e| LogSafe(&e.reference()).to_string())
+        .collect();
+    tracing::info!(
+        set_aside = invalid.len(),
+        by_type = %types.join(","),
+        first = %references.join(","),
+        "resources set aside: failed FHIR validation"
+    );
+}
+
+/// The 412 issue of a key that could not be had; `fetched` tells whether it was fetched from
+/// fhirServer or is the EHR's own prefetch value (with no server to retry).
+fn fetch_issue(key: &str, e: &FetchError, fetched: bool) -> Issue {
     let code = match e {
-        FetchError::Timeout(_) => IssueCode::Timeout,
+        FetchError::Timeout(_) | FetchError::Deadline(_) => IssueCode::Timeout,
+        FetchError::TooLarge(_) => IssueCode::TooCostly,
         FetchError::Status(401 | 403) => IssueCode::Security,
         _ => IssueCode::Incomplete,
     };
-    Issue::error(
-        code,
-        format!("prefetch key `{key}` could not be fetched from fhirServer: {e}"),
-    )
-    .at(format!("prefetch.{key}"))
+    let diagnostics = if fetched {
+        format!("prefetch key `{key}` could not be fetched from fhirServer: {e}")
+    } else {
+        let what = match e {
+            FetchError::OperationOutcome => "an OperationOutcome",
+            _ => "not the resource its template asks for",
+        };
+        format!(
+            "prefetch key `{key}` holds {what} and the request has no fhirServer to fetch it from"
+        )
+    };
+    Issue::error(code, diagnostics).at(format!("prefetch.{key}"))
 }
 
 fn patient_in_context(request: &HookRequest) -> PatientInContext<'_> {
@@ -620,12 +841,6 @@ fn patient_in_context(request: &HookRequest) -> PatientInContext<'_> {
         patient_id: &request.context.patient_id,
         fhir_server: request.fhir_server.as_ref(),
     }
-}
-
-/// The resource type a prefetch key searches for ("Condition?patient=…" → "Condition").
-fn prefetch_resource_type(key: &str) -> Option<&'static str> {
-    let template = prefetch_template(key)?;
-    template.split(['?', '/']).next()
 }
 
 /// A resource whose patient reference cannot be compared with `context.patientId` is not read

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod budget;
 pub mod cards;
 pub mod cds_hooks;
 pub mod cli;

@@ -213,6 +213,7 @@ fn run_with(
         invalid_resources: invalid,
         invalid_draft_orders: &[],
         other_patient: &Default::default(),
+        unavailable: &[],
     });
     check_against_knowledge(&fs, hook);
     fs
@@ -304,13 +305,13 @@ fn creates(f: &Finding, template: &str) -> bool {
 #[test]
 fn implemented_rules_are_the_catalogue_ids_in_order() {
     let catalogue = [
-        "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "DATA-03", "MDT-01", "MDT-02", "MDT-03",
-        "WORK-01", "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02", "LR-00",
-        "LR-01", "LR-02", "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01", "MET-02",
-        "MET-03", "MET-04", "MET-05", "MET-06", "MET-07", "MET-08", "MET-09", "MET-10", "MET-11",
-        "SYS-01", "SYS-02", "SURV-01", "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03",
-        "ORD-04", "ORD-05", "ORD-06", "ORD-07", "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12",
-        "ORD-13", "ORD-14", "ORD-15", "ORD-16", "ORD-17", "ORD-18",
+        "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "DATA-03", "DATA-04", "MDT-01", "MDT-02",
+        "MDT-03", "WORK-01", "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02",
+        "LR-00", "LR-01", "LR-02", "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01",
+        "MET-02", "MET-03", "MET-04", "MET-05", "MET-06", "MET-07", "MET-08", "MET-09", "MET-10",
+        "MET-11", "SYS-01", "SYS-02", "SURV-01", "SURV-02", "SURV-03", "ORD-01", "ORD-02",
+        "ORD-03", "ORD-04", "ORD-05", "ORD-06", "ORD-07", "ORD-08", "ORD-09", "ORD-10", "ORD-11",
+        "ORD-12", "ORD-13", "ORD-14", "ORD-15", "ORD-16", "ORD-17", "ORD-18",
     ];
     assert_eq!(IMPLEMENTED_RULES, &catalogue[..]);
 }
@@ -480,6 +481,7 @@ fn data_02_counts_set_aside_resources_and_failed_draft_orders() {
         invalid_resources: &invalid,
         invalid_draft_orders: &bad,
         other_patient: &Default::default(),
+        unavailable: &[],
     });
     let f = get(&fs, "DATA-02");
     assert_eq!(f.indicator, Indicator::Warning);
@@ -1414,6 +1416,7 @@ fn evaluate_is_fast_for_a_typical_chart() {
                 invalid_resources: &[],
                 invalid_draft_orders: &[],
                 other_patient: &Default::default(),
+                unavailable: &[],
             });
             std::hint::black_box(fs);
         }

@@ -64,6 +64,7 @@ fn run(chart: &Chart, hook: Hook) -> Run {
         invalid_resources: &invalid,
         invalid_draft_orders: &[],
         other_patient: &Default::default(),
+        unavailable: &[],
     });
     check_against_knowledge(&findings, hook);
     Run {

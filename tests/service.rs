@@ -3,10 +3,9 @@
 
 mod http_support;
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use http_support::{FhirServer, Schemas, Service, TOKEN, example, rule_ids};
+use http_support::{FhirServer, Schemas, Service, TOKEN, example, fhir_fixtures, rule_ids};
 use rps_cds::config::Config;
 use serde_json::{Value, json};
 
@@ -236,32 +235,6 @@ async fn null_prefetch_means_no_data_and_is_not_fetched() {
     svc.stop().await;
 }
 
-/// The example chart split into what a FHIR server would answer per search.
-fn fhir_fixtures(request: &Value) -> (Value, HashMap<String, Vec<Vec<Value>>>) {
-    let prefetch = request["prefetch"].as_object().unwrap();
-    let patient = prefetch["patient"].clone();
-    let mut searches: HashMap<String, Vec<Vec<Value>>> = HashMap::new();
-    for (key, value) in prefetch {
-        if key == "patient" {
-            continue;
-        }
-        let resources: Vec<Value> = value["entry"]
-            .as_array()
-            .map(|e| e.iter().map(|x| x["resource"].clone()).collect())
-            .unwrap_or_default();
-        let Some(rt) = resources
-            .first()
-            .and_then(|r| r["resourceType"].as_str())
-            .map(str::to_owned)
-        else {
-            continue;
-        };
-        // Two resources per page, so every search with more than two paginates.
-        searches.insert(rt, resources.chunks(2).map(<[Value]>::to_vec).collect());
-    }
-    (patient, searches)
-}
-
 #[tokio::test]
 async fn absent_prefetch_is_fetched_from_fhir_server_with_the_bearer_token_following_next_links() {
     let full = example("patient-view-local-recurrence.json");
@@ -321,12 +294,15 @@ async fn absent_prefetch_is_fetched_from_fhir_server_with_the_bearer_token_follo
     svc.stop().await;
 }
 
+/// `prefetch.on_failure = refuse`; the default, `degrade`, is tested in tests/edges.rs.
 #[tokio::test]
 async fn fhir_server_failures_give_412_naming_the_key() {
     let full = example("patient-view-local-recurrence.json");
     let (patient, searches) = fhir_fixtures(&full);
     let fhir = FhirServer::start(patient, searches, vec!["Observation".to_owned()]).await;
-    let svc = Service::default().await;
+    let mut config = Config::default();
+    config.prefetch.on_failure = rps_cds::config::OnPrefetchFailure::Refuse;
+    let svc = Service::start(config).await;
     let mut req = full.clone();
     req.as_object_mut().unwrap().remove("prefetch");
     req["fhirServer"] = json!(fhir.base);
@@ -724,6 +700,11 @@ mod authenticated {
             }
             let r = r.send().await.unwrap();
             assert_eq!(r.status(), 401);
+            assert_eq!(
+                r.headers()["www-authenticate"],
+                "Bearer",
+                "RFC 6750: a 401 names the scheme"
+            );
             assert!(
                 r.bytes().await.unwrap().is_empty(),
                 "a 401 carries no detail"
@@ -754,6 +735,7 @@ mod authenticated {
             .await
             .unwrap();
         assert_eq!(r.status(), 401);
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
         // A replayed token is refused.
         let t = token(&signing, &format!("{BASE}/cds-services"));
         let first = svc

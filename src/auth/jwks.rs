@@ -78,7 +78,7 @@ impl KeySet {
             let jwk: Jwk = match serde_json::from_value(raw.clone()) {
                 Ok(jwk) => jwk,
                 Err(e) => {
-                    tracing::warn!(source, index, error = %e, "skipping unparsable JWK");
+                    tracing::warn!(source, index, error = %crate::telemetry::LogSafe(&e.to_string()), "skipping unparsable JWK");
                     continue;
                 }
             };

@@ -32,10 +32,6 @@ use jwks::{FetchPolicy, KeySet, Lookup, RemoteJwks, VerifyKey};
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Bounds memory per replay-cache entry.
 const MAX_JTI_BYTES: usize = 256;
-/// Untrusted strings (iss, kid) are cut to this length in log lines.
-/// They are logged as string fields (quoted and escaped by the formatter), never with `%`,
-/// so a crafted value cannot forge log lines.
-const MAX_LOGGED_CHARS: usize = 200;
 
 /// Error while building the [`Authenticator`] from configuration.
 #[derive(Debug, thiserror::Error)]
@@ -477,8 +473,9 @@ struct LogCtx {
     kid: Option<String>,
 }
 
+/// An untrusted claim as it may be logged: escaped and truncated.
 fn truncate(s: &str) -> String {
-    s.chars().take(MAX_LOGGED_CHARS).collect()
+    crate::telemetry::log_safe(s)
 }
 
 fn bearer_token(authorization: Option<&str>) -> Result<&str, AuthFailure> {

@@ -34,6 +34,21 @@ pub fn prefetch_template(key: &str) -> Option<&'static str> {
     })
 }
 
+/// Keys without which there is nothing to advise on: when one cannot be had, the call is
+/// refused with 412 whatever `prefetch.on_failure` says (catalogue v2 §4.2, DATA-04).
+pub const REQUIRED_PREFETCH_KEYS: [&str; 2] = ["patient", "conditions"];
+
+/// The FHIR resource type a key's template reads or searches ("Condition" for
+/// `Condition?patient=…`), from the template itself so that the two cannot disagree.
+pub fn prefetch_resource_type(key: &str) -> Option<&'static str> {
+    prefetch_template(key)?.split(['?', '/']).next()
+}
+
+/// Whether a key's template is a search (answered by a searchset Bundle) rather than a read.
+pub fn prefetch_is_search(key: &str) -> bool {
+    prefetch_template(key).is_some_and(|t| t.contains('?'))
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceDefinition {
     pub id: &'static str,
@@ -94,4 +109,27 @@ pub fn service(id: &str) -> Option<ServiceDefinition> {
 /// `GET /cds-services`.
 pub fn discovery_document() -> Value {
     json!({ "services": services() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_names_its_resource_type_and_kind() {
+        assert_eq!(prefetch_resource_type("patient"), Some("Patient"));
+        assert!(!prefetch_is_search("patient"));
+        assert_eq!(prefetch_resource_type("conditions"), Some("Condition"));
+        assert_eq!(
+            prefetch_resource_type("medicationAdministrations"),
+            Some("MedicationAdministration")
+        );
+        for key in PREFETCH_KEYS.iter().filter(|k| **k != "patient") {
+            assert!(prefetch_is_search(key), "{key}");
+        }
+        assert_eq!(prefetch_resource_type("nope"), None);
+        for key in REQUIRED_PREFETCH_KEYS {
+            assert!(PREFETCH_KEYS.contains(&key));
+        }
+    }
 }

@@ -67,6 +67,9 @@ pub struct HookRequest {
     pub context: HookContext,
     /// Prefetch key → resource (or `Value::Null` when the client had no data).
     pub prefetch: Map<String, Value>,
+    /// Prefetch keys that could not be had and were answered without (filled by prefetch
+    /// completion under `prefetch.on_failure = degrade`; DATA-04).
+    pub unavailable: Vec<crate::rules::UnavailableData>,
 }
 
 /// The request envelope was not a valid CDS Hooks request: one issue per problem, each with
@@ -249,6 +252,7 @@ impl HookRequest {
             fhir_authorization,
             context,
             prefetch,
+            unavailable: Vec::new(),
         })
     }
 }

@@ -30,6 +30,7 @@ pub enum IssueCode {
     Exception,
     Duplicate,
     TooCostly,
+    Transient,
     Processing,
 }
 

@@ -25,6 +25,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("could not read the request body")]
     BodyRead,
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
+    #[error("too many request bytes in flight")]
+    Busy,
     #[error("unauthorized")]
     Unauthorized,
     #[error("unknown card {0}")]
@@ -64,6 +68,14 @@ impl ApiError {
                 IssueCode::Structure,
                 "the request body could not be read".to_owned(),
             ),
+            ApiError::BodyTimeout(secs) => single(
+                IssueCode::Timeout,
+                format!("the request body did not arrive completely within {secs} s"),
+            ),
+            ApiError::Busy => single(
+                IssueCode::Transient,
+                "the service is reading too many large requests at once; retry shortly".to_owned(),
+            ),
             ApiError::Unauthorized => None,
             ApiError::UnknownCard(uuid) => Some(OperationOutcome::single(
                 Issue::error(
@@ -96,6 +108,8 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyRead => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -104,8 +118,25 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::MethodNotAllowed(allowed) = self {
-            response.insert_header(("Allow", *allowed));
+        match self {
+            ApiError::MethodNotAllowed(allowed) => {
+                response.insert_header(("Allow", *allowed));
+            }
+            ApiError::Unauthorized => {
+                response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::Busy | ApiError::Evaluation(EvaluationError::Busy) => {
+                response.insert_header((actix_web::http::header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        // The body may be partly unread (too large, stalled, not admitted): do not keep the
+        // connection for another request.
+        if matches!(
+            self,
+            ApiError::PayloadTooLarge(_) | ApiError::BodyTimeout(_) | ApiError::Busy
+        ) {
+            response.force_close();
         }
         match self.outcome() {
             Some(outcome) => response.content_type(FHIR_JSON).json(outcome),

@@ -2,6 +2,7 @@
 //! health and readiness. Handlers are thin: they read the body within limits, authenticate
 //! the CDS client, and hand the bytes to the same [`Engine`] the CLI uses.
 
+pub mod body;
 pub mod errors;
 
 use std::net::{SocketAddr, TcpListener};
@@ -10,11 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix_cors::Cors;
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use chrono::Utc;
-use futures::StreamExt;
 
 use crate::audit::{AuditStore, CardRecord, FeedbackRecord, InvocationRecord, StorageError};
 use crate::auth::{Authenticator, CdsClient, ReplayGuard, auth_required};
@@ -22,7 +24,8 @@ use crate::cds_hooks::discovery::{self, discovery_document};
 use crate::cds_hooks::feedback::Feedback;
 use crate::config::Config;
 use crate::engine::{Engine, EvaluationError, StartupError, TracedEvaluation};
-use crate::telemetry::{self, Stage, openapi};
+use crate::telemetry::{self, LogSafe, Stage, openapi};
+use body::{BodyBudget, BodyLimits, Reservation};
 pub use errors::ApiError;
 
 /// Shared by all workers.
@@ -35,6 +38,9 @@ pub struct AppState {
     pub audit: AuditStore,
     /// Set on SIGTERM: readiness turns false while in-flight calls finish.
     pub draining: AtomicBool,
+    /// Input bytes being read and evaluated at once (`max_inflight_body_bytes`): request
+    /// bodies and the FHIR data fetched for them (the engine's budget).
+    pub body_budget: Arc<BodyBudget>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,13 +111,29 @@ impl AppState {
             }
             None
         };
+        // One budget for request bodies and the FHIR data fetched for them.
+        let body_budget = Arc::clone(&engine.budget);
         Ok(Self {
             engine,
             config,
             authenticator,
             audit,
             draining: AtomicBool::new(false),
+            body_budget,
         })
+    }
+
+    /// Reads a request body within the configured limits (see [`body::read_body`]).
+    async fn read_body(
+        &self,
+        req: &HttpRequest,
+        payload: web::Payload,
+    ) -> Result<(web::BytesMut, Reservation), ApiError> {
+        let limits = BodyLimits {
+            max_bytes: self.config.max_body_bytes,
+            timeout: std::time::Duration::from_secs(self.config.client_body_timeout_secs),
+        };
+        body::read_body(req, payload, limits, &self.body_budget).await
     }
 
     /// Verifies the CDS client's JWT when authentication is on. The audience is the external
@@ -131,7 +153,7 @@ impl AppState {
                 crate::telemetry::record_jwt_failure(failure.reason());
                 tracing::warn!(
                     reason = failure.reason(),
-                    path = req.path(),
+                    path = %LogSafe(req.path()),
                     "CDS client authentication failed"
                 );
                 Err(ApiError::Unauthorized)
@@ -188,6 +210,7 @@ pub async fn build(config: Config) -> Result<RunningServer, ServeError> {
         App::new()
             .app_data(app_state.clone())
             .wrap(cors(&app_state.config.cors_allowed_origins))
+            .wrap(from_fn(count_requests))
             .configure(routes)
     })
     .workers(workers)
@@ -327,6 +350,53 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     }));
 }
 
+/// `rps_cds_requests_total` and `rps_cds_request_duration_seconds` for every route, CORS
+/// preflights and unknown paths included; labels from bounded sets only (the matched route,
+/// a hosted service id), never the raw path.
+async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let preflight = req.method() == actix_web::http::Method::OPTIONS;
+    let result = next.call(req).await;
+    let seconds = started.elapsed().as_secs_f64();
+    match &result {
+        Ok(res) => {
+            let (service, hook) = route_labels(res.request(), preflight);
+            telemetry::record_request(service, hook, res.status().as_u16(), seconds);
+        }
+        Err(e) => {
+            let status = e.as_response_error().status_code().as_u16();
+            telemetry::record_request("unknown", "none", status, seconds);
+        }
+    }
+    result
+}
+
+/// The `service` and `hook` labels of a request after routing.
+fn route_labels(req: &HttpRequest, preflight: bool) -> (&'static str, &'static str) {
+    let route = match req.match_pattern().as_deref() {
+        Some("/cds-services/{id}") => {
+            return req
+                .match_info()
+                .get("id")
+                .and_then(discovery::service)
+                .map_or(("unknown", "none"), |s| (s.id, s.hook.as_str()));
+        }
+        _ if preflight => "preflight",
+        Some("/cds-services") => "discovery",
+        Some("/cds-services/{id}/feedback") => "feedback",
+        Some("/healthz") => "healthz",
+        Some("/readyz") => "readyz",
+        Some("/metrics") => "metrics",
+        Some("/openapi.json") => "openapi",
+        Some("/admin/rules/stats") => "rule_stats",
+        _ => "not_found",
+    };
+    (route, "none")
+}
+
 async fn not_allowed(allowed: &'static str) -> HttpResponse {
     HttpResponse::from_error(ApiError::MethodNotAllowed(allowed))
 }
@@ -375,18 +445,8 @@ async fn service_handler(
     let Some(service) = discovery::service(&service_id) else {
         return Err(ApiError::UnknownService(service_id));
     };
-    let result = answer_hook(&req, &service, payload, &state, started).await;
-    let status = match &result {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => actix_web::ResponseError::status_code(e).as_u16(),
-    };
-    telemetry::record_request(
-        service.id,
-        service.hook.as_str(),
-        status,
-        started.elapsed().as_secs_f64(),
-    );
-    result
+    // Requests are counted by the `count_requests` middleware, like every route.
+    answer_hook(&req, &service, payload, &state, started).await
 }
 
 async fn answer_hook(
@@ -401,7 +461,9 @@ async fn answer_hook(
     }
     let client = state.authenticate(req).await?;
     check_json_content_type(req)?;
-    let body = read_body(payload, state.config.max_body_bytes).await?;
+    // The reservation is held until the answer is built: the parsed request costs a multiple
+    // of its bytes.
+    let (body, _reservation) = state.read_body(req, payload).await?;
     let traced = state
         .engine
         .evaluate_traced(service, &body, Utc::now())
@@ -430,7 +492,7 @@ async fn answer_hook(
         Ok(evaluation) => {
             tracing::info!(
                 service = service.id,
-                hook_instance = traced.hook_instance.as_deref().unwrap_or(""),
+                hook_instance = %LogSafe(traced.hook_instance.as_deref().unwrap_or("")),
                 cards = evaluation.response.cards.len(),
                 resources = evaluation.resources_used,
                 set_aside = evaluation.resources_set_aside,
@@ -521,7 +583,7 @@ async fn feedback_handler(
     }
     state.authenticate(&req).await?;
     check_json_content_type(&req)?;
-    let body = read_body(payload, state.config.max_body_bytes).await?;
+    let (body, _reservation) = state.read_body(&req, payload).await?;
     let value = state.engine.parse_body(&body)?;
     let feedback =
         Feedback::from_value(value, &state.engine.envelopes).map_err(EvaluationError::from)?;
@@ -612,20 +674,4 @@ fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
         "application/json" | "application/fhir+json" => Ok(()),
         _ => Err(ApiError::UnsupportedMediaType),
     }
-}
-
-/// Reads the body, refusing more than `max` bytes without buffering them.
-async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::BytesMut, ApiError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| match e {
-            actix_web::error::PayloadError::Overflow => ApiError::PayloadTooLarge(max),
-            _ => ApiError::BodyRead,
-        })?;
-        if body.len() + chunk.len() > max {
-            return Err(ApiError::PayloadTooLarge(max));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }

@@ -37,6 +37,17 @@ pub struct InvalidSummary {
     pub problems: Vec<String>,
 }
 
+/// A prefetch key that could not be had, answered in degraded mode (DATA-04).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnavailableData {
+    /// The prefetch key ("procedures").
+    pub key: &'static str,
+    /// The resource type it carries ("Procedure").
+    pub resource_type: &'static str,
+    /// Why, in plain words without URLs or tokens ("the FHIR server did not answer in time").
+    pub why: &'static str,
+}
+
 /// Everything the rules read for one request.
 #[derive(Debug, Clone, Copy)]
 pub struct RuleInput<'a> {
@@ -51,6 +62,8 @@ pub struct RuleInput<'a> {
     pub invalid_draft_orders: &'a [String],
     /// Data of another patient that was sent and not used (DATA-03).
     pub other_patient: &'a OtherPatientData,
+    /// Prefetch keys that could not be had (DATA-04).
+    pub unavailable: &'a [UnavailableData],
 }
 
 /// What was left out because it belonged to another patient than `context.patientId`.
@@ -70,13 +83,13 @@ impl OtherPatientData {
 
 /// Every rule id, in catalogue order (§2.1 … §2.7).
 pub const IMPLEMENTED_RULES: &[&str] = &[
-    "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "DATA-03", "MDT-01", "MDT-02", "MDT-03",
-    "WORK-01", "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02", "LR-00", "LR-01",
-    "LR-02", "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01", "MET-02", "MET-03",
-    "MET-04", "MET-05", "MET-06", "MET-07", "MET-08", "MET-09", "MET-10", "MET-11", "SYS-01",
-    "SYS-02", "SURV-01", "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03", "ORD-04", "ORD-05",
-    "ORD-06", "ORD-07", "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12", "ORD-13", "ORD-14",
-    "ORD-15", "ORD-16", "ORD-17", "ORD-18",
+    "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "DATA-03", "DATA-04", "MDT-01", "MDT-02",
+    "MDT-03", "WORK-01", "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02", "LR-00",
+    "LR-01", "LR-02", "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01", "MET-02",
+    "MET-03", "MET-04", "MET-05", "MET-06", "MET-07", "MET-08", "MET-09", "MET-10", "MET-11",
+    "SYS-01", "SYS-02", "SURV-01", "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03", "ORD-04",
+    "ORD-05", "ORD-06", "ORD-07", "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12", "ORD-13",
+    "ORD-14", "ORD-15", "ORD-16", "ORD-17", "ORD-18",
 ];
 
 /// Runs every rule that applies to the hook and returns the findings in catalogue order (the
@@ -88,6 +101,7 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
     // diagnosis itself may be unknown, and the warning must not be silenced with it.
     findings.extend(scope::data_03(input));
     let data02 = scope::data_02(input);
+    let data04 = scope::data_04(input);
 
     // SCOPE-02: no RPS diagnosis. Silent, except for an FNA of an undiagnosed
     // retroperitoneal mass (ORD-16) and for data quality: the missing diagnosis may be in
@@ -105,6 +119,7 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
     if let Some(f) = scope::scope_01(&ctx) {
         findings.push(f);
         findings.extend(data02);
+        findings.extend(data04);
         return findings;
     }
 
@@ -134,6 +149,7 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
         findings.extend(scope::data_01(gaps));
     }
     findings.extend(data02);
+    findings.extend(data04);
     // Keep catalogue order across sections (MET-05 of the order hooks runs before ORD-*,
     // which is already its catalogue position).
     findings.extend(rest);

@@ -1,5 +1,5 @@
 //! §2.1 Scope and data quality: SCOPE-01, SCOPE-02 (in `evaluate`), DATA-01, DATA-02, and
-//! DATA-03 (v2 §4.2).
+//! DATA-03 and DATA-04 (catalogue v2 §4.2).
 
 use std::collections::BTreeMap;
 
@@ -118,7 +118,7 @@ pub fn data_03(input: &RuleInput) -> Option<Finding> {
     }
     let mut f = Finding::new("DATA-03", Indicator::Critical);
     let mut kinds: Vec<&str> = Vec::new();
-    for kind in other.resource_types.iter().map(|t| data_kind(t)) {
+    for kind in other.resource_types.iter().map(|t| data_kind(t).1) {
         if !kinds.contains(&kind) {
             kinds.push(kind);
         }
@@ -150,18 +150,73 @@ pub fn data_03(input: &RuleInput) -> Option<Finding> {
     Some(f)
 }
 
-/// A resource type in words a clinician recognises.
-fn data_kind(resource_type: &str) -> &'static str {
-    match resource_type {
-        "Patient" => "demographics",
-        "Condition" => "diagnoses and problem list",
-        "Observation" => "observations (assessments, results, staging)",
-        "Procedure" => "procedures (surgery, radiotherapy, imaging)",
-        "MedicationAdministration" => "medication administrations",
-        "MedicationStatement" => "medication history",
-        "MedicationRequest" | "Medication" => "medication orders",
-        "DiagnosticReport" => "reports (imaging, pathology)",
-        "ImagingStudy" => "imaging studies",
-        _ => "other records",
+/// DATA-04: prefetch keys that could not be had; the call was answered without them, so
+/// every fact they could carry is unknown (the picture was built with them withheld).
+pub fn data_04(input: &RuleInput) -> Option<Finding> {
+    if input.unavailable.is_empty() {
+        return None;
     }
+    let mut f = Finding::new("DATA-04", Indicator::Warning);
+    let kinds: Vec<&str> = input
+        .unavailable
+        .iter()
+        .map(|u| data_kind(u.resource_type).0)
+        .collect();
+    for u in input.unavailable {
+        f.statements.push(format!(
+            "{} could not be read from the EHR ({})",
+            capitalised(data_kind(u.resource_type).1),
+            u.why
+        ));
+    }
+    f.statements.push(
+        "Everything these records could show is treated as unknown, not as absent; advice that \
+         depends on them may be missing"
+            .to_owned(),
+    );
+    f.summary = Some(if kinds.len() <= 3 {
+        format!(
+            "Could not read {} from the EHR: advice may be missing",
+            kinds.join(", ")
+        )
+    } else {
+        format!(
+            "Could not read {} kinds of data from the EHR: advice may be missing",
+            kinds.len()
+        )
+    });
+    Some(f)
+}
+
+/// A resource type as the kind of data a clinician knows it by: short (summary) and long.
+fn data_kind(resource_type: &str) -> (&str, &str) {
+    match resource_type {
+        "Patient" => ("patient details", "patient details"),
+        "Condition" => ("conditions", "conditions and diagnoses"),
+        "Observation" => (
+            "observations",
+            "observations (e.g. grade, performance status, laboratory results)",
+        ),
+        "Procedure" => ("procedures", "procedures (e.g. surgery, radiotherapy)"),
+        "MedicationAdministration" => (
+            "medication administrations",
+            "medication administrations (e.g. chemotherapy given)",
+        ),
+        "MedicationStatement" => ("medication statements", "medication statements"),
+        "MedicationRequest" => ("medication orders", "medication orders"),
+        "DiagnosticReport" => (
+            "diagnostic reports",
+            "diagnostic reports (e.g. imaging, pathology)",
+        ),
+        "ImagingStudy" => ("imaging studies", "imaging studies"),
+        "Medication" => ("medications", "medications"),
+        other => (other, other),
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|first| first.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }

@@ -16,7 +16,7 @@
 //! | `rps_cds_request_duration_seconds` | histogram | `service`, `hook`, `status` | [`record_request`] |
 //! | `rps_cds_stage_duration_seconds` | histogram | `stage` | [`record_stage`] |
 //! | `rps_cds_cards_total` | counter | `rule`, `indicator` | [`record_card`] |
-//! | `rps_cds_fhir_fetch_errors_total` | counter | `kind` | [`record_fhir_fetch_error`] |
+//! | `rps_cds_fhir_fetch_errors_total` | counter | `reason` | [`record_fhir_fetch_error`] |
 //! | `rps_cds_jwt_failures_total` | counter | `reason` | [`record_jwt_failure`] |
 //! | `rps_cds_audit_queue_depth` | gauge | – | [`set_audit_queue_depth`] |
 //! | `rps_cds_audit_write_duration_seconds` | histogram | – | [`record_audit_write`] |
@@ -58,6 +58,44 @@ pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 1
 /// How often histogram samples are folded into their buckets between scrapes, so memory
 /// stays bounded even when nothing scrapes `/metrics`.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Characters of one untrusted string kept in a log line.
+pub const MAX_LOGGED_CHARS: usize = 128;
+
+/// An untrusted string (an id, code, URL or path from a request or a FHIR server) as it may
+/// appear in a log line: control characters, line and paragraph separators, bidirectional
+/// overrides and backslashes are escaped (`\n`, `\u{2028}`, `\\`), so that it can neither
+/// start a new line nor disguise itself, and at most [`MAX_LOGGED_CHARS`] characters are
+/// kept (then `…`).
+#[derive(Debug, Clone, Copy)]
+pub struct LogSafe<'a>(pub &'a str);
+
+impl std::fmt::Display for LogSafe<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for (i, c) in self.0.chars().enumerate() {
+            if i == MAX_LOGGED_CHARS {
+                return f.write_char('…');
+            }
+            let unsafe_char = c.is_control()
+                || c == '\\'
+                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c);
+            if unsafe_char {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`LogSafe`] as an owned string.
+pub fn log_safe(s: &str) -> String {
+    LogSafe(s).to_string()
+}
 
 /// `[log] format` (defined with the configuration): `text` or `json`.
 pub use crate::config::LogFormat;
@@ -180,7 +218,7 @@ fn describe_metrics() {
     );
     describe_counter!(
         "rps_cds_fhir_fetch_errors_total",
-        "Failed FHIR reads during prefetch completion, by kind (timeout, status, connect, invalid)"
+        "Failed FHIR reads during prefetch completion, by reason (timeout, deadline, connect, status, invalid, too_large, operation_outcome, wrong_resource, over_budget, too_many_pages, foreign_next_link, insecure_server, bad_url)"
     );
     describe_counter!(
         "rps_cds_jwt_failures_total",
@@ -287,10 +325,10 @@ pub fn record_card(rule: &str, indicator: &str) {
     .increment(1);
 }
 
-/// One failed FHIR read; `kind` is `timeout`, `status` (non-2xx answer), `connect` or
-/// `invalid` (body not a usable FHIR resource).
-pub fn record_fhir_fetch_error(kind: &str) {
-    counter!("rps_cds_fhir_fetch_errors_total", "kind" => kind.to_owned()).increment(1);
+/// One prefetch key whose fetch failed; `reason` is `FetchError::kind()` (a fixed set,
+/// `FetchError::KINDS`).
+pub fn record_fhir_fetch_error(reason: &'static str) {
+    counter!("rps_cds_fhir_fetch_errors_total", "reason" => reason).increment(1);
 }
 
 /// One refused JWT; `reason` is the auth module's snake_case `AuthFailure::reason()`.
@@ -422,7 +460,7 @@ mod tests {
         let expect = [
             ("rps_cds_cards_total", r#"indicator="warning""#),
             ("rps_cds_cards_total", r#"rule="MET-01""#),
-            ("rps_cds_fhir_fetch_errors_total", r#"kind="timeout""#),
+            ("rps_cds_fhir_fetch_errors_total", r#"reason="timeout""#),
             ("rps_cds_jwt_failures_total", r#"reason="expired""#),
             ("rps_cds_knowledge_info", r#"version="2026.11.0-test""#),
         ];
@@ -508,6 +546,31 @@ mod tests {
         assert!(!text.contains("filtered out"), "{text}");
         let debug = capture(LogFormat::Text, "debug");
         assert!(debug.contains("filtered out at info"), "{debug}");
+    }
+
+    #[test]
+    fn untrusted_strings_cannot_start_a_log_line_and_are_truncated() {
+        let forged = "x\n2026-12-01T00:00:00Z ERROR rps_cds::audit: FORGED\r\u{2028}\u{202e}\\";
+        let safe = log_safe(forged);
+        assert!(
+            !safe.contains(['\n', '\r', '\u{2028}', '\u{202e}']),
+            "{safe}"
+        );
+        assert!(safe.starts_with("x\\n2026"), "{safe}");
+        assert!(safe.ends_with("\\u{2028}\\u{202e}\\\\"), "{safe}");
+        let long = "a".repeat(1_000_000);
+        let safe = log_safe(&long);
+        assert_eq!(safe.chars().count(), MAX_LOGGED_CHARS + 1);
+        assert!(safe.ends_with('…'));
+        assert_eq!(log_safe("Observation/ecog-1"), "Observation/ecog-1");
+        // Through a real subscriber: one line, whatever the id holds.
+        let out = Capture::default();
+        let subscriber = build_subscriber(LogFormat::Text, "info", false, out.clone()).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(resource = %LogSafe(forged), "resource set aside");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
     }
 
     #[test]

@@ -316,12 +316,12 @@ mod tests {
         assert_eq!(
             codes("/cds-services/{id}"),
             [
-                "200", "400", "401", "404", "405", "412", "413", "415", "503"
+                "200", "400", "401", "404", "405", "408", "412", "413", "415", "503"
             ]
         );
         assert_eq!(
             codes("/cds-services/{id}/feedback"),
-            ["200", "400", "401", "404", "413", "415"]
+            ["200", "400", "401", "404", "408", "413", "415", "503"]
         );
         // Each CDS Hooks schema is inlined under its alias, with its definitions.
         let schemas = doc["components"]["schemas"].as_object().unwrap();

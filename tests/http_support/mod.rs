@@ -1,6 +1,8 @@
-//! Test harness for the HTTP tests: the real service on a random loopback port, a real FHIR
-//! server (actix-web) that serves fixture resources, checks the bearer token and paginates,
-//! and the CDS Hooks schemas every response is validated against.
+//! Test harness for the HTTP tests: the real service on a random loopback port (in-process, or
+//! the real binary as a child process when its memory or logs are measured), a real FHIR
+//! server (actix-web) that serves fixture resources, checks the bearer token, paginates and
+//! can misbehave on purpose ([`Fault`]), and the CDS Hooks schemas every response is
+//! validated against.
 
 #![allow(dead_code)]
 
@@ -10,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use futures::StreamExt;
 use rps_cds::config::Config;
 use serde_json::{Value, json};
 
@@ -57,22 +60,27 @@ impl Service {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        post_json(&self.client, &self.url(path), body).await
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(self.url("/metrics")).send().await.unwrap();
+        r.text().await.unwrap()
     }
 
     pub async fn stop(self) {
         self.handle.stop(false).await;
         self.state.audit.close().await;
     }
+}
+
+/// POSTs JSON; the status and the body as JSON (`Null` when it is not JSON).
+pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let r = client.post(url).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// The compiled CDS Hooks schemas.
@@ -133,6 +141,27 @@ pub struct FhirLog {
     pub requests: AtomicUsize,
     pub bad_tokens: AtomicUsize,
     pub paths: Mutex<Vec<String>>,
+    /// Requests to paths outside `/fhir/` (e.g. a sibling `/fhirevil/`), and how many of them
+    /// carried an `Authorization` header.
+    pub foreign_requests: AtomicUsize,
+    pub foreign_tokens: AtomicUsize,
+}
+
+/// A misbehaviour of the FHIR server for the search of one resource type.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// This HTTP status, empty body.
+    Status(u16),
+    /// 200 with a chunked body that never ends (it starts like a Bundle).
+    EndlessBody,
+    /// `pages` pages, each answered after `delay_ms`, each linking to the next.
+    SlowPages { pages: usize, delay_ms: u64 },
+    /// 200 with an OperationOutcome instead of a Bundle.
+    OperationOutcome,
+    /// 200 with a Patient instead of a Bundle.
+    WrongResource,
+    /// A searchset whose `next` link is under a sibling path (`/fhir` → `/fhirevil/…`).
+    SiblingNextLink,
 }
 
 /// A FHIR server on a random port. `searches` maps a resource type to the pages of its search
@@ -145,9 +174,10 @@ pub struct FhirServer {
 
 struct FhirData {
     base: String,
+    origin: String,
     patient: Value,
     searches: HashMap<String, Vec<Vec<Value>>>,
-    fail: Vec<String>,
+    faults: HashMap<String, Fault>,
     log: Arc<FhirLog>,
 }
 
@@ -157,21 +187,36 @@ impl FhirServer {
         searches: HashMap<String, Vec<Vec<Value>>>,
         fail: Vec<String>,
     ) -> Self {
+        let faults = fail
+            .into_iter()
+            .map(|rt| (rt, Fault::Status(500)))
+            .collect();
+        Self::with_faults(patient, searches, faults).await
+    }
+
+    /// As [`FhirServer::start`], with a [`Fault`] per resource type.
+    pub async fn with_faults(
+        patient: Value,
+        searches: HashMap<String, Vec<Vec<Value>>>,
+        faults: HashMap<String, Fault>,
+    ) -> Self {
         let log = Arc::new(FhirLog::default());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
         let base = format!("http://{addr}/fhir");
         let data = web::Data::new(FhirData {
             base: base.clone(),
+            origin: format!("http://{addr}"),
             patient,
             searches,
-            fail,
+            faults,
             log: log.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .route("/fhir/{tail:.*}", web::get().to(fhir_handler))
+                .default_service(web::to(foreign_handler))
         })
         .workers(1)
         .disable_signals()
@@ -207,14 +252,14 @@ async fn fhir_handler(req: HttpRequest, data: web::Data<FhirData>) -> HttpRespon
             .json(&data.patient);
     }
     let resource_type = tail.clone();
-    if data.fail.contains(&resource_type) {
-        return HttpResponse::InternalServerError().finish();
-    }
     let query: HashMap<String, String> =
         web::Query::<HashMap<String, String>>::from_query(req.query_string())
             .map(|q| q.into_inner())
             .unwrap_or_default();
     let page: usize = query.get("_page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    if let Some(fault) = data.faults.get(&resource_type) {
+        return faulty_answer(fault, &data, &resource_type, page).await;
+    }
     let pages = data
         .searches
         .get(&resource_type)
@@ -237,10 +282,92 @@ async fn fhir_handler(req: HttpRequest, data: web::Data<FhirData>) -> HttpRespon
         .json(bundle)
 }
 
+/// Anything outside `/fhir/`: recorded, never answered with data.
+async fn foreign_handler(req: HttpRequest, data: web::Data<FhirData>) -> HttpResponse {
+    data.log.foreign_requests.fetch_add(1, Ordering::SeqCst);
+    if req.headers().contains_key("authorization") {
+        data.log.foreign_tokens.fetch_add(1, Ordering::SeqCst);
+    }
+    HttpResponse::NotFound().finish()
+}
+
+fn fhir_json(body: Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/fhir+json")
+        .json(body)
+}
+
+async fn faulty_answer(
+    fault: &Fault,
+    data: &FhirData,
+    resource_type: &str,
+    page: usize,
+) -> HttpResponse {
+    match fault {
+        Fault::Status(code) => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(*code).unwrap()).finish()
+        }
+        Fault::EndlessBody => {
+            let head = web::Bytes::from_static(
+                br#"{"resourceType": "Bundle", "type": "searchset", "entry": ["#,
+            );
+            let filler = web::Bytes::from(vec![b' '; 64 * 1024]);
+            let body = futures::stream::once(async move { Ok::<_, actix_web::Error>(head) })
+                .chain(futures::stream::repeat_with(move || Ok(filler.clone())));
+            HttpResponse::Ok()
+                .content_type("application/fhir+json")
+                .streaming(body)
+        }
+        Fault::SlowPages { pages, delay_ms } => {
+            tokio::time::sleep(std::time::Duration::from_millis(*delay_ms)).await;
+            let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "entry": []});
+            if page + 1 < *pages {
+                bundle["link"] = json!([{"relation": "next", "url": format!("{}/{resource_type}?_page={}", data.base, page + 1)}]);
+            }
+            fhir_json(bundle)
+        }
+        Fault::OperationOutcome => fhir_json(json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "exception", "diagnostics": "search failed"}]
+        })),
+        Fault::WrongResource => fhir_json(data.patient.clone()),
+        Fault::SiblingNextLink => fhir_json(json!({
+            "resourceType": "Bundle", "type": "searchset", "entry": [],
+            "link": [{"relation": "next", "url": format!("{}/fhirevil/{resource_type}?_page=1", data.origin)}]
+        })),
+    }
+}
+
 /// An example request shipped in `examples/`.
 pub fn example(name: &str) -> Value {
     let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The example chart split into what a FHIR server would answer per search.
+pub fn fhir_fixtures(request: &Value) -> (Value, HashMap<String, Vec<Vec<Value>>>) {
+    let prefetch = request["prefetch"].as_object().unwrap();
+    let patient = prefetch["patient"].clone();
+    let mut searches: HashMap<String, Vec<Vec<Value>>> = HashMap::new();
+    for (key, value) in prefetch {
+        if key == "patient" {
+            continue;
+        }
+        let resources: Vec<Value> = value["entry"]
+            .as_array()
+            .map(|e| e.iter().map(|x| x["resource"].clone()).collect())
+            .unwrap_or_default();
+        let Some(rt) = resources
+            .first()
+            .and_then(|r| r["resourceType"].as_str())
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        // Two resources per page, so every search with more than two paginates.
+        searches.insert(rt, resources.chunks(2).map(<[Value]>::to_vec).collect());
+    }
+    (patient, searches)
 }
 
 /// Rule ids of the cards in a response.
@@ -254,4 +381,110 @@ pub fn rule_ids(response: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The real binary (`rps-cds serve`) as a child process on a random loopback port, for what
+/// only a separate process can show: its own memory high-water mark (`VmHWM` in
+/// `/proc/PID/status`, not the test process's) and its log lines (stderr, text format).
+pub struct ServiceProcess {
+    pub base: String,
+    pub client: reqwest::Client,
+    child: std::process::Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl ServiceProcess {
+    /// Starts the binary with the harness defaults plus `env` (`RPS_CDS_…` configuration)
+    /// and waits for its "listening" log line.
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rps-cds"));
+        cmd.arg("serve")
+            .env_remove(rps_cds::config::CONFIG_FILE_ENV)
+            .env("RPS_CDS_BIND", "127.0.0.1:0")
+            .env("RPS_CDS_WORKERS", "1")
+            .env("RPS_CDS_FHIR__ALLOW_HTTP", "true")
+            .env("RPS_CDS_STORAGE__DATA_DIR", data_dir.path())
+            .env("RPS_CDS_LOG__FORMAT", "text")
+            .env("RPS_CDS_LOG__LEVEL", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the rps-cds binary starts");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let pipe = child.stderr.take().unwrap();
+        let lines = stderr.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let started = std::time::Instant::now();
+        let addr = loop {
+            let found = stderr.lock().unwrap().iter().find_map(|l| {
+                l.contains("rps-cds listening")
+                    .then(|| l.split("addr=").nth(1)?.split_whitespace().next())
+                    .flatten()
+                    .map(str::to_owned)
+            });
+            if let Some(addr) = found {
+                break addr;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "rps-cds exited with {status}: {:#?}",
+                    stderr.lock().unwrap()
+                );
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(180),
+                "rps-cds did not start: {:#?}",
+                stderr.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            child,
+            stderr,
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        post_json(&self.client, &self.url(path), body).await
+    }
+
+    /// Peak resident set size of the service process so far, in KiB.
+    pub fn vm_hwm_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
+    /// The log lines written so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
