@@ -33,10 +33,19 @@ pub struct CardContext<'a> {
 /// start-up); it is skipped rather than sent without its source.
 pub fn render(findings: &[Finding], ctx: &CardContext<'_>) -> Vec<Card> {
     let mut ordered: Vec<&Finding> = findings.iter().collect();
-    ordered.sort_by_key(|f| (f.indicator, ctx.knowledge.catalogue_position(f.rule)));
+    ordered.sort_by_key(|f| {
+        (
+            f.indicator,
+            ctx.knowledge.catalogue_position(f.rule.as_str()),
+        )
+    });
     ordered
         .into_iter()
-        .filter_map(|f| ctx.knowledge.rule(f.rule).map(|rule| card(f, rule, ctx)))
+        .filter_map(|f| {
+            ctx.knowledge
+                .rule(f.rule.as_str())
+                .map(|rule| card(f, rule, ctx))
+        })
         .collect()
 }
 

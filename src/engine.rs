@@ -572,19 +572,12 @@ impl Engine {
     }
 }
 
-/// Every rule the code implements must be in the knowledge base (texts, source) and every
-/// order template it names must exist: checked once, so a request can never meet a gap.
+/// Every rule of the registry must be in the knowledge base (texts, source) with the section
+/// and hooks its evaluation serves, and every order template it names must exist: checked
+/// once, so a request can never meet a gap.
 fn check_coverage(knowledge: &Knowledge) -> Result<(), StartupError> {
-    let missing: Vec<&str> = rules::IMPLEMENTED_RULES
-        .iter()
-        .copied()
-        .filter(|id| knowledge.rule(id).is_none())
-        .collect();
-    if !missing.is_empty() {
-        return Err(StartupError::Coverage(format!(
-            "rules without a knowledge-base entry: {missing:?}"
-        )));
-    }
+    rules::registry::check_knowledge(knowledge)
+        .map_err(|problems| StartupError::Coverage(problems.join("; ")))?;
     knowledge
         .terminology
         .require(clinical::VALUE_SETS)
