@@ -526,7 +526,7 @@ impl Engine {
         let facts = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let findings: Vec<Finding> = rules::evaluate(&RuleInput {
+        let input = RuleInput {
             picture: &picture,
             params: &self.parameters,
             hook: request.hook,
@@ -534,7 +534,14 @@ impl Engine {
             invalid_resources: &invalid_summaries,
             invalid_draft_orders: &invalid_draft_orders,
             other_patient: &other_patient,
-        });
+        };
+        // First pass: every rule's findings; second pass: the coherence rules (§5).
+        let mut findings: Vec<Finding> = rules::evaluate(&input);
+        rules::registry::settle(&mut findings, &self.knowledge, request.hook);
+        let (findings, silenced) = rules::coherence::apply(&input, findings);
+        for s in &silenced {
+            tracing::debug!(rule = %s.rule, pair = s.pair, "finding silenced by coherence");
+        }
         let rules_time = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
@@ -544,13 +551,17 @@ impl Engine {
             patient_id: &request.context.patient_id,
             encounter_id: request.context.encounter_id.as_deref(),
         };
-        let cards = cards::render(&findings, &ctx);
-        let rules_fired = cards.iter().map(|c| c.source.topic.code.clone()).collect();
+        let rendered = cards::render(&findings, &ctx);
+        // Every id that applied, merged and left-out cards included: the audit trail and the
+        // feedback statistics count rules, not cards.
+        let rules_fired = rendered
+            .rules_applied
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
         let response = CdsResponse {
-            cards,
-            extension: Some(
-                json!({ format!("{EXTENSION_NAMESPACE}/knowledge-version"): self.knowledge.version }),
-            ),
+            cards: rendered.cards,
+            extension: Some(response_extension(&self.knowledge.version, &silenced)),
         };
         let cards_time = t.elapsed().as_secs_f64();
         Evaluation {
@@ -593,6 +604,26 @@ fn check_coverage(knowledge: &Knowledge) -> Result<(), StartupError> {
         )));
     }
     Ok(())
+}
+
+/// The response's extension: the knowledge-base version and what the coherence pass silenced
+/// (rule, draft order, the pair and its reason), so a missing card can be explained.
+fn response_extension(version: &str, silenced: &[rules::coherence::Silenced]) -> Value {
+    let mut e = json!({ format!("{EXTENSION_NAMESPACE}/knowledge-version"): version });
+    if !silenced.is_empty() {
+        e[format!("{EXTENSION_NAMESPACE}/silenced")] = silenced
+            .iter()
+            .map(|s| {
+                json!({
+                    "rule": s.rule.as_str(),
+                    "draftOrder": s.draft_order,
+                    "by": s.pair,
+                    "reason": s.reason,
+                })
+            })
+            .collect();
+    }
+    e
 }
 
 fn fetch_issue(key: &str, e: &FetchError) -> Issue {

@@ -5,6 +5,7 @@
 //! An unknown fact is never read as false: a rule that needs it stays silent and, on
 //! patient-view, the fact is collected into the one DATA-01 finding with what it held back.
 
+pub mod coherence;
 pub mod finding;
 pub mod local_recurrence;
 pub mod metastatic;

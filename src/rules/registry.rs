@@ -293,6 +293,23 @@ pub fn check_knowledge(knowledge: &Knowledge) -> Result<(), Vec<String>> {
     }
 }
 
+/// Makes the knowledge base the one source of hooks and indicators: a finding of a rule that
+/// does not run on `hook` is dropped, and every finding takes its rule's indicator unless the
+/// registry declares that the finding decides it ([`IndicatorFrom::Finding`]). Start-up has
+/// checked that the registry and the knowledge base agree, so this changes nothing unless they
+/// were edited apart.
+pub fn settle(findings: &mut Vec<Finding>, knowledge: &Knowledge, hook: Hook) {
+    findings.retain_mut(|f| match knowledge.rule(f.rule.as_str()) {
+        Some(def) if def.hooks.contains(&hook) => {
+            if !f.rule.indicator_from_finding() {
+                f.indicator = def.indicator;
+            }
+            true
+        }
+        _ => false,
+    });
+}
+
 impl RuleId {
     /// Whether the finding, not the knowledge base, decides the indicator (MET-02, ORD-04).
     pub fn indicator_from_finding(self) -> bool {
