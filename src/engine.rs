@@ -646,7 +646,7 @@ impl Engine {
         let facts = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let findings: Vec<Finding> = rules::evaluate(&RuleInput {
+        let input = RuleInput {
             picture: &picture,
             params: &self.parameters,
             hook: request.hook,
@@ -655,7 +655,14 @@ impl Engine {
             invalid_draft_orders: &invalid_draft_orders,
             other_patient: &other_patient,
             unavailable: &request.unavailable,
-        });
+        };
+        // First pass: every rule's findings; second pass: the coherence rules (§5).
+        let mut findings: Vec<Finding> = rules::evaluate(&input);
+        rules::registry::settle(&mut findings, &self.knowledge, request.hook);
+        let (findings, silenced) = rules::coherence::apply(&input, findings);
+        for s in &silenced {
+            tracing::debug!(rule = %s.rule, pair = s.pair, "finding silenced by coherence");
+        }
         let rules_time = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
@@ -665,13 +672,17 @@ impl Engine {
             patient_id: &request.context.patient_id,
             encounter_id: request.context.encounter_id.as_deref(),
         };
-        let cards = cards::render(&findings, &ctx);
-        let rules_fired = cards.iter().map(|c| c.source.topic.code.clone()).collect();
+        let rendered = cards::render(&findings, &ctx);
+        // Every id that applied, merged and left-out cards included: the audit trail and the
+        // feedback statistics count rules, not cards.
+        let rules_fired = rendered
+            .rules_applied
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect();
         let response = CdsResponse {
-            cards,
-            extension: Some(
-                json!({ format!("{EXTENSION_NAMESPACE}/knowledge-version"): self.knowledge.version }),
-            ),
+            cards: rendered.cards,
+            extension: Some(response_extension(&self.knowledge.version, &silenced)),
         };
         let cards_time = t.elapsed().as_secs_f64();
         Evaluation {
@@ -693,19 +704,12 @@ impl Engine {
     }
 }
 
-/// Every rule the code implements must be in the knowledge base (texts, source) and every
-/// order template it names must exist: checked once, so a request can never meet a gap.
+/// Every rule of the registry must be in the knowledge base (texts, source) with the section
+/// and hooks its evaluation serves, and every order template it names must exist: checked
+/// once, so a request can never meet a gap.
 fn check_coverage(knowledge: &Knowledge) -> Result<(), StartupError> {
-    let missing: Vec<&str> = rules::IMPLEMENTED_RULES
-        .iter()
-        .copied()
-        .filter(|id| knowledge.rule(id).is_none())
-        .collect();
-    if !missing.is_empty() {
-        return Err(StartupError::Coverage(format!(
-            "rules without a knowledge-base entry: {missing:?}"
-        )));
-    }
+    rules::registry::check_knowledge(knowledge)
+        .map_err(|problems| StartupError::Coverage(problems.join("; ")))?;
     knowledge
         .terminology
         .require(clinical::VALUE_SETS)
@@ -811,6 +815,26 @@ fn log_set_aside(invalid: &[InvalidResource]) {
         first = %references.join(","),
         "resources set aside: failed FHIR validation"
     );
+}
+
+/// The response's extension: the knowledge-base version and what the coherence pass silenced
+/// (rule, draft order, the pair and its reason), so a missing card can be explained.
+fn response_extension(version: &str, silenced: &[rules::coherence::Silenced]) -> Value {
+    let mut e = json!({ format!("{EXTENSION_NAMESPACE}/knowledge-version"): version });
+    if !silenced.is_empty() {
+        e[format!("{EXTENSION_NAMESPACE}/silenced")] = silenced
+            .iter()
+            .map(|s| {
+                json!({
+                    "rule": s.rule.as_str(),
+                    "draftOrder": s.draft_order,
+                    "by": s.pair,
+                    "reason": s.reason,
+                })
+            })
+            .collect();
+    }
+    e
 }
 
 /// The 412 issue of a key that could not be had; `fetched` tells whether it was fetched from

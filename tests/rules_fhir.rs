@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use chrono::NaiveDate;
 use rps_cds::cds_hooks::{Hook, Indicator};
 use rps_cds::clinical::{DraftOrder, Picture, classify_draft_order};
-use rps_cds::knowledge::{Knowledge, Parameters};
-use rps_cds::rules::{Finding, InvalidSummary, RuleInput, Suggestion, evaluate};
+use rps_cds::knowledge::{Knowledge, Parameters, Section};
+use rps_cds::rules::{Finding, InvalidSummary, RuleId, RuleInput, Suggestion, evaluate};
 use serde_json::json;
 use support::fhir::*;
 use support::findings::check_against_knowledge;
@@ -75,15 +75,17 @@ fn run(chart: &Chart, hook: Hook) -> Run {
 }
 
 impl Run {
-    fn ids(&self) -> Vec<&'static str> {
+    fn ids(&self) -> Vec<RuleId> {
         self.findings.iter().map(|f| f.rule).collect()
     }
 
-    fn has(&self, id: &str) -> bool {
+    fn has(&self, id: impl Into<RuleId>) -> bool {
+        let id = id.into();
         self.findings.iter().any(|f| f.rule == id)
     }
 
-    fn get(&self, id: &str) -> &Finding {
+    fn get(&self, id: impl Into<RuleId>) -> &Finding {
+        let id = id.into();
         self.findings
             .iter()
             .find(|f| f.rule == id)
@@ -97,10 +99,10 @@ impl Run {
             })
     }
 
-    fn verdicts(&self) -> Vec<&'static str> {
+    fn verdicts(&self) -> Vec<RuleId> {
         self.ids()
             .into_iter()
-            .filter(|id| ["LR-00", "LR-01", "LR-02", "LR-03", "LR-04"].contains(id))
+            .filter(|id| id.is_verdict() && id.section() == Section::LocalRecurrence)
             .collect()
     }
 }

@@ -22,10 +22,11 @@ pub enum ParameterId {
     EpirubicinToDoxorubicinFactor,
     PftValidityDays,
     SurveillanceGraceDays,
+    MaxCards,
 }
 
 impl ParameterId {
-    pub const ALL: [ParameterId; 10] = [
+    pub const ALL: [ParameterId; 11] = [
         ParameterId::FavorableDfiMonths,
         ParameterId::FavorableStableMonths,
         ParameterId::PoorEcogMin,
@@ -36,6 +37,7 @@ impl ParameterId {
         ParameterId::EpirubicinToDoxorubicinFactor,
         ParameterId::PftValidityDays,
         ParameterId::SurveillanceGraceDays,
+        ParameterId::MaxCards,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +52,7 @@ impl ParameterId {
             ParameterId::EpirubicinToDoxorubicinFactor => "epirubicin_to_doxorubicin_factor",
             ParameterId::PftValidityDays => "pft_validity_days",
             ParameterId::SurveillanceGraceDays => "surveillance_grace_days",
+            ParameterId::MaxCards => "max_cards",
         }
     }
 
@@ -72,6 +75,7 @@ impl ParameterId {
             ParameterId::EpirubicinToDoxorubicinFactor => (0.1, 2.0),
             ParameterId::DoxorubicinLifetimeMaxMgM2 => (50.0, 1000.0),
             ParameterId::LowVolumeMaxLesions => (1.0, 50.0),
+            ParameterId::MaxCards => (1.0, 50.0),
             _ => (1.0, 3650.0),
         }
     }
@@ -102,6 +106,8 @@ pub struct Parameters {
     pub epirubicin_to_doxorubicin_factor: f64,
     pub pft_validity_days: u32,
     pub surveillance_grace_days: u32,
+    /// Cards per response before the lowest-priority ones are left out (§5).
+    pub max_cards: u32,
     /// Which values differ from the knowledge base's defaults (shown in cards).
     #[serde(skip)]
     overridden: Vec<ParameterId>,
@@ -122,6 +128,7 @@ impl Default for Parameters {
             epirubicin_to_doxorubicin_factor: 0.5,
             pft_validity_days: 90,
             surveillance_grace_days: 30,
+            max_cards: 8,
             overridden: Vec::new(),
         }
     }
@@ -184,6 +191,7 @@ impl Parameters {
             epirubicin_to_doxorubicin_factor: v(ParameterId::EpirubicinToDoxorubicinFactor),
             pft_validity_days: v(ParameterId::PftValidityDays) as u32,
             surveillance_grace_days: v(ParameterId::SurveillanceGraceDays) as u32,
+            max_cards: v(ParameterId::MaxCards) as u32,
             overridden,
         })
     }
@@ -205,6 +213,7 @@ impl Parameters {
             }
             ParameterId::PftValidityDays => self.pft_validity_days.to_string(),
             ParameterId::SurveillanceGraceDays => self.surveillance_grace_days.to_string(),
+            ParameterId::MaxCards => self.max_cards.to_string(),
         };
         if self.overridden.contains(&id) {
             format!("{value} (site configuration)")

@@ -4,8 +4,7 @@
 use crate::cds_hooks::Indicator;
 use crate::knowledge::ParameterId;
 
-/// A rule id of the catalogue (e.g. "LR-04"); the card's `source.topic.code`.
-pub type RuleId = &'static str;
+pub use super::registry::RuleId;
 
 /// One rule's conclusion for this patient (and, for order checks, this draft order).
 #[derive(Debug, Clone, PartialEq)]
@@ -33,9 +32,9 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(rule: RuleId, indicator: Indicator) -> Self {
+    pub fn new(rule: impl Into<RuleId>, indicator: Indicator) -> Self {
         Self {
-            rule,
+            rule: rule.into(),
             indicator,
             summary: None,
             statements: Vec::new(),

@@ -36,13 +36,13 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn rule(self) -> &'static str {
+    pub fn rule(self) -> super::RuleId {
         match self {
-            Verdict::Lr00 => "LR-00",
-            Verdict::Lr01 => "LR-01",
-            Verdict::Lr02 => "LR-02",
-            Verdict::Lr03 => "LR-03",
-            Verdict::Lr04 => "LR-04",
+            Verdict::Lr00 => super::RuleId::Lr00,
+            Verdict::Lr01 => super::RuleId::Lr01,
+            Verdict::Lr02 => super::RuleId::Lr02,
+            Verdict::Lr03 => super::RuleId::Lr03,
+            Verdict::Lr04 => super::RuleId::Lr04,
         }
     }
 }

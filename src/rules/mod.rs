@@ -5,11 +5,13 @@
 //! An unknown fact is never read as false: a rule that needs it stays silent and, on
 //! patient-view, the fact is collected into the one DATA-01 finding with what it held back.
 
+pub mod coherence;
 pub mod finding;
 pub mod local_recurrence;
 pub mod metastatic;
 pub mod orders;
 pub mod referral;
+pub mod registry;
 pub mod scope;
 pub mod surveillance;
 pub mod systemic;
@@ -26,6 +28,7 @@ use crate::clinical::{DiseaseState, DraftOrder, Fact, Picture, Provenance};
 use crate::knowledge::Parameters;
 
 pub use finding::{FactUse, Finding, RuleId, Suggestion, UnknownFact};
+use registry::Evaluation;
 
 /// A resource that FHIR validation set aside (DATA-02).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,16 +84,8 @@ impl OtherPatientData {
     }
 }
 
-/// Every rule id, in catalogue order (§2.1 … §2.7).
-pub const IMPLEMENTED_RULES: &[&str] = &[
-    "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "DATA-03", "DATA-04", "MDT-01", "MDT-02",
-    "MDT-03", "WORK-01", "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02", "LR-00",
-    "LR-01", "LR-02", "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01", "MET-02",
-    "MET-03", "MET-04", "MET-05", "MET-06", "MET-07", "MET-08", "MET-09", "MET-10", "MET-11",
-    "SYS-01", "SYS-02", "SURV-01", "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03", "ORD-04",
-    "ORD-05", "ORD-06", "ORD-07", "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12", "ORD-13",
-    "ORD-14", "ORD-15", "ORD-16", "ORD-17", "ORD-18",
-];
+/// Every rule id, in catalogue order (§2.1 … §2.7), from the registry.
+pub const IMPLEMENTED_RULES: &[RuleId] = RuleId::ALL;
 
 /// Runs every rule that applies to the hook and returns the findings in catalogue order (the
 /// card builder sorts them by indicator).
@@ -125,24 +120,30 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
 
     let mut gaps = Gaps::default();
     let mut rest = Vec::new();
-    match input.hook {
-        Hook::PatientView => {
-            // Unknown histology keeps the patient in scope (the diagnosis is RPS), but scope
-            // is then unconfirmed: say so.
-            gaps.need(
-                "histology",
-                &input.picture.histology,
-                "whether the RPS recommendations apply (SCOPE-01) is unconfirmed",
-            );
-            referral::evaluate(&ctx, &mut gaps, &mut rest);
-            local_recurrence::evaluate(&ctx, &mut gaps, &mut rest);
-            metastatic::evaluate(&ctx, &mut gaps, &mut rest);
-            systemic::evaluate(&ctx, &mut gaps, &mut rest);
-            surveillance::evaluate(&ctx, &mut gaps, &mut rest);
-        }
-        Hook::OrderSelect | Hook::OrderSign => {
-            metastatic::met_05_orders(&ctx, input.draft_orders, &mut rest);
-            orders::evaluate(&ctx, input.draft_orders, &mut rest);
+    if input.hook == Hook::PatientView {
+        // Unknown histology keeps the patient in scope (the diagnosis is RPS), but scope
+        // is then unconfirmed: say so.
+        gaps.need(
+            "histology",
+            &input.picture.histology,
+            "whether the RPS recommendations apply (SCOPE-01) is unconfirmed",
+        );
+    }
+    // Every other rule, in registry (= catalogue) order, by the input its function needs.
+    let on_orders = input.hook.has_draft_orders();
+    let orders = input.draft_orders;
+    for evaluation in registry::REGISTRY.iter().flat_map(|e| e.evaluations) {
+        match *evaluation {
+            Evaluation::Chart(f) if !on_orders => rest.extend(f(&ctx, &mut gaps)),
+            Evaluation::Picture(f) if !on_orders => rest.extend(f(&ctx)),
+            Evaluation::ChartGroup(f) if !on_orders => f(&ctx, &mut gaps, &mut rest),
+            Evaluation::Order(f) if on_orders => {
+                for o in orders {
+                    rest.extend(f(&ctx, o, orders));
+                }
+            }
+            Evaluation::Orders(f) if on_orders => f(&ctx, orders, &mut rest),
+            _ => {}
         }
     }
     if input.hook == Hook::PatientView {
@@ -150,8 +151,6 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
     }
     findings.extend(data02);
     findings.extend(data04);
-    // Keep catalogue order across sections (MET-05 of the order hooks runs before ORD-*,
-    // which is already its catalogue position).
     findings.extend(rest);
     findings
 }

@@ -15,42 +15,15 @@ use crate::knowledge::ParameterId;
 /// floating-point addition, is not reported as over it.
 const DOSE_EPSILON_MG_M2: f64 = 1e-6;
 
-pub fn evaluate(c: &Ctx, orders: &[DraftOrder], out: &mut Vec<Finding>) {
-    // The recurrence verdict is computed once, and only when an order needs it.
-    let lr = if orders.iter().any(|o| o.is(OrderKind::RecurrenceResection)) {
-        assess(c)
-    } else {
-        None
-    };
-    // Catalogue order: all ORD-01 findings, then ORD-02 … (one pass per rule).
-    type Check = fn(&Ctx, &DraftOrder, &[DraftOrder]) -> Option<Finding>;
-    let checks: [Check; 17] = [
-        ord_02,
-        ord_03,
-        ord_04,
-        ord_05,
-        ord_06,
-        ord_07,
-        ord_08,
-        ord_09,
-        ord_10,
-        ord_11,
-        ord_12,
-        ord_13,
-        ord_14,
-        ord_15,
-        ord_16_check,
-        ord_17,
-        ord_18,
-    ];
-    if let Some(lr) = &lr {
-        for o in orders {
-            out.extend(ord_01(o, lr));
-        }
+/// ORD-01 for every draft order: the recurrence verdict is computed once, and only when an
+/// order needs it. The other checks run once per order from the registry, in catalogue order.
+pub(super) fn ord_01_all(c: &Ctx, orders: &[DraftOrder], out: &mut Vec<Finding>) {
+    if !orders.iter().any(|o| o.is(OrderKind::RecurrenceResection)) {
+        return;
     }
-    for check in checks {
+    if let Some(lr) = assess(c) {
         for o in orders {
-            out.extend(check(c, o, orders));
+            out.extend(ord_01(o, &lr));
         }
     }
 }
@@ -64,7 +37,7 @@ pub fn order_use(o: &DraftOrder) -> FactUse {
     )
 }
 
-fn on_order(rule: &'static str, indicator: Indicator, o: &DraftOrder) -> Finding {
+fn on_order(rule: impl Into<super::RuleId>, indicator: Indicator, o: &DraftOrder) -> Finding {
     let mut f = Finding::new(rule, indicator);
     f.draft_order = Some(o.reference.clone());
     f.decided_by.push(order_use(o));
@@ -94,7 +67,10 @@ fn histology_use(c: &Ctx, f: &mut Finding) {
 }
 
 /// ORD-01: resection of a recurrence when LR-01 or LR-02 holds.
-fn ord_01(o: &DraftOrder, lr: &super::local_recurrence::LrAssessment) -> Option<Finding> {
+pub(super) fn ord_01(
+    o: &DraftOrder,
+    lr: &super::local_recurrence::LrAssessment,
+) -> Option<Finding> {
     if !o.is(OrderKind::RecurrenceResection) {
         return None;
     }
@@ -121,7 +97,7 @@ fn ord_01(o: &DraftOrder, lr: &super::local_recurrence::LrAssessment) -> Option<
 }
 
 /// ORD-02: debulking outside WD-LPS.
-fn ord_02(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_02(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::Debulking) || *c.p.histology.value()? == Histology::WdLiposarcoma {
         return None;
     }
@@ -132,7 +108,7 @@ fn ord_02(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-03: HIPEC.
-fn ord_03(_: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_03(_: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::Hipec) {
         return None;
     }
@@ -142,7 +118,7 @@ fn ord_03(_: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-04: post-operative RT or systemic therapy after complete resection of a recurrence.
-fn ord_04(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_04(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     let rt = o.is(OrderKind::PostoperativeRt);
     let systemic = o.is(OrderKind::PostoperativeSystemic);
     if !rt && !systemic {
@@ -204,7 +180,7 @@ fn ord_04(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-05: pre-operative RT in a previously irradiated patient.
-fn ord_05(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_05(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::PreoperativeRt) {
         return None;
     }
@@ -226,7 +202,7 @@ fn ord_05(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-06: metastasectomy for synchronous metastases.
-fn ord_06(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_06(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::Metastasectomy) && !o.is(OrderKind::PulmonaryMetastasectomy) {
         return None;
     }
@@ -250,7 +226,7 @@ fn ord_06(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-07: pulmonary metastasectomy in a current smoker.
-fn ord_07(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_07(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::PulmonaryMetastasectomy) || !c.p.current_smoker.is_true() {
         return None;
     }
@@ -267,7 +243,7 @@ fn ord_07(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-08: pulmonary metastasectomy without recent pulmonary function tests.
-fn ord_08(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_08(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::PulmonaryMetastasectomy) || !c.p.pulmonary_function_tested.is_false() {
         return None;
     }
@@ -289,7 +265,7 @@ fn ord_08(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-09: ifosfamide for leiomyosarcoma or SFT.
-fn ord_09(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_09(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::Agent(Agent::Ifosfamide)) {
         return None;
     }
@@ -308,7 +284,7 @@ fn ord_09(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-10: pazopanib for a liposarcoma.
-fn ord_10(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_10(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::Agent(Agent::Pazopanib)) || !c.p.histology.value()?.is_liposarcoma() {
         return None;
     }
@@ -319,7 +295,7 @@ fn ord_10(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-11: eribulin outside liposarcoma.
-fn ord_11(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_11(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::Agent(Agent::Eribulin)) || c.p.histology.value()?.is_liposarcoma() {
         return None;
     }
@@ -329,7 +305,7 @@ fn ord_11(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-12: trabectedin outside the L-sarcomas.
-fn ord_12(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_12(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::Agent(Agent::Trabectedin)) {
         return None;
     }
@@ -344,7 +320,7 @@ fn ord_12(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 
 /// ORD-13: first-line gemcitabine + docetaxel (in one order or in two orders together); the
 /// finding is attached to the gemcitabine order.
-fn ord_13(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_13(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::Agent(Agent::Gemcitabine)) {
         return None;
     }
@@ -366,7 +342,7 @@ fn ord_13(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Finding> {
 
 /// ORD-14: anthracycline order that takes the cumulative dose over the lifetime limit. The
 /// other anthracycline orders of the same request count too.
-fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Finding> {
     if !o.agents().any(Agent::is_anthracycline) {
         return None;
     }
@@ -434,7 +410,7 @@ fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-15: olaratumab (withdrawn).
-fn ord_15(_: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_15(_: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::Agent(Agent::Olaratumab)) {
         return None;
     }
@@ -445,7 +421,7 @@ fn ord_15(_: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     Some(f)
 }
 
-fn ord_16_check(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_16_check(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     ord_16(c, o)
 }
 
@@ -477,7 +453,7 @@ pub fn ord_16(c: &Ctx, o: &DraftOrder) -> Option<Finding> {
 }
 
 /// ORD-17: routine bone imaging in metastatic RPS other than SFT, without bone symptoms.
-fn ord_17(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_17(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::Imaging(ImagingKind::BoneScan))
         && !o.is(OrderKind::Imaging(ImagingKind::FdgPet))
     {
@@ -499,7 +475,7 @@ fn ord_17(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
 }
 
 /// ORD-18: curative resection of the primary with synchronous metastases.
-fn ord_18(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
+pub(super) fn ord_18(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
     if !o.is(OrderKind::PrimaryResection) && !untargeted_primary_resection(c, o) {
         return None;
     }

@@ -7,19 +7,6 @@ use crate::cds_hooks::Indicator;
 use crate::clinical::{DiseaseState, Fact, Histology};
 use crate::knowledge::ParameterId;
 
-pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
-    out.extend(mdt_01(c, gaps));
-    out.extend(mdt_02(c, gaps));
-    out.extend(mdt_03(c, gaps));
-    out.extend(work_01(c, gaps));
-    out.extend(work_02(c, gaps));
-    out.extend(work_03(c, gaps));
-    out.extend(work_04(c, gaps));
-    out.extend(work_05(c, gaps));
-    out.extend(hist_01(c));
-    out.extend(hist_02(c));
-}
-
 fn state_use(c: &Ctx, f: &mut Finding) {
     f.decided_by
         .extend(fact_use("disease_state", &c.p.disease_state, |s| {
@@ -49,7 +36,7 @@ fn metastatic(c: &Ctx, gaps: &mut Gaps, holds_back: &str) -> bool {
 }
 
 /// MDT-01: tumour board review of a relapse.
-fn mdt_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+pub(super) fn mdt_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !relapsed(c, gaps, "tumour board referral (MDT-01) not assessed") {
         return None;
     }
@@ -63,7 +50,7 @@ fn mdt_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 }
 
 /// MDT-02: early palliative care in metastatic disease.
-fn mdt_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+pub(super) fn mdt_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !metastatic(
         c,
         gaps,
@@ -81,7 +68,7 @@ fn mdt_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 }
 
 /// MDT-03: clinical trials in metastatic disease.
-fn mdt_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+pub(super) fn mdt_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !metastatic(
         c,
         gaps,
@@ -98,12 +85,13 @@ fn mdt_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 fn staging_ct(
     c: &Ctx,
     gaps: &mut Gaps,
-    rule: &'static str,
+    rule: impl Into<super::RuleId>,
     fact_name: &'static str,
     fact: &Fact<Option<NaiveDate>>,
     what: &str,
     template: &'static str,
 ) -> Option<Finding> {
+    let rule = rule.into();
     let holds = format!("{what} staging ({rule}) not assessed");
     if !relapsed(c, gaps, &holds) {
         return None;
@@ -133,7 +121,7 @@ fn staging_ct(
 }
 
 /// WORK-01: stage the chest.
-fn work_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+pub(super) fn work_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     staging_ct(
         c,
         gaps,
@@ -146,7 +134,7 @@ fn work_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 }
 
 /// WORK-02: contrast CT abdomen and pelvis.
-fn work_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+pub(super) fn work_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     staging_ct(
         c,
         gaps,
@@ -159,7 +147,7 @@ fn work_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 }
 
 /// WORK-03: metastatic SFT without bone scan or FDG-PET since metastatic disease was found.
-fn work_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+pub(super) fn work_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let holds = "bone staging of metastatic SFT (WORK-03) not assessed";
     if !metastatic(c, gaps, holds) {
         return None;
@@ -204,7 +192,7 @@ fn work_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 }
 
 /// WORK-04: a local recurrence without tissue confirmation.
-fn work_04(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+pub(super) fn work_04(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let holds = "biopsy of the recurrence (WORK-04) not assessed";
     if !gaps
         .need("disease_state", &c.p.disease_state, holds)?
@@ -230,7 +218,7 @@ fn work_04(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 }
 
 /// WORK-05: metastases with Li-Fraumeni syndrome or a second malignancy may not be sarcoma.
-fn work_05(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+pub(super) fn work_05(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let holds = "sampling of the metastases before treatment (WORK-05) not assessed";
     if !metastatic(c, gaps, holds) {
         return None;
@@ -263,7 +251,7 @@ fn work_05(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 }
 
 /// HIST-01: systemic therapy given but the cumulative anthracycline dose is not known.
-fn hist_01(c: &Ctx) -> Option<Finding> {
+pub(super) fn hist_01(c: &Ctx) -> Option<Finding> {
     let h = c.p.systemic_history.value()?;
     if h.is_empty() || h.anthracycline_mg_m2.is_known() {
         return None;
@@ -283,7 +271,7 @@ fn hist_01(c: &Ctx) -> Option<Finding> {
 }
 
 /// HIST-02: prior radiotherapy without a recorded dose.
-fn hist_02(c: &Ctx) -> Option<Finding> {
+pub(super) fn hist_02(c: &Ctx) -> Option<Finding> {
     let courses = c.p.radiotherapy.value()?;
     let undosed: Vec<&str> = courses
         .iter()

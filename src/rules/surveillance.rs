@@ -55,13 +55,14 @@ fn due_date(resection: NaiveDate, reference: NaiveDate) -> Option<NaiveDate> {
 
 fn overdue(
     c: &Ctx,
-    rule: &'static str,
+    rule: impl Into<super::RuleId>,
     what: &str,
     fact_name: &'static str,
     fact: &Fact<Option<NaiveDate>>,
     last_resection: &Resection,
     gaps: &mut Gaps,
 ) -> Option<Finding> {
+    let rule = rule.into();
     let last = *gaps.need(
         fact_name,
         fact,

@@ -4,11 +4,6 @@ use super::{Ctx, Finding, Gaps, fact_use};
 use crate::cds_hooks::Indicator;
 use crate::clinical::{Agent, Histology, Resectability};
 
-pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
-    out.extend(sys_01(c, gaps));
-    out.extend(sys_02(c, gaps));
-}
-
 /// Metastatic, or a local recurrence assessed unresectable; `None` when undecidable.
 fn needs_systemic(c: &Ctx, gaps: &mut Gaps, holds: &str) -> Option<bool> {
     let state = *gaps.need("disease_state", &c.p.disease_state, holds)?;
@@ -22,7 +17,7 @@ fn needs_systemic(c: &Ctx, gaps: &mut Gaps, holds: &str) -> Option<bool> {
 }
 
 /// SYS-01: first-line systemic therapy.
-fn sys_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+pub(super) fn sys_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let p = c.p;
     let holds = "first-line systemic therapy advice (SYS-01) not assessed";
     let history = gaps.need("systemic_history", &p.systemic_history, holds)?;
@@ -119,7 +114,7 @@ const SECOND_LINE: &[Option2] = &[
 ];
 
 /// SYS-02: second-line options matched to histology, excluding agents already given.
-fn sys_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+pub(super) fn sys_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let p = c.p;
     let holds = "second-line options (SYS-02) not assessed";
     let history = gaps.need("systemic_history", &p.systemic_history, holds)?;
