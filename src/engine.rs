@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::fhir::client::{FetchError, FhirClient};
 use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
 use crate::fhir::{FhirValidator, InvalidResource};
+use crate::knowledge::parameters::ParameterSet;
 use crate::knowledge::{Knowledge, KnowledgeError, Parameters};
 use crate::rules::{self, Finding, InvalidSummary, RuleInput};
 
@@ -127,6 +128,8 @@ pub struct TracedEvaluation {
 pub struct Engine {
     pub knowledge: Knowledge,
     pub parameters: Parameters,
+    /// `parameters` with the source of each value and its digest, as the audit trail keeps it.
+    pub parameter_set: ParameterSet,
     pub validator: FhirValidator,
     pub envelopes: EnvelopeSchemas,
     pub fhir: FhirClient,
@@ -144,9 +147,11 @@ impl Engine {
         let validator = FhirValidator::official()?;
         let envelopes = EnvelopeSchemas::compile().map_err(StartupError::Envelope)?;
         let fhir = FhirClient::new(&config.fhir)?;
+        let parameter_set = parameters.set();
         Ok(Self {
             knowledge,
             parameters,
+            parameter_set,
             validator,
             envelopes,
             fhir,
@@ -452,9 +457,10 @@ impl Engine {
         let rules_fired = cards.iter().map(|c| c.source.topic.code.clone()).collect();
         let response = CdsResponse {
             cards,
-            extension: Some(
-                json!({ format!("{EXTENSION_NAMESPACE}/knowledge-version"): self.knowledge.version }),
-            ),
+            extension: Some(json!({
+                format!("{EXTENSION_NAMESPACE}/knowledge-version"): self.knowledge.version,
+                format!("{EXTENSION_NAMESPACE}/parameter-set"): self.parameter_set.digest,
+            })),
         };
         let cards_time = t.elapsed().as_secs_f64();
         Evaluation {
