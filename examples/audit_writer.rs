@@ -24,9 +24,16 @@ fn record(knowledge_version: &str) -> InvocationRecord {
         indicator: indicator.to_owned(),
         summary: summary.to_owned(),
         suggestions: vec![uuid::Uuid::new_v4().to_string()],
-        override_reasons: ["not-applicable", "patient-preference", "discussed-at-mdt"]
-            .map(String::from)
-            .to_vec(),
+        // The five override reasons of the knowledge base, as a warning card lists them.
+        override_reasons: [
+            "patient-preference",
+            "discussed-at-tumour-board",
+            "clinical-judgement",
+            "information-outdated-or-incorrect",
+            "already-addressed",
+        ]
+        .map(String::from)
+        .to_vec(),
     };
     let cards = vec![
         card(
