@@ -13,7 +13,9 @@
 #   --baseline: the same service built without the audit write (cargo feature
 #     unaudited-baseline, profile load-baseline): the "without audit" reference
 #   --compare: runs --baseline, then the audited service, and prints how much the audit adds
-#     (the issue's targets: median latency +<= 10 %, request rate >= 90 %)
+#     against issue 15's targets: request rate kept >= 85 %, and median latency <= the
+#     unaudited median + 2 x the measured mean commit time (the fsync floor; meant for light
+#     load, --connections 1)
 #
 # Starts the release binary `rps-cds serve` on 127.0.0.1 only (so authentication is off by
 # the service's own rule), POSTs the request with wrk for a bounded time, prints requests/s and
@@ -70,11 +72,14 @@ if [ "$COMPARE" -eq 1 ]; then
     audit_out="$(bash "$0" "${rest[@]}")"
     echo "$audit_out"
     field() { grep '^LOAD ' | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+    commit_ms="$(echo "$audit_out" | grep 'rps_cds_audit_commit_duration_seconds:' \
+        | tr ' ' '\n' | sed -n 's/^mean=//p')"
     awk -v b50="$(echo "$base_out" | field p50_ms)" -v a50="$(echo "$audit_out" | field p50_ms)" \
-        -v brps="$(echo "$base_out" | field rps)" -v arps="$(echo "$audit_out" | field rps)" 'BEGIN {
-        added = (a50 / b50 - 1) * 100; kept = arps / brps * 100
-        printf "COMPARE p50_ms without=%.2f with=%.2f added=%+.1f%% (target <= +10%%: %s); ", b50, a50, added, (added <= 10 ? "met" : "NOT met")
-        printf "rps without=%.1f with=%.1f kept=%.1f%% (target >= 90%%: %s)\n", brps, arps, kept, (kept >= 90 ? "met" : "NOT met")
+        -v brps="$(echo "$base_out" | field rps)" -v arps="$(echo "$audit_out" | field rps)" \
+        -v commit="${commit_ms:-0}" 'BEGIN {
+        added = (a50 / b50 - 1) * 100; kept = arps / brps * 100; limit = b50 + 2 * commit
+        printf "COMPARE p50_ms without=%.2f with=%.2f added=%+.1f%% commit_mean_ms=%.2f (target with <= without + 2 x commit = %.2f: %s); ", b50, a50, added, commit, limit, (a50 <= limit ? "met" : "NOT met")
+        printf "rps without=%.1f with=%.1f kept=%.1f%% (target >= 85%%: %s)\n", brps, arps, kept, (kept >= 85 ? "met" : "NOT met")
     }'
     exit 0
 fi
