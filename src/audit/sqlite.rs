@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "reconstructable",
         include_str!("../../migrations/sqlite/0002_reconstructable.sql"),
     ),
+    (
+        3,
+        "lean indexes",
+        include_str!("../../migrations/sqlite/0003_lean_indexes.sql"),
+    ),
 ];
 
 /// How long a statement waits for a lock held by another process (e.g. the CLI purging
