@@ -411,6 +411,8 @@ async fn answer_hook(
     let client = state.authenticate(req).await?;
     check_json_content_type(req)?;
     let body = read_body(payload, state.config.max_body_bytes).await?;
+    // This call's record is on its way: the writer may hold its commit for it (group commit).
+    let expected = state.audit.expect_record();
     // The evaluation time is the record's time, so `rps-cds replay` evaluates as of it.
     let as_of = Utc::now();
     let traced = state.engine.evaluate_traced(service, &body, as_of).await;
@@ -431,7 +433,10 @@ async fn answer_hook(
     );
     // Durability: the answer is sent only after its audit record is committed.
     let audit_started = Instant::now();
-    let audited = state.audit.record_invocation(record).await;
+    let audited = state
+        .audit
+        .record_expected_invocation(record, Some(expected))
+        .await;
     telemetry::record_audit_write(audit_started.elapsed().as_secs_f64());
     telemetry::record_stage(Stage::Audit, audit_started.elapsed().as_secs_f64());
     if let Err(e) = audited {
