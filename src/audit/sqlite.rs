@@ -197,7 +197,10 @@ fn run_writer(
                 if left.is_zero() {
                     break;
                 }
-                match timer.block_on(tokio::time::timeout(left, receiver.recv())) {
+                // The timeout's timer must be created inside the runtime.
+                let next =
+                    timer.block_on(async { tokio::time::timeout(left, receiver.recv()).await });
+                match next {
                     Ok(Some(Message::Record(job))) => batch.push(job),
                     Ok(Some(Message::Sqlite(command))) => {
                         next_command = Some(command);
