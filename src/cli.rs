@@ -79,6 +79,19 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Re-evaluate a recorded call: its request (the EHR's copy; the service stores only its
+    /// digest) runs through the pipeline again, as of the call's time, with the parameter set
+    /// recorded for it, after checking that the request's digest and the loaded knowledge
+    /// version are the recorded ones. Says whether the cards are the same (exit 0) or not
+    /// (exit 1).
+    Replay {
+        /// The invocation id (`id` in `rps-cds export`).
+        #[arg(long, value_name = "ID")]
+        invocation: uuid::Uuid,
+        /// The request as the EHR sent it.
+        #[arg(long, value_name = "FILE")]
+        request: PathBuf,
+    },
     /// Delete audit records older than the retention period; prints how many invocations
     /// were deleted.
     Purge {
@@ -116,6 +129,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Export { from, to, output } => {
             with_store(&config, async |store| export(store, from, to, output).await).await
         }
+        Command::Replay {
+            invocation,
+            request,
+        } => return replay(config, invocation, request).await,
         Command::Purge { retention_days } => {
             let days = retention_days.unwrap_or(config.storage.retention_days);
             with_store(&config, async |store| purge(store, days).await).await
@@ -177,11 +194,11 @@ fn parse_bound(s: &str, after_the_day: bool) -> Result<DateTime<Utc>, String> {
 }
 
 /// Opens the audit store as `serve` does, runs `f`, and closes the store whatever `f`
-/// returned (so the writer task and connections end cleanly).
-async fn with_store(
+/// returned (so the writer and connections end cleanly).
+async fn with_store<T>(
     config: &Config,
-    f: impl AsyncFnOnce(&AuditStore) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+    f: impl AsyncFnOnce(&AuditStore) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let store = AuditStore::open(&config.storage)
         .await
         .context("cannot open the audit store")?;
@@ -344,6 +361,172 @@ async fn evaluate(
             ExitCode::from(2)
         }
     }
+}
+
+/// `rps-cds replay`: exit 0 when the cards are the same, 1 when they differ or the call cannot
+/// be reproduced (other request, other knowledge version, parameter set not reproducible), 2
+/// for usage errors.
+async fn replay(mut config: Config, invocation: uuid::Uuid, request: PathBuf) -> ExitCode {
+    let recorded = match with_store(&config, async |store| {
+        store
+            .invocation(invocation)
+            .await
+            .context("reading the invocation")
+    })
+    .await
+    {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            eprintln!("rps-cds: no invocation {invocation} in the audit trail");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("rps-cds: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let body = match std::fs::read(&request) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("rps-cds: cannot read {}: {e}", request.display());
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "invocation {} ({}, {})",
+        recorded.id,
+        recorded.service_id,
+        recorded.time.to_rfc3339()
+    );
+    let mut reproducible = true;
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(value) => {
+            let digest = crate::audit::request_digest(&value);
+            match &recorded.request_sha256 {
+                Some(r) if *r == digest => println!("request: matches the recorded digest"),
+                Some(r) => {
+                    println!(
+                        "request: DIFFERENT from the recorded one (digest {digest}, recorded {r})"
+                    );
+                    reproducible = false;
+                }
+                None => println!("request: no digest recorded, cannot be checked"),
+            }
+        }
+        Err(e) => {
+            println!("request: not JSON ({e})");
+            reproducible = false;
+        }
+    }
+    match &recorded.parameters {
+        // The recorded set wins over whatever this configuration says.
+        Some(p) => {
+            config.parameters = crate::knowledge::parameters::ParameterSet {
+                digest: String::new(),
+                parameters: p.clone(),
+            }
+            .overrides()
+        }
+        None => {
+            println!("parameters: no parameter set recorded; the configured parameters are used");
+            reproducible = false;
+        }
+    }
+    let engine = match tokio::task::spawn_blocking(move || Engine::new(&config)).await {
+        Ok(Ok(e)) => Arc::new(e),
+        Ok(Err(e)) => {
+            eprintln!("rps-cds: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("rps-cds: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if engine.knowledge.version == recorded.knowledge_version {
+        println!("knowledge version {}: loaded", recorded.knowledge_version);
+    } else {
+        println!(
+            "knowledge version: recorded {}, loaded {} (load the recorded one with knowledge.dir)",
+            recorded.knowledge_version, engine.knowledge.version
+        );
+        reproducible = false;
+    }
+    if let Some(digest) = &recorded.parameter_set {
+        if *digest == engine.parameter_set.digest {
+            println!("parameter set {digest}: reproduced");
+        } else {
+            println!(
+                "parameter set: recorded {digest}, reproduced {} (the catalogue defaults differ)",
+                engine.parameter_set.digest
+            );
+            reproducible = false;
+        }
+    }
+    let Some(service) = discovery::service(&recorded.service_id) else {
+        println!(
+            "service {:?}: not offered by this build",
+            recorded.service_id
+        );
+        return ExitCode::FAILURE;
+    };
+    let now: Vec<(String, String, String)> =
+        match engine.evaluate(&service, &body, recorded.time).await {
+            Ok(e) => e
+                .response
+                .cards
+                .iter()
+                .map(|c| {
+                    (
+                        c.source.topic.code.clone(),
+                        c.indicator.as_str().to_owned(),
+                        c.summary.clone(),
+                    )
+                })
+                .collect(),
+            Err(e) => {
+                println!(
+                    "evaluation: refused now ({e}); recorded HTTP status {}",
+                    recorded.http_status
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+    let then: Vec<(String, String, String)> = recorded
+        .cards
+        .iter()
+        .map(|c| (c.rule_id.clone(), c.indicator.clone(), c.summary.clone()))
+        .collect();
+    if now == then {
+        println!("cards: the same ({}: {})", now.len(), rule_list(&now));
+    } else {
+        println!("cards: DIFFERENT");
+        println!("  recorded: {}", rule_list(&then));
+        println!("  now:      {}", rule_list(&now));
+        for (i, (a, b)) in then.iter().zip(&now).enumerate() {
+            if a != b {
+                println!("  card {i}: recorded {a:?}, now {b:?}");
+            }
+        }
+        return ExitCode::FAILURE;
+    }
+    if reproducible {
+        ExitCode::SUCCESS
+    } else {
+        println!("the cards agree, but the call was not reproduced as recorded (see above)");
+        ExitCode::FAILURE
+    }
+}
+
+fn rule_list(cards: &[(String, String, String)]) -> String {
+    if cards.is_empty() {
+        return "no cards".to_owned();
+    }
+    cards
+        .iter()
+        .map(|(rule, indicator, _)| format!("{rule} {indicator}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn check_knowledge(config: &Config) -> anyhow::Result<()> {

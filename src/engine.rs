@@ -28,6 +28,7 @@ use crate::fhir::client::{Expected, FetchError, FhirClient};
 use crate::fhir::identity::{Belonging, PatientInContext};
 use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
 use crate::fhir::{FhirValidator, InvalidResource, SchemaViolation};
+use crate::knowledge::parameters::ParameterSet;
 use crate::knowledge::{Knowledge, KnowledgeError, Parameters};
 use crate::rules::{self, Finding, InvalidSummary, OtherPatientData, RuleInput, UnavailableData};
 use crate::telemetry::{self, LogSafe};
@@ -143,6 +144,8 @@ pub struct TracedEvaluation {
 pub struct Engine {
     pub knowledge: Knowledge,
     pub parameters: Parameters,
+    /// `parameters` with the source of each value and its digest, as the audit trail keeps it.
+    pub parameter_set: ParameterSet,
     pub validator: FhirValidator,
     pub envelopes: EnvelopeSchemas,
     pub fhir: FhirClient,
@@ -167,9 +170,11 @@ impl Engine {
         let validator = FhirValidator::official()?;
         let envelopes = EnvelopeSchemas::compile().map_err(StartupError::Envelope)?;
         let fhir = FhirClient::new(&config.fhir)?;
+        let parameter_set = parameters.set();
         Ok(Self {
             knowledge,
             parameters,
+            parameter_set,
             validator,
             envelopes,
             fhir,
@@ -682,7 +687,11 @@ impl Engine {
             .collect();
         let response = CdsResponse {
             cards: rendered.cards,
-            extension: Some(response_extension(&self.knowledge.version, &silenced)),
+            extension: Some(response_extension(
+                &self.knowledge.version,
+                &self.parameter_set.digest,
+                &silenced,
+            )),
         };
         let cards_time = t.elapsed().as_secs_f64();
         Evaluation {
@@ -817,10 +826,18 @@ fn log_set_aside(invalid: &[InvalidResource]) {
     );
 }
 
-/// The response's extension: the knowledge-base version and what the coherence pass silenced
+/// The response's extension: the knowledge-base version, the digest of the effective parameter
+/// set (audit trail), and what the coherence pass silenced
 /// (rule, draft order, the pair and its reason), so a missing card can be explained.
-fn response_extension(version: &str, silenced: &[rules::coherence::Silenced]) -> Value {
-    let mut e = json!({ format!("{EXTENSION_NAMESPACE}/knowledge-version"): version });
+fn response_extension(
+    version: &str,
+    parameter_set: &str,
+    silenced: &[rules::coherence::Silenced],
+) -> Value {
+    let mut e = json!({
+        format!("{EXTENSION_NAMESPACE}/knowledge-version"): version,
+        format!("{EXTENSION_NAMESPACE}/parameter-set"): parameter_set,
+    });
     if !silenced.is_empty() {
         e[format!("{EXTENSION_NAMESPACE}/silenced")] = silenced
             .iter()

@@ -164,6 +164,7 @@ macro_rules! both_backends {
 
 both_backends!(audit_commands_on_an_empty_store);
 both_backends!(sigkill_under_load_loses_no_answered_record);
+both_backends!(replay_reproduces_a_recorded_call_with_its_parameters);
 
 async fn audit_commands_on_an_empty_store(kind: Kind) {
     let Some(store) = TestStore::new(kind).await else {
@@ -321,11 +322,12 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-async fn sigkill_under_load_loses_no_answered_record(kind: Kind) {
-    let test_started = Instant::now();
-    let Some(store) = TestStore::new(kind).await else {
-        return;
-    };
+/// `rps-cds serve` on a free loopback port for this store, with extra environment, once
+/// /healthz answers (bounded; the server must not have exited meanwhile).
+async fn start_server(
+    store: &TestStore,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String, PathBuf) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let log_path = store.dir.path().join("server.log");
@@ -333,13 +335,12 @@ async fn sigkill_under_load_loses_no_answered_record(kind: Kind) {
     let mut server = store
         .command(&["serve"])
         .env("RPS_CDS_BIND", format!("127.0.0.1:{port}"))
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap();
     let server_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-
-    // Up: /healthz answers (bounded; the server must not have exited meanwhile).
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -364,6 +365,20 @@ async fn sigkill_under_load_loses_no_answered_record(kind: Kind) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (server, base, log_path)
+}
+
+async fn sigkill_under_load_loses_no_answered_record(kind: Kind) {
+    let test_started = Instant::now();
+    let Some(store) = TestStore::new(kind).await else {
+        return;
+    };
+    let (mut server, base, log_path) = start_server(&store, &[]).await;
+    let server_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
 
     // Load: CLIENTS loops posting the same chart as fast as the server answers.
     let body = Arc::new(
@@ -479,4 +494,90 @@ async fn sigkill_under_load_loses_no_answered_record(kind: Kind) {
     assert!(store.exported().await.is_empty());
 
     eprintln!("{kind:?}: done in {:?}", test_started.elapsed());
+}
+
+const EXAMPLE_REQUEST: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/patient-view-local-recurrence.json"
+);
+
+/// A call answered under a site parameter is replayed from the EHR's copy of the request with
+/// the recorded knowledge version and parameter set, whatever the replaying configuration says.
+async fn replay_reproduces_a_recorded_call_with_its_parameters(kind: Kind) {
+    let Some(store) = TestStore::new(kind).await else {
+        return;
+    };
+    let (mut server, base, _) = start_server(
+        &store,
+        &[("RPS_CDS_PARAMETERS__FAVORABLE_DFI_MONTHS", "24")],
+    )
+    .await;
+    let body = std::fs::read(EXAMPLE_REQUEST).unwrap();
+    let response: Value = reqwest::Client::new()
+        .post(format!("{base}{SERVICE_PATH}"))
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+    let digest = response["extension"]["https://fhir.rps-cds.org/parameter-set"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{response:#}"))
+        .to_owned();
+    let first_card = Uuid::parse_str(response["cards"][0]["uuid"].as_str().unwrap()).unwrap();
+
+    // The auditor finds the call in the export by a card uuid the EHR kept.
+    let exported = store.exported().await;
+    let call = exported
+        .iter()
+        .find(|i| i.cards.iter().any(|c| c.uuid == first_card))
+        .expect("the answered call is in the audit trail");
+    assert_eq!(call.parameter_set.as_deref(), Some(digest.as_str()));
+    let dfi = &call.parameters.as_ref().unwrap()["favorable_dfi_months"];
+    assert_eq!(dfi.value, 24.0);
+    let id = call.id.to_string();
+
+    // Replayed under a configuration that says 36: the recorded 24 is used.
+    let replay = |request: PathBuf| {
+        let mut cmd = store.command(&[
+            "replay",
+            "--invocation",
+            &id,
+            "--request",
+            request.to_str().unwrap(),
+        ]);
+        cmd.env("RPS_CDS_PARAMETERS__FAVORABLE_DFI_MONTHS", "36");
+        async move {
+            let out = tokio::time::timeout(COMMAND_LIMIT, cmd.output())
+                .await
+                .expect("replay finished")
+                .unwrap();
+            (out.status.code(), String::from_utf8(out.stdout).unwrap())
+        }
+    };
+    let (code, out) = replay(PathBuf::from(EXAMPLE_REQUEST)).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("request: matches the recorded digest"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("parameter set {digest}: reproduced")),
+        "{out}"
+    );
+    assert!(out.contains("cards: the same"), "{out}");
+
+    // Another request is not the recorded call's.
+    let mut other: Value = serde_json::from_slice(&body).unwrap();
+    other["hookInstance"] = Value::String(Uuid::new_v4().to_string());
+    let other_file = store.dir.path().join("other-request.json");
+    std::fs::write(&other_file, serde_json::to_vec(&other).unwrap()).unwrap();
+    let (code, out) = replay(other_file).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("request: DIFFERENT"), "{out}");
 }

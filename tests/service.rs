@@ -523,10 +523,11 @@ async fn order_hooks_check_the_selected_or_signed_orders() {
 #[tokio::test]
 async fn feedback_is_stored_against_issued_cards_and_counted_per_rule() {
     let svc = Service::default().await;
+    // Its first card is a warning, which lists the override reasons (info cards list none).
     let (_, body) = svc
         .post_json(
             "/cds-services/rps-patient-view",
-            &example("patient-view-local-recurrence.json"),
+            &example("patient-view-metastatic.json"),
         )
         .await;
     let card = &body["cards"][0];

@@ -97,6 +97,9 @@ both_backends!(
     migrations_are_idempotent_on_reopen,
     close_flushes_and_refuses_new_records,
     a_bad_record_fails_alone,
+    feedback_must_match_its_card,
+    parameter_sets_are_stored_once_and_exported,
+    governance_counts_per_week_and_configuration,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -109,8 +112,13 @@ fn card(rule: &str) -> CardRecord {
         rule_id: rule.into(),
         indicator: "warning".into(),
         summary: format!("Summary for {rule}"),
+        suggestions: vec!["sugg-1".into(), "sugg-2".into()],
+        override_reasons: vec!["not-applicable".into(), "x".into()],
     }
 }
+
+/// The override reason code system of the service's cards.
+const REASONS: &str = "https://fhir.rps-cds.org/CodeSystem/rps-override-reason";
 
 fn invocation(time: DateTime<Utc>, rules: &[&str], cards: Vec<CardRecord>) -> InvocationRecord {
     InvocationRecord {
@@ -121,6 +129,7 @@ fn invocation(time: DateTime<Utc>, rules: &[&str], cards: Vec<CardRecord>) -> In
         hook_instance: Some(Uuid::new_v4().to_string()),
         ehr_issuer: Some("https://ehr.example.org".into()),
         knowledge_version: "2026.06".into(),
+        parameter_set: None,
         patient_id: Some("pat-123".into()),
         rules_fired: rules.iter().map(|r| r.to_string()).collect(),
         cards,
@@ -146,7 +155,7 @@ fn feedback(card: Uuid, outcome: &str, at: DateTime<Utc>) -> FeedbackRecord {
 fn overridden(card: Uuid, at: DateTime<Utc>, reason: Option<(&str, &str)>) -> FeedbackRecord {
     FeedbackRecord {
         override_reason_code: reason.map(|r| r.0.into()),
-        override_reason_system: reason.map(|_| "https://example.org/override-reasons".into()),
+        override_reason_system: reason.map(|_| REASONS.into()),
         override_reason_display: reason.map(|r| r.1.into()),
         ..feedback(card, "overridden", at)
     }
@@ -703,7 +712,9 @@ async fn migrations_are_idempotent_on_reopen(kind: Kind) {
             n
         }
     };
-    assert_eq!(applied, 1, "each migration applied once");
+    // SQLite has 0003 (per-rule indexes dropped from the write path); PostgreSQL has 0001-0002.
+    let expected = if kind == Kind::Sqlite { 3 } else { 2 };
+    assert_eq!(applied, expected, "each migration applied once");
     store.close().await;
 }
 
@@ -779,7 +790,13 @@ async fn a_bad_record_fails_alone(kind: Kind) {
     while let Some(r) = tasks.join_next().await {
         let (i, res) = r.unwrap();
         if i == 25 {
-            assert!(matches!(res, Err(StorageError::Database(_))), "{res:?}");
+            assert!(
+                matches!(
+                    res,
+                    Err(StorageError::Database(_) | StorageError::Sqlite(_))
+                ),
+                "{res:?}"
+            );
         } else {
             res.unwrap();
         }
@@ -882,4 +899,268 @@ fn request_digest_of_a_large_request_is_sha256_of_its_canonical_text() {
         hex::encode(sha2::Sha256::digest(&canonical))
     };
     assert_eq!(request_digest(&request), expected);
+}
+
+/// Feedback is checked against what its card offered; a call with one mismatch stores nothing,
+/// and the path names the offending element.
+async fn feedback_must_match_its_card(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let store = db.open().await;
+    let (a, mut info) = (card("MET-01"), card("MET-02"));
+    // An info card lists no override reasons (cards.rs): none may be given.
+    info.override_reasons.clear();
+    let (ua, ui) = (a.uuid, info.uuid);
+    store
+        .record_invocation(invocation(t0(), &["MET-01", "MET-02"], vec![a, info]))
+        .await
+        .unwrap();
+    let at = t0() + Duration::minutes(5);
+    let mismatch = |items: Vec<FeedbackRecord>| {
+        let store = store.clone();
+        async move {
+            match store.record_feedback("rps-cds", &items).await {
+                Err(StorageError::FeedbackMismatch { path, .. }) => path,
+                other => panic!("expected a mismatch, got {other:?}"),
+            }
+        }
+    };
+
+    // A suggestion the card never offered, second item of the call.
+    let mut bad = feedback(ua, "accepted", at);
+    bad.accepted_suggestions = vec!["sugg-2".into(), "never-offered".into()];
+    assert_eq!(
+        mismatch(vec![overridden(ua, at, None), bad]).await,
+        "feedback[1].acceptedSuggestions[1].id"
+    );
+    // A reason code the card did not list.
+    assert_eq!(
+        mismatch(vec![overridden(ua, at, Some(("made-up", "Made up")))]).await,
+        "feedback[0].overrideReason.reason.code"
+    );
+    // A listed code in another code system.
+    let mut other_system = overridden(ua, at, Some(("x", "Reason X")));
+    other_system.override_reason_system = Some("https://example.org/reasons".into());
+    assert_eq!(
+        mismatch(vec![other_system]).await,
+        "feedback[0].overrideReason.reason.system"
+    );
+    // A card without override reasons.
+    assert_eq!(
+        mismatch(vec![overridden(ui, at, Some(("x", "Reason X")))]).await,
+        "feedback[0].overrideReason.reason.code"
+    );
+    // Nothing of the refused calls was stored; the stats are untouched.
+    let stats = store.rule_stats(None, None).await.unwrap();
+    assert!(stats.iter().all(|s| s.feedback == 0), "{stats:?}");
+
+    // What the card offered is accepted, and counted.
+    let mut good = feedback(ua, "accepted", at);
+    good.accepted_suggestions = vec!["sugg-2".into()];
+    let stored = store
+        .record_feedback(
+            "rps-cds",
+            &[
+                good,
+                overridden(ua, at, Some(("x", "Reason X"))),
+                overridden(ui, at, None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.new, 3);
+    let stats = store.rule_stats(None, None).await.unwrap();
+    assert_eq!((stats[0].accepted, stats[0].overridden), (1, 1));
+    assert_eq!((stats[1].accepted, stats[1].overridden), (0, 1));
+
+    // Feedback that was never checked (stored before migration 0002, claiming a suggestion)
+    // is not counted.
+    let unchecked = "UPDATE feedback SET verified = false WHERE outcome = 'accepted'";
+    match kind {
+        Kind::Postgres => {
+            sqlx::query(unchecked)
+                .execute(&store.postgres_pool().unwrap())
+                .await
+                .unwrap();
+        }
+        Kind::Sqlite => {
+            let file = db.cfg.data_dir.join("rps-cds.db");
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+                .await
+                .unwrap();
+            sqlx::query(unchecked).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+    let stats = store.rule_stats(None, None).await.unwrap();
+    assert_eq!(
+        (stats[0].feedback, stats[0].accepted, stats[0].overridden),
+        (1, 0, 1)
+    );
+    // The export still shows everything stored, with what the card offered.
+    let inv = export_all(&store).await.pop().unwrap();
+    assert_eq!(inv.cards[0].feedback.len(), 2);
+    assert_eq!(inv.cards[0].suggestions, ["sugg-1", "sugg-2"]);
+    assert_eq!(inv.cards[0].override_reasons, ["not-applicable", "x"]);
+    assert!(inv.cards[1].override_reasons.is_empty());
+    store.close().await;
+}
+
+fn parameter_set(dfi: f64) -> rps_cds::knowledge::parameters::ParameterSet {
+    use rps_cds::knowledge::parameters::{ParameterSet, ParameterSource, ParameterValue};
+    let mut p = std::collections::BTreeMap::new();
+    p.insert(
+        "favorable_dfi_months".to_owned(),
+        ParameterValue {
+            value: dfi,
+            source: if dfi == 12.0 {
+                ParameterSource::CatalogueDefault
+            } else {
+                ParameterSource::SiteConfiguration
+            },
+        },
+    );
+    ParameterSet::new(p)
+}
+
+/// Each parameter set is stored once however often it is registered; invocations name it and
+/// the export carries its values and sources.
+async fn parameter_sets_are_stored_once_and_exported(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let store = db.open().await;
+    let (site, default) = (parameter_set(24.0), parameter_set(12.0));
+    for set in [&site, &site, &default] {
+        store.record_parameter_set(set).await.unwrap();
+    }
+    let mut a = invocation(t0(), &["LR-04"], vec![card("LR-04")]);
+    a.parameter_set = Some(site.digest.clone());
+    let mut b = invocation(t0() + Duration::hours(1), &["LR-04"], vec![]);
+    b.parameter_set = Some(default.digest.clone());
+    let c = invocation(t0() + Duration::hours(2), &[], vec![]);
+    for rec in [a.clone(), b, c] {
+        store.record_invocation(rec).await.unwrap();
+    }
+    // A record naming a set that was never stored is refused (foreign key).
+    let mut orphan = invocation(t0(), &[], vec![]);
+    orphan.parameter_set = Some("0".repeat(64));
+    assert!(store.record_invocation(orphan).await.is_err());
+
+    let all = export_all(&store).await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].parameter_set.as_deref(), Some(site.digest.as_str()));
+    assert_eq!(all[0].parameters.as_ref(), Some(&site.parameters));
+    assert_eq!(all[1].parameters.as_ref(), Some(&default.parameters));
+    assert_eq!((&all[2].parameter_set, &all[2].parameters), (&None, &None));
+    // One invocation read back as the export shows it (what `rps-cds replay` reads).
+    let one = store.invocation(a.id).await.unwrap().unwrap();
+    assert_eq!(one, all[0]);
+    assert!(store.invocation(Uuid::new_v4()).await.unwrap().is_none());
+
+    let stored: i64 = match kind {
+        Kind::Postgres => sqlx::query_scalar("SELECT COUNT(*) FROM parameter_sets")
+            .fetch_one(&store.postgres_pool().unwrap())
+            .await
+            .unwrap(),
+        Kind::Sqlite => {
+            let file = db.cfg.data_dir.join("rps-cds.db");
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+                .await
+                .unwrap();
+            let n = sqlx::query_scalar("SELECT COUNT(*) FROM parameter_sets")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            n
+        }
+    };
+    assert_eq!(stored, 2, "identical sets are stored once");
+    store.close().await;
+}
+
+/// The governance read-out: per rule and ISO week, and which knowledge version and parameter
+/// set ran each week, agreeing with the per-rule totals.
+async fn governance_counts_per_week_and_configuration(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let store = db.open().await;
+    let set = parameter_set(24.0);
+    store.record_parameter_set(&set).await.unwrap();
+    // t0 is Monday 2026-06-01; the third invocation is in the next week.
+    let (c1, c2, c3) = (card("R1"), card("R1"), card("R1"));
+    let (u1, u2, u3) = (c1.uuid, c2.uuid, c3.uuid);
+    let mut recs = vec![
+        invocation(t0(), &["R1"], vec![c1]),
+        invocation(t0() + Duration::days(6), &["R1"], vec![c2]),
+        invocation(t0() + Duration::days(7), &["R1"], vec![c3]),
+    ];
+    recs[2].parameter_set = Some(set.digest.clone());
+    recs[2].knowledge_version = "2026.07".into();
+    for rec in recs {
+        store.record_invocation(rec).await.unwrap();
+    }
+    let at = t0() + Duration::days(8);
+    store
+        .record_feedback(
+            "rps-cds",
+            &[
+                overridden(u1, at, Some(("x", "Reason X"))),
+                feedback(u2, "accepted", at),
+                overridden(u3, at, None),
+            ],
+        )
+        .await
+        .unwrap();
+    let g = store.governance(None, None).await.unwrap();
+    assert_eq!(g.rules, store.rule_stats(None, None).await.unwrap());
+    let weeks: Vec<(String, u64, u64, u64)> = g
+        .weeks
+        .iter()
+        .map(|w| (w.week.to_string(), w.fired, w.accepted, w.overridden))
+        .collect();
+    assert_eq!(
+        weeks,
+        [
+            ("2026-06-01".to_owned(), 2, 1, 1),
+            ("2026-06-08".to_owned(), 1, 0, 1)
+        ]
+    );
+    assert_eq!(g.weeks[0].override_rate(), Some(0.5));
+    let configurations: Vec<(String, &str, Option<&str>, u64)> = g
+        .configurations
+        .iter()
+        .map(|c| {
+            (
+                c.week.to_string(),
+                c.knowledge_version.as_str(),
+                c.parameter_set.as_deref(),
+                c.invocations,
+            )
+        })
+        .collect();
+    assert_eq!(
+        configurations,
+        [
+            ("2026-06-01".to_owned(), "2026.06", None, 2),
+            (
+                "2026-06-08".to_owned(),
+                "2026.07",
+                Some(set.digest.as_str()),
+                1
+            )
+        ]
+    );
+    assert_eq!(g.parameter_sets.get(&set.digest), Some(&set.parameters));
+    // A range: the second week only.
+    let g = store
+        .governance(Some(t0() + Duration::days(7)), None)
+        .await
+        .unwrap();
+    assert_eq!(g.weeks.len(), 1);
+    assert_eq!((g.rules[0].fired, g.rules[0].overridden), (1, 1));
+    store.close().await;
 }

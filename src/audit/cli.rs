@@ -31,25 +31,34 @@ pub async fn report(
     let stats = store.rule_stats(from, to).await?;
     match format {
         ReportFormat::Json => {
-            let doc = serde_json::json!({
-                "from": from,
-                "to": to,
-                "rules": stats
-                    .iter()
-                    .map(|s| {
-                        let mut v = serde_json::to_value(s)?;
-                        v["acceptance_rate"] = serde_json::json!(s.acceptance_rate());
-                        Ok(v)
-                    })
-                    .collect::<Result<Vec<_>, serde_json::Error>>()?,
-            });
-            serde_json::to_writer_pretty(&mut *out, &doc)?;
+            serde_json::to_writer_pretty(&mut *out, &report_json(from, to, &stats)?)?;
             out.write_all(b"\n")?;
         }
         ReportFormat::Table => out.write_all(render_table(from, to, &stats).as_bytes())?,
     }
     out.flush()?;
     Ok(())
+}
+
+/// The JSON report: the period and one object per rule with its acceptance rate. The same
+/// document is `GET /admin/rules/stats` (schema `RuleStatsReport` in schemas/openapi.json).
+pub fn report_json(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    stats: &[RuleStats],
+) -> Result<serde_json::Value, serde_json::Error> {
+    Ok(serde_json::json!({
+        "from": from,
+        "to": to,
+        "rules": stats
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(s)?;
+                v["acceptance_rate"] = serde_json::json!(s.acceptance_rate());
+                Ok(v)
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()?,
+    }))
 }
 
 /// JSON Lines export of invocations with `from <= time < to`; returns how many were written.

@@ -22,12 +22,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
+
+use crate::knowledge::parameters::{ParameterSet, ParameterValue};
 
 /// Where and how the audit trail is stored (`[storage]` in the service configuration).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +86,9 @@ impl std::fmt::Display for Backend {
 pub enum StorageError {
     #[error("database error: {0}")]
     Database(#[source] Arc<sqlx::Error>),
+    /// The SQLite writer thread's own connection (rusqlite).
+    #[error("database error: {0}")]
+    Sqlite(#[source] Arc<rusqlite::Error>),
     #[error("database migration failed: {0}")]
     Migrate(#[source] Arc<sqlx::migrate::MigrateError>),
     #[error("I/O error: {0}")]
@@ -97,6 +102,10 @@ pub enum StorageError {
     UnknownCard(Uuid),
     #[error("invalid feedback: {0}")]
     InvalidFeedback(String),
+    /// Feedback that does not match the card it names: a suggestion the card never offered,
+    /// or an override reason the card did not list. `path` is the JSON path in the call.
+    #[error("feedback does not match its card at {path}: {message}")]
+    FeedbackMismatch { path: String, message: String },
     /// A value read back from the database does not have the form the service writes.
     #[error("unexpected stored value: {0}")]
     Corrupt(String),
@@ -114,6 +123,12 @@ impl From<sqlx::Error> for StorageError {
 impl From<sqlx::migrate::MigrateError> for StorageError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         StorageError::Migrate(Arc::new(e))
+    }
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        StorageError::Sqlite(Arc::new(e))
     }
 }
 
@@ -140,6 +155,9 @@ pub struct InvocationRecord {
     /// `iss` of the CDS client JWT, when the call was authenticated.
     pub ehr_issuer: Option<String>,
     pub knowledge_version: String,
+    /// Digest of the effective parameter set ([`AuditStore::record_parameter_set`], table
+    /// `parameter_sets`) that produced the cards; `None` for a call that never reached the rules.
+    pub parameter_set: Option<String>,
     /// The FHIR id the request itself carries (`context.patientId`); nothing else about the patient.
     pub patient_id: Option<String>,
     pub rules_fired: Vec<String>,
@@ -158,6 +176,10 @@ pub struct CardRecord {
     pub rule_id: String,
     pub indicator: String,
     pub summary: String,
+    /// The uuids of the card's suggestions: feedback may accept only these.
+    pub suggestions: Vec<String>,
+    /// The codes of the card's `overrideReasons`: an override may give only these.
+    pub override_reasons: Vec<String>,
 }
 
 /// One feedback item (CDS Hooks 2.0 feedback endpoint) on one card.
@@ -238,6 +260,12 @@ pub struct ExportedInvocation {
     pub hook_instance: Option<String>,
     pub ehr_issuer: Option<String>,
     pub knowledge_version: String,
+    /// Digest of the parameter set in force (`None` for calls recorded before it was kept).
+    #[serde(default)]
+    pub parameter_set: Option<String>,
+    /// The values of that set and where each came from.
+    #[serde(default)]
+    pub parameters: Option<BTreeMap<String, ParameterValue>>,
     pub patient_id: Option<String>,
     pub request_sha256: Option<String>,
     pub latency_ms: f64,
@@ -252,6 +280,12 @@ pub struct ExportedCard {
     pub rule_id: String,
     pub indicator: String,
     pub summary: String,
+    /// Suggestion uuids and override reason codes the card offered (empty for cards recorded
+    /// before they were kept).
+    #[serde(default)]
+    pub suggestions: Vec<String>,
+    #[serde(default)]
+    pub override_reasons: Vec<String>,
     pub feedback: Vec<ExportedFeedback>,
 }
 
@@ -358,6 +392,76 @@ fn check_outcome(item: &FeedbackRecord) -> Result<(), StorageError> {
     }
 }
 
+/// Checks one feedback item (position `index` in the call) against what its card offered:
+/// every accepted suggestion must be one of the card's, and an override reason code must be
+/// one of the card's `overrideReasons` (in their code system, when a system is given).
+fn check_against_card(
+    index: usize,
+    item: &FeedbackRecord,
+    suggestions: &[String],
+    override_reasons: &[String],
+) -> Result<(), StorageError> {
+    for (j, s) in item.accepted_suggestions.iter().enumerate() {
+        if !suggestions.contains(s) {
+            return Err(StorageError::FeedbackMismatch {
+                path: format!("feedback[{index}].acceptedSuggestions[{j}].id"),
+                message: format!("card {} offered no suggestion {s:?}", item.card),
+            });
+        }
+    }
+    if let Some(system) = &item.override_reason_system
+        && item.override_reason_code.is_some()
+        && system != crate::knowledge::OVERRIDE_REASON_SYSTEM
+    {
+        return Err(StorageError::FeedbackMismatch {
+            path: format!("feedback[{index}].overrideReason.reason.system"),
+            message: format!(
+                "the card's override reasons are in {}, not {system:?}",
+                crate::knowledge::OVERRIDE_REASON_SYSTEM
+            ),
+        });
+    }
+    if let Some(code) = &item.override_reason_code
+        && !override_reasons.contains(code)
+    {
+        return Err(StorageError::FeedbackMismatch {
+            path: format!("feedback[{index}].overrideReason.reason.code"),
+            message: if override_reasons.is_empty() {
+                format!(
+                    "card {} listed no override reasons, so none can be given",
+                    item.card
+                )
+            } else {
+                format!(
+                    "{code:?} is not among the card's override reasons ({})",
+                    override_reasons.join(", ")
+                )
+            },
+        });
+    }
+    Ok(())
+}
+
+/// A JSON array of strings as stored (suggestions, override reasons); NULL (cards recorded
+/// before migration 0002) is the empty list.
+fn parse_string_list(s: Option<&str>) -> Result<Vec<String>, StorageError> {
+    match s {
+        None => Ok(Vec::new()),
+        Some(s) => serde_json::from_str(s)
+            .map_err(|_| StorageError::Corrupt(format!("not a JSON array of strings: {s:?}"))),
+    }
+}
+
+fn parse_parameters(
+    s: Option<&str>,
+) -> Result<Option<BTreeMap<String, ParameterValue>>, StorageError> {
+    s.map(|s| {
+        serde_json::from_str(s)
+            .map_err(|_| StorageError::Corrupt(format!("not a parameter set: {s:?}")))
+    })
+    .transpose()
+}
+
 /// Rule ids in first-fired order, each once (the table keys on invocation + rule id).
 fn unique_rules(rules: &[String]) -> Vec<&str> {
     let mut seen = std::collections::HashSet::new();
@@ -444,6 +548,128 @@ impl StatsRows {
     }
 }
 
+/// One rule in one ISO week (weeks start on Monday, UTC): the governance page's sparkline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleWeek {
+    pub rule_id: String,
+    /// The Monday the week starts on.
+    pub week: NaiveDate,
+    pub fired: u64,
+    pub accepted: u64,
+    pub overridden: u64,
+}
+
+impl RuleWeek {
+    /// overridden / (accepted + overridden); `None` without feedback that week.
+    pub fn override_rate(&self) -> Option<f64> {
+        let decided = self.accepted + self.overridden;
+        (decided > 0).then(|| self.overridden as f64 / decided as f64)
+    }
+}
+
+/// How many invocations of one week ran on one knowledge version and parameter set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigurationWeek {
+    pub week: NaiveDate,
+    pub knowledge_version: String,
+    /// `None` for calls recorded without a parameter set (before it was kept, or refused
+    /// before evaluation).
+    pub parameter_set: Option<String>,
+    pub invocations: u64,
+}
+
+/// What the governance page (`GET /admin`) shows, read from one snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Governance {
+    /// The same numbers as [`AuditStore::rule_stats`].
+    pub rules: Vec<RuleStats>,
+    /// Per rule and week, weeks in order.
+    pub weeks: Vec<RuleWeek>,
+    /// Per week, knowledge version and parameter set, weeks in order.
+    pub configurations: Vec<ConfigurationWeek>,
+    /// The parameter sets named in `configurations`, by digest.
+    pub parameter_sets: BTreeMap<String, BTreeMap<String, ParameterValue>>,
+}
+
+/// Rows of the per-day governance queries (day = `YYYY-MM-DD`, UTC), folded into weeks the
+/// same way for both backends.
+#[derive(Default)]
+struct GovernanceRows {
+    /// (rule id, day, invocations in which it fired)
+    fired: Vec<(String, String, i64)>,
+    /// (rule id, day, outcome, count) of checked feedback, by the day of the card's invocation.
+    outcomes: Vec<(String, String, String, i64)>,
+    /// (day, knowledge version, parameter set, invocations)
+    configurations: Vec<(String, String, Option<String>, i64)>,
+    /// (digest, parameters JSON)
+    parameter_sets: Vec<(String, String)>,
+}
+
+fn week_of(day: &str) -> Result<NaiveDate, StorageError> {
+    let d = NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|_| StorageError::Corrupt(format!("not a day: {day:?}")))?;
+    Ok(d - chrono::Days::new(u64::from(d.weekday().num_days_from_monday())))
+}
+
+impl GovernanceRows {
+    fn assemble(self, rules: Vec<RuleStats>) -> Result<Governance, StorageError> {
+        let mut weeks: BTreeMap<(String, NaiveDate), RuleWeek> = BTreeMap::new();
+        fn get(
+            m: &mut BTreeMap<(String, NaiveDate), RuleWeek>,
+            rule: String,
+            week: NaiveDate,
+        ) -> &mut RuleWeek {
+            m.entry((rule.clone(), week)).or_insert_with(|| RuleWeek {
+                rule_id: rule,
+                week,
+                fired: 0,
+                accepted: 0,
+                overridden: 0,
+            })
+        }
+        for (rule, day, n) in self.fired {
+            get(&mut weeks, rule, week_of(&day)?).fired += count(n);
+        }
+        for (rule, day, outcome, n) in self.outcomes {
+            let w = get(&mut weeks, rule, week_of(&day)?);
+            match outcome.as_str() {
+                "accepted" => w.accepted += count(n),
+                "overridden" => w.overridden += count(n),
+                _ => {}
+            }
+        }
+        let mut configurations: BTreeMap<(NaiveDate, String, Option<String>), u64> =
+            BTreeMap::new();
+        for (day, version, set, n) in self.configurations {
+            *configurations
+                .entry((week_of(&day)?, version, set))
+                .or_insert(0) += count(n);
+        }
+        let mut parameter_sets = BTreeMap::new();
+        for (digest, json) in self.parameter_sets {
+            if let Some(p) = parse_parameters(Some(&json))? {
+                parameter_sets.insert(digest, p);
+            }
+        }
+        Ok(Governance {
+            rules,
+            weeks: weeks.into_values().collect(),
+            configurations: configurations
+                .into_iter()
+                .map(
+                    |((week, knowledge_version, parameter_set), invocations)| ConfigurationWeek {
+                        week,
+                        knowledge_version,
+                        parameter_set,
+                        invocations,
+                    },
+                )
+                .collect(),
+            parameter_sets,
+        })
+    }
+}
+
 /// Children of one page of exported invocations, assembled the same way for both backends.
 struct ExportPage {
     invocations: Vec<ExportedInvocation>,
@@ -502,28 +728,61 @@ enum Db {
     Postgres(sqlx::PgPool),
 }
 
-impl Db {
-    async fn write_batch(&self, batch: &[&InvocationRecord]) -> Result<(), StorageError> {
-        match self {
-            Db::Sqlite(db) => db.write_batch(batch).await,
-            Db::Postgres(pool) => postgres::write_batch(pool, batch).await,
-        }
-    }
-}
-
 /// A record waiting for the writer, with the channel on which its caller waits for the commit.
 struct Job {
     record: InvocationRecord,
     done: oneshot::Sender<Result<(), StorageError>>,
 }
 
+/// What the writer's queue carries: records for the group commit and, on SQLite, the other
+/// writes, so that one connection (the writer thread's) does every write in order.
+// Records are nearly every message: boxing them to shrink the rare commands' slots would cost
+// an allocation per call.
+#[allow(clippy::large_enum_variant)]
+enum Message {
+    Record(Job),
+    Sqlite(sqlite::Command),
+}
+
+/// The writer: a dedicated OS thread on SQLite (synchronous SQLite calls, no async hand-off
+/// per batch), a Tokio task on PostgreSQL (its pool is async).
+enum Writer {
+    Thread(std::thread::JoinHandle<()>),
+    Task(JoinHandle<()>),
+}
+
+impl Writer {
+    fn is_finished(&self) -> bool {
+        match self {
+            Writer::Thread(h) => h.is_finished(),
+            Writer::Task(h) => h.is_finished(),
+        }
+    }
+}
+
 struct Inner {
     db: Db,
     /// Taken (dropped) by `close`, which lets the writer drain the queue and stop.
-    sender: Mutex<Option<mpsc::Sender<Job>>>,
-    writer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    sender: Mutex<Option<mpsc::Sender<Message>>>,
+    writer: tokio::sync::Mutex<Option<Writer>>,
     /// Records taken from the queue and not yet answered (the batch being written).
     in_flight: Arc<AtomicUsize>,
+    /// Calls announced by [`AuditStore::expect_record`] whose record is not queued yet.
+    expected: Arc<AtomicUsize>,
+}
+
+/// A call that will hand its record to the writer soon (from [`AuditStore::expect_record`]);
+/// dropping it withdraws the announcement. The SQLite writer holds a commit back briefly while
+/// announced records are on their way, so a commit (and its fsync and page writes, the bulk of
+/// the audit's CPU) serves several calls instead of one or two.
+pub struct RecordExpected {
+    expected: Arc<AtomicUsize>,
+}
+
+impl Drop for RecordExpected {
+    fn drop(&mut self) {
+        self.expected.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The audit store: cheap to clone, shared by all HTTP workers.
@@ -544,21 +803,21 @@ impl std::fmt::Debug for AuditStore {
 
 impl AuditStore {
     /// Connects (creating the SQLite file and its directory if needed), applies the migrations
-    /// and starts the group-commit writer task. Must be called inside a Tokio runtime.
+    /// and starts the group-commit writer (a thread on SQLite, a task on PostgreSQL). Must be
+    /// called inside a Tokio runtime.
     pub async fn open(cfg: &StorageConfig) -> Result<Self, StorageError> {
         if cfg.batch_max == 0 || cfg.queue_capacity == 0 {
             return Err(StorageError::Config(
                 "batch_max and queue_capacity must be at least 1".into(),
             ));
         }
-        let db = match cfg.url.as_deref() {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Db::Postgres(postgres::open(url, cfg.max_connections).await?)
-            }
-            Some(url) if url.starts_with("sqlite:") => {
-                Db::Sqlite(sqlite::SqliteDb::open(sqlite::options(Some(url), cfg)?).await?)
-            }
-            None => Db::Sqlite(sqlite::SqliteDb::open(sqlite::options(None, cfg)?).await?),
+        let (sender, receiver) = mpsc::channel(cfg.queue_capacity);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let expected = Arc::new(AtomicUsize::new(0));
+        let sqlite_options = match cfg.url.as_deref() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => None,
+            Some(url) if url.starts_with("sqlite:") => Some(sqlite::options(Some(url), cfg)?),
+            None => Some(sqlite::options(None, cfg)?),
             // Never echo the URL: it may carry a password.
             Some(_) => {
                 return Err(StorageError::Config(
@@ -566,20 +825,37 @@ impl AuditStore {
                 ));
             }
         };
-        let (sender, receiver) = mpsc::channel(cfg.queue_capacity);
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let writer = tokio::spawn(run_writer(
-            db.clone(),
-            receiver,
-            cfg.batch_max,
-            in_flight.clone(),
-        ));
+        let (db, writer) = match (sqlite_options, cfg.url.as_deref()) {
+            (Some(opts), _) => {
+                let (db, thread) = sqlite::SqliteDb::open(
+                    opts,
+                    receiver,
+                    cfg.batch_max,
+                    in_flight.clone(),
+                    expected.clone(),
+                )
+                .await?;
+                (Db::Sqlite(db), Writer::Thread(thread))
+            }
+            (None, Some(url)) => {
+                let pool = postgres::open(url, cfg.max_connections).await?;
+                let task = tokio::spawn(run_postgres_writer(
+                    pool.clone(),
+                    receiver,
+                    cfg.batch_max,
+                    in_flight.clone(),
+                ));
+                (Db::Postgres(pool), Writer::Task(task))
+            }
+            (None, None) => unreachable!("no URL selects SQLite"),
+        };
         let store = AuditStore {
             inner: Arc::new(Inner {
                 db,
                 sender: Mutex::new(Some(sender)),
                 writer: tokio::sync::Mutex::new(Some(writer)),
                 in_flight,
+                expected,
             }),
         };
         tracing::info!(backend = %store.backend(), "audit store open");
@@ -590,24 +866,67 @@ impl AuditStore {
     /// Waits for room when the queue is full (back-pressure). If the caller gives up while
     /// waiting for the commit, the record is still written.
     pub async fn record_invocation(&self, rec: InvocationRecord) -> Result<(), StorageError> {
+        self.record_expected_invocation(rec, None).await
+    }
+
+    /// Announces a call that will record an invocation shortly (the HTTP handler, when it
+    /// starts evaluating): see [`RecordExpected`]. Pass it to
+    /// [`AuditStore::record_expected_invocation`] or drop it.
+    pub fn expect_record(&self) -> RecordExpected {
+        self.inner.expected.fetch_add(1, Ordering::SeqCst);
+        RecordExpected {
+            expected: self.inner.expected.clone(),
+        }
+    }
+
+    /// [`AuditStore::record_invocation`] for an announced call: the announcement is withdrawn
+    /// as the record is queued, before the commit is awaited.
+    pub async fn record_expected_invocation(
+        &self,
+        rec: InvocationRecord,
+        announced: Option<RecordExpected>,
+    ) -> Result<(), StorageError> {
+        // Withdrawn before the record is queued: a writer that sees the count drop to zero may
+        // commit at once; this record then goes with the next commit.
+        drop(announced);
         if cfg!(feature = "unaudited-baseline") {
             // Benchmark build only: the "without audit" baseline of scripts/load.sh.
             return Ok(());
         }
-        let sender = self.sender().ok_or(StorageError::Closed)?;
         let (done, committed) = oneshot::channel();
-        sender
-            .send(Job { record: rec, done })
-            .await
-            .map_err(|_| StorageError::Closed)?;
-        drop(sender);
+        self.send(Message::Record(Job { record: rec, done }))
+            .await?;
         // The writer answers every job; a dropped answer means the writer itself stopped.
         committed.await.map_err(|_| StorageError::Closed)?
     }
 
+    /// Stores the effective parameter set once (by digest; storing it again does nothing).
+    /// Records name it by [`InvocationRecord::parameter_set`], so it must be stored first.
+    pub async fn record_parameter_set(&self, set: &ParameterSet) -> Result<(), StorageError> {
+        let parameters = serde_json::to_string(&set.parameters)?;
+        let now = micros(Utc::now());
+        match &self.inner.db {
+            Db::Sqlite(_) => {
+                let digest = set.digest.clone();
+                self.sqlite(|reply| sqlite::Command::ParameterSet {
+                    digest,
+                    parameters,
+                    at: now,
+                    reply,
+                })
+                .await
+            }
+            Db::Postgres(pool) => {
+                postgres::record_parameter_set(pool, &set.digest, &parameters, now).await
+            }
+        }
+    }
+
     /// Stores the feedback items of one feedback call, all or nothing. A card unknown to this
-    /// service makes the whole call fail with [`StorageError::UnknownCard`]; an item already
-    /// stored (same card, outcome and outcome timestamp) is kept once and counted as duplicate.
+    /// service makes the whole call fail with [`StorageError::UnknownCard`]; an accepted
+    /// suggestion the card did not offer, or an override reason it did not list, with
+    /// [`StorageError::FeedbackMismatch`]. An item already stored (same card, outcome and
+    /// outcome timestamp) is kept once and counted as duplicate.
     pub async fn record_feedback(
         &self,
         service_id: &str,
@@ -618,7 +937,16 @@ impl AuditStore {
         }
         let received_at = micros(Utc::now());
         match &self.inner.db {
-            Db::Sqlite(db) => db.record_feedback(service_id, items, received_at).await,
+            Db::Sqlite(_) => {
+                let (service_id, items) = (service_id.to_owned(), items.to_vec());
+                self.sqlite(|reply| sqlite::Command::Feedback {
+                    service_id,
+                    items,
+                    received_at,
+                    reply,
+                })
+                .await
+            }
             Db::Postgres(pool) => {
                 postgres::record_feedback(pool, service_id, items, received_at).await
             }
@@ -626,19 +954,29 @@ impl AuditStore {
     }
 
     /// Per rule id, over invocations with `from <= time < to` (open ends when `None`), sorted
-    /// by rule id.
+    /// by rule id. Only feedback checked against its card counts.
     pub async fn rule_stats(
         &self,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> Result<Vec<RuleStats>, StorageError> {
-        let rows = match &self.inner.db {
-            Db::Sqlite(db) => db.rule_stats(from.map(micros), to.map(micros)).await?,
-            Db::Postgres(pool) => {
-                postgres::rule_stats(pool, from.map(micros), to.map(micros)).await?
-            }
+        Ok(self.governance(from, to).await?.rules)
+    }
+
+    /// Everything the governance page shows, from one snapshot: the per-rule numbers of
+    /// [`AuditStore::rule_stats`], the same per ISO week, and the knowledge versions and
+    /// parameter sets in use per week.
+    pub async fn governance(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Governance, StorageError> {
+        let (from, to) = (from.map(micros), to.map(micros));
+        let (stats, rows) = match &self.inner.db {
+            Db::Sqlite(db) => db.governance(from, to).await?,
+            Db::Postgres(pool) => postgres::governance(pool, from, to).await?,
         };
-        Ok(rows.merge())
+        rows.assemble(stats.merge())
     }
 
     /// Writes one JSON object per invocation with `from <= time < to`, in time order, with its
@@ -658,21 +996,42 @@ impl AuditStore {
         Ok(n)
     }
 
+    /// The invocation with this id as the export shows it, `None` if there is none.
+    pub async fn invocation(&self, id: Uuid) -> Result<Option<ExportedInvocation>, StorageError> {
+        match &self.inner.db {
+            Db::Sqlite(db) => db.invocation(id).await,
+            Db::Postgres(pool) => postgres::invocation(pool, id).await,
+        }
+    }
+
     /// Deletes the invocations older than `cutoff` with their rules, cards and feedback.
     /// Returns the number of invocations deleted.
     pub async fn purge_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
+        let cutoff = micros(cutoff);
         let n = match &self.inner.db {
-            Db::Sqlite(db) => db.purge(micros(cutoff)).await?,
-            Db::Postgres(pool) => postgres::purge(pool, micros(cutoff)).await?,
+            Db::Sqlite(_) => {
+                let mut total = 0u64;
+                loop {
+                    // One chunk per command, so group commits interleave with a long purge.
+                    let n = self
+                        .sqlite(|reply| sqlite::Command::PurgeChunk { cutoff, reply })
+                        .await?;
+                    total += n;
+                    if n < PURGE_CHUNK as u64 {
+                        break total;
+                    }
+                }
+            }
+            Db::Postgres(pool) => postgres::purge(pool, cutoff).await?,
         };
         tracing::info!(deleted = n, "audit purge done");
         Ok(n)
     }
 
-    /// Readiness: the database answers and the writer task is running.
+    /// Readiness: the database answers and the writer is running.
     pub async fn ping(&self) -> Result<(), StorageError> {
         match self.inner.writer.lock().await.as_ref() {
-            Some(h) if !h.is_finished() => {}
+            Some(w) if !w.is_finished() => {}
             _ => return Err(StorageError::Closed),
         }
         match &self.inner.db {
@@ -705,10 +1064,16 @@ impl AuditStore {
         );
         // Senders cloned by callers still in `send` keep the channel open until they finish.
         let writer = self.inner.writer.lock().await.take();
-        if let Some(handle) = writer
-            && let Err(e) = handle.await
-        {
-            tracing::error!(error = %e, "audit writer task ended abnormally");
+        let ended = match writer {
+            Some(Writer::Task(handle)) => handle.await.map_err(|e| e.to_string()),
+            Some(Writer::Thread(handle)) => tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|joined| joined.map_err(|_| "panicked".to_owned())),
+            None => Ok(()),
+        };
+        if let Err(e) = ended {
+            tracing::error!(error = %e, "audit writer ended abnormally");
         }
         match &self.inner.db {
             Db::Sqlite(db) => db.close().await,
@@ -731,57 +1096,90 @@ impl AuditStore {
         }
     }
 
-    fn sender(&self) -> Option<mpsc::Sender<Job>> {
+    fn sender(&self) -> Option<mpsc::Sender<Message>> {
         self.inner
             .sender
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+
+    async fn send(&self, message: Message) -> Result<(), StorageError> {
+        let sender = self.sender().ok_or(StorageError::Closed)?;
+        sender.send(message).await.map_err(|_| StorageError::Closed)
+    }
+
+    /// Runs one write on the SQLite writer thread and waits for its answer.
+    async fn sqlite<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> sqlite::Command,
+    ) -> Result<T, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Message::Sqlite(command(reply))).await?;
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
 }
 
-/// The group-commit loop: take whatever is queued (up to `batch_max`), write it in one
-/// transaction, commit, then answer every caller. Ends when the channel is closed and drained.
-async fn run_writer(
-    db: Db,
-    mut receiver: mpsc::Receiver<Job>,
+/// The PostgreSQL group-commit loop: take whatever is queued (up to `batch_max`), write it in
+/// one transaction, commit, then answer every caller. Ends when the channel is closed and
+/// drained.
+async fn run_postgres_writer(
+    pool: sqlx::PgPool,
+    mut receiver: mpsc::Receiver<Message>,
     batch_max: usize,
     in_flight: Arc<AtomicUsize>,
 ) {
+    let mut messages: Vec<Message> = Vec::with_capacity(batch_max);
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
-    while receiver.recv_many(&mut batch, batch_max).await > 0 {
+    while receiver.recv_many(&mut messages, batch_max).await > 0 {
+        for m in messages.drain(..) {
+            match m {
+                Message::Record(job) => batch.push(job),
+                // Only the SQLite store sends these.
+                Message::Sqlite(_) => {}
+            }
+        }
         in_flight.store(batch.len(), Ordering::Relaxed);
         let records: Vec<&InvocationRecord> = batch.iter().map(|j| &j.record).collect();
         let started = std::time::Instant::now();
-        let result = db.write_batch(&records).await;
+        let result = postgres::write_batch(&pool, &records).await;
         crate::telemetry::record_audit_commit(started.elapsed().as_secs_f64(), records.len());
         match result {
-            Ok(()) => {
-                for job in batch.drain(..) {
-                    answer(&in_flight, job, Ok(()));
-                }
-            }
+            Ok(()) => answer_all(&in_flight, &mut batch, Ok(())),
             Err(e) if batch.len() > 1 => {
-                // Nothing of the batch was committed. Write each record on its own so one bad
-                // record (or a transient failure) does not cost the others their audit entry;
-                // each caller gets its own outcome.
-                tracing::warn!(error = %e, records = batch.len(), "audit batch failed; retrying records one by one");
+                warn_batch_failed(&e, batch.len());
                 for job in batch.drain(..) {
-                    let result = db.write_batch(&[&job.record]).await;
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, invocation = %job.record.id, "audit record not stored");
-                    }
-                    answer(&in_flight, job, result);
+                    let result = postgres::write_batch(&pool, &[&job.record]).await;
+                    answer_one(&in_flight, job, result);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "audit record not stored");
-                for job in batch.drain(..) {
-                    answer(&in_flight, job, Err(e.clone()));
-                }
+                answer_all(&in_flight, &mut batch, Err(e));
             }
         }
     }
+}
+
+fn warn_batch_failed(e: &StorageError, records: usize) {
+    // Nothing of the batch was committed. Each record is then written on its own so one bad
+    // record (or a transient failure) does not cost the others their audit entry.
+    tracing::warn!(error = %e, records, "audit batch failed; retrying records one by one");
+}
+
+/// Answers every caller of a batch with the same outcome.
+fn answer_all(in_flight: &AtomicUsize, batch: &mut Vec<Job>, result: Result<(), StorageError>) {
+    for job in batch.drain(..) {
+        answer(in_flight, job, result.clone());
+    }
+}
+
+/// Answers the caller of a record retried on its own.
+fn answer_one(in_flight: &AtomicUsize, job: Job, result: Result<(), StorageError>) {
+    if let Err(e) = &result {
+        tracing::error!(error = %e, invocation = %job.record.id, "audit record not stored");
+    }
+    answer(in_flight, job, result);
 }
 
 /// Answers one caller, having first taken its record out of the pending count so that a

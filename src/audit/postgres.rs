@@ -11,15 +11,23 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::{
     EXPORT_PAGE, ExportPage, ExportedCard, ExportedFeedback, ExportedInvocation, FeedbackRecord,
-    FeedbackStored, InvocationRecord, PURGE_CHUNK, StatsRows, StorageError, http_status, micros,
-    parse_uuid, unique_rules, write_jsonl,
+    FeedbackStored, GovernanceRows, InvocationRecord, PURGE_CHUNK, StatsRows, StorageError,
+    check_against_card, http_status, micros, parse_parameters, parse_string_list, parse_uuid,
+    unique_rules, write_jsonl,
 };
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "reconstructable",
+        include_str!("../../migrations/postgres/0002_reconstructable.sql"),
+    ),
+];
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,6 +54,7 @@ pub(super) async fn write_batch(
     let mut instances = Vec::with_capacity(n);
     let mut issuers = Vec::with_capacity(n);
     let mut versions = Vec::with_capacity(n);
+    let mut sets = Vec::with_capacity(n);
     let mut patients = Vec::with_capacity(n);
     let mut digests = Vec::with_capacity(n);
     let mut latencies = Vec::with_capacity(n);
@@ -53,6 +62,7 @@ pub(super) async fn write_batch(
     let (mut rule_inv, mut rule_ids, mut rule_pos) = (Vec::new(), Vec::new(), Vec::new());
     let (mut card_ids, mut card_inv, mut card_pos) = (Vec::new(), Vec::new(), Vec::new());
     let (mut card_rules, mut card_ind, mut card_sum) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut card_sugg, mut card_reasons) = (Vec::new(), Vec::new());
     for rec in batch {
         let id = rec.id.to_string();
         for (position, rule) in unique_rules(&rec.rules_fired).into_iter().enumerate() {
@@ -67,6 +77,8 @@ pub(super) async fn write_batch(
             card_rules.push(card.rule_id.as_str());
             card_ind.push(card.indicator.as_str());
             card_sum.push(card.summary.as_str());
+            card_sugg.push(serde_json::to_string(&card.suggestions)?);
+            card_reasons.push(serde_json::to_string(&card.override_reasons)?);
         }
         ids.push(id);
         times.push(micros(rec.time));
@@ -75,6 +87,7 @@ pub(super) async fn write_batch(
         instances.push(rec.hook_instance.as_deref());
         issuers.push(rec.ehr_issuer.as_deref());
         versions.push(rec.knowledge_version.as_str());
+        sets.push(rec.parameter_set.as_deref());
         patients.push(rec.patient_id.as_deref());
         digests.push(rec.request_sha256.as_deref());
         latencies.push(rec.latency_ms);
@@ -84,9 +97,10 @@ pub(super) async fn write_batch(
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO invocations (id, time, service_id, hook, hook_instance, ehr_issuer, \
-         knowledge_version, patient_id, request_sha256, latency_ms, http_status) \
+         knowledge_version, patient_id, request_sha256, latency_ms, http_status, parameter_set) \
          SELECT * FROM UNNEST($1::text[]::uuid[], $2::timestamptz[], $3::text[], $4::text[], \
-         $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::float8[], $11::int4[])",
+         $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::float8[], $11::int4[], \
+         $12::text[])",
     )
     .bind(&ids)
     .bind(&times)
@@ -99,6 +113,7 @@ pub(super) async fn write_batch(
     .bind(&digests)
     .bind(&latencies)
     .bind(&statuses)
+    .bind(&sets)
     .execute(&mut *tx)
     .await?;
     if !rule_inv.is_empty() {
@@ -114,9 +129,10 @@ pub(super) async fn write_batch(
     }
     if !card_ids.is_empty() {
         sqlx::query(
-            "INSERT INTO cards (uuid, invocation_id, position, rule_id, indicator, summary) \
+            "INSERT INTO cards (uuid, invocation_id, position, rule_id, indicator, summary, \
+             suggestions, override_reasons) \
              SELECT * FROM UNNEST($1::text[]::uuid[], $2::text[]::uuid[], $3::int4[], \
-             $4::text[], $5::text[], $6::text[])",
+             $4::text[], $5::text[], $6::text[], $7::text[]::jsonb[], $8::text[]::jsonb[])",
         )
         .bind(&card_ids)
         .bind(&card_inv)
@@ -124,6 +140,8 @@ pub(super) async fn write_batch(
         .bind(&card_rules)
         .bind(&card_ind)
         .bind(&card_sum)
+        .bind(&card_sugg)
+        .bind(&card_reasons)
         .execute(&mut *tx)
         .await?;
     }
@@ -139,25 +157,35 @@ pub(super) async fn record_feedback(
 ) -> Result<FeedbackStored, StorageError> {
     let mut tx = pool.begin().await?;
     let mut stored = FeedbackStored::default();
-    for item in items {
+    for (index, item) in items.iter().enumerate() {
         let card = item.card.to_string();
-        let known: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM cards c JOIN invocations i ON i.id = c.invocation_id \
+        let offered: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT c.suggestions::text, c.override_reasons::text FROM cards c \
+             JOIN invocations i ON i.id = c.invocation_id \
              WHERE c.uuid = $1::uuid AND i.service_id = $2",
         )
         .bind(&card)
         .bind(service_id)
         .fetch_optional(&mut *tx)
         .await?;
-        if known.is_none() {
+        let Some((suggestions, reasons)) = offered else {
             tx.rollback().await?;
             return Err(StorageError::UnknownCard(item.card));
+        };
+        if let Err(e) = check_against_card(
+            index,
+            item,
+            &parse_string_list(suggestions.as_deref())?,
+            &parse_string_list(reasons.as_deref())?,
+        ) {
+            tx.rollback().await?;
+            return Err(e);
         }
         let done = sqlx::query(
             "INSERT INTO feedback (card_uuid, service_id, outcome, accepted_suggestions, \
              override_reason_code, override_reason_system, override_reason_display, \
-             user_comment, outcome_timestamp, received_at) \
-             VALUES ($1::uuid, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10) \
+             user_comment, outcome_timestamp, received_at, verified) \
+             VALUES ($1::uuid, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, true) \
              ON CONFLICT (card_uuid, outcome, outcome_timestamp) DO NOTHING",
         )
         .bind(&card)
@@ -182,73 +210,118 @@ pub(super) async fn record_feedback(
     Ok(stored)
 }
 
-pub(super) async fn rule_stats(
+pub(super) async fn record_parameter_set(
+    pool: &PgPool,
+    digest: &str,
+    parameters: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    sqlx::query(
+        "INSERT INTO parameter_sets (digest, parameters, first_seen) VALUES ($1, $2::jsonb, $3) \
+         ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(digest)
+    .bind(parameters)
+    .bind(at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn governance(
     pool: &PgPool,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-) -> Result<StatsRows, StorageError> {
+) -> Result<(StatsRows, GovernanceRows), StorageError> {
     let mut tx = pool.begin().await?;
-    // The four queries see one snapshot.
+    // Every query sees one snapshot.
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let fired = sqlx::query_as(
-        "SELECT r.rule_id, COUNT(*) FROM invocation_rules r \
-         JOIN invocations i ON i.id = r.invocation_id \
-         WHERE ($1::timestamptz IS NULL OR i.time >= $1) \
-         AND ($2::timestamptz IS NULL OR i.time < $2) \
-         GROUP BY r.rule_id",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut *tx)
-    .await?;
-    let cards = sqlx::query_as(
-        "SELECT c.rule_id, COUNT(*) FROM cards c \
-         JOIN invocations i ON i.id = c.invocation_id \
-         WHERE ($1::timestamptz IS NULL OR i.time >= $1) \
-         AND ($2::timestamptz IS NULL OR i.time < $2) \
-         GROUP BY c.rule_id",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut *tx)
-    .await?;
-    let outcomes = sqlx::query_as(
-        "SELECT c.rule_id, f.outcome, COUNT(*) FROM feedback f \
-         JOIN cards c ON c.uuid = f.card_uuid \
-         JOIN invocations i ON i.id = c.invocation_id \
-         WHERE ($1::timestamptz IS NULL OR i.time >= $1) \
-         AND ($2::timestamptz IS NULL OR i.time < $2) \
-         GROUP BY c.rule_id, f.outcome",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut *tx)
-    .await?;
-    let reasons = sqlx::query_as(
-        "SELECT c.rule_id, f.override_reason_code, f.override_reason_system, \
-         f.override_reason_display, COUNT(*) FROM feedback f \
-         JOIN cards c ON c.uuid = f.card_uuid \
-         JOIN invocations i ON i.id = c.invocation_id \
-         WHERE f.outcome = 'overridden' \
-         AND ($1::timestamptz IS NULL OR i.time >= $1) \
-         AND ($2::timestamptz IS NULL OR i.time < $2) \
-         GROUP BY c.rule_id, f.override_reason_code, f.override_reason_system, \
-         f.override_reason_display",
-    )
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut *tx)
-    .await?;
+    const RANGE: &str = "($1::timestamptz IS NULL OR i.time >= $1) \
+        AND ($2::timestamptz IS NULL OR i.time < $2)";
+    const DAY: &str = "to_char(i.time AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
+    macro_rules! rows {
+        ($sql:expr) => {
+            sqlx::query_as(sqlx::AssertSqlSafe(
+                $sql.replace("{range}", RANGE).replace("{day}", DAY),
+            ))
+            .bind(from)
+            .bind(to)
+            .fetch_all(&mut *tx)
+            .await?
+        };
+    }
+    let stats = StatsRows {
+        fired: rows!(
+            "SELECT r.rule_id, COUNT(*) FROM invocation_rules r \
+             JOIN invocations i ON i.id = r.invocation_id WHERE {range} GROUP BY r.rule_id"
+        ),
+        cards: rows!(
+            "SELECT c.rule_id, COUNT(*) FROM cards c \
+             JOIN invocations i ON i.id = c.invocation_id WHERE {range} GROUP BY c.rule_id"
+        ),
+        outcomes: rows!(
+            "SELECT c.rule_id, f.outcome, COUNT(*) FROM feedback f \
+             JOIN cards c ON c.uuid = f.card_uuid \
+             JOIN invocations i ON i.id = c.invocation_id \
+             WHERE f.verified AND {range} GROUP BY c.rule_id, f.outcome"
+        ),
+        reasons: rows!(
+            "SELECT c.rule_id, f.override_reason_code, f.override_reason_system, \
+             f.override_reason_display, COUNT(*) FROM feedback f \
+             JOIN cards c ON c.uuid = f.card_uuid \
+             JOIN invocations i ON i.id = c.invocation_id \
+             WHERE f.verified AND f.outcome = 'overridden' AND {range} \
+             GROUP BY c.rule_id, f.override_reason_code, f.override_reason_system, \
+             f.override_reason_display"
+        ),
+    };
+    let governance = GovernanceRows {
+        fired: rows!(
+            "SELECT r.rule_id, {day}, COUNT(*) FROM invocation_rules r \
+             JOIN invocations i ON i.id = r.invocation_id WHERE {range} GROUP BY 1, 2"
+        ),
+        outcomes: rows!(
+            "SELECT c.rule_id, {day}, f.outcome, COUNT(*) FROM feedback f \
+             JOIN cards c ON c.uuid = f.card_uuid \
+             JOIN invocations i ON i.id = c.invocation_id \
+             WHERE f.verified AND {range} GROUP BY 1, 2, 3"
+        ),
+        configurations: rows!(
+            "SELECT {day}, i.knowledge_version, i.parameter_set, COUNT(*) \
+             FROM invocations i WHERE {range} GROUP BY 1, 2, 3"
+        ),
+        parameter_sets: rows!(
+            "SELECT p.digest, p.parameters::text FROM parameter_sets p WHERE p.digest IN \
+             (SELECT DISTINCT i.parameter_set FROM invocations i WHERE {range})"
+        ),
+    };
     tx.commit().await?;
-    Ok(StatsRows {
-        fired,
-        cards,
-        outcomes,
-        reasons,
-    })
+    Ok((stats, governance))
 }
+
+/// The columns of an invocation as export and replay read them.
+const INVOCATION_COLUMNS: &str = "i.id::text, i.time, i.service_id, i.hook, i.hook_instance, \
+    i.ehr_issuer, i.knowledge_version, i.parameter_set, p.parameters::text, i.patient_id, \
+    i.request_sha256, i.latency_ms, i.http_status::int8 \
+    FROM invocations i LEFT JOIN parameter_sets p ON p.digest = i.parameter_set";
+
+type InvocationRow = (
+    String,
+    DateTime<Utc>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    f64,
+    i64,
+);
 
 pub(super) async fn export(
     pool: &PgPool,
@@ -264,26 +337,11 @@ pub(super) async fn export(
     let mut after: Option<(DateTime<Utc>, String)> = None;
     let mut written = 0u64;
     loop {
-        type Row = (
-            String,
-            DateTime<Utc>,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-            Option<String>,
-            Option<String>,
-            f64,
-            i64,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id::text, time, service_id, hook, hook_instance, ehr_issuer, \
-             knowledge_version, patient_id, request_sha256, latency_ms, http_status::int8 \
-             FROM invocations WHERE time >= $1 AND time < $2 \
-             AND ($3::timestamptz IS NULL OR time > $3 OR (time = $3 AND id > $4::uuid)) \
-             ORDER BY time, id LIMIT $5",
-        )
+        let rows: Vec<InvocationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {INVOCATION_COLUMNS} WHERE i.time >= $1 AND i.time < $2 \
+             AND ($3::timestamptz IS NULL OR i.time > $3 OR (i.time = $3 AND i.id > $4::uuid)) \
+             ORDER BY i.time, i.id LIMIT $5"
+        )))
         .bind(from)
         .bind(to)
         .bind(after.as_ref().map(|a| a.0))
@@ -294,107 +352,7 @@ pub(super) async fn export(
         let Some(last) = rows.last() else { break };
         after = Some((last.1, last.0.clone()));
         let full_page = rows.len() as i64 == EXPORT_PAGE;
-        let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-
-        let mut invocations = Vec::with_capacity(rows.len());
-        for r in rows {
-            invocations.push(ExportedInvocation {
-                id: parse_uuid(&r.0)?,
-                time: r.1,
-                service_id: r.2,
-                hook: r.3,
-                hook_instance: r.4,
-                ehr_issuer: r.5,
-                knowledge_version: r.6,
-                patient_id: r.7,
-                request_sha256: r.8,
-                latency_ms: r.9,
-                http_status: http_status(r.10)?,
-                rules_fired: Vec::new(),
-                cards: Vec::new(),
-            });
-        }
-        let rule_rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT invocation_id::text, rule_id FROM invocation_rules \
-             WHERE invocation_id = ANY($1::text[]::uuid[]) \
-             ORDER BY invocation_id, position",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        let card_rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
-            "SELECT invocation_id::text, uuid::text, rule_id, indicator, summary FROM cards \
-             WHERE invocation_id = ANY($1::text[]::uuid[]) \
-             ORDER BY invocation_id, position",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        type FeedbackRow = (
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            DateTime<Utc>,
-            DateTime<Utc>,
-            String,
-        );
-        let feedback_rows: Vec<FeedbackRow> = sqlx::query_as(
-            "SELECT f.card_uuid::text, f.outcome, f.accepted_suggestions::text, \
-             f.override_reason_code, f.override_reason_system, f.override_reason_display, \
-             f.user_comment, f.outcome_timestamp, f.received_at, f.service_id \
-             FROM feedback f JOIN cards c ON c.uuid = f.card_uuid \
-             WHERE c.invocation_id = ANY($1::text[]::uuid[]) \
-             ORDER BY f.card_uuid, f.outcome_timestamp, f.id",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-
-        let mut page = ExportPage {
-            invocations,
-            rules: Vec::with_capacity(rule_rows.len()),
-            cards: Vec::with_capacity(card_rows.len()),
-            feedback: Vec::with_capacity(feedback_rows.len()),
-        };
-        for (inv, rule) in rule_rows {
-            page.rules.push((parse_uuid(&inv)?, rule));
-        }
-        for (inv, uuid, rule_id, indicator, summary) in card_rows {
-            page.cards.push((
-                parse_uuid(&inv)?,
-                ExportedCard {
-                    uuid: parse_uuid(&uuid)?,
-                    rule_id,
-                    indicator,
-                    summary,
-                    feedback: Vec::new(),
-                },
-            ));
-        }
-        for f in feedback_rows {
-            let accepted_suggestions = serde_json::from_str(&f.2).map_err(|_| {
-                StorageError::Corrupt("accepted_suggestions is not an array of strings".into())
-            })?;
-            page.feedback.push((
-                parse_uuid(&f.0)?,
-                ExportedFeedback {
-                    outcome: f.1,
-                    accepted_suggestions,
-                    override_reason_code: f.3,
-                    override_reason_system: f.4,
-                    override_reason_display: f.5,
-                    user_comment: f.6,
-                    outcome_timestamp: f.7,
-                    received_at: f.8,
-                    service_id: f.9,
-                },
-            ));
-        }
-        let invocations = page.assemble();
+        let invocations = page(&mut tx, rows).await?;
         write_jsonl(out, &invocations)?;
         written += invocations.len() as u64;
         if !full_page {
@@ -403,6 +361,146 @@ pub(super) async fn export(
     }
     tx.commit().await?;
     Ok(written)
+}
+
+pub(super) async fn invocation(
+    pool: &PgPool,
+    id: uuid::Uuid,
+) -> Result<Option<ExportedInvocation>, StorageError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let rows: Vec<InvocationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {INVOCATION_COLUMNS} WHERE i.id = $1::uuid"
+    )))
+    .bind(id.to_string())
+    .fetch_all(&mut *tx)
+    .await?;
+    let found = page(&mut tx, rows).await?.pop();
+    tx.commit().await?;
+    Ok(found)
+}
+
+/// Reads the rules, cards and feedback of a page of invocations and assembles them.
+async fn page(
+    tx: &mut sqlx::PgConnection,
+    rows: Vec<InvocationRow>,
+) -> Result<Vec<ExportedInvocation>, StorageError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let mut invocations = Vec::with_capacity(rows.len());
+    for r in rows {
+        invocations.push(ExportedInvocation {
+            id: parse_uuid(&r.0)?,
+            time: r.1,
+            service_id: r.2,
+            hook: r.3,
+            hook_instance: r.4,
+            ehr_issuer: r.5,
+            knowledge_version: r.6,
+            parameter_set: r.7,
+            parameters: parse_parameters(r.8.as_deref())?,
+            patient_id: r.9,
+            request_sha256: r.10,
+            latency_ms: r.11,
+            http_status: http_status(r.12)?,
+            rules_fired: Vec::new(),
+            cards: Vec::new(),
+        });
+    }
+    let rule_rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT invocation_id::text, rule_id FROM invocation_rules \
+         WHERE invocation_id = ANY($1::text[]::uuid[]) \
+         ORDER BY invocation_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    type CardRow = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let card_rows: Vec<CardRow> = sqlx::query_as(
+        "SELECT invocation_id::text, uuid::text, rule_id, indicator, summary, \
+         suggestions::text, override_reasons::text FROM cards \
+         WHERE invocation_id = ANY($1::text[]::uuid[]) \
+         ORDER BY invocation_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    type FeedbackRow = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        String,
+    );
+    let feedback_rows: Vec<FeedbackRow> = sqlx::query_as(
+        "SELECT f.card_uuid::text, f.outcome, f.accepted_suggestions::text, \
+         f.override_reason_code, f.override_reason_system, f.override_reason_display, \
+         f.user_comment, f.outcome_timestamp, f.received_at, f.service_id \
+         FROM feedback f JOIN cards c ON c.uuid = f.card_uuid \
+         WHERE c.invocation_id = ANY($1::text[]::uuid[]) \
+         ORDER BY f.card_uuid, f.outcome_timestamp, f.id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let mut page = ExportPage {
+        invocations,
+        rules: Vec::with_capacity(rule_rows.len()),
+        cards: Vec::with_capacity(card_rows.len()),
+        feedback: Vec::with_capacity(feedback_rows.len()),
+    };
+    for (inv, rule) in rule_rows {
+        page.rules.push((parse_uuid(&inv)?, rule));
+    }
+    for (inv, uuid, rule_id, indicator, summary, suggestions, reasons) in card_rows {
+        page.cards.push((
+            parse_uuid(&inv)?,
+            ExportedCard {
+                uuid: parse_uuid(&uuid)?,
+                rule_id,
+                indicator,
+                summary,
+                suggestions: parse_string_list(suggestions.as_deref())?,
+                override_reasons: parse_string_list(reasons.as_deref())?,
+                feedback: Vec::new(),
+            },
+        ));
+    }
+    for f in feedback_rows {
+        page.feedback.push((
+            parse_uuid(&f.0)?,
+            ExportedFeedback {
+                outcome: f.1,
+                accepted_suggestions: parse_string_list(Some(&f.2))?,
+                override_reason_code: f.3,
+                override_reason_system: f.4,
+                override_reason_display: f.5,
+                user_comment: f.6,
+                outcome_timestamp: f.7,
+                received_at: f.8,
+                service_id: f.9,
+            },
+        ));
+    }
+    Ok(page.assemble())
 }
 
 pub(super) async fn purge(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {

@@ -1,61 +1,69 @@
 //! SQLite backend: one file in WAL mode with synchronous=FULL (a commit is on disk before the
-//! caller is answered), one writer connection shared by the group-commit task and the other
-//! writes (feedback, purge), and a small pool of readers for reports and export, which WAL lets
-//! run alongside the writer.
+//! caller is answered). Every write goes through one dedicated OS thread that owns the only
+//! writer connection (rusqlite, synchronous, prepared statements): the group commit, feedback,
+//! parameter sets and purge chunks, in queue order. Reports and export read through a small
+//! sqlx pool of read-only connections, which WAL lets run alongside the writer.
 
 use std::io::Write;
-
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection};
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
 
 use super::{
     EXPORT_PAGE, ExportPage, ExportedCard, ExportedFeedback, ExportedInvocation, FeedbackRecord,
-    FeedbackStored, InvocationRecord, PURGE_CHUNK, StatsRows, StorageConfig, StorageError,
-    http_status, micros, parse_uuid, unique_rules, write_jsonl,
+    FeedbackStored, GovernanceRows, InvocationRecord, Job, Message, PURGE_CHUNK, StatsRows,
+    StorageConfig, StorageError, answer_all, answer_one, check_against_card, http_status, micros,
+    parse_parameters, parse_string_list, parse_uuid, unique_rules, warn_batch_failed, write_jsonl,
 };
 
 pub(super) const DEFAULT_FILE: &str = "rps-cds.db";
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "reconstructable",
+        include_str!("../../migrations/sqlite/0002_reconstructable.sql"),
+    ),
+    (
+        3,
+        "lean indexes",
+        include_str!("../../migrations/sqlite/0003_lean_indexes.sql"),
+    ),
+];
+
+/// Longest a group commit is held back for announced records (`AuditStore::expect_record`)
+/// still on their way; at light load nothing is announced and nothing waits.
+const GATHER_MAX: Duration = Duration::from_millis(1);
 
 /// How long a statement waits for a lock held by another process (e.g. the CLI purging
 /// while the service runs) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READERS: u32 = 4;
-/// Write transactions take the write lock up front: a deferred transaction that reads first
-/// (the feedback card check) would fail at once, without waiting, if another process (the CLI
-/// purging while the service runs) committed in between.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// One group commit (see `SqliteDb::write_batch`): `$1`, `$2`, `$3` are the JSON arrays of
-/// [`BatchRows`]. `ORDER BY key` keeps the batch's order.
-const WRITE_BATCH: &str = "BEGIN IMMEDIATE; \
-    INSERT INTO invocations (id, time, service_id, hook, hook_instance, ehr_issuer, \
-    knowledge_version, patient_id, request_sha256, latency_ms, http_status) \
-    SELECT value ->> 'id', value ->> 'time', value ->> 'service_id', value ->> 'hook', \
-    value ->> 'hook_instance', value ->> 'ehr_issuer', value ->> 'knowledge_version', \
-    value ->> 'patient_id', value ->> 'request_sha256', value ->> 'latency_ms', \
-    value ->> 'http_status' FROM json_each($1) ORDER BY key; \
-    INSERT INTO invocation_rules (invocation_id, rule_id, position) \
-    SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($2) ORDER BY key; \
-    INSERT INTO cards (uuid, invocation_id, position, rule_id, indicator, summary) \
-    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 \
-    FROM json_each($3) ORDER BY key; \
-    COMMIT";
+const INSERT_INVOCATION: &str = "INSERT INTO invocations (id, time, service_id, hook, \
+    hook_instance, ehr_issuer, knowledge_version, parameter_set, patient_id, request_sha256, \
+    latency_ms, http_status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+const INSERT_RULE: &str =
+    "INSERT INTO invocation_rules (invocation_id, rule_id, position) VALUES (?1, ?2, ?3)";
+const INSERT_CARD: &str = "INSERT INTO cards (uuid, invocation_id, position, rule_id, \
+    indicator, summary, suggestions, override_reasons) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// Time as stored: UTC, microseconds, fixed width, so text order is time order.
 fn ts(t: DateTime<Utc>) -> String {
@@ -69,8 +77,7 @@ fn parse_ts(s: &str) -> Result<DateTime<Utc>, StorageError> {
 }
 
 fn parse_suggestions(s: &str) -> Result<Vec<String>, StorageError> {
-    serde_json::from_str(s)
-        .map_err(|_| StorageError::Corrupt(format!("not a JSON array of strings: {s:?}")))
+    parse_string_list(Some(s))
 }
 
 /// The connection options for a `sqlite:` URL or the default file; in-memory databases are
@@ -103,255 +110,424 @@ fn in_memory_url(url: &str) -> bool {
     db.is_empty() || db == ":memory:" || query.split('&').any(|p| p == "mode=memory")
 }
 
-/// One invocation row as `write_batch` sends it to SQLite (inside a JSON array).
-#[derive(Serialize)]
-struct InvocationRow<'a> {
-    id: String,
-    time: String,
-    service_id: &'a str,
-    hook: Option<&'a str>,
-    hook_instance: Option<&'a str>,
-    ehr_issuer: Option<&'a str>,
-    knowledge_version: &'a str,
-    patient_id: Option<&'a str>,
-    request_sha256: Option<&'a str>,
-    latency_ms: f64,
-    http_status: u16,
-}
-
-/// A batch as three JSON arrays, one per table. Rules and cards are positional arrays:
-/// `[invocation id, rule id, position]` and
-/// `[uuid, invocation id, position, rule id, indicator, summary]`.
-struct BatchRows {
-    invocations: String,
-    rules: String,
-    cards: String,
-}
-
-impl BatchRows {
-    fn new(batch: &[&InvocationRecord]) -> Result<Self, StorageError> {
-        let mut invocations = Vec::with_capacity(batch.len());
-        let mut rules = Vec::new();
-        let mut cards = Vec::new();
-        for rec in batch {
-            let id = rec.id.to_string();
-            for (position, rule) in unique_rules(&rec.rules_fired).into_iter().enumerate() {
-                rules.push((id.clone(), rule, position));
-            }
-            for (position, card) in rec.cards.iter().enumerate() {
-                cards.push((
-                    card.uuid.to_string(),
-                    id.clone(),
-                    position,
-                    card.rule_id.as_str(),
-                    card.indicator.as_str(),
-                    card.summary.as_str(),
-                ));
-            }
-            invocations.push(InvocationRow {
-                id,
-                time: ts(rec.time),
-                service_id: &rec.service_id,
-                hook: rec.hook.as_deref(),
-                hook_instance: rec.hook_instance.as_deref(),
-                ehr_issuer: rec.ehr_issuer.as_deref(),
-                knowledge_version: &rec.knowledge_version,
-                patient_id: rec.patient_id.as_deref(),
-                request_sha256: rec.request_sha256.as_deref(),
-                latency_ms: rec.latency_ms,
-                http_status: rec.http_status,
-            });
-        }
-        Ok(BatchRows {
-            invocations: serde_json::to_string(&invocations)?,
-            rules: serde_json::to_string(&rules)?,
-            cards: serde_json::to_string(&cards)?,
-        })
-    }
-}
-
-#[derive(Clone)]
-pub(super) struct SqliteDb {
-    /// `None` once closed.
-    writer: Arc<Mutex<Option<SqliteConnection>>>,
-    read: SqlitePool,
-}
-
-impl SqliteDb {
-    pub(super) async fn open(opts: SqliteConnectOptions) -> Result<Self, StorageError> {
-        if let Some(dir) = opts
-            .get_filename()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut writer = opts
-            .clone()
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .connect()
-            .await?;
-        super::migrator(MIGRATIONS).run(&mut writer).await?;
-        // WAL mode is a property of the file, already set by the writer.
-        let read = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .connect_with(opts.read_only(true))
-            .await?;
-        Ok(SqliteDb {
-            writer: Arc::new(Mutex::new(Some(writer))),
-            read,
-        })
-    }
-
-    /// Writes and commits a batch in one round trip to sqlx's connection thread, whatever its
-    /// size: the transaction, the three INSERTs and the COMMIT are one multi-statement query
-    /// (sqlx runs every statement of it, binding `$n` by number). The rows travel as one JSON
-    /// array per table and SQLite's `json_each` unpacks them; the query text is fixed, so its
-    /// statements stay prepared. Why: each round trip is a hand-off between threads, and under
-    /// load every hand-off waits for a core. A per-row INSERT in a sqlx transaction cost ≈ 150
-    /// of them for a batch of 16 records.
-    pub(super) async fn write_batch(
-        &self,
-        batch: &[&InvocationRecord],
-    ) -> Result<(), StorageError> {
-        let rows = BatchRows::new(batch)?;
-        let mut guard = self.writer.lock().await;
-        let conn = guard.as_mut().ok_or(StorageError::Closed)?;
-        let written = sqlx::query(WRITE_BATCH)
-            .bind(rows.invocations)
-            .bind(rows.rules)
-            .bind(rows.cards)
-            .execute(&mut *conn)
-            .await;
-        if let Err(e) = written {
-            // Execution stopped at the failing statement, possibly inside the transaction:
-            // undo it so the connection is clean for the next batch. When no transaction is
-            // open (BEGIN or COMMIT itself failed and SQLite already rolled back) ROLLBACK
-            // fails harmlessly.
-            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
-                tracing::debug!(error = %rollback, "audit batch rollback after failure");
-            }
-            return Err(e.into());
-        }
-        Ok(())
-    }
-
-    pub(super) async fn record_feedback(
-        &self,
-        service_id: &str,
-        items: &[FeedbackRecord],
+/// The writes other than the group commit, run on the writer thread in queue order.
+pub(super) enum Command {
+    Feedback {
+        service_id: String,
+        items: Vec<FeedbackRecord>,
         received_at: DateTime<Utc>,
-    ) -> Result<FeedbackStored, StorageError> {
-        let mut guard = self.writer.lock().await;
-        let conn = guard.as_mut().ok_or(StorageError::Closed)?;
-        let mut tx = conn.begin_with(BEGIN_WRITE).await?;
-        let mut stored = FeedbackStored::default();
-        for item in items {
-            let card = item.card.to_string();
-            let known: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM cards c JOIN invocations i ON i.id = c.invocation_id \
-                 WHERE c.uuid = $1 AND i.service_id = $2",
-            )
-            .bind(&card)
-            .bind(service_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if known.is_none() {
-                tx.rollback().await?;
-                return Err(StorageError::UnknownCard(item.card));
+        reply: oneshot::Sender<Result<FeedbackStored, StorageError>>,
+    },
+    ParameterSet {
+        digest: String,
+        parameters: String,
+        at: DateTime<Utc>,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+    /// Deletes up to `PURGE_CHUNK` invocations older than `cutoff`; answers how many.
+    PurgeChunk {
+        cutoff: DateTime<Utc>,
+        reply: oneshot::Sender<Result<u64, StorageError>>,
+    },
+}
+
+/// The writer thread's connection: WAL (set by the migrations, a property of the file),
+/// `synchronous=FULL` (every commit fsynced before its callers are answered), foreign keys on
+/// (purge relies on ON DELETE CASCADE) and the busy timeout for a CLI purging alongside.
+pub(super) fn open_writer(path: &Path) -> Result<rusqlite::Connection, StorageError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Room for every statement the writer prepares, so none is ever re-prepared.
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// The dedicated writer thread: takes everything queued (up to `batch_max` records), writes
+/// it in one transaction with prepared statements, commits, and only then answers every
+/// caller. Other writes are done between batches, in queue order. Ends when the channel is
+/// closed and drained.
+fn run_writer(
+    mut conn: rusqlite::Connection,
+    mut receiver: mpsc::Receiver<Message>,
+    batch_max: usize,
+    in_flight: Arc<AtomicUsize>,
+    expected: Arc<AtomicUsize>,
+) {
+    // Only for the bounded wait on the queue while announced records are on their way.
+    let timer = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build();
+    let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
+    while let Some(first) = receiver.blocking_recv() {
+        let mut next_command = match first {
+            Message::Record(job) => {
+                batch.push(job);
+                None
             }
-            let done = sqlx::query(
-                "INSERT INTO feedback (card_uuid, service_id, outcome, accepted_suggestions, \
-                 override_reason_code, override_reason_system, override_reason_display, \
-                 user_comment, outcome_timestamp, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (card_uuid, outcome, outcome_timestamp) DO NOTHING",
-            )
-            .bind(&card)
-            .bind(service_id)
-            .bind(&item.outcome)
-            .bind(serde_json::to_string(&item.accepted_suggestions)?)
-            .bind(&item.override_reason_code)
-            .bind(&item.override_reason_system)
-            .bind(&item.override_reason_display)
-            .bind(&item.user_comment)
-            .bind(ts(item.outcome_timestamp))
-            .bind(ts(received_at))
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
+            Message::Sqlite(command) => Some(command),
+        };
+        if next_command.is_none() {
+            while batch.len() < batch_max {
+                match receiver.try_recv() {
+                    Ok(Message::Record(job)) => batch.push(job),
+                    Ok(Message::Sqlite(command)) => {
+                        next_command = Some(command);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        // Calls still evaluating will hand in their records within a moment: one commit for
+        // all of them costs much less CPU than one each (the fsync and page writes are per
+        // commit). Bounded by GATHER_MAX; at light load nothing is announced.
+        if let Ok(timer) = &timer
+            && next_command.is_none()
+            && !batch.is_empty()
+        {
+            let deadline = Instant::now() + GATHER_MAX;
+            while batch.len() < batch_max && expected.load(Ordering::SeqCst) > 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                // The timeout's timer must be created inside the runtime.
+                let next =
+                    timer.block_on(async { tokio::time::timeout(left, receiver.recv()).await });
+                match next {
+                    Ok(Some(Message::Record(job))) => batch.push(job),
+                    Ok(Some(Message::Sqlite(command))) => {
+                        next_command = Some(command);
+                        break;
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&mut conn, &mut batch, &in_flight);
+        }
+        if let Some(command) = next_command {
+            run_command(&mut conn, command);
+        }
+    }
+}
+
+fn commit_batch(conn: &mut rusqlite::Connection, batch: &mut Vec<Job>, in_flight: &AtomicUsize) {
+    in_flight.store(batch.len(), Ordering::Relaxed);
+    let started = Instant::now();
+    let result = write_batch(conn, batch.iter().map(|j| &j.record));
+    crate::telemetry::record_audit_commit(started.elapsed().as_secs_f64(), batch.len());
+    match result {
+        Ok(()) => answer_all(in_flight, batch, Ok(())),
+        Err(e) if batch.len() > 1 => {
+            warn_batch_failed(&e, batch.len());
+            for job in batch.drain(..) {
+                let result = write_batch(conn, std::iter::once(&job.record));
+                answer_one(in_flight, job, result);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "audit record not stored");
+            answer_all(in_flight, batch, Err(e));
+        }
+    }
+}
+
+/// One transaction: a prepared INSERT per row (invocation, its rules, its cards), then COMMIT.
+/// On any failure the transaction is rolled back (dropped) and nothing of the batch is kept.
+fn write_batch<'a>(
+    conn: &mut rusqlite::Connection,
+    records: impl Iterator<Item = &'a InvocationRecord>,
+) -> Result<(), StorageError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut invocation = tx.prepare_cached(INSERT_INVOCATION)?;
+        let mut rule = tx.prepare_cached(INSERT_RULE)?;
+        let mut card = tx.prepare_cached(INSERT_CARD)?;
+        let mut id_buf = Uuid::encode_buffer();
+        let mut card_buf = Uuid::encode_buffer();
+        for rec in records {
+            let id: &str = rec.id.as_hyphenated().encode_lower(&mut id_buf);
+            invocation.execute(params![
+                id,
+                ts(rec.time),
+                rec.service_id,
+                rec.hook,
+                rec.hook_instance,
+                rec.ehr_issuer,
+                rec.knowledge_version,
+                rec.parameter_set,
+                rec.patient_id,
+                rec.request_sha256,
+                rec.latency_ms,
+                rec.http_status,
+            ])?;
+            for (position, rule_id) in unique_rules(&rec.rules_fired).into_iter().enumerate() {
+                rule.execute(params![id, rule_id, position as i64])?;
+            }
+            for (position, c) in rec.cards.iter().enumerate() {
+                let uuid: &str = c.uuid.as_hyphenated().encode_lower(&mut card_buf);
+                card.execute(params![
+                    uuid,
+                    id,
+                    position as i64,
+                    c.rule_id,
+                    c.indicator,
+                    c.summary,
+                    serde_json::to_string(&c.suggestions)?,
+                    serde_json::to_string(&c.override_reasons)?,
+                ])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn run_command(conn: &mut rusqlite::Connection, command: Command) {
+    // A caller that gave up waiting drops its receiver; the write stands (or not) all the same.
+    match command {
+        Command::Feedback {
+            service_id,
+            items,
+            received_at,
+            reply,
+        } => {
+            let _ = reply.send(record_feedback(conn, &service_id, &items, received_at));
+        }
+        Command::ParameterSet {
+            digest,
+            parameters,
+            at,
+            reply,
+        } => {
+            let done = conn
+                .prepare_cached(
+                    "INSERT INTO parameter_sets (digest, parameters, first_seen) \
+                     VALUES (?1, ?2, ?3) ON CONFLICT (digest) DO NOTHING",
+                )
+                .and_then(|mut s| s.execute(params![digest, parameters, ts(at)]))
+                .map(|_| ())
+                .map_err(StorageError::from);
+            let _ = reply.send(done);
+        }
+        Command::PurgeChunk { cutoff, reply } => {
+            let done = conn
+                .prepare_cached(
+                    "DELETE FROM invocations WHERE id IN \
+                     (SELECT id FROM invocations WHERE time < ?1 LIMIT ?2)",
+                )
+                .and_then(|mut s| s.execute(params![ts(cutoff), PURGE_CHUNK]))
+                .map(|n| n as u64)
+                .map_err(StorageError::from);
+            let _ = reply.send(done);
+        }
+    }
+}
+
+/// All or nothing: the transaction is rolled back (dropped) at the first unknown card or
+/// feedback that does not match its card.
+fn record_feedback(
+    conn: &mut rusqlite::Connection,
+    service_id: &str,
+    items: &[FeedbackRecord],
+    received_at: DateTime<Utc>,
+) -> Result<FeedbackStored, StorageError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut stored = FeedbackStored::default();
+    {
+        let mut card_query = tx.prepare_cached(
+            "SELECT c.suggestions, c.override_reasons FROM cards c \
+             JOIN invocations i ON i.id = c.invocation_id \
+             WHERE c.uuid = ?1 AND i.service_id = ?2",
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO feedback (card_uuid, service_id, outcome, accepted_suggestions, \
+             override_reason_code, override_reason_system, override_reason_display, \
+             user_comment, outcome_timestamp, received_at, verified) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1) \
+             ON CONFLICT (card_uuid, outcome, outcome_timestamp) DO NOTHING",
+        )?;
+        for (index, item) in items.iter().enumerate() {
+            let card = item.card.to_string();
+            let offered: Option<(Option<String>, Option<String>)> = card_query
+                .query_row(params![card, service_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((suggestions, reasons)) = offered else {
+                return Err(StorageError::UnknownCard(item.card));
+            };
+            check_against_card(
+                index,
+                item,
+                &parse_string_list(suggestions.as_deref())?,
+                &parse_string_list(reasons.as_deref())?,
+            )?;
+            let n = insert.execute(params![
+                card,
+                service_id,
+                item.outcome,
+                serde_json::to_string(&item.accepted_suggestions)?,
+                item.override_reason_code,
+                item.override_reason_system,
+                item.override_reason_display,
+                item.user_comment,
+                ts(item.outcome_timestamp),
+                ts(received_at),
+            ])?;
+            if n == 1 {
                 stored.new += 1;
             } else {
                 stored.duplicates += 1;
             }
         }
-        tx.commit().await?;
-        Ok(stored)
+    }
+    tx.commit()?;
+    Ok(stored)
+}
+
+/// The columns of an invocation as export and replay read them.
+const INVOCATION_COLUMNS: &str = "i.id, i.time, i.service_id, i.hook, i.hook_instance, \
+    i.ehr_issuer, i.knowledge_version, i.parameter_set, p.parameters, i.patient_id, \
+    i.request_sha256, i.latency_ms, i.http_status \
+    FROM invocations i LEFT JOIN parameter_sets p ON p.digest = i.parameter_set";
+
+type InvocationRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    f64,
+    i64,
+);
+
+#[derive(Clone)]
+pub(super) struct SqliteDb {
+    read: SqlitePool,
+}
+
+impl SqliteDb {
+    /// Creates the file if needed, applies the migrations (through sqlx, which keeps their
+    /// checksums), then starts the writer thread on its own connection and the read pool.
+    pub(super) async fn open(
+        opts: SqliteConnectOptions,
+        receiver: mpsc::Receiver<Message>,
+        batch_max: usize,
+        in_flight: Arc<AtomicUsize>,
+        expected: Arc<AtomicUsize>,
+    ) -> Result<(Self, std::thread::JoinHandle<()>), StorageError> {
+        let path: PathBuf = opts.get_filename().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut migrate = opts
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .connect()
+            .await?;
+        super::migrator(MIGRATIONS).run(&mut migrate).await?;
+        migrate.close().await?;
+        let writer = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || open_writer(&path))
+                .await
+                .map_err(|e| StorageError::Config(format!("opening the writer: {e}")))??
+        };
+        // WAL mode is a property of the file, already set.
+        let read = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(opts.read_only(true))
+            .await?;
+        let thread = std::thread::Builder::new()
+            .name("rps-audit-writer".into())
+            .spawn(move || run_writer(writer, receiver, batch_max, in_flight, expected))?;
+        Ok((SqliteDb { read }, thread))
     }
 
-    pub(super) async fn rule_stats(
+    pub(super) async fn governance(
         &self,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
-    ) -> Result<StatsRows, StorageError> {
+    ) -> Result<(StatsRows, GovernanceRows), StorageError> {
         let from = from.map(ts);
         let to = to.map(ts);
         let mut conn = self.read.acquire().await?;
-        // One read transaction: the four queries see the same snapshot.
+        // One read transaction: every query sees the same snapshot.
         let mut tx = conn.begin().await?;
-        let fired = sqlx::query_as(
-            "SELECT r.rule_id, COUNT(*) FROM invocation_rules r \
-             JOIN invocations i ON i.id = r.invocation_id \
-             WHERE ($1 IS NULL OR i.time >= $1) AND ($2 IS NULL OR i.time < $2) \
-             GROUP BY r.rule_id",
-        )
-        .bind(&from)
-        .bind(&to)
-        .fetch_all(&mut *tx)
-        .await?;
-        let cards = sqlx::query_as(
-            "SELECT c.rule_id, COUNT(*) FROM cards c \
-             JOIN invocations i ON i.id = c.invocation_id \
-             WHERE ($1 IS NULL OR i.time >= $1) AND ($2 IS NULL OR i.time < $2) \
-             GROUP BY c.rule_id",
-        )
-        .bind(&from)
-        .bind(&to)
-        .fetch_all(&mut *tx)
-        .await?;
-        let outcomes = sqlx::query_as(
-            "SELECT c.rule_id, f.outcome, COUNT(*) FROM feedback f \
-             JOIN cards c ON c.uuid = f.card_uuid \
-             JOIN invocations i ON i.id = c.invocation_id \
-             WHERE ($1 IS NULL OR i.time >= $1) AND ($2 IS NULL OR i.time < $2) \
-             GROUP BY c.rule_id, f.outcome",
-        )
-        .bind(&from)
-        .bind(&to)
-        .fetch_all(&mut *tx)
-        .await?;
-        let reasons = sqlx::query_as(
-            "SELECT c.rule_id, f.override_reason_code, f.override_reason_system, \
-             f.override_reason_display, COUNT(*) FROM feedback f \
-             JOIN cards c ON c.uuid = f.card_uuid \
-             JOIN invocations i ON i.id = c.invocation_id \
-             WHERE f.outcome = 'overridden' \
-             AND ($1 IS NULL OR i.time >= $1) AND ($2 IS NULL OR i.time < $2) \
-             GROUP BY c.rule_id, f.override_reason_code, f.override_reason_system, \
-             f.override_reason_display",
-        )
-        .bind(&from)
-        .bind(&to)
-        .fetch_all(&mut *tx)
-        .await?;
+        const RANGE: &str = "($1 IS NULL OR i.time >= $1) AND ($2 IS NULL OR i.time < $2)";
+        macro_rules! rows {
+            ($sql:expr) => {
+                sqlx::query_as(sqlx::AssertSqlSafe($sql.replace("{range}", RANGE)))
+                    .bind(&from)
+                    .bind(&to)
+                    .fetch_all(&mut *tx)
+                    .await?
+            };
+        }
+        let stats = StatsRows {
+            fired: rows!(
+                "SELECT r.rule_id, COUNT(*) FROM invocation_rules r \
+                 JOIN invocations i ON i.id = r.invocation_id WHERE {range} GROUP BY r.rule_id"
+            ),
+            cards: rows!(
+                "SELECT c.rule_id, COUNT(*) FROM cards c \
+                 JOIN invocations i ON i.id = c.invocation_id WHERE {range} GROUP BY c.rule_id"
+            ),
+            outcomes: rows!(
+                "SELECT c.rule_id, f.outcome, COUNT(*) FROM feedback f \
+                 JOIN cards c ON c.uuid = f.card_uuid \
+                 JOIN invocations i ON i.id = c.invocation_id \
+                 WHERE f.verified AND {range} GROUP BY c.rule_id, f.outcome"
+            ),
+            reasons: rows!(
+                "SELECT c.rule_id, f.override_reason_code, f.override_reason_system, \
+                 f.override_reason_display, COUNT(*) FROM feedback f \
+                 JOIN cards c ON c.uuid = f.card_uuid \
+                 JOIN invocations i ON i.id = c.invocation_id \
+                 WHERE f.verified AND f.outcome = 'overridden' AND {range} \
+                 GROUP BY c.rule_id, f.override_reason_code, f.override_reason_system, \
+                 f.override_reason_display"
+            ),
+        };
+        let governance = GovernanceRows {
+            fired: rows!(
+                "SELECT r.rule_id, substr(i.time, 1, 10), COUNT(*) FROM invocation_rules r \
+                 JOIN invocations i ON i.id = r.invocation_id WHERE {range} \
+                 GROUP BY r.rule_id, substr(i.time, 1, 10)"
+            ),
+            outcomes: rows!(
+                "SELECT c.rule_id, substr(i.time, 1, 10), f.outcome, COUNT(*) FROM feedback f \
+                 JOIN cards c ON c.uuid = f.card_uuid \
+                 JOIN invocations i ON i.id = c.invocation_id \
+                 WHERE f.verified AND {range} \
+                 GROUP BY c.rule_id, substr(i.time, 1, 10), f.outcome"
+            ),
+            configurations: rows!(
+                "SELECT substr(i.time, 1, 10), i.knowledge_version, i.parameter_set, COUNT(*) \
+                 FROM invocations i WHERE {range} \
+                 GROUP BY substr(i.time, 1, 10), i.knowledge_version, i.parameter_set"
+            ),
+            parameter_sets: rows!(
+                "SELECT p.digest, p.parameters FROM parameter_sets p WHERE p.digest IN \
+                 (SELECT DISTINCT i.parameter_set FROM invocations i WHERE {range})"
+            ),
+        };
         tx.commit().await?;
-        Ok(StatsRows {
-            fired,
-            cards,
-            outcomes,
-            reasons,
-        })
+        Ok((stats, governance))
     }
 
     pub(super) async fn export(
@@ -367,26 +543,12 @@ impl SqliteDb {
         let mut after: Option<(String, String)> = None;
         let mut written = 0u64;
         loop {
-            type Row = (
-                String,
-                String,
-                String,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                String,
-                Option<String>,
-                Option<String>,
-                f64,
-                i64,
-            );
-            let rows: Vec<Row> = sqlx::query_as(
-                "SELECT id, time, service_id, hook, hook_instance, ehr_issuer, knowledge_version, \
-                 patient_id, request_sha256, latency_ms, http_status FROM invocations \
-                 WHERE time >= $1 AND time < $2 \
-                 AND ($3 IS NULL OR time > $3 OR (time = $3 AND id > $4)) \
-                 ORDER BY time, id LIMIT $5",
-            )
+            let rows: Vec<InvocationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {INVOCATION_COLUMNS} \
+                 WHERE i.time >= $1 AND i.time < $2 \
+                 AND ($3 IS NULL OR i.time > $3 OR (i.time = $3 AND i.id > $4)) \
+                 ORDER BY i.time, i.id LIMIT $5"
+            )))
             .bind(&from)
             .bind(&to)
             .bind(after.as_ref().map(|a| a.0.clone()))
@@ -397,104 +559,7 @@ impl SqliteDb {
             let Some(last) = rows.last() else { break };
             after = Some((last.1.clone(), last.0.clone()));
             let full_page = rows.len() as i64 == EXPORT_PAGE;
-            let ids = serde_json::to_string(&rows.iter().map(|r| &r.0).collect::<Vec<_>>())?;
-
-            let mut invocations = Vec::with_capacity(rows.len());
-            for r in rows {
-                invocations.push(ExportedInvocation {
-                    id: parse_uuid(&r.0)?,
-                    time: parse_ts(&r.1)?,
-                    service_id: r.2,
-                    hook: r.3,
-                    hook_instance: r.4,
-                    ehr_issuer: r.5,
-                    knowledge_version: r.6,
-                    patient_id: r.7,
-                    request_sha256: r.8,
-                    latency_ms: r.9,
-                    http_status: http_status(r.10)?,
-                    rules_fired: Vec::new(),
-                    cards: Vec::new(),
-                });
-            }
-            let rule_rows: Vec<(String, String)> = sqlx::query_as(
-                "SELECT invocation_id, rule_id FROM invocation_rules \
-                 WHERE invocation_id IN (SELECT value FROM json_each($1)) \
-                 ORDER BY invocation_id, position",
-            )
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
-            let card_rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
-                "SELECT invocation_id, uuid, rule_id, indicator, summary FROM cards \
-                 WHERE invocation_id IN (SELECT value FROM json_each($1)) \
-                 ORDER BY invocation_id, position",
-            )
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
-            type FeedbackRow = (
-                String,
-                String,
-                String,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                String,
-                String,
-                String,
-            );
-            let feedback_rows: Vec<FeedbackRow> = sqlx::query_as(
-                "SELECT f.card_uuid, f.outcome, f.accepted_suggestions, f.override_reason_code, \
-                 f.override_reason_system, f.override_reason_display, f.user_comment, \
-                 f.outcome_timestamp, f.received_at, f.service_id \
-                 FROM feedback f JOIN cards c ON c.uuid = f.card_uuid \
-                 WHERE c.invocation_id IN (SELECT value FROM json_each($1)) \
-                 ORDER BY f.card_uuid, f.outcome_timestamp, f.id",
-            )
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
-
-            let mut page = ExportPage {
-                invocations,
-                rules: Vec::with_capacity(rule_rows.len()),
-                cards: Vec::with_capacity(card_rows.len()),
-                feedback: Vec::with_capacity(feedback_rows.len()),
-            };
-            for (inv, rule) in rule_rows {
-                page.rules.push((parse_uuid(&inv)?, rule));
-            }
-            for (inv, uuid, rule_id, indicator, summary) in card_rows {
-                page.cards.push((
-                    parse_uuid(&inv)?,
-                    ExportedCard {
-                        uuid: parse_uuid(&uuid)?,
-                        rule_id,
-                        indicator,
-                        summary,
-                        feedback: Vec::new(),
-                    },
-                ));
-            }
-            for f in feedback_rows {
-                page.feedback.push((
-                    parse_uuid(&f.0)?,
-                    ExportedFeedback {
-                        outcome: f.1,
-                        accepted_suggestions: parse_suggestions(&f.2)?,
-                        override_reason_code: f.3,
-                        override_reason_system: f.4,
-                        override_reason_display: f.5,
-                        user_comment: f.6,
-                        outcome_timestamp: parse_ts(&f.7)?,
-                        received_at: parse_ts(&f.8)?,
-                        service_id: f.9,
-                    },
-                ));
-            }
-            let invocations = page.assemble();
+            let invocations = page(&mut tx, rows).await?;
             write_jsonl(out, &invocations)?;
             written += invocations.len() as u64;
             if !full_page {
@@ -505,52 +570,157 @@ impl SqliteDb {
         Ok(written)
     }
 
-    pub(super) async fn purge(&self, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
-        let cutoff = ts(cutoff);
-        let mut total = 0u64;
-        loop {
-            // The writer lock is taken per chunk so group commits interleave with a long purge.
-            let mut guard = self.writer.lock().await;
-            let conn = guard.as_mut().ok_or(StorageError::Closed)?;
-            let done = sqlx::query(
-                "DELETE FROM invocations WHERE id IN \
-                 (SELECT id FROM invocations WHERE time < $1 LIMIT $2)",
-            )
-            .bind(&cutoff)
-            .bind(PURGE_CHUNK)
-            .execute(&mut *conn)
-            .await?;
-            drop(guard);
-            total += done.rows_affected();
-            if done.rows_affected() < PURGE_CHUNK as u64 {
-                return Ok(total);
-            }
-        }
+    pub(super) async fn invocation(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<ExportedInvocation>, StorageError> {
+        let mut conn = self.read.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let rows: Vec<InvocationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {INVOCATION_COLUMNS} WHERE i.id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let found = page(&mut tx, rows).await?.pop();
+        tx.commit().await?;
+        Ok(found)
     }
 
     pub(super) async fn ping(&self) -> Result<(), StorageError> {
-        if self.writer.lock().await.is_none() {
-            return Err(StorageError::Closed);
-        }
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
     }
 
     pub(super) async fn close(&self) {
         self.read.close().await;
-        let writer = self.writer.lock().await.take();
-        if let Some(conn) = writer
-            && let Err(e) = conn.close().await
-        {
-            tracing::warn!(error = %e, "closing the SQLite writer connection failed");
-        }
     }
+}
+
+/// Reads the rules, cards and feedback of a page of invocations and assembles them.
+async fn page(
+    tx: &mut SqliteConnection,
+    rows: Vec<InvocationRow>,
+) -> Result<Vec<ExportedInvocation>, StorageError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = serde_json::to_string(&rows.iter().map(|r| &r.0).collect::<Vec<_>>())?;
+    let mut invocations = Vec::with_capacity(rows.len());
+    for r in rows {
+        invocations.push(ExportedInvocation {
+            id: parse_uuid(&r.0)?,
+            time: parse_ts(&r.1)?,
+            service_id: r.2,
+            hook: r.3,
+            hook_instance: r.4,
+            ehr_issuer: r.5,
+            knowledge_version: r.6,
+            parameter_set: r.7,
+            parameters: parse_parameters(r.8.as_deref())?,
+            patient_id: r.9,
+            request_sha256: r.10,
+            latency_ms: r.11,
+            http_status: http_status(r.12)?,
+            rules_fired: Vec::new(),
+            cards: Vec::new(),
+        });
+    }
+    let rule_rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT invocation_id, rule_id FROM invocation_rules \
+         WHERE invocation_id IN (SELECT value FROM json_each($1)) \
+         ORDER BY invocation_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    type CardRow = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
+    let card_rows: Vec<CardRow> = sqlx::query_as(
+        "SELECT invocation_id, uuid, rule_id, indicator, summary, suggestions, \
+         override_reasons FROM cards \
+         WHERE invocation_id IN (SELECT value FROM json_each($1)) \
+         ORDER BY invocation_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    type FeedbackRow = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+        String,
+    );
+    let feedback_rows: Vec<FeedbackRow> = sqlx::query_as(
+        "SELECT f.card_uuid, f.outcome, f.accepted_suggestions, f.override_reason_code, \
+         f.override_reason_system, f.override_reason_display, f.user_comment, \
+         f.outcome_timestamp, f.received_at, f.service_id \
+         FROM feedback f JOIN cards c ON c.uuid = f.card_uuid \
+         WHERE c.invocation_id IN (SELECT value FROM json_each($1)) \
+         ORDER BY f.card_uuid, f.outcome_timestamp, f.id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let mut page = ExportPage {
+        invocations,
+        rules: Vec::with_capacity(rule_rows.len()),
+        cards: Vec::with_capacity(card_rows.len()),
+        feedback: Vec::with_capacity(feedback_rows.len()),
+    };
+    for (inv, rule) in rule_rows {
+        page.rules.push((parse_uuid(&inv)?, rule));
+    }
+    for (inv, uuid, rule_id, indicator, summary, suggestions, reasons) in card_rows {
+        page.cards.push((
+            parse_uuid(&inv)?,
+            ExportedCard {
+                uuid: parse_uuid(&uuid)?,
+                rule_id,
+                indicator,
+                summary,
+                suggestions: parse_string_list(suggestions.as_deref())?,
+                override_reasons: parse_string_list(reasons.as_deref())?,
+                feedback: Vec::new(),
+            },
+        ));
+    }
+    for f in feedback_rows {
+        page.feedback.push((
+            parse_uuid(&f.0)?,
+            ExportedFeedback {
+                outcome: f.1,
+                accepted_suggestions: parse_suggestions(&f.2)?,
+                override_reason_code: f.3,
+                override_reason_system: f.4,
+                override_reason_display: f.5,
+                user_comment: f.6,
+                outcome_timestamp: parse_ts(&f.7)?,
+                received_at: parse_ts(&f.8)?,
+                service_id: f.9,
+            },
+        ));
+    }
+    Ok(page.assemble())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     #[test]
     fn timestamps_sort_as_text_and_round_trip() {
@@ -571,27 +741,32 @@ mod tests {
             data_dir: dir.path().to_path_buf(),
             ..StorageConfig::default()
         };
-        let db = SqliteDb::open(options(None, &cfg).unwrap()).await.unwrap();
-        {
-            let mut guard = db.writer.lock().await;
-            let conn = guard.as_mut().unwrap();
-            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            assert_eq!(mode, "wal");
-            // 2 = FULL: every commit is fsynced before the caller is answered.
-            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            assert_eq!(sync, 2);
-            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            assert_eq!(fk, 1, "purge relies on ON DELETE CASCADE");
-        }
+        let opts = options(None, &cfg).unwrap();
+        let (_sender, receiver) = mpsc::channel(1);
+        let (db, thread) = SqliteDb::open(
+            opts.clone(),
+            receiver,
+            8,
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        // The writer thread's connection is configured by `open_writer`.
+        let conn = open_writer(opts.get_filename()).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // 2 = FULL: every commit is fsynced before the caller is answered.
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2);
+        let fk: i64 = conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1, "purge relies on ON DELETE CASCADE");
         // Readers cannot write.
         assert!(
             sqlx::query("DELETE FROM invocations")
@@ -599,6 +774,8 @@ mod tests {
                 .await
                 .is_err()
         );
+        drop(_sender);
+        thread.join().unwrap();
         db.close().await;
     }
 

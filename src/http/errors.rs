@@ -33,6 +33,17 @@ pub enum ApiError {
     Unauthorized,
     #[error("unknown card {0}")]
     UnknownCard(String),
+    /// Feedback that does not match its card (a suggestion it never offered, an override
+    /// reason it did not list); `path` is the JSON path in the feedback call.
+    #[error("feedback does not match its card at {path}: {message}")]
+    FeedbackMismatch { path: String, message: String },
+    /// A query parameter that cannot be used (unparseable date, empty range); `parameters`
+    /// names it (both bounds for a range that is empty).
+    #[error("bad query parameter: {message}")]
+    BadQuery {
+        parameters: &'static [&'static str],
+        message: String,
+    },
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
     #[error("internal error")]
@@ -84,6 +95,16 @@ impl ApiError {
                 )
                 .at("feedback.card"),
             )),
+            ApiError::FeedbackMismatch { path, message } => Some(OperationOutcome::single(
+                Issue::error(IssueCode::Invalid, message.clone()).at(path.clone()),
+            )),
+            ApiError::BadQuery {
+                parameters,
+                message,
+            } => Some(OperationOutcome::single(parameters.iter().fold(
+                Issue::error(IssueCode::Invalid, message.clone()),
+                |i, p| i.at(*p),
+            ))),
             ApiError::Unavailable(why) => {
                 single(IssueCode::Exception, format!("service unavailable: {why}"))
             }
@@ -107,7 +128,9 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::BodyRead => StatusCode::BAD_REQUEST,
+            ApiError::BodyRead | ApiError::FeedbackMismatch { .. } | ApiError::BadQuery { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -2,6 +2,7 @@
 //! health and readiness. Handlers are thin: they read the body within limits, authenticate
 //! the CDS client, and hand the bytes to the same [`Engine`] the CLI uses.
 
+pub mod admin;
 pub mod body;
 pub mod errors;
 
@@ -90,6 +91,8 @@ impl AppState {
             );
         }
         let audit = AuditStore::open(&config.storage).await?;
+        // Records name the parameter set by digest: it is stored (once) before any of them.
+        audit.record_parameter_set(&engine.parameter_set).await?;
         let authenticator = if auth_required(&config.auth.mode, &config.bind) {
             // With PostgreSQL, a token replayed to another replica is refused too.
             let guard = match audit.postgres_pool() {
@@ -298,6 +301,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/admin/rules/stats"),
+    ("GET", "/admin"),
 ];
 
 /// All routes; unknown paths get a 404 OperationOutcome and wrong methods a 405.
@@ -343,6 +347,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/admin/rules/stats")
             .route(web::get().to(rule_stats_handler))
+            .default_service(web::to(|| not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/admin")
+            .route(web::get().to(admin_handler))
             .default_service(web::to(|| not_allowed("GET"))),
     )
     .default_service(web::to(|| async {
@@ -464,10 +473,11 @@ async fn answer_hook(
     // The reservation is held until the answer is built: the parsed request costs a multiple
     // of its bytes.
     let (body, _reservation) = state.read_body(req, payload).await?;
-    let traced = state
-        .engine
-        .evaluate_traced(service, &body, Utc::now())
-        .await;
+    // This call's record is on its way: the writer may hold its commit for it (group commit).
+    let expected = state.audit.expect_record();
+    // The evaluation time is the record's time, so `rps-cds replay` evaluates as of it.
+    let as_of = Utc::now();
+    let traced = state.engine.evaluate_traced(service, &body, as_of).await;
     if let Ok(e) = &traced.result {
         record_evaluation_metrics(e);
     }
@@ -475,10 +485,20 @@ async fn answer_hook(
         Ok(_) => 200,
         Err(e) => e.status(),
     };
-    let record = invocation_record(state, service, client.as_ref(), &traced, status, started);
+    let record = invocation_record(
+        state,
+        service,
+        client.as_ref(),
+        &traced,
+        (as_of, status),
+        started,
+    );
     // Durability: the answer is sent only after its audit record is committed.
     let audit_started = Instant::now();
-    let audited = state.audit.record_invocation(record).await;
+    let audited = state
+        .audit
+        .record_expected_invocation(record, Some(expected))
+        .await;
     telemetry::record_audit_write(audit_started.elapsed().as_secs_f64());
     telemetry::record_stage(Stage::Audit, audit_started.elapsed().as_secs_f64());
     if let Err(e) = audited {
@@ -534,10 +554,10 @@ fn invocation_record(
     service: &discovery::ServiceDefinition,
     client: Option<&CdsClient>,
     traced: &TracedEvaluation,
-    http_status: u16,
+    (time, http_status): (chrono::DateTime<Utc>, u16),
     started: Instant,
 ) -> InvocationRecord {
-    let (rules_fired, cards) = match &traced.result {
+    let (rules_fired, cards, parameter_set) = match &traced.result {
         Ok(e) => (
             e.rules_fired.clone(),
             e.response
@@ -548,20 +568,24 @@ fn invocation_record(
                     rule_id: c.source.topic.code.clone(),
                     indicator: c.indicator.as_str().to_owned(),
                     summary: c.summary.clone(),
+                    suggestions: c.suggestions.iter().map(|s| s.uuid.clone()).collect(),
+                    override_reasons: c.override_reasons.iter().map(|r| r.code.clone()).collect(),
                 })
                 .collect(),
+            Some(state.engine.parameter_set.digest.clone()),
         ),
-        Err(_) => (Vec::new(), Vec::new()),
+        Err(_) => (Vec::new(), Vec::new(), None),
     };
     InvocationRecord {
         // Time-ordered (v7) like card uuids: cheap appends to the audit trail's indexes.
         id: uuid::Uuid::now_v7(),
-        time: Utc::now(),
+        time,
         service_id: service.id.to_owned(),
         hook: Some(service.hook.as_str().to_owned()),
         hook_instance: traced.hook_instance.clone(),
         ehr_issuer: client.map(|c| c.iss.clone()),
         knowledge_version: state.engine.knowledge.version.clone(),
+        parameter_set,
         patient_id: traced.patient_id.clone(),
         rules_fired,
         cards,
@@ -618,6 +642,9 @@ async fn feedback_handler(
         .await
         .map_err(|e| match e {
             StorageError::UnknownCard(uuid) => ApiError::UnknownCard(uuid.to_string()),
+            StorageError::FeedbackMismatch { path, message } => {
+                ApiError::FeedbackMismatch { path, message }
+            }
             other => {
                 tracing::error!(error = %other, "feedback could not be stored");
                 ApiError::Unavailable("feedback could not be stored")
@@ -645,16 +672,44 @@ async fn openapi_handler(state: web::Data<AppState>) -> HttpResponse {
 
 /// Per-rule governance numbers (fired, feedback, accepted, overridden, override reasons).
 /// Authenticated like every other endpoint.
+/// `from`/`to` as `rps-cds report` reads them; the body is the report's JSON.
 async fn rule_stats_handler(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.authenticate(&req).await?;
-    let stats = state.audit.rule_stats(None, None).await.map_err(|e| {
+    let (from, to) = admin::range(req.query_string())?;
+    let stats = state.audit.rule_stats(from, to).await.map_err(|e| {
         tracing::error!(error = %e, "rule statistics unavailable");
         ApiError::Unavailable("rule statistics unavailable")
     })?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "rules": stats })))
+    let report = crate::audit::cli::report_json(from, to, &stats).map_err(|e| {
+        tracing::error!(error = %e, "rule statistics could not be serialised");
+        ApiError::Internal
+    })?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// The governance page: the same numbers as `/admin/rules/stats` for the same `from`/`to`,
+/// per week too, as server-rendered HTML (no scripts, fonts or styles from elsewhere).
+async fn admin_handler(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.authenticate(&req).await?;
+    let (from, to) = admin::range(req.query_string())?;
+    let governance = state.audit.governance(from, to).await.map_err(|e| {
+        tracing::error!(error = %e, "governance numbers unavailable");
+        ApiError::Unavailable("governance numbers unavailable")
+    })?;
+    let knowledge = &state.engine.knowledge;
+    let page = admin::render(&governance, from, to, &|id| {
+        knowledge.rule(id).map(|r| r.title.clone())
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", admin::CONTENT_SECURITY_POLICY))
+        .body(page))
 }
 
 /// CDS Hooks bodies are JSON; anything else is a 415, not a parse error.

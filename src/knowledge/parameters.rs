@@ -223,6 +223,97 @@ impl Parameters {
     }
 }
 
+/// Where a parameter value in force came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParameterSource {
+    /// The default of `knowledge/parameters.json` (the catalogue).
+    CatalogueDefault,
+    /// A `[parameters]` override in the site's configuration that differs from the default.
+    SiteConfiguration,
+}
+
+/// One parameter of a [`ParameterSet`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParameterValue {
+    pub value: f64,
+    pub source: ParameterSource,
+}
+
+/// The effective parameter set of a running service, as the audit trail records it: every
+/// value with where it came from, identified by a digest so identical sets are stored once
+/// and a response can name the set that produced it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParameterSet {
+    /// SHA-256 (lower-case hex) of the compact JSON of `parameters` (keys sorted).
+    pub digest: String,
+    pub parameters: BTreeMap<String, ParameterValue>,
+}
+
+impl ParameterSet {
+    /// The set with its digest computed from `parameters`.
+    pub fn new(parameters: BTreeMap<String, ParameterValue>) -> Self {
+        use sha2::{Digest, Sha256};
+        // A BTreeMap of plain structs always serializes the same bytes for the same values.
+        let bytes = serde_json::to_vec(&parameters).unwrap_or_default();
+        Self {
+            digest: hex::encode(Sha256::digest(&bytes)),
+            parameters,
+        }
+    }
+
+    /// The site-configuration overrides of this set, as `[parameters]` would give them.
+    pub fn overrides(&self) -> BTreeMap<String, f64> {
+        self.parameters
+            .iter()
+            .filter(|(_, v)| v.source == ParameterSource::SiteConfiguration)
+            .map(|(k, v)| (k.clone(), v.value))
+            .collect()
+    }
+}
+
+impl Parameters {
+    /// The value in force as a number.
+    pub fn value(&self, id: ParameterId) -> f64 {
+        match id {
+            ParameterId::FavorableDfiMonths => f64::from(self.favorable_dfi_months),
+            ParameterId::FavorableStableMonths => f64::from(self.favorable_stable_months),
+            ParameterId::PoorEcogMin => f64::from(self.poor_ecog_min),
+            ParameterId::SynchronousWindowDays => f64::from(self.synchronous_window_days),
+            ParameterId::LowVolumeMaxLesions => f64::from(self.low_volume_max_lesions),
+            ParameterId::StagingCtMaxAgeDays => f64::from(self.staging_ct_max_age_days),
+            ParameterId::DoxorubicinLifetimeMaxMgM2 => self.doxorubicin_lifetime_max_mg_m2,
+            ParameterId::EpirubicinToDoxorubicinFactor => self.epirubicin_to_doxorubicin_factor,
+            ParameterId::PftValidityDays => f64::from(self.pft_validity_days),
+            ParameterId::SurveillanceGraceDays => f64::from(self.surveillance_grace_days),
+            ParameterId::MaxCards => f64::from(self.max_cards),
+        }
+    }
+
+    /// Every value in force with its source, for the audit trail.
+    pub fn set(&self) -> ParameterSet {
+        ParameterSet::new(
+            ParameterId::ALL
+                .iter()
+                .map(|id| {
+                    let source = if self.overridden.contains(id) {
+                        ParameterSource::SiteConfiguration
+                    } else {
+                        ParameterSource::CatalogueDefault
+                    };
+                    (
+                        id.name().to_owned(),
+                        ParameterValue {
+                            value: self.value(*id),
+                            source,
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ParameterError {
     #[error("unknown parameter `{0}`")]
@@ -293,6 +384,30 @@ mod tests {
             Parameters::resolve(&defs(), &o),
             Err(ParameterError::OutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn parameter_set_records_values_sources_and_a_stable_digest() {
+        let defaults = Parameters::resolve(&defs(), &BTreeMap::new())
+            .unwrap()
+            .set();
+        let mut o = BTreeMap::new();
+        o.insert("favorable_dfi_months".to_owned(), 24.0);
+        let site = Parameters::resolve(&defs(), &o).unwrap().set();
+        let dfi = &site.parameters["favorable_dfi_months"];
+        assert_eq!(dfi.value, 24.0);
+        assert_eq!(dfi.source, ParameterSource::SiteConfiguration);
+        assert_eq!(
+            defaults.parameters["favorable_dfi_months"].source,
+            ParameterSource::CatalogueDefault
+        );
+        assert_eq!(site.parameters.len(), ParameterId::ALL.len());
+        assert_ne!(site.digest, defaults.digest);
+        assert_eq!(site.digest.len(), 64);
+        // Same values, same digest; the overrides give the set back.
+        assert_eq!(Parameters::resolve(&defs(), &o).unwrap().set(), site);
+        assert_eq!(site.overrides(), o);
+        assert!(defaults.overrides().is_empty());
     }
 
     #[test]

@@ -291,6 +291,7 @@ mod tests {
             ("GET", "/metrics"),
             ("GET", "/openapi.json"),
             ("GET", "/admin/rules/stats"),
+            ("GET", "/admin"),
         ];
         let mut expected: Vec<(String, String)> = expected
             .iter()

@@ -69,6 +69,19 @@ impl Service {
         r.text().await.unwrap()
     }
 
+    /// GET: status, content type and body text.
+    pub async fn get(&self, path: &str) -> (u16, String, String) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let content_type = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (status, content_type, r.text().await.unwrap())
+    }
+
     pub async fn stop(self) {
         self.handle.stop(false).await;
         self.state.audit.close().await;
