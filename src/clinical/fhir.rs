@@ -46,7 +46,12 @@ pub(crate) fn normalise_reference(r: &str) -> &str {
 
 /// The references in `v[key]` (a Reference or an array of them), normalised.
 pub(crate) fn references<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
-    match v.get(key) {
+    references_in(v.get(key))
+}
+
+/// The references in an element (a Reference or an array of them), normalised.
+pub(crate) fn references_in(element: Option<&Value>) -> Vec<&str> {
+    match element {
         Some(Value::Array(a)) => a
             .iter()
             .filter_map(|r| str_at(r, "reference"))

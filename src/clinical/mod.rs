@@ -16,6 +16,7 @@ mod extract;
 pub(crate) mod fhir;
 pub mod orders;
 pub mod picture;
+mod readers;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::extract::{agents_in, is_mg_per_m2, medication_concept};
 use super::fhir::{self, Concept, Vocab};
 use super::picture::{
     Agent, DiseaseState, Fact, MetastasisSite, Picture, Provenance, ReadFrom, Unknown,
 };
+use super::readers::{agents_in, is_mg_per_m2, medication_concept};
 use crate::knowledge::{Parameters, Terminology};
 
 /// Imaging an order asks for.
@@ -277,7 +277,7 @@ pub fn classify_draft_order(
             .iter()
             .filter_map(|m| Some((format!("Medication/{}", fhir::str_at(m, "id")?), *m)))
             .collect();
-        let c = medication_concept(order, &meds);
+        let c = medication_concept(&order, &meds);
         for (a, rf) in agents_in(&v, &c) {
             agents.push(a);
             push(&mut kinds, OrderKind::Agent(a), rf);
