@@ -16,7 +16,7 @@ use crate::cards::{self, CardContext, EXTENSION_NAMESPACE};
 use crate::cds_hooks::discovery::{PREFETCH_KEYS, ServiceDefinition, prefetch_template};
 use crate::cds_hooks::request::bundle_resources;
 use crate::cds_hooks::{CdsResponse, EnvelopeSchemas, Hook, HookRequest, InvalidRequest};
-use crate::clinical::{self, ClinicalInput, DraftOrder, SetAsideResource};
+use crate::clinical::{self, ClinicalInput, DraftOrder, InvalidInput, SetAsideResource};
 use crate::config::Config;
 use crate::fhir::client::{FetchError, FhirClient};
 use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
@@ -315,6 +315,9 @@ impl Engine {
         let mut seen: HashSet<(String, String)> = HashSet::new();
         let mut valid: Vec<&Value> = Vec::new();
         let mut invalid: Vec<InvalidResource> = Vec::new();
+        // Invalid prefetch resources other than the patient are read element by element.
+        let mut invalid_inputs: Vec<InvalidInput> = Vec::new();
+        let mut set_aside: Vec<SetAsideResource> = Vec::new();
         let mut patient: Option<&Value> = None;
         for (key, value) in &request.prefetch {
             for resource in bundle_resources(value) {
@@ -333,15 +336,29 @@ impl Engine {
                 match self.validator.validate_resource(resource) {
                     Ok(()) if rt == "Patient" && key == "patient" => patient = Some(resource),
                     Ok(()) => valid.push(resource),
-                    Err(e) => invalid.push(e),
+                    Err(e) => {
+                        if rt != "Patient" && e.resource_type == rt {
+                            invalid_inputs.push(InvalidInput {
+                                resource,
+                                defects: e.defect_paths(),
+                            });
+                        } else {
+                            set_aside.push(SetAsideResource {
+                                resource_type: e.resource_type.clone(),
+                                id: e.id.clone(),
+                            });
+                        }
+                        invalid.push(e);
+                    }
                 }
             }
         }
         // Only prefetch / fetched resources can hide facts; invalid draft orders are reported
         // separately (their checks cannot run) and must not make history unknown.
         let prefetch_invalid = invalid.len();
-        let mut draft_orders: Vec<&Value> = Vec::new();
+        let mut draft_orders: Vec<(&Value, Vec<String>)> = Vec::new();
         let mut invalid_draft_orders: Vec<String> = Vec::new();
+        let mut checked_invalid_orders: Vec<InvalidResource> = Vec::new();
         if let Some(bundle) = &request.context.draft_orders {
             for order in bundle_resources(bundle) {
                 let reference = reference_of(order);
@@ -352,8 +369,14 @@ impl Engine {
                         .iter()
                         .any(|s| Some(s) == reference.as_ref());
                 match self.validator.validate_resource(order) {
-                    Ok(()) if selected => draft_orders.push(order),
+                    Ok(()) if selected => draft_orders.push((order, Vec::new())),
                     Ok(()) => {}
+                    // Checked element by element when what the checks read is intact (§4.1
+                    // "invalid draft orders"), and listed in DATA-02 either way.
+                    Err(e) if selected && clinical::draft_order_checkable(&e.defect_paths()) => {
+                        draft_orders.push((order, e.defect_paths()));
+                        checked_invalid_orders.push(e);
+                    }
                     Err(e) => {
                         if selected {
                             invalid_draft_orders.push(e.reference());
@@ -369,18 +392,12 @@ impl Engine {
         }
 
         let t = Instant::now();
-        let set_aside: Vec<SetAsideResource> = invalid[..prefetch_invalid]
-            .iter()
-            .map(|e| SetAsideResource {
-                resource_type: e.resource_type.clone(),
-                id: e.id.clone(),
-            })
-            .collect();
         let input = ClinicalInput {
             as_of,
             patient,
             resources: &valid,
             set_aside: &set_aside,
+            invalid: &invalid_inputs,
             withheld: &[],
         };
         let picture =
@@ -399,9 +416,10 @@ impl Engine {
             .collect();
         let orders: Vec<DraftOrder> = draft_orders
             .iter()
-            .map(|o| {
-                clinical::classify_draft_order(
+            .map(|(o, defects)| {
+                clinical::classify_draft_order_in_part(
                     o,
+                    defects,
                     &medications,
                     &picture,
                     &self.knowledge.terminology,
@@ -411,22 +429,17 @@ impl Engine {
             .collect();
         let invalid_summaries: Vec<InvalidSummary> = invalid[..prefetch_invalid]
             .iter()
-            .map(|e| InvalidSummary {
-                resource_type: e.resource_type.clone(),
-                id: e.id.clone(),
-                problems: e
-                    .violations
-                    .iter()
-                    .map(|v| {
-                        let pointer = if v.pointer.is_empty() {
-                            "/"
-                        } else {
-                            &v.pointer
-                        };
-                        format!("{pointer}: {}", v.message)
-                    })
-                    .collect(),
+            .map(|e| {
+                InvalidSummary::of(
+                    e,
+                    clinical::invalid_use(&e.resource_type, &e.defect_paths()),
+                )
             })
+            .chain(
+                checked_invalid_orders
+                    .iter()
+                    .map(|e| InvalidSummary::of(e, clinical::draft_order_use(&e.defect_paths()))),
+            )
             .collect();
         let facts = t.elapsed().as_secs_f64();
 

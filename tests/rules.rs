@@ -144,6 +144,7 @@ fn base() -> Picture {
         last_imaging: k(Some(days_ago(10))),
         undiagnosed_retroperitoneal_masses: vec![],
         set_aside: vec![],
+        read_in_part: vec![],
     }
 }
 
@@ -385,6 +386,7 @@ fn scope_01_out_of_scope_histology_silences_every_other_rule() {
         resource_type: "Observation".into(),
         id: None,
         problems: vec![],
+        used: InvalidUse::LeftOut,
     }];
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
     assert_eq!(ids(&fs), ["SCOPE-01", "DATA-02"]);
@@ -414,6 +416,7 @@ fn scope_02_still_reports_set_aside_resources_and_fna_of_an_undiagnosed_mass() {
         resource_type: "Condition".into(),
         id: Some("c1".into()),
         problems: vec![],
+        used: InvalidUse::LeftOut,
     }];
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
     assert_eq!(ids(&fs), ["DATA-02"]);
@@ -457,16 +460,19 @@ fn data_02_counts_set_aside_resources_and_failed_draft_orders() {
             resource_type: "Observation".into(),
             id: Some("o1".into()),
             problems: vec![],
+            used: InvalidUse::LeftOut,
         },
         InvalidSummary {
             resource_type: "Observation".into(),
             id: Some("o2".into()),
             problems: vec![],
+            used: InvalidUse::LeftOut,
         },
         InvalidSummary {
             resource_type: "Procedure".into(),
             id: None,
             problems: vec![],
+            used: InvalidUse::LeftOut,
         },
     ];
     let params = params();

@@ -16,7 +16,8 @@ use super::ClinicalInput;
 use super::SetAsideResource;
 use super::fhir::{Concept, Vocab, clinical_date, is_excluded, str_at};
 use super::picture::*;
-use super::readers::view::{Read, Rec};
+use super::readers::view::{Defects, Read, Rec, current_reader};
+use super::readers::{self, ReaderSpec};
 use crate::knowledge::{OBSERVATION_SYSTEM, Parameters, Terminology};
 
 /// Every value set id the extraction and draft-order classification use; the service checks
@@ -253,7 +254,7 @@ pub(crate) struct Extractor<'a, 'i> {
     pub(crate) vocab: Vocab<'i>,
     pub(crate) params: &'i Parameters,
     pub(crate) today: NaiveDate,
-    set_aside_types: BTreeMap<&'i str, usize>,
+    set_aside_types: BTreeMap<&'a str, usize>,
     pub(crate) conditions: Vec<Rec<'a>>,
     /// Observations with what each records (from its code alone).
     pub(crate) observations: Vec<(Rec<'a>, ObsKind)>,
@@ -270,7 +271,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
         params: &'i Parameters,
     ) -> Self {
         let today = input.as_of.date_naive();
-        let mut set_aside_types = BTreeMap::new();
+        let mut set_aside_types: BTreeMap<&'a str, usize> = BTreeMap::new();
         for SetAsideResource { resource_type, .. } in input.set_aside {
             *set_aside_types.entry(resource_type.as_str()).or_insert(0) += 1;
         }
@@ -289,23 +290,48 @@ impl<'a, 'i> Extractor<'a, 'i> {
         };
         // Observations repeat their codes (serial ECOGs, labs): classify each code once.
         let mut obs_kinds: HashMap<String, ObsKind> = HashMap::new();
-        for &v in input.resources {
+        let valid = input.resources.iter().map(|&v| (v, None));
+        let invalid = input
+            .invalid
+            .iter()
+            .map(|i| (i.resource, Some(Defects::new(&i.defects))));
+        for (v, defects) in valid.chain(invalid) {
             let ty = super::fhir::resource_type(v);
+            let reference = format!("{ty}/{}", str_at(v, "id").unwrap_or("?"));
+            // An invalid resource whose classifying elements cannot be read could concern any
+            // fact of its type: the type is set aside as a whole.
+            if let Some(d) = &defects
+                && (d.blocks("") || d.elements().any(|e| readers::is_classifying(ty, e)))
+            {
+                *x.set_aside_types.entry(ty).or_insert(0) += 1;
+                continue;
+            }
             if ty == "Medication" {
-                if let Some(id) = str_at(v, "id") {
-                    x.medications.insert(format!("Medication/{id}"), v);
+                // A referenced product is read as a whole (code and ingredients), so one
+                // with a defect in what it says it is, or unusable, is set aside.
+                match &defects {
+                    Some(d) if d.unusable() || d.blocks("ingredient") => {
+                        *x.set_aside_types.entry(ty).or_insert(0) += 1;
+                    }
+                    _ => {
+                        if let Some(id) = str_at(v, "id") {
+                            x.medications.insert(format!("Medication/{id}"), v);
+                        }
+                    }
                 }
                 continue;
             }
-            if is_excluded(v) {
+            let rec = match defects {
+                None => Rec::new(v, reference, clinical_date(v)),
+                Some(d) => Rec::with_defects(v, reference, d),
+            };
+            if is_excluded(&rec) {
                 continue;
             }
-            let date = clinical_date(v);
             // Evaluation at a fixed time must not see later data.
-            if date.is_some_and(|d| d > today) {
+            if rec.date().is_some_and(|d| d > today) {
                 continue;
             }
-            let rec = Rec::new(v, format!("{ty}/{}", str_at(v, "id").unwrap_or("?")), date);
             match ty {
                 "Condition" => x.conditions.push(rec),
                 "Observation" => {
@@ -360,11 +386,67 @@ impl<'a, 'i> Extractor<'a, 'i> {
         })
     }
 
-    /// Closed world: "none recorded", unless the carrying resources were set aside.
+    /// Closed world: "none recorded", unless the carrying resources were set aside, or the
+    /// running reader read an invalid resource of `types` (a fact from a defective record is
+    /// never the basis of an absence, §4.1).
     pub(crate) fn none_recorded<T>(&self, value: T, types: &[&str]) -> Fact<T> {
-        match self.set_aside(types) {
+        if let Some(u) = self.set_aside(types) {
+            return Fact::Unknown(u);
+        }
+        match current_reader().and_then(|spec| self.defective_reads(&[(spec, types)])) {
             Some(u) => Fact::Unknown(u),
             None => absence(value),
+        }
+    }
+
+    /// Every record kept for reading.
+    fn records(&self) -> impl Iterator<Item = &Rec<'a>> {
+        self.conditions
+            .iter()
+            .chain(self.observations.iter().map(|(r, _)| r))
+            .chain(&self.procedures)
+            .chain(&self.medication_uses)
+            .chain(&self.imaging)
+    }
+
+    /// `Unknown::Defective` when one of `readers` had a read of an invalid record of the
+    /// paired types blocked, else `Unknown::FromDefective` when it took values from one.
+    pub(crate) fn defective_reads(&self, readers: &[(&ReaderSpec, &[&str])]) -> Option<Unknown> {
+        let mut blocked = Vec::new();
+        let mut read = Vec::new();
+        for rec in self.records() {
+            let Some(d) = rec.defects() else { continue };
+            for (spec, types) in readers {
+                if !types.contains(&rec.resource_type()) {
+                    continue;
+                }
+                match d.reads_by(spec.family) {
+                    Some(true) => blocked.push(rec.reference.clone()),
+                    Some(false) => read.push(rec.reference.clone()),
+                    None => {}
+                }
+            }
+        }
+        blocked.dedup();
+        read.dedup();
+        if !blocked.is_empty() {
+            Some(Unknown::Defective { resources: blocked })
+        } else if !read.is_empty() {
+            Some(Unknown::FromDefective { resources: read })
+        } else {
+            None
+        }
+    }
+
+    /// `fact`, or unknown when one of `readers` had a read of an invalid record of the
+    /// paired types blocked: what that record says is missing from it.
+    fn taint<T>(&self, readers: &[(&ReaderSpec, &[&str])], fact: Fact<T>) -> Fact<T> {
+        match (&fact, self.defective_reads(readers)) {
+            (
+                Fact::Known { .. } | Fact::Unknown(Unknown::NotRecorded),
+                Some(u @ Unknown::Defective { .. }),
+            ) => Fact::Unknown(u),
+            _ => fact,
         }
     }
 
@@ -430,53 +512,92 @@ impl<'a, 'i> Extractor<'a, 'i> {
         let history = self.read_history(&conds);
         let radiotherapy = self.radiotherapy(&procs.rt_recs, &resections);
 
+        // A blocked read of an invalid record leaves out what it records: the facts of the
+        // readers that made it, and of those built on what they read, are unknown.
+        use readers::{
+            DIAGNOSIS, HISTORY, IMAGING as IMG, METASTASES, PERFORMANCE, RADIOTHERAPY, RECURRENCES,
+            RESECTABILITY, RESECTIONS, STATUS, SYMPTOMS, SYSTEMIC,
+        };
+        let dx_t: &[(&ReaderSpec, &[&str])] = &[(&DIAGNOSIS, CONDITION_OBS)];
+        let resection_t: &[(&ReaderSpec, &[&str])] =
+            &[(&RESECTIONS, &["Procedure", "Observation"])];
+        let recurrence_t: &[(&ReaderSpec, &[&str])] = &[
+            (&RECURRENCES, IMAGING),
+            (&RECURRENCES, CONDITION_OBS),
+            (&DIAGNOSIS, CONDITION),
+            (&STATUS, OBSERVATION),
+            (&RESECTIONS, &["Procedure", "Observation"]),
+        ];
+        let met_t: &[(&ReaderSpec, &[&str])] = &[
+            (&METASTASES, CONDITION_OBS),
+            (&STATUS, OBSERVATION),
+            (&RESECTIONS, &["Procedure", "Observation"]),
+            (&IMG, IMAGING),
+        ];
+        let systemic_t: &[(&ReaderSpec, &[&str])] = &[
+            (&SYSTEMIC, MEDICATION),
+            (&SYSTEMIC, OBSERVATION),
+            (&STATUS, OBSERVATION),
+        ];
+        let read_in_part = self
+            .records()
+            .filter(|r| r.defects().is_some_and(|d| d.read_in_part()))
+            .map(|r| r.reference.clone())
+            .collect();
         Picture {
             as_of: self.input.as_of,
             patient: self.input.patient.map(super::fhir::reference_of),
             diagnosis: dx.diagnosis,
-            histology: dx.histology,
+            histology: self.taint(dx_t, dx.histology),
             site_retroperitoneal: dx.site_retroperitoneal,
-            grade: dx.grade,
+            grade: self.taint(dx_t, dx.grade),
             age_years: dx.age_years,
             resections,
-            primary_resection,
+            primary_resection: self.taint(resection_t, primary_resection),
             metastasectomies,
-            radiotherapy,
-            disease_state: recurrences.disease_state,
+            radiotherapy: self.taint(&[(&RADIOTHERAPY, PROCEDURE), resection_t[0]], radiotherapy),
+            disease_state: self.taint(recurrence_t, recurrences.disease_state),
             recurrence_episodes: episodes,
-            recurrence_number: recurrences.recurrence_number,
+            recurrence_number: self.taint(recurrence_t, recurrences.recurrence_number),
             current_recurrence: activity.current,
-            focality: recurrences.focality,
-            recurrence_biopsied: recurrences.recurrence_biopsied,
+            focality: self.taint(recurrence_t, recurrences.focality),
+            recurrence_biopsied: self.taint(recurrence_t, recurrences.recurrence_biopsied),
             metastases: mets.metastases,
-            distant_disease: met_facts.distant_disease,
-            metastasis_sites: met_facts.metastasis_sites,
-            metastasis_timing: met_facts.metastasis_timing,
-            synchronous_local_distant: met_facts.synchronous_local_distant,
-            sarcomatosis: met_facts.sarcomatosis,
-            metastatic_lesion_count: met_facts.metastatic_lesion_count,
-            low_volume: met_facts.low_volume,
-            dfi_months: met_facts.dfi_months,
-            recurrent_metastases_after_metastasectomy: met_facts
-                .recurrent_metastases_after_metastasectomy,
-            critical_structures: assessment.critical_structures,
-            resectability: assessment.resectability,
-            ecog,
-            symptoms,
-            latest_disease_status,
-            systemic_history: systemic.history,
-            favorable_systemic_response: systemic.favorable,
-            progression_on_systemic: systemic.progression,
-            body_surface_area_m2: systemic.body_surface_area_m2,
-            li_fraumeni: history.li_fraumeni,
-            second_malignancy: history.second_malignancy,
-            current_smoker: history.current_smoker,
-            last_pft: history.last_pft,
-            pulmonary_function_tested: history.pulmonary_function_tested,
-            last_ct_chest: imaging.last_ct_chest,
-            last_ct_abdomen_pelvis: imaging.last_ct_abdomen_pelvis,
-            last_bone_or_pet: imaging.last_bone_or_pet,
-            last_imaging: imaging.last_imaging,
+            distant_disease: self.taint(met_t, met_facts.distant_disease),
+            metastasis_sites: self.taint(met_t, met_facts.metastasis_sites),
+            metastasis_timing: self.taint(met_t, met_facts.metastasis_timing),
+            synchronous_local_distant: self.taint(met_t, met_facts.synchronous_local_distant),
+            sarcomatosis: self.taint(met_t, met_facts.sarcomatosis),
+            metastatic_lesion_count: self.taint(met_t, met_facts.metastatic_lesion_count),
+            low_volume: self.taint(met_t, met_facts.low_volume),
+            dfi_months: self.taint(met_t, met_facts.dfi_months),
+            recurrent_metastases_after_metastasectomy: self
+                .taint(met_t, met_facts.recurrent_metastases_after_metastasectomy),
+            critical_structures: self.taint(
+                &[(&RESECTABILITY, OBSERVATION)],
+                assessment.critical_structures,
+            ),
+            resectability: self.taint(&[(&RESECTABILITY, OBSERVATION)], assessment.resectability),
+            ecog: self.taint(&[(&PERFORMANCE, OBSERVATION)], ecog),
+            symptoms: self.taint(&[(&SYMPTOMS, CONDITION_OBS)], symptoms),
+            latest_disease_status: self.taint(&[(&STATUS, OBSERVATION)], latest_disease_status),
+            systemic_history: self.taint(systemic_t, systemic.history),
+            favorable_systemic_response: self.taint(systemic_t, systemic.favorable),
+            progression_on_systemic: self.taint(systemic_t, systemic.progression),
+            body_surface_area_m2: self
+                .taint(&[(&SYSTEMIC, OBSERVATION)], systemic.body_surface_area_m2),
+            li_fraumeni: self.taint(&[(&HISTORY, CONDITION)], history.li_fraumeni),
+            second_malignancy: self.taint(&[(&HISTORY, CONDITION)], history.second_malignancy),
+            current_smoker: self.taint(&[(&HISTORY, OBSERVATION)], history.current_smoker),
+            last_pft: self.taint(&[(&HISTORY, OBSERVATION)], history.last_pft),
+            pulmonary_function_tested: self.taint(
+                &[(&HISTORY, OBSERVATION)],
+                history.pulmonary_function_tested,
+            ),
+            last_ct_chest: self.taint(&[(&IMG, IMAGING)], imaging.last_ct_chest),
+            last_ct_abdomen_pelvis: self.taint(&[(&IMG, IMAGING)], imaging.last_ct_abdomen_pelvis),
+            last_bone_or_pet: self.taint(&[(&IMG, IMAGING)], imaging.last_bone_or_pet),
+            last_imaging: self.taint(&[(&IMG, IMAGING)], imaging.last_imaging),
             undiagnosed_retroperitoneal_masses: dx.retro_masses,
             set_aside: self
                 .set_aside_types
@@ -486,6 +607,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
                     count: *n,
                 })
                 .collect(),
+            read_in_part,
         }
     }
 
@@ -663,6 +785,7 @@ mod tests {
             patient: None,
             resources: &refs,
             set_aside: &set_aside,
+            invalid: &[],
             withheld: &[],
         };
         build_picture(&input, &vs::terminology(), &Parameters::default())
@@ -756,6 +879,7 @@ mod tests {
             patient: None,
             resources: &[],
             set_aside: &[],
+            invalid: &[],
             withheld: &[],
         };
         let params = Parameters::default();

@@ -123,12 +123,7 @@ impl Extractor<'_, '_> {
     fn imaging_dates(&self) -> ImagingDates {
         let mut studies = Vec::new();
         let mut memo: HashMap<String, Option<(ImagingKind, ReadFrom)>> = HashMap::new();
-        let procedures = self
-            .procedures
-            .iter()
-            .filter(|p| p.str("status") == Some("completed"));
-        for rec in self.imaging.iter().chain(procedures) {
-            let Some(date) = rec.date() else { continue };
+        for rec in self.imaging.iter().chain(&self.procedures) {
             let mut c = Concept::default();
             match rec.resource_type() {
                 "ImagingStudy" => {
@@ -144,9 +139,13 @@ impl Extractor<'_, '_> {
             let kind = *memo
                 .entry(c.signature())
                 .or_insert_with(|| self.imaging_kind(&c));
-            if let Some((k, rf)) = kind {
-                studies.push((k, date, rec.reference.clone(), rf));
+            // What the record is comes first: only then are its values read.
+            let Some((k, rf)) = kind else { continue };
+            if rec.resource_type() == "Procedure" && rec.str("status") != Some("completed") {
+                continue;
             }
+            let Some(date) = rec.date() else { continue };
+            studies.push((k, date, rec.reference.clone(), rf));
         }
         ImagingDates { studies }
     }

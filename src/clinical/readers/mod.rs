@@ -20,8 +20,20 @@ mod symptoms;
 mod systemic;
 pub(crate) mod view;
 
+pub(crate) use diagnosis::SPEC as DIAGNOSIS;
+pub(crate) use history::SPEC as HISTORY;
+pub(crate) use imaging::SPEC as IMAGING;
+pub(crate) use metastases::SPEC as METASTASES;
+pub(crate) use performance::SPEC as PERFORMANCE;
 #[cfg(test)]
 pub(crate) use performance::{karnofsky_to_ecog, latest_prefer_first};
+pub(crate) use radiotherapy::SPEC as RADIOTHERAPY;
+pub(crate) use recurrences::SPEC as RECURRENCES;
+pub(crate) use resectability::SPEC as RESECTABILITY;
+pub(crate) use resections::SPEC as RESECTIONS;
+pub(crate) use status::SPEC as STATUS;
+pub(crate) use symptoms::SPEC as SYMPTOMS;
+pub(crate) use systemic::SPEC as SYSTEMIC;
 pub(crate) use systemic::{agents_in, is_mg_per_m2, medication_concept};
 
 /// What one reader reads from one resource type.
@@ -54,5 +66,74 @@ impl ReaderSpec {
     pub(crate) fn declares(&self, resource_type: &str, element: &str) -> bool {
         self.reads_of(resource_type)
             .is_some_and(|r| r.classifying.contains(&element) || r.values.contains(&element))
+    }
+}
+
+/// Every reader.
+pub(crate) static READERS: &[&ReaderSpec] = &[
+    &DIAGNOSIS,
+    &STATUS,
+    &RESECTIONS,
+    &METASTASES,
+    &RECURRENCES,
+    &IMAGING,
+    &RESECTABILITY,
+    &PERFORMANCE,
+    &SYMPTOMS,
+    &SYSTEMIC,
+    &HISTORY,
+    &RADIOTHERAPY,
+];
+
+/// Whether some reader classifies records of `resource_type` by `element`.
+pub(crate) fn is_classifying(resource_type: &str, element: &str) -> bool {
+    READERS.iter().any(|spec| {
+        spec.reads_of(resource_type)
+            .is_some_and(|r| r.classifying.contains(&element))
+    })
+}
+
+/// Whether some reader reads `element` of a resource type it reads (classifying, value,
+/// date or modifier).
+fn is_read(resource_type: &str, element: &str) -> bool {
+    view::DATE_ELEMENTS.contains(&element)
+        || view::MODIFIER_ELEMENTS.contains(&element)
+        || READERS
+            .iter()
+            .any(|spec| spec.declares(resource_type, element))
+}
+
+/// How the service used a resource that failed validation (DATA-02).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidUse {
+    /// The service does not read this kind of resource.
+    NotRead,
+    /// Not used: a defect is at its root, in a modifier or in an element that decides what
+    /// it is about (the facts it could carry are unknown).
+    LeftOut,
+    /// Read in part: the elements the service reads that are defective were not used.
+    ReadInPart,
+    /// Used: its defects lie outside what the service reads.
+    Used,
+}
+
+/// How a resource of `resource_type` with defects at `paths` is used by the readers.
+pub fn invalid_use(resource_type: &str, paths: &[String]) -> InvalidUse {
+    let defects = view::Defects::new(paths);
+    let read = READERS
+        .iter()
+        .any(|spec| spec.reads_of(resource_type).is_some());
+    if !read {
+        InvalidUse::NotRead
+    } else if resource_type == "Patient"
+        || defects.unusable()
+        || defects.elements().any(|e| is_classifying(resource_type, e))
+    {
+        InvalidUse::LeftOut
+    } else if defects.elements().any(|e| is_read(resource_type, e)) {
+        InvalidUse::ReadInPart
+    } else {
+        InvalidUse::Used
     }
 }

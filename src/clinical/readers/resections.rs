@@ -108,21 +108,29 @@ impl<'a> Extractor<'a, '_> {
         let mut rt_recs: Vec<&Rec> = Vec::new();
         let mut biopsies: Vec<&Rec> = Vec::new();
         for rec in &self.procedures {
+            // What the Procedure is comes first: only then are its values read.
             let code = rec.concept("code");
+            let biopsy = v.matches("biopsy-any", &code).is_some()
+                || v.matches("biopsy-fna", &code).is_some()
+                || v.by_code("biopsy-core", &code);
+            let radiotherapy = !biopsy
+                && (v.by_code("radiotherapy-procedure", &code)
+                    || v.by_text("radiotherapy-procedure", &code));
+            let resection = (!biopsy && !radiotherapy)
+                .then(|| v.matches("resection-procedure", &code))
+                .flatten();
+            if !biopsy && !radiotherapy && resection.is_none() {
+                continue;
+            }
             let completed = rec.str("status") == Some("completed");
             if !completed {
                 continue;
             }
-            let biopsy = v.matches("biopsy-any", &code).is_some()
-                || v.matches("biopsy-fna", &code).is_some()
-                || v.by_code("biopsy-core", &code);
             if biopsy {
                 biopsies.push(rec);
-            } else if v.by_code("radiotherapy-procedure", &code)
-                || v.by_text("radiotherapy-procedure", &code)
-            {
+            } else if radiotherapy {
                 rt_recs.push(rec);
-            } else if let Some(m) = v.matches("resection-procedure", &code) {
+            } else if let Some(m) = resection {
                 let Some(date) = rec.date() else {
                     undated_resections.push(rec.reference.clone());
                     continue;

@@ -36,7 +36,8 @@ impl<'a> Extractor<'a, '_> {
         let _reading = Reading::start(&SPEC);
         let mut symptom_list: Vec<Symptom> = Vec::new();
         for c in conds {
-            if condition_active(c.rec)
+            if self.is_symptom_kind(&c.code)
+                && condition_active(c.rec)
                 && let Some(s) = self.symptom_of(c.rec, &c.code, &c.body)
             {
                 symptom_list.push(s);
@@ -66,8 +67,9 @@ impl<'a> Extractor<'a, '_> {
         .any(|id| self.vocab.by_code(id, c))
     }
 
-    fn symptom_of(&self, rec: &Rec, c: &Concept, body: &Concept) -> Option<Symptom> {
-        let (kind, read_from) = self.vocab.first(
+    /// The symptom a concept names, if any.
+    fn symptom_kind(&self, c: &Concept) -> Option<(SymptomKind, ReadFrom)> {
+        self.vocab.first(
             &[
                 ("symptom-cord-compression", SymptomKind::CordCompression),
                 ("symptom-obstruction", SymptomKind::Obstruction),
@@ -76,7 +78,16 @@ impl<'a> Extractor<'a, '_> {
                 ("symptom-pain", SymptomKind::Pain),
             ],
             c,
-        )?;
+        )
+    }
+
+    /// Whether a Condition's code names a symptom (its classification, read first).
+    fn is_symptom_kind(&self, c: &Concept) -> bool {
+        self.symptom_kind(c).is_some()
+    }
+
+    fn symptom_of(&self, rec: &Rec, c: &Concept, body: &Concept) -> Option<Symptom> {
+        let (kind, read_from) = self.symptom_kind(c)?;
         let bone = self.vocab.matches("bone-symptom", c).is_some()
             || (kind == SymptomKind::Pain && self.vocab.by_code("site-bone", body));
         Some(Symptom {

@@ -127,19 +127,20 @@ impl<'a> Extractor<'a, '_> {
         let mut events: Vec<Event> = Vec::new();
         let mut memo = HashMap::new();
         for rec in &self.medication_uses {
-            let status_ok = matches!(
-                rec.str("status"),
-                Some("completed" | "active" | "stopped" | "in-progress")
-            );
-            if !status_ok {
-                continue;
-            }
+            // What the record is comes first: only then are its values read.
             let agents: Vec<Agent> = self
                 .agents_of(rec, &mut memo)
                 .into_iter()
                 .map(|(a, _)| a)
                 .collect();
-            if !agents.is_empty() {
+            if agents.is_empty() {
+                continue;
+            }
+            let status_ok = matches!(
+                rec.str("status"),
+                Some("completed" | "active" | "stopped" | "in-progress")
+            );
+            if status_ok {
                 events.push(Event { rec, agents });
             }
         }

@@ -1,7 +1,8 @@
 //! How readers access a resource's elements: every read goes through [`Read`], so what a
 //! reader takes from a resource is exactly what it asks for here.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -87,41 +88,204 @@ impl<'a> Read<'a> for &'a Value {
     }
 }
 
+/// Elements whose defect makes the whole resource unusable (§4.1): the modifiers.
+pub(crate) const MODIFIER_ELEMENTS: &[&str] = &[
+    "status",
+    "clinicalStatus",
+    "verificationStatus",
+    "intent",
+    "doNotPerform",
+    "modifierExtension",
+    "subject",
+    "patient",
+];
+
+/// The elements [`fhir::clinical_date`] takes the clinical date from, which every reader
+/// reads through [`Rec::date`].
+pub(crate) const DATE_ELEMENTS: &[&str] = &[
+    "effectiveDateTime",
+    "effectivePeriod",
+    "effectiveInstant",
+    "onsetDateTime",
+    "onsetPeriod",
+    "performedDateTime",
+    "performedPeriod",
+    "occurrenceDateTime",
+    "occurrencePeriod",
+    "started",
+    "recordedDate",
+    "issued",
+    "authoredOn",
+    "dateAsserted",
+];
+
+/// The top-level element a JSON pointer lies in (`/code/coding/0/system` → `code`; the
+/// `_x` sibling of a primitive belongs to `x`); `None` for the root.
+pub(crate) fn top_element(pointer: &str) -> Option<&str> {
+    let first = pointer.strip_prefix('/')?.split('/').next()?;
+    let first = first.strip_prefix('_').unwrap_or(first);
+    (!first.is_empty() && first != "resourceType").then_some(first)
+}
+
+/// What a reader asked of an invalid resource: (reader family, element, blocked).
+type ReadEntry = (&'static str, String, bool);
+
+/// The defects of an invalid resource, and every non-classifying read a reader made of it.
+#[derive(Debug)]
+pub(crate) struct Defects {
+    /// Top-level elements at or under which a defective path lies.
+    elements: BTreeSet<String>,
+    /// A defect at the root (invariants, `resourceType`): nothing can be read.
+    root: bool,
+    /// A defect at the root or in a modifier: only classifying elements can be read.
+    unusable: bool,
+    reads: RefCell<BTreeSet<ReadEntry>>,
+}
+
+impl Defects {
+    /// From the defective paths (`SchemaViolation::paths`).
+    pub(crate) fn new(paths: &[String]) -> Self {
+        let mut elements = BTreeSet::new();
+        let mut root = false;
+        let mut unusable = false;
+        for p in paths {
+            match top_element(p) {
+                Some(e) => {
+                    unusable |= MODIFIER_ELEMENTS.contains(&e);
+                    elements.insert(e.to_owned());
+                }
+                None => root = true,
+            }
+        }
+        Defects {
+            elements,
+            root,
+            unusable: unusable || root,
+            reads: RefCell::new(BTreeSet::new()),
+        }
+    }
+
+    /// Whether reading `element` meets a defect (at, under or above it).
+    pub(crate) fn blocks(&self, element: &str) -> bool {
+        self.root || self.elements.contains(element)
+    }
+
+    pub(crate) fn unusable(&self) -> bool {
+        self.unusable
+    }
+
+    /// Whether the clinical date cannot be read.
+    pub(crate) fn blocks_date(&self) -> bool {
+        self.unusable || DATE_ELEMENTS.iter().any(|e| self.blocks(e))
+    }
+
+    /// Every defective element (top level).
+    pub(crate) fn elements(&self) -> impl Iterator<Item = &str> {
+        self.elements.iter().map(String::as_str)
+    }
+
+    fn record(&self, family: &'static str, element: &str, blocked: bool) {
+        self.reads
+            .borrow_mut()
+            .insert((family, element.to_owned(), blocked));
+    }
+
+    /// Whether `family` read a value of this resource: `Some(true)` when a read was blocked.
+    pub(crate) fn reads_by(&self, family: &str) -> Option<bool> {
+        let reads = self.reads.borrow();
+        let mine: Vec<bool> = reads
+            .iter()
+            .filter(|(f, ..)| *f == family)
+            .map(|(_, _, blocked)| *blocked)
+            .collect();
+        (!mine.is_empty()).then(|| mine.contains(&true))
+    }
+
+    /// Whether some reader took a value from this resource (a read that succeeded).
+    pub(crate) fn read_in_part(&self) -> bool {
+        self.reads.borrow().iter().any(|(_, _, blocked)| !blocked)
+    }
+}
+
 /// A resource kept for extraction.
 #[derive(Debug)]
 pub(crate) struct Rec<'a> {
     v: &'a Value,
     pub(crate) reference: String,
     date: Option<NaiveDate>,
+    /// Set for a resource that failed validation: every read is checked against them.
+    defects: Option<Box<Defects>>,
 }
 
 impl<'a> Rec<'a> {
     pub(crate) fn new(v: &'a Value, reference: String, date: Option<NaiveDate>) -> Self {
-        Rec { v, reference, date }
+        Rec {
+            v,
+            reference,
+            date,
+            defects: None,
+        }
+    }
+
+    /// An invalid resource, read element by element (its date only when readable).
+    pub(crate) fn with_defects(v: &'a Value, reference: String, defects: Defects) -> Self {
+        let date = if defects.blocks_date() {
+            None
+        } else {
+            fhir::clinical_date(v)
+        };
+        Rec {
+            v,
+            reference,
+            date,
+            defects: Some(Box::new(defects)),
+        }
     }
 
     /// The clinical date (`effective[x]`, `onset[x]` … see [`fhir::clinical_date`]).
     pub(crate) fn date(&self) -> Option<NaiveDate> {
+        if let (Some(d), Some(spec)) = (&self.defects, current_reader()) {
+            d.record(spec.family, "(date)", d.blocks_date());
+        }
         self.date
     }
 
     pub(crate) fn resource_type(&self) -> &'a str {
         fhir::resource_type(self.v)
     }
+
+    pub(crate) fn defects(&self) -> Option<&Defects> {
+        self.defects.as_deref()
+    }
 }
 
 impl<'a> Read<'a> for Rec<'a> {
     fn get(&self, key: &str) -> Option<&'a Value> {
+        let reader = current_reader();
         // The declaration of each reader is what the taint logic goes by: a read it does not
         // declare is a defect of the reader (caught by the test suite in debug builds).
         #[cfg(debug_assertions)]
-        if let Some(spec) = current_reader() {
+        if let Some(spec) = reader {
             assert!(
                 spec.declares(self.resource_type(), key),
                 "the {} reader reads {}.{key} without declaring it",
                 spec.family,
                 self.resource_type()
             );
+        }
+        if let Some(d) = &self.defects {
+            // Outside a reader (sorting, exclusion, draft orders) every read classifies.
+            let classifying = reader.is_none_or(|spec| {
+                spec.reads_of(self.resource_type())
+                    .is_some_and(|r| r.classifying.contains(&key))
+            });
+            let blocked = d.blocks(key) || (d.unusable && !classifying);
+            if let (Some(spec), false) = (reader, classifying) {
+                d.record(spec.family, key, blocked);
+            }
+            if blocked {
+                return None;
+            }
         }
         self.v.get(key)
     }
