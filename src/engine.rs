@@ -430,10 +430,13 @@ impl Engine {
         let invalid_summaries: Vec<InvalidSummary> = invalid[..prefetch_invalid]
             .iter()
             .map(|e| {
-                InvalidSummary::of(
-                    e,
-                    clinical::invalid_use(&e.resource_type, &e.defect_paths()),
-                )
+                let used = clinical::invalid_use(
+                    &e.resource_type,
+                    &e.reference(),
+                    &e.defect_paths(),
+                    &picture,
+                );
+                InvalidSummary::of(e, used)
             })
             .chain(
                 checked_invalid_orders

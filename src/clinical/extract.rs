@@ -544,6 +544,11 @@ impl<'a, 'i> Extractor<'a, 'i> {
             .filter(|r| r.defects().is_some_and(|d| d.read_in_part()))
             .map(|r| r.reference.clone())
             .collect();
+        let defects_met = self
+            .records()
+            .filter(|r| r.defects().is_some_and(|d| d.met()))
+            .map(|r| r.reference.clone())
+            .collect();
         Picture {
             as_of: self.input.as_of,
             patient: self.input.patient.map(super::fhir::reference_of),
@@ -608,6 +613,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
                 })
                 .collect(),
             read_in_part,
+            defects_met,
         }
     }
 

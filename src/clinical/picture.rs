@@ -820,6 +820,9 @@ pub struct Picture {
     /// from them ("Observation/x"). A fact whose provenance names one of them counts as
     /// unknown for favourable advice ([`Picture::cautious`]).
     pub read_in_part: Vec<String>,
+    /// Records that failed validation where a reader needed them: what they record there is
+    /// unknown (`Unknown::Defective`).
+    pub defects_met: Vec<String>,
 }
 
 /// How many resources of one type were set aside.

@@ -380,7 +380,17 @@ fn kind_of(kind: &ValidationErrorKind) -> String {
         ValidationErrorKind::Required { .. } => "required element missing".to_owned(),
         ValidationErrorKind::AdditionalProperties { .. } => "unknown element".to_owned(),
         ValidationErrorKind::Pattern { .. } => "wrong format for its FHIR type".to_owned(),
-        ValidationErrorKind::Type { kind } => format!("wrong JSON type (expected {kind:?})"),
+        ValidationErrorKind::Type { kind } => {
+            let expected = match kind {
+                jsonschema::error::TypeKind::Single(t) => t.to_string(),
+                jsonschema::error::TypeKind::Multiple(ts) => ts
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            };
+            format!("wrong JSON type (expected {expected})")
+        }
         other => format!("violates the `{}` constraint", other.keyword()),
     }
 }

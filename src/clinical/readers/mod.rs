@@ -93,16 +93,6 @@ pub(crate) fn is_classifying(resource_type: &str, element: &str) -> bool {
     })
 }
 
-/// Whether some reader reads `element` of a resource type it reads (classifying, value,
-/// date or modifier).
-fn is_read(resource_type: &str, element: &str) -> bool {
-    view::DATE_ELEMENTS.contains(&element)
-        || view::MODIFIER_ELEMENTS.contains(&element)
-        || READERS
-            .iter()
-            .any(|spec| spec.declares(resource_type, element))
-}
-
 /// How the service used a resource that failed validation (DATA-02).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -118,8 +108,14 @@ pub enum InvalidUse {
     Used,
 }
 
-/// How a resource of `resource_type` with defects at `paths` is used by the readers.
-pub fn invalid_use(resource_type: &str, paths: &[String]) -> InvalidUse {
+/// How the readers used a resource of `resource_type` (`reference`) with defects at
+/// `paths`, as `picture` records it.
+pub fn invalid_use(
+    resource_type: &str,
+    reference: &str,
+    paths: &[String],
+    picture: &crate::clinical::Picture,
+) -> InvalidUse {
     let defects = view::Defects::new(paths);
     let read = READERS
         .iter()
@@ -131,7 +127,7 @@ pub fn invalid_use(resource_type: &str, paths: &[String]) -> InvalidUse {
         || defects.elements().any(|e| is_classifying(resource_type, e))
     {
         InvalidUse::LeftOut
-    } else if defects.elements().any(|e| is_read(resource_type, e)) {
+    } else if picture.defects_met.iter().any(|r| r == reference) {
         InvalidUse::ReadInPart
     } else {
         InvalidUse::Used

@@ -205,6 +205,11 @@ impl Defects {
     pub(crate) fn read_in_part(&self) -> bool {
         self.reads.borrow().iter().any(|(_, _, blocked)| !blocked)
     }
+
+    /// Whether some reader met a defect where it read this resource.
+    pub(crate) fn met(&self) -> bool {
+        self.reads.borrow().iter().any(|(_, _, blocked)| *blocked)
+    }
 }
 
 /// A resource kept for extraction.
@@ -330,5 +335,68 @@ mod tests {
         let rec = Rec::new(&v, "Observation/o".into(), None);
         let _r = Reading::start(&TEST_SPEC);
         rec.get("valueString");
+    }
+}
+
+#[cfg(test)]
+mod defect_tests {
+    use super::*;
+
+    fn paths(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_read_at_under_or_above_a_defective_path_is_blocked() {
+        let d = Defects::new(&paths(&["/valueQuantity/value", "/_effectiveDateTime"]));
+        assert!(d.blocks("valueQuantity"), "above the defect");
+        assert!(
+            d.blocks("effectiveDateTime"),
+            "a primitive's _x sibling is the element"
+        );
+        assert!(!d.blocks("code") && !d.blocks("valueString"));
+        assert!(d.blocks_date() && !d.unusable());
+    }
+
+    #[test]
+    fn a_root_or_modifier_defect_makes_the_resource_unusable() {
+        let root = Defects::new(&paths(&[""]));
+        assert!(
+            root.unusable() && root.blocks("code"),
+            "the root is above every element"
+        );
+        let rt = Defects::new(&paths(&["/resourceType"]));
+        assert!(rt.unusable() && rt.blocks("code"));
+        for m in MODIFIER_ELEMENTS {
+            let d = Defects::new(&paths(&[&format!("/{m}")]));
+            assert!(d.unusable(), "{m}");
+            assert!(!d.blocks("code"), "{m}: what it is about stays readable");
+        }
+    }
+
+    #[test]
+    fn an_unusable_record_yields_only_its_classifying_elements_to_a_reader() {
+        let v = serde_json::json!({"resourceType": "Observation", "status": "finalised",
+            "code": {"text": "x"}, "valueQuantity": {"value": 1}});
+        let rec = Rec::with_defects(
+            &v,
+            "Observation/o".into(),
+            Defects::new(&paths(&["/status"])),
+        );
+        static SPEC: ReaderSpec = ReaderSpec {
+            family: "unusable test",
+            reads: &[crate::clinical::readers::TypeReads {
+                resource_type: "Observation",
+                classifying: &["code"],
+                values: &["valueQuantity"],
+            }],
+        };
+        let _r = Reading::start(&SPEC);
+        assert!(rec.get("code").is_some());
+        assert!(rec.get("valueQuantity").is_none());
+        assert!(rec.date().is_none());
+        let d = rec.defects().unwrap();
+        assert_eq!(d.reads_by("unusable test"), Some(true));
+        assert!(d.met() && !d.read_in_part());
     }
 }
