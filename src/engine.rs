@@ -388,7 +388,7 @@ impl Engine {
         }
         let validation = t.elapsed().as_secs_f64();
         for e in &invalid {
-            tracing::info!(resource = %e.reference(), violations = e.violations.len(), "resource set aside: failed FHIR validation");
+            tracing::info!(resource = %e.reference(), violations = e.violations.len(), "resource failed FHIR validation");
         }
 
         let t = Instant::now();

@@ -87,6 +87,16 @@ fn unrelated_invalid_records() -> Vec<(&'static str, Value, &'static str, &'stat
             "ramipril",
         ),
         (
+            "conditions",
+            json!({"resourceType": "Condition", "id": "bad-asthma",
+                   "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+                   "code": {"coding": [{"system": "http://snomed.info/sct", "code": "195967001", "display": "Asthma"}]},
+                   "onsetDateTime": "2001-01-01",
+                   "extension": [{"url": "http://example.org/fhir/StructureDefinition/severity-note", "valueString": 7}]}),
+            "/extension/0/valueString",
+            "\"7\"",
+        ),
+        (
             "observations",
             json!({"resourceType": "Observation", "id": "bad-weight", "status": "final",
                    "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7", "display": "Body weight"}]},
@@ -195,8 +205,9 @@ async fn one_invalid_unrelated_record_of_each_type_leaves_every_card_unchanged()
                 !detail.contains(value),
                 "DATA-02 must not echo the invalid value {value:?}: {detail}"
             );
+            let how = "still used: its defects lie outside what the service reads";
             assert!(
-                detail.contains("still used: its defects lie outside what the service reads"),
+                detail.contains(&format!("`{ty}/{id}` ({how}")),
                 "{name}: {ty}/{id} {detail}"
             );
         }

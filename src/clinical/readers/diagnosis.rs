@@ -20,8 +20,10 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
     reads: &[
         TypeReads {
             resource_type: "Condition",
-            classifying: &["code", "bodySite", "extension", "meta"],
-            values: &["clinicalStatus"],
+            classifying: &["code", "bodySite"],
+            // The histology extension and the secondary-cancer profile refine what a
+            // Condition is; a defect there is weighed in `classify_conditions`.
+            values: &["clinicalStatus", "extension", "meta"],
         },
         TypeReads {
             resource_type: "Observation",
@@ -38,6 +40,12 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
 
 const HISTOLOGY_EXTENSION: &str = "mcode-histology-morphology-behavior";
 const SECONDARY_CANCER_PROFILE: &str = "mcode-secondary-cancer-condition";
+
+fn is_secondary(meta: &Value) -> bool {
+    fhir::array(meta, "profile")
+        .filter_map(Value::as_str)
+        .any(|p| p.contains(SECONDARY_CANCER_PROFILE))
+}
 
 /// What a Condition is about, decided from its classifying elements.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,21 +97,22 @@ impl<'a> Extractor<'a, '_> {
             .map(|rec| {
                 let code = rec.concept("code");
                 let body = rec.concept_all("bodySite");
-                let histology_ext = rec
-                    .array("extension")
-                    .find(|e| str_at(e, "url").is_some_and(|u| u.ends_with(HISTOLOGY_EXTENSION)))
-                    .and_then(|e| e.get("valueCodeableConcept"));
+                // The histology extension and the profile are read item by item around any
+                // defect: only a defect in what they would say leaves the Condition's kind
+                // uncertain (an unrelated extension with a defect taints nothing).
+                let mut uncertain = false;
+                let histology_ext = self.histology_extension(rec, &mut uncertain);
                 let histology = histology_ext
                     .and_then(|h| self.histology_of(&Concept::of(Some(h))))
                     .or_else(|| self.histology_of(&code));
-                let is_secondary_profile = rec
-                    .get("meta")
-                    .map(|m| {
-                        fhir::array(m, "profile")
-                            .filter_map(Value::as_str)
-                            .any(|p| p.contains(SECONDARY_CANCER_PROFILE))
-                    })
-                    .unwrap_or(false);
+                let is_secondary_profile = match rec.defects() {
+                    Some(d) if d.blocks_path("/meta/profile") => {
+                        uncertain = true;
+                        false
+                    }
+                    Some(_) => rec.raw_around_defects("meta").is_some_and(is_secondary),
+                    None => rec.get("meta").is_some_and(is_secondary),
+                };
                 let met = self.metastasis_of(&code, &body, is_secondary_profile);
                 let rps_code = v.by_code("rps-diagnosis", &code);
                 let sarcoma = v.by_code("sarcoma-diagnosis", &code)
@@ -134,6 +143,17 @@ impl<'a> Extractor<'a, '_> {
                 } else {
                     CondClass::Other
                 };
+                if uncertain && let Some(d) = rec.defects() {
+                    // What the extension or profile would have said is unknown: for a
+                    // diagnosis, metastasis or mass it is its histology or kind; for any other
+                    // Condition, whether it is another primary cancer.
+                    let family = if class == CondClass::Other {
+                        super::HISTORY.family
+                    } else {
+                        SPEC.family
+                    };
+                    d.note_blocked(family, "extension");
+                }
                 CondInfo {
                     rec,
                     code,
@@ -145,6 +165,38 @@ impl<'a> Extractor<'a, '_> {
                 }
             })
             .collect()
+    }
+
+    /// The mCODE histology extension's value. For an invalid Condition each extension is
+    /// read only where intact; `uncertain` is set when a defective one may be it.
+    fn histology_extension(&self, rec: &Rec<'a>, uncertain: &mut bool) -> Option<&'a Value> {
+        let is_histology =
+            |e: &Value| str_at(e, "url").is_some_and(|u| u.ends_with(HISTOLOGY_EXTENSION));
+        let Some(d) = rec.defects().filter(|d| d.blocks("extension")) else {
+            return rec
+                .array("extension")
+                .find(|e| is_histology(e))
+                .and_then(|e| e.get("valueCodeableConcept"));
+        };
+        if d.blocks_path("/extension/-") {
+            *uncertain = true;
+            return None;
+        }
+        let items = rec
+            .raw_around_defects("extension")
+            .and_then(Value::as_array)?;
+        let mut found = None;
+        for (i, e) in items.iter().enumerate() {
+            let at = format!("/extension/{i}");
+            if !d.blocks_path(&at) {
+                if found.is_none() && is_histology(e) {
+                    found = e.get("valueCodeableConcept");
+                }
+            } else if d.blocks_path(&format!("{at}/url")) || is_histology(e) {
+                *uncertain = true;
+            }
+        }
+        found
     }
 
     pub(crate) fn read_diagnosis<'r>(&self, conds: &[CondInfo<'r, 'a>]) -> DiagnosisFacts<'r, 'a> {

@@ -18,7 +18,7 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
     reads: &[
         TypeReads {
             resource_type: "Condition",
-            classifying: &["code", "extension"],
+            classifying: &["code"],
             values: CONDITION_ACTIVITY,
         },
         TypeReads {

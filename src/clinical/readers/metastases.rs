@@ -23,7 +23,7 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
     reads: &[
         TypeReads {
             resource_type: "Condition",
-            classifying: &["code", "bodySite", "meta"],
+            classifying: &["code", "bodySite"],
             values: &["clinicalStatus"],
         },
         TypeReads {

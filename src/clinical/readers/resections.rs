@@ -190,6 +190,7 @@ impl<'a> Extractor<'a, '_> {
         met_recs: &[MetRec],
         dx: &DiagnosisFacts,
     ) -> Vec<Resection> {
+        let _reading = Reading::start(&SPEC);
         let met_sources: BTreeSet<&str> = met_recs.iter().map(|m| m.source.as_str()).collect();
         let dx_ref = dx.diagnosis.as_ref().map(|d| d.condition.as_str());
         let episode_sources: BTreeSet<String> = episodes.iter().map(|e| e.source.clone()).collect();
@@ -260,6 +261,7 @@ impl<'a> Extractor<'a, '_> {
         procs: &ProcedureRecs,
         dx: &DiagnosisFacts,
     ) -> (Fact<Option<Resection>>, Vec<Resection>) {
+        let _reading = Reading::start(&SPEC);
         let primary = resections
             .iter()
             .rev()

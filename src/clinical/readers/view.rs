@@ -127,12 +127,28 @@ pub(crate) fn top_element(pointer: &str) -> Option<&str> {
     (!first.is_empty() && first != "resourceType").then_some(first)
 }
 
+/// A pointer with a primitive's `_x` sibling read as `x` (`/_status` → `/status`).
+fn normalised(pointer: &str) -> String {
+    pointer
+        .split('/')
+        .map(|s| s.strip_prefix('_').unwrap_or(s))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether pointer `p` lies strictly under `ancestor`.
+fn is_under(p: &str, ancestor: &str) -> bool {
+    p.len() > ancestor.len() && p.starts_with(ancestor) && p.as_bytes()[ancestor.len()] == b'/'
+}
+
 /// What a reader asked of an invalid resource: (reader family, element, blocked).
 type ReadEntry = (&'static str, String, bool);
 
 /// The defects of an invalid resource, and every non-classifying read a reader made of it.
 #[derive(Debug)]
 pub(crate) struct Defects {
+    /// The defective paths (JSON pointers).
+    paths: Vec<String>,
     /// Top-level elements at or under which a defective path lies.
     elements: BTreeSet<String>,
     /// A defect at the root (invariants, `resourceType`): nothing can be read.
@@ -158,11 +174,28 @@ impl Defects {
             }
         }
         Defects {
+            paths: paths.to_vec(),
             elements,
             root,
             unusable: unusable || root,
             reads: RefCell::new(BTreeSet::new()),
         }
+    }
+
+    /// Whether reading the JSON pointer `path` meets a defect: one at, under or above it
+    /// (`/extension/-` stands for "the array itself", i.e. only a defect at or above it).
+    pub(crate) fn blocks_path(&self, path: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        let whole = path.strip_suffix("/-");
+        self.paths.iter().any(|p| {
+            let p = normalised(p);
+            match whole {
+                Some(array) => p == array || is_under(array, &p),
+                None => p == path || is_under(&p, path) || is_under(path, &p),
+            }
+        })
     }
 
     /// Whether reading `element` meets a defect (at, under or above it).
@@ -182,6 +215,12 @@ impl Defects {
     /// Every defective element (top level).
     pub(crate) fn elements(&self) -> impl Iterator<Item = &str> {
         self.elements.iter().map(String::as_str)
+    }
+
+    /// Records that `family` needed `element` and met its defect (a reader that weighs a
+    /// defect itself instead of reading the element).
+    pub(crate) fn note_blocked(&self, family: &'static str, element: &str) {
+        self.record(family, element, true);
     }
 
     fn record(&self, family: &'static str, element: &str, blocked: bool) {
@@ -261,6 +300,12 @@ impl<'a> Rec<'a> {
 
     pub(crate) fn defects(&self) -> Option<&Defects> {
         self.defects.as_deref()
+    }
+
+    /// The element `key` even where it has defects, for a reader that reads it item by item
+    /// around them ([`Defects::blocks_path`]) instead of through [`Read::get`].
+    pub(crate) fn raw_around_defects(&self, key: &str) -> Option<&'a Value> {
+        self.v.get(key)
     }
 }
 
@@ -398,5 +443,23 @@ mod defect_tests {
         let d = rec.defects().unwrap();
         assert_eq!(d.reads_by("unusable test"), Some(true));
         assert!(d.met() && !d.read_in_part());
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_blocked_by_a_defect_at_under_or_above_it_only() {
+        let d = Defects::new(&["/extension/1/valueString".to_owned()]);
+        assert!(d.blocks_path("/extension/1"), "under");
+        assert!(d.blocks_path("/extension/1/valueString"), "at");
+        assert!(d.blocks_path("/extension/1/valueString/x"), "above");
+        assert!(!d.blocks_path("/extension/0"), "a sibling item");
+        assert!(!d.blocks_path("/extension/10"), "not a prefix match");
+        assert!(!d.blocks_path("/extension/-"), "the array itself is intact");
+        assert!(Defects::new(&["/extension".to_owned()]).blocks_path("/extension/-"));
+        assert!(Defects::new(&["/meta/_profile/0".to_owned()]).blocks_path("/meta/profile"));
     }
 }
