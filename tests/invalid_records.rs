@@ -151,9 +151,9 @@ fn unrelated_invalid_records() -> Vec<(&'static str, Value, &'static str, &'stat
             "diagnosticReports",
             json!({"resourceType": "ImagingStudy", "id": "bad-knee-xray", "status": "available",
                    "started": "2026-04-01", "description": "XR left knee",
-                   "numberOfSeries": "one"}),
+                   "numberOfSeries": "seventeen"}),
             "/numberOfSeries",
-            "one",
+            "seventeen",
         ),
         (
             "medicationRequests",

@@ -44,7 +44,9 @@ pub(crate) struct TypeReads {
     /// `medication[x]`, `category`, `bodySite` …).
     pub(crate) classifying: &'static [&'static str],
     /// The elements the reader takes values from (besides the classifying ones and the
-    /// clinical date, which every reader reads through `Rec::date`).
+    /// clinical date, which every reader reads through `Rec::date`). Debug builds check
+    /// every read against them (`view::Rec`'s `Read::get`).
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub(crate) values: &'static [&'static str],
 }
 
@@ -63,6 +65,7 @@ impl ReaderSpec {
     }
 
     /// Whether the reader declares `element` of `resource_type` (classifying or value).
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub(crate) fn declares(&self, resource_type: &str, element: &str) -> bool {
         self.reads_of(resource_type)
             .is_some_and(|r| r.classifying.contains(&element) || r.values.contains(&element))
