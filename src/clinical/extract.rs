@@ -412,6 +412,9 @@ impl<'a, 'i> Extractor<'a, 'i> {
     /// `Unknown::Defective` when one of `readers` had a read of an invalid record of the
     /// paired types blocked, else `Unknown::FromDefective` when it took values from one.
     pub(crate) fn defective_reads(&self, readers: &[(&ReaderSpec, &[&str])]) -> Option<Unknown> {
+        if self.input.invalid.is_empty() {
+            return None;
+        }
         let mut blocked = Vec::new();
         let mut read = Vec::new();
         for rec in self.records() {

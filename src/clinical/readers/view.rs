@@ -311,11 +311,10 @@ impl<'a> Rec<'a> {
 
 impl<'a> Read<'a> for Rec<'a> {
     fn get(&self, key: &str) -> Option<&'a Value> {
-        let reader = current_reader();
         // The declaration of each reader is what the taint logic goes by: a read it does not
         // declare is a defect of the reader (caught by the test suite in debug builds).
         #[cfg(debug_assertions)]
-        if let Some(spec) = reader {
+        if let Some(spec) = current_reader() {
             assert!(
                 spec.declares(self.resource_type(), key),
                 "the {} reader reads {}.{key} without declaring it",
@@ -324,6 +323,7 @@ impl<'a> Read<'a> for Rec<'a> {
             );
         }
         if let Some(d) = &self.defects {
+            let reader = current_reader();
             // Outside a reader (sorting, exclusion, draft orders) every read classifies.
             let classifying = reader.is_none_or(|spec| {
                 spec.reads_of(self.resource_type())
