@@ -800,6 +800,73 @@ mod tests {
         build_picture(&input, &vs::terminology(), &Parameters::default())
     }
 
+    /// `build` with invalid resources (each with its defective paths).
+    fn build_with_invalid(resources: &[Value], invalid: &[(Value, &[&str])]) -> Picture {
+        let refs: Vec<&Value> = resources.iter().collect();
+        let invalid: Vec<crate::clinical::InvalidInput> = invalid
+            .iter()
+            .map(|(v, paths)| crate::clinical::InvalidInput {
+                resource: v,
+                defects: paths.iter().map(|p| (*p).to_owned()).collect(),
+            })
+            .collect();
+        let input = ClinicalInput {
+            as_of: Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
+            patient: None,
+            resources: &refs,
+            set_aside: &[],
+            invalid: &invalid,
+            withheld: &[],
+        };
+        build_picture(&input, &vs::terminology(), &Parameters::default())
+    }
+
+    #[test]
+    fn a_defective_histology_extension_makes_the_histology_unknown_not_the_codes_reading() {
+        let dx = json!({"resourceType": "Condition", "id": "dx", "onsetDateTime": "2024-01-01",
+            "code": {"coding": [{"system": ICD10CM, "code": "C48.0"}]},
+            "extension": [{"url": "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-histology-morphology-behavior",
+                           "valueCodeableConcept": {"coding": [{"system": ICDO3, "code": 88583}]}}]});
+        let pic = build_with_invalid(
+            &[],
+            &[(dx, &["/extension/0/valueCodeableConcept/coding/0/code"])],
+        );
+        assert!(pic.diagnosis.is_some(), "the code still says RPS");
+        assert!(
+            matches!(
+                pic.histology.unknown_reason(),
+                Some(Unknown::Defective { .. })
+            ),
+            "{:?}",
+            pic.histology
+        );
+    }
+
+    #[test]
+    fn a_symptom_record_read_from_an_invalid_observation_is_no_basis_for_none_recorded() {
+        let no_pain = json!({"resourceType": "Observation", "id": "s", "status": "final",
+            "effectiveDateTime": "2026-10-01",
+            "code": {"coding": [{"system": LOINC, "code": "75325-1"}]},
+            "valueCodeableConcept": {"coding": [{"system": SCT, "code": "22253000"}]},
+            "valueBoolean": false, "note": "denies pain"});
+        assert!(
+            build(&[dx(), no_pain.clone()], &[])
+                .symptoms
+                .value()
+                .is_some_and(|s| s.is_empty())
+        );
+        let pic = build_with_invalid(&[dx()], &[(no_pain, &["/note"])]);
+        assert!(
+            matches!(
+                pic.symptoms.unknown_reason(),
+                Some(Unknown::FromDefective { .. })
+            ),
+            "{:?}",
+            pic.symptoms
+        );
+        assert_eq!(pic.read_in_part, ["Observation/s"]);
+    }
+
     fn dx() -> Value {
         json!({"resourceType": "Condition", "id": "dx", "onsetDateTime": "2024-01-01",
                "code": {"coding": [{"system": ICD10CM, "code": "C48.0"}]}})
