@@ -328,7 +328,11 @@ async fn an_invalid_ecog_value_taints_only_performance_status() {
     resource_mut(&mut broken, "met-ecog")["valueInteger"] = json!("1");
     let (_, body) = svc.post_json(PV, &broken).await;
     let met02 = card(&body, "MET-02")["detail"].as_str().unwrap();
-    assert!(met02.contains("ecog"), "{met02}");
+    assert!(met02.contains("- Unknown: ecog"), "{met02}");
+    assert!(
+        !rule_ids(&body).contains(&"MET-07".to_owned()),
+        "sarcomatosis stays known absent"
+    );
     svc.stop().await;
 }
 
