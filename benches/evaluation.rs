@@ -5,6 +5,9 @@
 //!   handler calls);
 //! - `patient_view_50/parse_envelope`: `parse_body` + `HookRequest::from_value` only;
 //! - `patient_view_50/analyse`: `Engine::analyse` only (validation, facts, rules, cards);
+//! - `patient_view_50/analyse_five_invalid`: the same with five resources made invalid (one
+//!   per kind of `common::INVALID_KINDS`), read element by element: issue 11 asks for it to
+//!   stay within 2× of `analyse`;
 //! - `patient_view_21/evaluate`: the unmodified example request, for reference.
 //!
 //! The stage split inside `analyse` (validation / facts / rules / cards) is printed once from
@@ -110,6 +113,15 @@ fn patient_view(c: &mut Criterion) {
         large.response.cards.len(),
         large.rules_fired
     );
+    let invalid_request = common::with_five_invalid(&request);
+    let invalid_body = serde_json::to_vec(&invalid_request).expect("serialises");
+    let invalid = evaluate(&rt, &engine, &service, &invalid_body);
+    assert_eq!(invalid.resources_set_aside, 5, "five resources are invalid");
+    eprintln!(
+        "patient_view_50 with five invalid: {} cards: {:?}",
+        invalid.response.cards.len(),
+        invalid.rules_fired
+    );
     let split = stage_split(&rt, &engine, &service, &body, 2000);
     eprintln!(
         "patient_view_50 stage split, mean of 2000 (µs): validation {:.1}, facts {:.1}, rules {:.1}, cards {:.1}",
@@ -132,6 +144,20 @@ fn patient_view(c: &mut Criterion) {
             || {
                 HookRequest::from_value(request.clone(), &engine.envelopes, Hook::PatientView)
                     .expect("valid envelope")
+            },
+            |req| engine.analyse(req, as_of()),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("analyse_five_invalid", |b| {
+        b.iter_batched(
+            || {
+                HookRequest::from_value(
+                    invalid_request.clone(),
+                    &engine.envelopes,
+                    Hook::PatientView,
+                )
+                .expect("valid envelope")
             },
             |req| engine.analyse(req, as_of()),
             BatchSize::SmallInput,

@@ -21,7 +21,7 @@ use crate::cds_hooks::discovery::{
 use crate::cds_hooks::request::bundle_resources;
 use crate::cds_hooks::{CdsResponse, EnvelopeSchemas, Hook, HookRequest, InvalidRequest};
 use crate::clinical::{
-    self, ClinicalInput, DraftOrder, SetAsideResource, WithheldData, WithheldReason,
+    self, ClinicalInput, DraftOrder, InvalidInput, SetAsideResource, WithheldData, WithheldReason,
 };
 use crate::config::{Config, OnPrefetchFailure};
 use crate::fhir::client::{Expected, FetchError, FhirClient};
@@ -487,6 +487,9 @@ impl Engine {
         let mut seen: HashSet<(String, String)> = HashSet::new();
         let mut valid: Vec<&Value> = Vec::new();
         let mut invalid: Vec<InvalidResource> = Vec::new();
+        // Invalid prefetch resources other than the patient are read element by element.
+        let mut invalid_inputs: Vec<InvalidInput> = Vec::new();
+        let mut set_aside: Vec<SetAsideResource> = Vec::new();
         let mut patient: Option<&Value> = None;
         let identity = patient_in_context(&request);
         let elements = self.validator.patient_elements();
@@ -529,24 +532,41 @@ impl Engine {
                 {
                     continue;
                 }
-                match (self.validator.validate_resource(resource), belonging) {
+                let validated = match (self.validator.validate_resource(resource), belonging) {
                     (Ok(()), Belonging::Unreadable(element)) => {
-                        invalid.push(unreadable_subject(resource, element, None))
+                        Err(unreadable_subject(resource, element, None))
                     }
                     (Err(e), Belonging::Unreadable(element)) => {
-                        invalid.push(unreadable_subject(resource, element, Some(e)))
+                        Err(unreadable_subject(resource, element, Some(e)))
                     }
-                    (Ok(()), _) if rt == "Patient" && key == "patient" => patient = Some(resource),
-                    (Ok(()), _) => valid.push(resource),
-                    (Err(e), _) => invalid.push(e),
+                    (result, _) => result,
+                };
+                match validated {
+                    Ok(()) if rt == "Patient" && key == "patient" => patient = Some(resource),
+                    Ok(()) => valid.push(resource),
+                    Err(e) => {
+                        if rt != "Patient" && e.resource_type == rt {
+                            invalid_inputs.push(InvalidInput {
+                                resource,
+                                defects: e.defect_paths(),
+                            });
+                        } else {
+                            set_aside.push(SetAsideResource {
+                                resource_type: e.resource_type.clone(),
+                                id: e.id.clone(),
+                            });
+                        }
+                        invalid.push(e);
+                    }
                 }
             }
         }
         // Only prefetch / fetched resources can hide facts; invalid draft orders are reported
         // separately (their checks cannot run) and must not make history unknown.
         let prefetch_invalid = invalid.len();
-        let mut draft_orders: Vec<&Value> = Vec::new();
+        let mut draft_orders: Vec<(&Value, Vec<String>)> = Vec::new();
         let mut invalid_draft_orders: Vec<String> = Vec::new();
+        let mut checked_invalid_orders: Vec<InvalidResource> = Vec::new();
         if let Some(bundle) = &request.context.draft_orders {
             for order in bundle_resources(bundle) {
                 let reference = reference_of(order);
@@ -573,8 +593,14 @@ impl Engine {
                     (result, _) => result,
                 };
                 match validated {
-                    Ok(()) if selected => draft_orders.push(order),
+                    Ok(()) if selected => draft_orders.push((order, Vec::new())),
                     Ok(()) => {}
+                    // Checked element by element when what the checks read is intact (§4.1
+                    // "invalid draft orders"), and listed in DATA-02 either way.
+                    Err(e) if selected && clinical::draft_order_checkable(&e.defect_paths()) => {
+                        draft_orders.push((order, e.defect_paths()));
+                        checked_invalid_orders.push(e);
+                    }
                     Err(e) => {
                         if selected {
                             invalid_draft_orders.push(e.reference());
@@ -588,19 +614,13 @@ impl Engine {
         log_set_aside(&invalid);
 
         let t = Instant::now();
-        let set_aside: Vec<SetAsideResource> = invalid[..prefetch_invalid]
-            .iter()
-            .map(|e| SetAsideResource {
-                resource_type: e.resource_type.clone(),
-                id: e.id.clone(),
-            })
-            .collect();
         withheld.extend(withheld_unavailable(&request.unavailable));
         let input = ClinicalInput {
             as_of,
             patient,
             resources: &valid,
             set_aside: &set_aside,
+            invalid: &invalid_inputs,
             withheld: &withheld,
         };
         let picture =
@@ -619,9 +639,10 @@ impl Engine {
             .collect();
         let orders: Vec<DraftOrder> = draft_orders
             .iter()
-            .map(|o| {
-                clinical::classify_draft_order(
+            .map(|(o, defects)| {
+                clinical::classify_draft_order_in_part(
                     o,
+                    defects,
                     &medications,
                     &picture,
                     &self.knowledge.terminology,
@@ -631,22 +652,20 @@ impl Engine {
             .collect();
         let invalid_summaries: Vec<InvalidSummary> = invalid[..prefetch_invalid]
             .iter()
-            .map(|e| InvalidSummary {
-                resource_type: e.resource_type.clone(),
-                id: e.id.clone(),
-                problems: e
-                    .violations
-                    .iter()
-                    .map(|v| {
-                        let pointer = if v.pointer.is_empty() {
-                            "/"
-                        } else {
-                            &v.pointer
-                        };
-                        format!("{pointer}: {}", v.message)
-                    })
-                    .collect(),
+            .map(|e| {
+                let used = clinical::invalid_use(
+                    &e.resource_type,
+                    &e.reference(),
+                    &e.defect_paths(),
+                    &picture,
+                );
+                InvalidSummary::of(e, used)
             })
+            .chain(
+                checked_invalid_orders
+                    .iter()
+                    .map(|e| InvalidSummary::of(e, clinical::draft_order_use(&e.defect_paths()))),
+            )
             .collect();
         let facts = t.elapsed().as_secs_f64();
 
@@ -904,11 +923,14 @@ fn unreadable_subject(
             .map(str::to_owned),
         violations: Vec::new(),
     });
+    let pointer = format!("/{element}");
     e.violations.push(SchemaViolation {
-        pointer: format!("/{element}"),
+        paths: vec![pointer.clone()],
+        pointer,
         message: "does not reference the patient in context (missing, not a Patient, or not \
                   comparable)"
             .to_owned(),
+        kind: "does not reference the patient in context".to_owned(),
     });
     e
 }

@@ -1338,6 +1338,7 @@ fn fifty_resources_build_quickly() {
         patient: chart.patient.as_ref(),
         resources: &refs,
         set_aside: &[],
+        invalid: &[],
         withheld: &[],
     };
     // RPS_PERF_RUNS raises the count for profiling (perf record).

@@ -314,3 +314,30 @@ fn the_hl7_reading_patch_is_checksummed_and_complete() {
         }
     }
 }
+
+#[test]
+fn violations_name_the_defective_element_and_the_kind_of_error_without_the_value() {
+    let v = &*VALIDATOR;
+    let r = json!({"resourceType": "Observation", "id": "o", "status": "final",
+        "valueQuantity": {"value": "72,5 kg"}, "colour": "blue"});
+    let e = v.validate_resource(&r).unwrap_err();
+    let paths = e.defect_paths();
+    // A missing element is reported at its own path, an unknown one too.
+    assert!(paths.contains(&"/code".to_owned()), "{paths:?}");
+    assert!(paths.contains(&"/colour".to_owned()), "{paths:?}");
+    assert!(
+        paths.contains(&"/valueQuantity/value".to_owned()),
+        "{paths:?}"
+    );
+    for violation in &e.violations {
+        assert!(!violation.kind.contains("72,5"), "{violation:?}");
+        assert!(!violation.kind.contains("blue"), "{violation:?}");
+    }
+    assert!(
+        e.violations
+            .iter()
+            .any(|x| x.kind == "wrong JSON type (expected number)"),
+        "{:?}",
+        e.violations
+    );
+}

@@ -146,6 +146,8 @@ fn base() -> Picture {
         last_imaging: k(Some(days_ago(10))),
         undiagnosed_retroperitoneal_masses: vec![],
         set_aside: vec![],
+        read_in_part: vec![],
+        defects_met: vec![],
     }
 }
 
@@ -376,6 +378,7 @@ fn scope_01_out_of_scope_histology_silences_every_other_rule() {
         resource_type: "Observation".into(),
         id: None,
         problems: vec![],
+        used: InvalidUse::LeftOut,
     }];
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
     assert_eq!(ids(&fs), ["SCOPE-01", "DATA-02"]);
@@ -405,6 +408,7 @@ fn scope_02_still_reports_set_aside_resources_and_fna_of_an_undiagnosed_mass() {
         resource_type: "Condition".into(),
         id: Some("c1".into()),
         problems: vec![],
+        used: InvalidUse::LeftOut,
     }];
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
     assert_eq!(ids(&fs), ["DATA-02"]);
@@ -448,16 +452,19 @@ fn data_02_counts_set_aside_resources_and_failed_draft_orders() {
             resource_type: "Observation".into(),
             id: Some("o1".into()),
             problems: vec![],
+            used: InvalidUse::LeftOut,
         },
         InvalidSummary {
             resource_type: "Observation".into(),
             id: Some("o2".into()),
             problems: vec![],
+            used: InvalidUse::LeftOut,
         },
         InvalidSummary {
             resource_type: "Procedure".into(),
             id: None,
             problems: vec![],
+            used: InvalidUse::LeftOut,
         },
     ];
     let params = params();
@@ -1417,4 +1424,126 @@ fn evaluate_is_fast_for_a_typical_chart() {
         per < std::time::Duration::from_millis(1),
         "{per:?} per evaluation"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// §4.1 asymmetry: a fact read from a record that failed validation may make advice more
+// cautious, never favourable or permissive.
+
+/// A fact read from the invalid record `Observation/defective` (named in `read_in_part`).
+fn from_defective<T>(p: &mut Picture, v: T) -> Fact<T> {
+    p.read_in_part = vec!["Observation/defective".to_owned()];
+    Fact::known(
+        v,
+        Provenance {
+            resources: vec!["Observation/defective".to_owned()],
+            read_from: ReadFrom::Code,
+            date: None,
+            note: None,
+        },
+    )
+}
+
+#[test]
+fn lr_03_never_rests_on_a_fact_from_an_invalid_record() {
+    let mut p = recurrence();
+    p.histology = k(Histology::WdLiposarcoma);
+    assert_eq!(lr_verdicts(&pv(&p)), ["LR-03"]);
+    p.histology = from_defective(&mut p, Histology::WdLiposarcoma);
+    let fs = pv(&p);
+    assert_eq!(lr_verdicts(&fs), ["LR-00"]);
+    assert!(
+        get(&fs, "LR-00")
+            .unknown
+            .iter()
+            .any(|u| u.fact == "histology"),
+        "{:?}",
+        get(&fs, "LR-00").unknown
+    );
+}
+
+#[test]
+fn lr_04_never_rests_on_a_fact_from_an_invalid_record() {
+    let mut p = recurrence();
+    assert_eq!(lr_verdicts(&pv(&p)), ["LR-04"]);
+    p.ecog = from_defective(&mut p, 1);
+    let fs = pv(&p);
+    assert_eq!(lr_verdicts(&fs), ["LR-00"]);
+    assert!(get(&fs, "LR-00").unknown.iter().any(|u| u.fact == "ecog"));
+    // The cautious direction still acts: ECOG 3 from the same record gives LR-02.
+    let mut p = recurrence();
+    p.ecog = from_defective(&mut p, 3);
+    assert_eq!(lr_verdicts(&pv(&p)), ["LR-02"]);
+}
+
+#[test]
+fn met_02_all_criteria_met_never_rests_on_a_fact_from_an_invalid_record() {
+    let mut p = metastatic();
+    p.ecog = from_defective(&mut p, 1);
+    let fs = pv(&p);
+    let f = get(&fs, "MET-02");
+    assert!(
+        f.unknown.iter().any(|u| u.fact == "ecog"),
+        "ECOG from a defective record is unknown for MET-02: {}",
+        text(f)
+    );
+    assert!(!text(f).contains("Criterion met: ECOG"), "{}", text(f));
+    // ECOG 3 from the same record still fails the criterion.
+    let mut p = metastatic();
+    p.ecog = from_defective(&mut p, 3);
+    let fs = pv(&p);
+    assert!(text(get(&fs, "MET-02")).contains("Criterion not met: ECOG 3"));
+}
+
+#[test]
+fn met_03_never_rests_on_a_fact_from_an_invalid_record() {
+    assert!(has(&pv(&metastatic()), "MET-03"));
+    let mut p = metastatic();
+    p.ecog = from_defective(&mut p, 1);
+    assert!(!has(&pv(&p), "MET-03"));
+}
+
+#[test]
+fn met_11_never_rests_on_a_fact_from_an_invalid_record() {
+    assert!(has(&pv(&metastatic()), "MET-11"));
+    let mut p = metastatic();
+    p.low_volume = from_defective(&mut p, true);
+    let fs = pv(&p);
+    assert!(!has(&fs, "MET-11"));
+    assert!(
+        get(&fs, "DATA-01")
+            .unknown
+            .iter()
+            .any(|u| u.fact == "low_volume"),
+        "the reason is listed"
+    );
+}
+
+#[test]
+fn data_02_lists_ten_records_then_how_many_more_with_paths_and_kinds_only() {
+    let p = base();
+    let invalid: Vec<InvalidSummary> = (0..13)
+        .map(|i| InvalidSummary {
+            resource_type: "Observation".into(),
+            id: Some(format!("o{i}")),
+            problems: vec!["/valueQuantity/value: wrong JSON type (expected number)".into()],
+            used: if i == 0 {
+                InvalidUse::Used
+            } else {
+                InvalidUse::ReadInPart
+            },
+        })
+        .collect();
+    let fs = run_with(&p, Hook::PatientView, &[], &invalid);
+    let t = text(get(&fs, "DATA-02"));
+    assert!(
+        t.contains("`Observation/o9`") && !t.contains("`Observation/o10`"),
+        "{t}"
+    );
+    assert!(t.contains("… and 3 more"), "{t}");
+    assert!(
+        t.contains("`Observation/o0` (still used: its defects lie outside what the service reads)"),
+        "{t}"
+    );
+    assert!(t.contains("read in part"), "{t}");
 }

@@ -54,6 +54,7 @@ fn run(chart: &Chart, hook: Hook) -> Run {
             resource_type: s.resource_type.clone(),
             id: s.id.clone(),
             problems: vec![],
+            used: rps_cds::clinical::InvalidUse::LeftOut,
         })
         .collect();
     let findings = evaluate(&RuleInput {

@@ -179,3 +179,38 @@ pub fn patient_view_request(n: usize) -> Value {
     }
     request
 }
+
+/// The patient-view request with five of its prefetch resources made invalid as
+/// [`make_five_invalid`] does (the chart of `chart_50_five_invalid`, as a request).
+pub fn with_five_invalid(request: &Value) -> Value {
+    let mut request = request.clone();
+    let prefetch = request["prefetch"]
+        .as_object_mut()
+        .expect("prefetch is an object");
+    // Where each resource sits: (key, entry index; None for a bare resource).
+    let mut places: Vec<(String, Option<usize>)> = Vec::new();
+    let mut chart: Vec<Value> = Vec::new();
+    for (key, value) in prefetch.iter() {
+        match value.get("entry").and_then(Value::as_array) {
+            Some(entries) => {
+                for (i, e) in entries.iter().enumerate() {
+                    places.push((key.clone(), Some(i)));
+                    chart.push(e["resource"].clone());
+                }
+            }
+            None if value.get("resourceType").is_some() => {
+                places.push((key.clone(), None));
+                chart.push(value.clone());
+            }
+            None => {}
+        }
+    }
+    make_five_invalid(&mut chart);
+    for ((key, i), r) in places.into_iter().zip(chart) {
+        match i {
+            Some(i) => prefetch[&key]["entry"][i]["resource"] = r,
+            None => prefetch[&key] = r,
+        }
+    }
+    request
+}

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::knowledge::{MatchedBy, Terminology, ValueSet};
 
 use super::picture::ReadFrom;
+use super::readers::view::Read;
 
 pub(crate) fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
@@ -44,9 +45,9 @@ pub(crate) fn normalise_reference(r: &str) -> &str {
     }
 }
 
-/// The references in `v[key]` (a Reference or an array of them), normalised.
-pub(crate) fn references<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
-    match v.get(key) {
+/// The references in an element (a Reference or an array of them), normalised.
+pub(crate) fn references_in(element: Option<&Value>) -> Vec<&str> {
+    match element {
         Some(Value::Array(a)) => a
             .iter()
             .filter_map(|r| str_at(r, "reference"))
@@ -119,26 +120,16 @@ pub(crate) fn clinical_date(v: &Value) -> Option<NaiveDate> {
     best.map(|(_, d)| d)
 }
 
-/// Codes of a CodeableConcept element at `key` (e.g. `clinicalStatus`).
-pub(crate) fn first_code<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key)
-        .and_then(|c| c.get("coding"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find_map(|c| str_at(c, "code"))
-}
-
 /// Entered in error, refuted, not done or cancelled: the profile ignores these.
-pub(crate) fn is_excluded(v: &Value) -> bool {
+pub(crate) fn is_excluded<'a>(v: &impl Read<'a>) -> bool {
     if matches!(
-        first_code(v, "verificationStatus"),
+        v.first_code("verificationStatus"),
         Some("entered-in-error" | "refuted")
     ) {
         return true;
     }
     matches!(
-        str_at(v, "status"),
+        v.str("status"),
         Some("entered-in-error" | "not-done" | "cancelled")
     )
 }
@@ -478,11 +469,11 @@ mod tests {
 
     #[test]
     fn exclusions() {
-        assert!(is_excluded(&json!({"status": "entered-in-error"})));
-        assert!(is_excluded(&json!({"status": "not-done"})));
+        assert!(is_excluded(&&json!({"status": "entered-in-error"})));
+        assert!(is_excluded(&&json!({"status": "not-done"})));
         assert!(is_excluded(
-            &json!({"verificationStatus": {"coding": [{"code": "refuted"}]}})
+            &&json!({"verificationStatus": {"coding": [{"code": "refuted"}]}})
         ));
-        assert!(!is_excluded(&json!({"status": "final"})));
+        assert!(!is_excluded(&&json!({"status": "final"})));
     }
 }

@@ -16,13 +16,18 @@ mod extract;
 pub(crate) mod fhir;
 pub mod orders;
 pub mod picture;
+pub(crate) mod readers;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub use extract::{VALUE_SETS, build_picture};
-pub use orders::{DraftOrder, ImagingKind, OrderKind, classify_draft_order};
+pub use orders::{
+    DraftOrder, ImagingKind, OrderKind, classify_draft_order, classify_draft_order_in_part,
+    draft_order_checkable, draft_order_use,
+};
 pub use picture::*;
+pub use readers::{InvalidUse, invalid_use};
 
 /// A resource that failed FHIR validation and was left out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,10 +45,22 @@ pub struct ClinicalInput<'a> {
     /// Statement / Request, Medication, DiagnosticReport, ImagingStudy …), deduplicated by
     /// type/id. Other resource types are ignored.
     pub resources: &'a [&'a Value],
+    /// Resources set aside as a whole (unreadable: no usable resource type).
     pub set_aside: &'a [SetAsideResource],
+    /// Resources that failed validation, read element by element (§4.1 "invalid records").
+    pub invalid: &'a [InvalidInput<'a>],
     /// Data the service knows it does not have: every fact these resource types could carry
     /// is unknown, overriding the closed world (DATA-03, DATA-04).
     pub withheld: &'a [WithheldData],
+}
+
+/// A resource that failed FHIR validation, with the JSON pointers of its defective elements
+/// (`SchemaViolation::paths`). Readers read it through a view that yields unknown for any
+/// element at, under or above a defective path.
+#[derive(Debug, Clone)]
+pub struct InvalidInput<'a> {
+    pub resource: &'a Value,
+    pub defects: Vec<String>,
 }
 
 /// Resource types whose data was withheld from the picture as a whole.

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::extract::{agents_in, is_mg_per_m2, medication_concept};
-use super::fhir::{self, Concept, Vocab};
+use super::fhir::{self, Vocab};
 use super::picture::{
     Agent, DiseaseState, Fact, MetastasisSite, Picture, Provenance, ReadFrom, Unknown,
 };
+use super::readers::view::{Defects, Read, Rec};
+use super::readers::{InvalidUse, agents_in, is_mg_per_m2, medication_concept};
 use crate::knowledge::{Parameters, Terminology};
 
 /// Imaging an order asks for.
@@ -112,11 +113,79 @@ pub fn classify_draft_order(
     terminology: &Terminology,
     params: &Parameters,
 ) -> DraftOrder {
+    classify(&order, medications, picture, terminology, params)
+}
+
+/// The elements of a draft order the checks need intact (§4.1 "invalid draft orders"):
+/// besides the modifiers and the root, the product, dose, planned cycles, site, reason,
+/// code and order detail.
+const ORDER_CHECK_ELEMENTS: &[&str] = &[
+    "medicationCodeableConcept",
+    "medicationReference",
+    "contained",
+    "dosageInstruction",
+    "dispenseRequest",
+    "bodySite",
+    "reasonReference",
+    "code",
+    "orderDetail",
+];
+
+/// Other elements the classification reads (wording of the intent): a defect there leaves
+/// that wording out.
+const ORDER_OTHER_READS: &[&str] = &["courseOfTherapyType", "category", "reasonCode", "note"];
+
+/// Whether a draft order that failed validation with defects at `paths` can still be
+/// checked: nothing the checks need is defective.
+pub fn draft_order_checkable(paths: &[String]) -> bool {
+    let d = Defects::new(paths);
+    !d.unusable() && !d.elements().any(|e| ORDER_CHECK_ELEMENTS.contains(&e))
+}
+
+/// How a checkable draft order with defects at `paths` is read (DATA-02).
+pub fn draft_order_use(paths: &[String]) -> InvalidUse {
+    if !draft_order_checkable(paths) {
+        InvalidUse::LeftOut
+    } else if Defects::new(paths)
+        .elements()
+        .any(|e| ORDER_OTHER_READS.contains(&e))
+    {
+        InvalidUse::ReadInPart
+    } else {
+        InvalidUse::Used
+    }
+}
+
+/// [`classify_draft_order`] for a draft order that failed validation with defects at
+/// `defects` (none: a valid order): every element is read through a view that yields
+/// nothing for a defective one.
+pub fn classify_draft_order_in_part(
+    order: &Value,
+    defects: &[String],
+    medications: &[&Value],
+    picture: &Picture,
+    terminology: &Terminology,
+    params: &Parameters,
+) -> DraftOrder {
+    if defects.is_empty() {
+        return classify_draft_order(order, medications, picture, terminology, params);
+    }
+    let view = Rec::with_defects(order, fhir::reference_of(order), Defects::new(defects));
+    classify(&view, medications, picture, terminology, params)
+}
+
+fn classify<'v>(
+    order: &impl Read<'v>,
+    medications: &[&'v Value],
+    picture: &Picture,
+    terminology: &Terminology,
+    params: &Parameters,
+) -> DraftOrder {
     let v = Vocab::new(terminology);
-    let resource_type = fhir::resource_type(order).to_owned();
-    let reference = fhir::reference_of(order);
-    let reasons = fhir::references(order, "reasonReference");
-    let body = Concept::of_all(order.get("bodySite"));
+    let resource_type = order.str("resourceType").unwrap_or("").to_owned();
+    let reference = format!("{resource_type}/{}", order.str("id").unwrap_or("?"));
+    let reasons = order.references("reasonReference");
+    let body = order.concept_all("bodySite");
     let mut kinds: Vec<OrderKind> = Vec::new();
     let mut text_only = false;
     let mut push = |kinds: &mut Vec<OrderKind>, k: OrderKind, rf: ReadFrom| {
@@ -146,20 +215,20 @@ pub fn classify_draft_order(
 
     // The wording that may say what the order is: code, orderDetail, and for medications
     // the places where a regimen's intent is written.
-    let code = Concept::of(order.get("code"));
-    let mut all = Concept::of(order.get("code"));
+    let code = order.concept("code");
+    let mut all = order.concept("code");
     all.add(order.get("orderDetail").unwrap_or(&Value::Null));
-    let mut intent = Concept::of_all(order.get("orderDetail"));
+    let mut intent = order.concept_all("orderDetail");
     for key in ["courseOfTherapyType", "category", "reasonCode"] {
         intent.add(order.get(key).unwrap_or(&Value::Null));
     }
-    for n in fhir::array(order, "note") {
+    for n in order.array("note") {
         if let Some(t) = fhir::str_at(n, "text") {
             intent.add_text(t);
             all.add_text(t);
         }
     }
-    for d in fhir::array(order, "dosageInstruction") {
+    for d in order.array("dosageInstruction") {
         if let Some(t) = fhir::str_at(d, "text") {
             intent.add_text(t);
         }
@@ -289,7 +358,8 @@ pub fn classify_draft_order(
         }
     }
 
-    let planned_anthracycline_mg_m2 = planned_anthracycline(order, &agents, picture, params);
+    let planned_anthracycline_mg_m2 =
+        planned_anthracycline(order, &reference, &agents, picture, params);
 
     let display = display_of(order).unwrap_or_else(|| reference.clone());
     DraftOrder {
@@ -321,8 +391,9 @@ pub fn classify_draft_order(
 /// Planned doxorubicin-equivalent dose of an anthracycline order: the dose (mg/m², or mg
 /// over the latest body surface area) × planned doses (`numberOfRepeatsAllowed` + 1 when
 /// given, else one dose).
-fn planned_anthracycline(
-    order: &Value,
+fn planned_anthracycline<'v>(
+    order: &impl Read<'v>,
+    reference: &str,
     agents: &[Agent],
     picture: &Picture,
     params: &Parameters,
@@ -341,11 +412,11 @@ fn planned_anthracycline(
             ));
         }
     };
-    let dose = fhir::array(order, "dosageInstruction")
+    let dose = order
+        .array("dosageInstruction")
         .flat_map(|d| fhir::array(d, "doseAndRate"))
         .find_map(|dr| dr.get("doseQuantity").and_then(fhir::quantity));
-    let reference = fhir::reference_of(order);
-    let mut resources = vec![reference.clone()];
+    let mut resources = vec![reference.to_owned()];
     let mut notes = Vec::new();
     let per_dose = match dose {
         Some((x, Some(u))) if is_mg_per_m2(u) => x,
@@ -392,7 +463,7 @@ fn planned_anthracycline(
     )
 }
 
-fn display_of(order: &Value) -> Option<String> {
+fn display_of<'v>(order: &impl Read<'v>) -> Option<String> {
     let c = order
         .get("code")
         .or_else(|| order.get("medicationCodeableConcept"))?;

@@ -70,6 +70,11 @@ pub enum Unknown {
         resource_types: Vec<String>,
         reason: crate::clinical::WithheldReason,
     },
+    /// An invalid record that carries it is defective where it records it (references).
+    Defective { resources: Vec<String> },
+    /// Known only from records that failed validation (references): such a fact may make
+    /// advice more cautious but is never the basis of favourable advice or of an absence.
+    FromDefective { resources: Vec<String> },
     /// Records disagree in a way latest-wins cannot settle (explanation).
     Conflicting(String),
     /// A resource is there but its value cannot be read (explanation, no patient data).
@@ -105,6 +110,15 @@ impl Unknown {
                         "held records of another patient and was not used",
                     crate::clinical::WithheldReason::Unavailable => "could not be read",
                 }
+            ),
+            Unknown::Defective { resources } => format!(
+                "the record that carries it failed validation where it records it ({})",
+                resources.join(", ")
+            ),
+            Unknown::FromDefective { resources } => format!(
+                "recorded only in records that failed validation ({}), which favourable \
+                 advice does not rely on",
+                resources.join(", ")
             ),
             Unknown::Conflicting(why) => format!("conflicting records: {why}"),
             Unknown::Unreadable(why) => format!("recorded but unreadable: {why}"),
@@ -802,6 +816,13 @@ pub struct Picture {
     pub undiagnosed_retroperitoneal_masses: Vec<String>,
     /// Resources left out by validation, per type (count), for DATA-02.
     pub set_aside: Vec<SetAsideCount>,
+    /// Records that failed validation but were read element by element, some value taken
+    /// from them ("Observation/x"). A fact whose provenance names one of them counts as
+    /// unknown for favourable advice ([`Picture::cautious`]).
+    pub read_in_part: Vec<String>,
+    /// Records that failed validation where a reader needed them: what they record there is
+    /// unknown (`Unknown::Defective`).
+    pub defects_met: Vec<String>,
 }
 
 /// How many resources of one type were set aside.
@@ -809,4 +830,86 @@ pub struct Picture {
 pub struct SetAsideCount {
     pub resource_type: String,
     pub count: usize,
+}
+
+impl Picture {
+    /// Whether `fact` was read from a record that failed validation.
+    pub fn from_defective<T>(&self, fact: &Fact<T>) -> bool {
+        fact.provenance()
+            .is_some_and(|p| p.resources.iter().any(|r| self.read_in_part.contains(r)))
+    }
+
+    /// The picture favourable or permissive advice may rely on (§4.1 asymmetry): every fact
+    /// read from a record that failed validation is unknown. `None` when no such record was
+    /// read (the picture itself).
+    pub fn cautious(&self) -> Option<Picture> {
+        if self.read_in_part.is_empty() {
+            return None;
+        }
+        let bad = &self.read_in_part;
+        fn strip<T: Clone>(f: &mut Fact<T>, bad: &[String]) {
+            let hit: Vec<String> = f
+                .provenance()
+                .map(|p| {
+                    p.resources
+                        .iter()
+                        .filter(|r| bad.contains(r))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !hit.is_empty() {
+                *f = Fact::Unknown(Unknown::FromDefective { resources: hit });
+            }
+        }
+        let mut p = self.clone();
+        for r in p.resections.iter_mut().chain(p.metastasectomies.iter_mut()) {
+            strip(&mut r.completeness, bad);
+            strip(&mut r.rupture_or_piecemeal, bad);
+            strip(&mut r.organs_resected, bad);
+        }
+        if let Fact::Known { value: Some(r), .. } = &mut p.primary_resection {
+            strip(&mut r.completeness, bad);
+            strip(&mut r.rupture_or_piecemeal, bad);
+            strip(&mut r.organs_resected, bad);
+        }
+        strip(&mut p.histology, bad);
+        strip(&mut p.site_retroperitoneal, bad);
+        strip(&mut p.grade, bad);
+        strip(&mut p.age_years, bad);
+        strip(&mut p.primary_resection, bad);
+        strip(&mut p.radiotherapy, bad);
+        strip(&mut p.disease_state, bad);
+        strip(&mut p.recurrence_number, bad);
+        strip(&mut p.focality, bad);
+        strip(&mut p.recurrence_biopsied, bad);
+        strip(&mut p.distant_disease, bad);
+        strip(&mut p.metastasis_sites, bad);
+        strip(&mut p.metastasis_timing, bad);
+        strip(&mut p.synchronous_local_distant, bad);
+        strip(&mut p.sarcomatosis, bad);
+        strip(&mut p.metastatic_lesion_count, bad);
+        strip(&mut p.low_volume, bad);
+        strip(&mut p.dfi_months, bad);
+        strip(&mut p.recurrent_metastases_after_metastasectomy, bad);
+        strip(&mut p.critical_structures, bad);
+        strip(&mut p.resectability, bad);
+        strip(&mut p.ecog, bad);
+        strip(&mut p.symptoms, bad);
+        strip(&mut p.latest_disease_status, bad);
+        strip(&mut p.systemic_history, bad);
+        strip(&mut p.favorable_systemic_response, bad);
+        strip(&mut p.progression_on_systemic, bad);
+        strip(&mut p.body_surface_area_m2, bad);
+        strip(&mut p.li_fraumeni, bad);
+        strip(&mut p.second_malignancy, bad);
+        strip(&mut p.current_smoker, bad);
+        strip(&mut p.last_pft, bad);
+        strip(&mut p.pulmonary_function_tested, bad);
+        strip(&mut p.last_ct_chest, bad);
+        strip(&mut p.last_ct_abdomen_pelvis, bad);
+        strip(&mut p.last_bone_or_pet, bad);
+        strip(&mut p.last_imaging, bad);
+        Some(p)
+    }
 }

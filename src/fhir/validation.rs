@@ -56,6 +56,23 @@ pub struct SchemaViolation {
     /// What was wrong, in words a person can act on. Never contains the offending value when
     /// it could be patient data: only codes (enumerations) and element names are echoed.
     pub message: String,
+    /// The kind of error without any value ("invalid code", "wrong JSON type (expected
+    /// array)"): what a card may show (DATA-02).
+    pub kind: String,
+    /// The defective elements as JSON pointers: `pointer`, except that a missing or unknown
+    /// element is reported at its own path rather than at its parent's.
+    pub paths: Vec<String>,
+}
+
+impl SchemaViolation {
+    fn new(pointer: String, message: String, kind: String) -> Self {
+        SchemaViolation {
+            paths: vec![pointer.clone()],
+            pointer,
+            message,
+            kind,
+        }
+    }
 }
 
 /// A resource that failed validation, identified by type and id only (no patient data).
@@ -67,6 +84,18 @@ pub struct InvalidResource {
 }
 
 impl InvalidResource {
+    /// The JSON pointers of every defective element (`SchemaViolation::paths`).
+    pub fn defect_paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self
+            .violations
+            .iter()
+            .flat_map(|v| v.paths.iter().cloned())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+
     /// "Observation/ecog-1" (or "Observation/(no id)").
     pub fn reference(&self) -> String {
         format!(
@@ -208,10 +237,11 @@ impl FhirValidator {
             return Err(InvalidResource {
                 resource_type: "(missing resourceType)".to_owned(),
                 id,
-                violations: vec![SchemaViolation {
-                    pointer: "/resourceType".to_owned(),
-                    message: "required element is missing".to_owned(),
-                }],
+                violations: vec![SchemaViolation::new(
+                    "/resourceType".to_owned(),
+                    "required element is missing".to_owned(),
+                    "required element missing".to_owned(),
+                )],
             });
         };
         let Some(rt_str) = rt.as_str().filter(|t| self.resource_types.contains(*t)) else {
@@ -221,13 +251,14 @@ impl FhirValidator {
                     .map_or("(invalid resourceType)", |_| "(unknown resourceType)")
                     .to_owned(),
                 id,
-                violations: vec![SchemaViolation {
-                    pointer: "/resourceType".to_owned(),
-                    message: match rt.as_str() {
+                violations: vec![SchemaViolation::new(
+                    "/resourceType".to_owned(),
+                    match rt.as_str() {
                         Some(t) => format!("{} is not a FHIR R4 resource type", quote_code(t)),
                         None => "must be a string naming a FHIR R4 resource type".to_owned(),
                     },
-                }],
+                    "not a FHIR R4 resource type".to_owned(),
+                )],
             });
         };
         if self.fast.is_valid(resource) {
@@ -237,9 +268,14 @@ impl FhirValidator {
             Ok(precise) => precise
                 .iter_errors(resource)
                 .take(MAX_ERRORS_PER_RESOURCE)
-                .map(|e| SchemaViolation {
-                    pointer: e.instance_path().to_string(),
-                    message: describe(e.kind(), e.instance()),
+                .map(|e| {
+                    let pointer = e.instance_path().to_string();
+                    SchemaViolation {
+                        paths: defective_paths(&pointer, e.kind()),
+                        message: describe(e.kind(), e.instance()),
+                        kind: kind_of(e.kind()),
+                        pointer,
+                    }
                 })
                 .collect(),
             Err(_) => Vec::new(),
@@ -247,10 +283,11 @@ impl FhirValidator {
         // Both validators encode the same schema; should they ever disagree, the resource is
         // still set aside (the fast check is the official schema) and says so.
         let violations = if violations.is_empty() {
-            vec![SchemaViolation {
-                pointer: String::new(),
-                message: "does not conform to the FHIR R4 schema".to_owned(),
-            }]
+            vec![SchemaViolation::new(
+                String::new(),
+                "does not conform to the FHIR R4 schema".to_owned(),
+                "does not conform to the FHIR R4 schema".to_owned(),
+            )]
         } else {
             violations
         };
@@ -360,6 +397,45 @@ fn quote_code(s: &str) -> String {
         format!("\"{s}\"")
     } else {
         "the value".to_owned()
+    }
+}
+
+/// The paths of the elements a violation concerns: a missing (`required`) or unknown
+/// (`additionalProperties`) element at its own path, anything else at the reported one.
+fn defective_paths(pointer: &str, kind: &ValidationErrorKind) -> Vec<String> {
+    let child = |name: &str| format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
+    match kind {
+        ValidationErrorKind::Required { property } => match property.as_str() {
+            Some(name) => vec![child(name)],
+            None => vec![pointer.to_owned()],
+        },
+        ValidationErrorKind::AdditionalProperties { unexpected } if !unexpected.is_empty() => {
+            unexpected.iter().map(|n| child(n)).collect()
+        }
+        _ => vec![pointer.to_owned()],
+    }
+}
+
+/// The kind of a violation in words, never with the value (it may be patient data).
+fn kind_of(kind: &ValidationErrorKind) -> String {
+    match kind {
+        ValidationErrorKind::Enum { .. } => "invalid code".to_owned(),
+        ValidationErrorKind::Constant { .. } => "value not allowed here".to_owned(),
+        ValidationErrorKind::Required { .. } => "required element missing".to_owned(),
+        ValidationErrorKind::AdditionalProperties { .. } => "unknown element".to_owned(),
+        ValidationErrorKind::Pattern { .. } => "wrong format for its FHIR type".to_owned(),
+        ValidationErrorKind::Type { kind } => {
+            let expected = match kind {
+                jsonschema::error::TypeKind::Single(t) => t.to_string(),
+                jsonschema::error::TypeKind::Multiple(ts) => ts
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            };
+            format!("wrong JSON type (expected {expected})")
+        }
+        other => format!("violates the `{}` constraint", other.keyword()),
     }
 }
 

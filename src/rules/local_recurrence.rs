@@ -92,8 +92,62 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
 }
 
 /// The LR-00..LR-04 verdict for a patient with a local recurrence; `None` otherwise (or when
-/// the disease state is unknown).
+/// the disease state is unknown). A favourable verdict (LR-03, LR-04) must also be reached
+/// without the facts read from records that failed validation; if it is not, the verdict is
+/// LR-00, naming those facts (§4.1 asymmetry).
 pub fn assess(c: &Ctx) -> Option<LrAssessment> {
+    let a = assess_on(c)?;
+    if !matches!(a.verdict, Verdict::Lr03 | Verdict::Lr04) {
+        return Some(a);
+    }
+    let Some(strict) = c.cautious() else {
+        return Some(a);
+    };
+    match assess_on(&strict) {
+        Some(s) if s.verdict == a.verdict => Some(a),
+        Some(mut s) => {
+            s.verdict = Verdict::Lr00;
+            if s.blocking.is_empty() {
+                // The verdict changed without a blocking factor (LR-03 → LR-04): the facts
+                // that became unknown are what it would rest on.
+                let newly: Vec<UnknownFact> = s
+                    .unknown
+                    .iter()
+                    .filter(|u| a.unknown.iter().all(|k| k.fact != u.fact))
+                    .cloned()
+                    .collect();
+                s.blocking.extend(newly);
+            }
+            if s.blocking.is_empty() {
+                s.blocking.extend(unknown_of(
+                    "symptomatic",
+                    &strict.p.symptoms,
+                    "observation before re-resection (LR-03) needs the symptom status",
+                ));
+            }
+            s.unknown
+                .retain(|u| s.blocking.iter().all(|b| b.fact != u.fact));
+            let mut all = s.blocking.clone();
+            all.append(&mut s.unknown);
+            s.unknown = all;
+            Some(s)
+        }
+        // The local recurrence itself is known only from a defective record.
+        None => {
+            let mut a = a;
+            a.verdict = Verdict::Lr00;
+            a.blocking.extend(unknown_of(
+                "disease_state",
+                &strict.p.disease_state,
+                "whether there is a local recurrence to assess",
+            ));
+            a.unknown.splice(0..0, a.blocking.clone());
+            Some(a)
+        }
+    }
+}
+
+fn assess_on(c: &Ctx) -> Option<LrAssessment> {
     let p = c.p;
     let state = c.state()?;
     if !state.has_local_recurrence() {

@@ -30,8 +30,8 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
     let metastatic = metastatic.is_some_and(|s| s.is_metastatic());
     if metastatic {
         out.extend(met_01(c, gaps));
-        let m2 = assess_met02(c, gaps);
-        let candidate = m2.as_ref().is_some_and(|m| m.failed.is_empty());
+        let (m2, defective) = met02_cautious(c, gaps);
+        let candidate = !defective && m2.as_ref().is_some_and(|m| m.failed.is_empty());
         if let Some(m) = m2 {
             out.push(met_02_finding(m));
         }
@@ -53,8 +53,44 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
     out.extend(met_09(c, gaps));
     if metastatic {
         out.extend(met_10(c, gaps));
-        out.extend(met_11(c, gaps));
+        out.extend(met_11_cautious(c, gaps));
     }
+}
+
+/// MET-02, and whether a criterion it found met was read from a record that failed
+/// validation. With no criterion failed the assessment is favourable, so it is made on the
+/// cautious picture: such criteria are unknown there, and MET-03 does not follow (§4.1).
+fn met02_cautious(c: &Ctx, gaps: &mut Gaps) -> (Option<Met02>, bool) {
+    let m2 = assess_met02(c, gaps);
+    let (Some(m), Some(strict)) = (&m2, c.cautious()) else {
+        return (m2, false);
+    };
+    if !m.failed.is_empty() {
+        return (m2, false);
+    }
+    let mut scratch = Gaps::default();
+    let s = assess_met02(&strict, &mut scratch);
+    let changed = s
+        .as_ref()
+        .is_none_or(|s| s.unknown.len() != m.unknown.len());
+    if !changed {
+        return (m2, false);
+    }
+    gaps.extend(&scratch.into_items());
+    (s, true)
+}
+
+/// MET-11 (active surveillance, permissive): only when it also holds on the cautious picture.
+fn met_11_cautious(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let f = met_11(c, gaps)?;
+    if let Some(strict) = c.cautious() {
+        let mut scratch = Gaps::default();
+        if met_11(&strict, &mut scratch).is_none() {
+            gaps.extend(&scratch.into_items());
+            return None;
+        }
+    }
+    Some(f)
 }
 
 fn sites_text(s: &std::collections::BTreeSet<MetastasisSite>) -> String {

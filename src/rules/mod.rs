@@ -24,20 +24,43 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 
 use crate::cds_hooks::Hook;
-use crate::clinical::{DiseaseState, DraftOrder, Fact, Picture, Provenance};
+use crate::clinical::{DiseaseState, DraftOrder, Fact, InvalidUse, Picture, Provenance};
 use crate::knowledge::Parameters;
 
 pub use finding::{FactUse, Finding, RuleId, Suggestion, UnknownFact};
 use registry::Evaluation;
 
-/// A resource that FHIR validation set aside (DATA-02).
+/// A resource that failed FHIR validation (DATA-02).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidSummary {
     pub resource_type: String,
     pub id: Option<String>,
-    /// What failed, as "JSON pointer: message" (messages echo codes and element names only,
-    /// never free-text values).
+    /// What failed, as "JSON path: kind of error" (never the invalid value: it may be
+    /// patient data).
     pub problems: Vec<String>,
+    /// Whether the service still read it (in part).
+    pub used: InvalidUse,
+}
+
+impl InvalidSummary {
+    pub fn of(e: &crate::fhir::InvalidResource, used: InvalidUse) -> Self {
+        let mut problems: Vec<String> = Vec::new();
+        for v in &e.violations {
+            for p in &v.paths {
+                let p = if p.is_empty() { "/" } else { p.as_str() };
+                let line = format!("{p}: {}", v.kind);
+                if !problems.contains(&line) {
+                    problems.push(line);
+                }
+            }
+        }
+        InvalidSummary {
+            resource_type: e.resource_type.clone(),
+            id: e.id.clone(),
+            problems,
+            used,
+        }
+    }
 }
 
 /// A prefetch key that could not be had, answered in degraded mode (DATA-04).
@@ -90,7 +113,10 @@ pub const IMPLEMENTED_RULES: &[RuleId] = RuleId::ALL;
 /// Runs every rule that applies to the hook and returns the findings in catalogue order (the
 /// card builder sorts them by indicator).
 pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
-    let ctx = Ctx::new(input.picture, input.params);
+    // Favourable advice relies only on facts not read from records that failed validation.
+    let cautious = input.picture.cautious();
+    let mut ctx = Ctx::new(input.picture, input.params);
+    ctx.cautious = cautious.as_ref();
     let mut findings = Vec::new();
     // DATA-03 comes first and in every branch: with another patient's data withheld the
     // diagnosis itself may be unknown, and the warning must not be silenced with it.
@@ -161,6 +187,10 @@ pub struct Ctx<'a> {
     pub params: &'a Parameters,
     /// The evaluation date (`as_of`); every "within N days / months" counts back from it.
     pub today: NaiveDate,
+    /// The picture without the facts read from records that failed validation, when there
+    /// are such facts ([`Picture::cautious`]): favourable or permissive advice (LR-03, LR-04,
+    /// MET-02 with every criterion met, MET-03, MET-11) must also hold on it (§4.1).
+    pub cautious: Option<&'a Picture>,
 }
 
 impl<'a> Ctx<'a> {
@@ -169,7 +199,13 @@ impl<'a> Ctx<'a> {
             p,
             params,
             today: p.as_of.date_naive(),
+            cautious: None,
         }
+    }
+
+    /// The context favourable advice is checked on: the cautious picture, when one exists.
+    pub fn cautious(&self) -> Option<Ctx<'a>> {
+        self.cautious.map(|p| Ctx::new(p, self.params))
     }
 
     /// The disease state when known.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{Ctx, Finding, Gaps, RuleInput, fact_use};
 use crate::cds_hooks::Indicator;
+use crate::clinical::InvalidUse;
 
 /// SCOPE-01: the histology is a type the RPS recommendations do not cover.
 pub fn scope_01(c: &Ctx) -> Option<Finding> {
@@ -52,7 +53,11 @@ pub fn data_01(gaps: Gaps) -> Option<Finding> {
     Some(f)
 }
 
-/// DATA-02: resources or draft orders failed FHIR validation and were left out.
+/// At most this many invalid resources are listed one by one in DATA-02.
+pub const DATA_02_MAX_LISTED: usize = 10;
+
+/// DATA-02: resources or draft orders failed FHIR validation: each listed with the JSON paths
+/// and kinds of error (never the value), and how the service still used it.
 pub fn data_02(input: &RuleInput) -> Option<Finding> {
     if input.invalid_resources.is_empty() && input.invalid_draft_orders.is_empty() {
         return None;
@@ -65,25 +70,33 @@ pub fn data_02(input: &RuleInput) -> Option<Finding> {
         }
         let list: Vec<String> = per_type.iter().map(|(t, n)| format!("{t} × {n}")).collect();
         f.statements.push(format!(
-            "{} resource(s) failed FHIR validation and were left out: {}",
+            "{} resource(s) failed FHIR validation: {}",
             input.invalid_resources.len(),
             list.join(", ")
         ));
         // Each resource by type and id with the paths that failed (capped so that a chart of
         // broken resources cannot make the card unreadable).
-        const MAX_LISTED: usize = 20;
-        for r in input.invalid_resources.iter().take(MAX_LISTED) {
+        for r in input.invalid_resources.iter().take(DATA_02_MAX_LISTED) {
+            let how = match r.used {
+                InvalidUse::NotRead => "not needed: the service does not read this kind of record",
+                InvalidUse::LeftOut => "left out: what it records is unknown",
+                InvalidUse::ReadInPart => {
+                    "read in part: its defective elements were not used, and nothing read from \
+                     it supports favourable advice"
+                }
+                InvalidUse::Used => "still used: its defects lie outside what the service reads",
+            };
             f.statements.push(format!(
-                "`{}/{}`: {}",
+                "`{}/{}` ({how}): {}",
                 r.resource_type,
                 r.id.as_deref().unwrap_or("(no id)"),
                 r.problems.join("; ")
             ));
         }
-        if input.invalid_resources.len() > MAX_LISTED {
+        if input.invalid_resources.len() > DATA_02_MAX_LISTED {
             f.statements.push(format!(
-                "… and {} more (see the service log by request)",
-                input.invalid_resources.len() - MAX_LISTED
+                "… and {} more",
+                input.invalid_resources.len() - DATA_02_MAX_LISTED
             ));
         }
         if input.picture.diagnosis.is_none() {
@@ -101,10 +114,22 @@ pub fn data_02(input: &RuleInput) -> Option<Finding> {
             input.invalid_draft_orders.join(", ")
         ));
     }
-    f.summary = Some(format!(
-        "{} resource(s) failed validation and were left out: advice may be incomplete",
-        input.invalid_resources.len() + input.invalid_draft_orders.len()
-    ));
+    let left_out = input
+        .invalid_resources
+        .iter()
+        .filter(|r| r.used == InvalidUse::LeftOut)
+        .count()
+        + input.invalid_draft_orders.len();
+    let total = input.invalid_resources.len() + input.invalid_draft_orders.len();
+    f.summary = Some(if left_out > 0 {
+        format!(
+            "{total} record(s) failed validation, {left_out} left out: advice may be incomplete"
+        )
+    } else {
+        format!(
+            "{total} record(s) failed validation; their defects did not keep them from being read"
+        )
+    });
     Some(f)
 }
 

@@ -719,6 +719,7 @@ impl Chart {
             patient: self.patient.as_ref(),
             resources: &refs,
             set_aside: &self.set_aside,
+            invalid: &[],
             withheld: &[],
         };
         build_picture(&input, terminology, params)

@@ -1,0 +1,163 @@
+//! History: Li-Fraumeni syndrome, a second primary cancer, smoking status and pulmonary
+//! function tests.
+
+use serde_json::Value;
+
+use super::diagnosis::CondInfo;
+use super::view::{Read, Reading, Rec};
+use super::{ReaderSpec, TypeReads};
+use crate::clinical::extract::{
+    CONDITION, CONDITION_ACTIVITY, Cand, Extractor, ICD10, ICD10CM, ICDO3, OBSERVATION, ObsKind,
+    condition_active, derived, latest, with_note,
+};
+use crate::clinical::fhir::{self, Concept};
+use crate::clinical::picture::*;
+
+pub(crate) static SPEC: ReaderSpec = ReaderSpec {
+    family: "history",
+    reads: &[
+        TypeReads {
+            resource_type: "Condition",
+            classifying: &["code"],
+            values: CONDITION_ACTIVITY,
+        },
+        TypeReads {
+            resource_type: "Observation",
+            classifying: &["code"],
+            values: &["valueCodeableConcept"],
+        },
+    ],
+};
+
+/// The history facts.
+pub(crate) struct HistoryFacts {
+    pub(crate) li_fraumeni: Fact<bool>,
+    pub(crate) second_malignancy: Fact<bool>,
+    pub(crate) current_smoker: Fact<bool>,
+    pub(crate) last_pft: Fact<Option<chrono::NaiveDate>>,
+    pub(crate) pulmonary_function_tested: Fact<bool>,
+}
+
+impl<'a> Extractor<'a, '_> {
+    pub(crate) fn read_history(&self, conds: &[CondInfo<'_, 'a>]) -> HistoryFacts {
+        let _reading = Reading::start(&SPEC);
+        let v = &self.vocab;
+        let mut li_fraumeni: Vec<Cand<bool>> = Vec::new();
+        let mut other_cancers: Vec<String> = Vec::new();
+        for c in conds {
+            if let Some(m) = v.matches("li-fraumeni", &c.code) {
+                li_fraumeni.push(Cand::new(c.rec, true, fhir::read_from(m)));
+            }
+            if !c.sarcoma_or_metastasis
+                && self.is_other_cancer(&c.code, c.histology_ext)
+                && condition_active(c.rec)
+            {
+                other_cancers.push(c.rec.reference.clone());
+            }
+        }
+        let li_fraumeni = match latest(li_fraumeni) {
+            Ok(Some(c)) => c.into_fact(),
+            _ => self.none_recorded(false, CONDITION),
+        };
+        let second_malignancy = if other_cancers.is_empty() {
+            self.none_recorded(false, CONDITION)
+        } else {
+            derived(true, other_cancers, None)
+        };
+
+        let mut smoking_cands = Vec::new();
+        let mut smoking_unreadable = None;
+        for rec in self.observations_of(ObsKind::Smoking) {
+            let vc = rec.concept("valueCodeableConcept");
+            match v.first(
+                &[
+                    ("smoking-current", true),
+                    ("smoking-former", false),
+                    ("smoking-never", false),
+                ],
+                &vc,
+            ) {
+                Some((b, rf)) => smoking_cands.push(Cand::new(rec, b, rf)),
+                None => smoking_unreadable = Some(rec.reference.clone()),
+            }
+        }
+        let current_smoker = match latest(smoking_cands) {
+            Ok(Some(c)) => c.into_fact(),
+            Ok(None) => match smoking_unreadable {
+                Some(r) => Fact::Unknown(Unknown::Unreadable(format!(
+                    "{r}: smoking status not coded"
+                ))),
+                None => self.not_recorded(OBSERVATION),
+            },
+            Err(u) => Fact::Unknown(u),
+        };
+
+        let pft: Vec<&Rec> = self.observations_of(ObsKind::Pft).collect();
+        let last_pft_rec = pft
+            .iter()
+            .filter(|r| r.date().is_some())
+            .max_by_key(|r| r.date());
+        let last_pft = match last_pft_rec {
+            Some(r) => Fact::known(
+                r.date(),
+                Provenance {
+                    resources: vec![r.reference.clone()],
+                    read_from: ReadFrom::Code,
+                    date: r.date(),
+                    note: None,
+                },
+            ),
+            None => self.none_recorded(None, OBSERVATION),
+        };
+        let pft_days = i64::from(self.params.pft_validity_days);
+        let pulmonary_function_tested = match last_pft_rec.and_then(|r| r.date().map(|d| (r, d))) {
+            Some((r, d)) if (self.today - d).num_days() <= pft_days => Fact::known(
+                true,
+                Provenance {
+                    resources: vec![r.reference.clone()],
+                    read_from: ReadFrom::Code,
+                    date: Some(d),
+                    note: None,
+                },
+            ),
+            Some((r, d)) => match self.set_aside(OBSERVATION) {
+                Some(u) => Fact::Unknown(u),
+                None => with_note(
+                    derived(false, vec![r.reference.clone()], Some(d)),
+                    Some(format!("last PFT {d}, older than {pft_days} days")),
+                ),
+            },
+            None => self.none_recorded(false, OBSERVATION),
+        };
+        HistoryFacts {
+            li_fraumeni,
+            second_malignancy,
+            current_smoker,
+            last_pft,
+            pulmonary_function_tested,
+        }
+    }
+
+    /// Another primary cancer: ICD-10 C00–C96 outside C48–C49 and the secondary codes
+    /// C77–C79, or an ICD-O-3 malignant morphology outside the sarcoma ranges (carcinomas and
+    /// melanomas below 8800, haematological from 9590).
+    fn is_other_cancer(&self, code: &Concept, histology_ext: Option<&Value>) -> bool {
+        let icd = code.codings().any(|(s, c)| {
+            (s == ICD10CM || s == ICD10)
+                && c.starts_with('C')
+                && c.get(1..3)
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| n <= 96 && !(48..=49).contains(&n) && !(77..=79).contains(&n))
+        });
+        let morph = |c: &Concept| {
+            c.codings().any(|(s, c)| {
+                s == ICDO3
+                    && c.ends_with("/3")
+                    && c.get(..4)
+                        .and_then(|n| n.parse::<u32>().ok())
+                        .is_some_and(|n| !(8800..9590).contains(&n))
+            })
+        };
+        icd || morph(code) || histology_ext.is_some_and(|h| morph(&Concept::of(Some(h))))
+    }
+}

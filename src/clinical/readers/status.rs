@@ -1,0 +1,75 @@
+//! Disease status: the RPS disease-status Observations (worsened / improved / stable, with
+//! the local or distant progression qualifier). Recurrences, metastases and the responses
+//! to systemic therapy all read them.
+
+use super::view::{Read, Reading, Rec};
+use super::{ReaderSpec, TypeReads};
+use crate::clinical::extract::{Cand, Extractor, OBSERVATION, ObsKind, latest};
+use crate::clinical::fhir::{Concept, str_at};
+use crate::clinical::picture::*;
+
+pub(crate) static SPEC: ReaderSpec = ReaderSpec {
+    family: "disease status",
+    reads: &[TypeReads {
+        resource_type: "Observation",
+        classifying: &["code"],
+        values: &["valueCodeableConcept", "extension"],
+    }],
+};
+
+const PROGRESSION_QUALIFIER: &str = "http://hl7.org/fhir/us/codex-radiation-therapy/StructureDefinition/codexrt-radiotherapy-disease-progression-qualifier";
+
+/// A disease-status Observation: its value, and whether the progression qualifier says
+/// local (`Some(true)`) or distant (`Some(false)`).
+pub(crate) type StatusObs<'r, 'a> = (&'r Rec<'a>, DiseaseStatus, Option<bool>);
+
+impl<'a> Extractor<'a, '_> {
+    pub(crate) fn disease_status_records(&self) -> Vec<StatusObs<'_, 'a>> {
+        let _reading = Reading::start(&SPEC);
+        self.observations_of(ObsKind::DiseaseStatus)
+            .filter_map(|rec| {
+                let (s, local) = self.disease_status_of(rec)?;
+                Some((rec, s, local))
+            })
+            .collect()
+    }
+
+    pub(crate) fn latest_disease_status(&self, status_obs: &[StatusObs]) -> Fact<DiseaseStatus> {
+        let _reading = Reading::start(&SPEC);
+        let cands: Vec<Cand<DiseaseStatus>> = status_obs
+            .iter()
+            .map(|(r, s, _)| Cand::new(r, *s, ReadFrom::Code))
+            .collect();
+        match latest(cands) {
+            Ok(Some(c)) => c.into_fact(),
+            Ok(None) => self.not_recorded(OBSERVATION),
+            Err(u) => Fact::Unknown(u),
+        }
+    }
+
+    fn disease_status_of(&self, obs: &Rec<'a>) -> Option<(DiseaseStatus, Option<bool>)> {
+        let c = obs.concept("valueCodeableConcept");
+        let (s, _) = self.vocab.first(
+            &[
+                ("status-worsened", DiseaseStatus::Worsened),
+                ("status-improved", DiseaseStatus::Improved),
+                ("status-stable", DiseaseStatus::Stable),
+            ],
+            &c,
+        )?;
+        let qualifier = obs
+            .array("extension")
+            .filter(|e| str_at(e, "url") == Some(PROGRESSION_QUALIFIER))
+            .find_map(|e| {
+                let q = Concept::of(e.get("valueCodeableConcept"));
+                if self.vocab.by_code("qualifier-local", &q) {
+                    Some(true)
+                } else if self.vocab.by_code("qualifier-distant", &q) {
+                    Some(false)
+                } else {
+                    None
+                }
+            });
+        Some((s, qualifier))
+    }
+}
