@@ -92,6 +92,7 @@ const VALUE_SET_IDS: &[&str] = &[
     "symptom-dyspnoea",
     "symptom-cord-compression",
     "bone-symptom",
+    "symptom-asymptomatic",
     "ecog-observation",
     "karnofsky-observation",
     "drug-doxorubicin",
@@ -120,6 +121,10 @@ const VALUE_SET_IDS: &[&str] = &[
     "biopsy-any",
     "biopsy-fna",
     "li-fraumeni",
+    "cardiomyopathy-condition",
+    "renal-impairment-condition",
+    "lvef-observation",
+    "egfr-observation",
     "debulking",
     "hipec",
     "pulmonary-metastasectomy",
@@ -254,7 +259,7 @@ fn parameter_defaults_equal_the_catalogue() {
         k.parameters(&BTreeMap::new()).unwrap(),
         Parameters::default()
     );
-    assert_eq!(k.parameter_definitions.len(), 10);
+    assert_eq!(k.parameter_definitions.len(), 13);
     for p in &k.parameter_definitions {
         assert!(
             !p.unit.is_empty() && !p.description.is_empty(),
@@ -337,7 +342,7 @@ fn check_report_summarises_the_knowledge_base() {
         report.contains(&format!("value sets: {}", VALUE_SET_IDS.len())),
         "{report}"
     );
-    assert!(report.contains("parameters: 10"), "{report}");
+    assert!(report.contains("parameters: 13"), "{report}");
 }
 
 #[test]

@@ -22,10 +22,13 @@ pub enum ParameterId {
     EpirubicinToDoxorubicinFactor,
     PftValidityDays,
     SurveillanceGraceDays,
+    SymptomAssessmentMaxAgeDays,
+    LvefMinPercent,
+    EgfrMin,
 }
 
 impl ParameterId {
-    pub const ALL: [ParameterId; 10] = [
+    pub const ALL: [ParameterId; 13] = [
         ParameterId::FavorableDfiMonths,
         ParameterId::FavorableStableMonths,
         ParameterId::PoorEcogMin,
@@ -36,6 +39,9 @@ impl ParameterId {
         ParameterId::EpirubicinToDoxorubicinFactor,
         ParameterId::PftValidityDays,
         ParameterId::SurveillanceGraceDays,
+        ParameterId::SymptomAssessmentMaxAgeDays,
+        ParameterId::LvefMinPercent,
+        ParameterId::EgfrMin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +56,9 @@ impl ParameterId {
             ParameterId::EpirubicinToDoxorubicinFactor => "epirubicin_to_doxorubicin_factor",
             ParameterId::PftValidityDays => "pft_validity_days",
             ParameterId::SurveillanceGraceDays => "surveillance_grace_days",
+            ParameterId::SymptomAssessmentMaxAgeDays => "symptom_assessment_max_age_days",
+            ParameterId::LvefMinPercent => "lvef_min_percent",
+            ParameterId::EgfrMin => "egfr_min",
         }
     }
 
@@ -72,6 +81,8 @@ impl ParameterId {
             ParameterId::EpirubicinToDoxorubicinFactor => (0.1, 2.0),
             ParameterId::DoxorubicinLifetimeMaxMgM2 => (50.0, 1000.0),
             ParameterId::LowVolumeMaxLesions => (1.0, 50.0),
+            ParameterId::LvefMinPercent => (10.0, 80.0),
+            ParameterId::EgfrMin => (5.0, 120.0),
             _ => (1.0, 3650.0),
         }
     }
@@ -102,6 +113,12 @@ pub struct Parameters {
     pub epirubicin_to_doxorubicin_factor: f64,
     pub pft_validity_days: u32,
     pub surveillance_grace_days: u32,
+    /// A symptom assessment older than this does not establish "not symptomatic".
+    pub symptom_assessment_max_age_days: u32,
+    /// LVEF (%) below this counts as cardiomyopathy or heart failure.
+    pub lvef_min_percent: u32,
+    /// eGFR (mL/min/1.73 m²) below this counts as renal impairment.
+    pub egfr_min: u32,
     /// Which values differ from the knowledge base's defaults (shown in cards).
     #[serde(skip)]
     overridden: Vec<ParameterId>,
@@ -122,6 +139,9 @@ impl Default for Parameters {
             epirubicin_to_doxorubicin_factor: 0.5,
             pft_validity_days: 90,
             surveillance_grace_days: 30,
+            symptom_assessment_max_age_days: 90,
+            lvef_min_percent: 50,
+            egfr_min: 60,
             overridden: Vec::new(),
         }
     }
@@ -184,6 +204,9 @@ impl Parameters {
             epirubicin_to_doxorubicin_factor: v(ParameterId::EpirubicinToDoxorubicinFactor),
             pft_validity_days: v(ParameterId::PftValidityDays) as u32,
             surveillance_grace_days: v(ParameterId::SurveillanceGraceDays) as u32,
+            symptom_assessment_max_age_days: v(ParameterId::SymptomAssessmentMaxAgeDays) as u32,
+            lvef_min_percent: v(ParameterId::LvefMinPercent) as u32,
+            egfr_min: v(ParameterId::EgfrMin) as u32,
             overridden,
         })
     }
@@ -205,6 +228,11 @@ impl Parameters {
             }
             ParameterId::PftValidityDays => self.pft_validity_days.to_string(),
             ParameterId::SurveillanceGraceDays => self.surveillance_grace_days.to_string(),
+            ParameterId::SymptomAssessmentMaxAgeDays => {
+                self.symptom_assessment_max_age_days.to_string()
+            }
+            ParameterId::LvefMinPercent => self.lvef_min_percent.to_string(),
+            ParameterId::EgfrMin => self.egfr_min.to_string(),
         };
         if self.overridden.contains(&id) {
             format!("{value} (site configuration)")
