@@ -90,6 +90,7 @@ pub const VALUE_SETS: &[&str] = &[
     "symptom-dyspnoea",
     "symptom-cord-compression",
     "bone-symptom",
+    super::symptom_status::ASYMPTOMATIC,
     "ecog-observation",
     "karnofsky-observation",
     "drug-doxorubicin",
@@ -118,6 +119,10 @@ pub const VALUE_SETS: &[&str] = &[
     "biopsy-any",
     "biopsy-fna",
     "li-fraumeni",
+    "cardiomyopathy-condition",
+    "renal-impairment-condition",
+    "lvef-observation",
+    "egfr-observation",
     "debulking",
     "hipec",
     "pulmonary-metastasectomy",
@@ -423,7 +428,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
         );
         let assessment = self.read_resectability();
         let ecog = self.read_performance();
-        let symptoms = self.read_symptoms(&conds);
+        let (symptoms, symptomatic) = self.read_symptoms(&conds);
         let latest_disease_status = self.latest_disease_status(&status_obs);
         let bsa = self.bsa_records();
         let systemic = self.read_systemic(&status_obs, &bsa);
@@ -455,6 +460,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
             synchronous_local_distant: met_facts.synchronous_local_distant,
             sarcomatosis: met_facts.sarcomatosis,
             metastatic_lesion_count: met_facts.metastatic_lesion_count,
+            metastatic_lesions_at_least: met_facts.metastatic_lesions_at_least,
             low_volume: met_facts.low_volume,
             dfi_months: met_facts.dfi_months,
             recurrent_metastases_after_metastasectomy: met_facts
@@ -463,8 +469,13 @@ impl<'a, 'i> Extractor<'a, 'i> {
             resectability: assessment.resectability,
             ecog,
             symptoms,
+            symptomatic,
             latest_disease_status,
             systemic_history: systemic.history,
+            prior_anthracycline: systemic.prior_anthracycline,
+            anthracycline_dose: systemic.anthracycline_dose,
+            cardiomyopathy_or_heart_failure: history.cardiomyopathy_or_heart_failure,
+            renal_impairment: history.renal_impairment,
             favorable_systemic_response: systemic.favorable,
             progression_on_systemic: systemic.progression,
             body_surface_area_m2: systemic.body_surface_area_m2,
@@ -520,7 +531,16 @@ impl<'a, 'i> Extractor<'a, 'i> {
             ObsKind::Smoking
         } else if v.by_code("pft-observation", code) {
             ObsKind::Pft
-        } else if v.by_code("symptom-observation", code) || self.is_symptom_concept(code) {
+        } else if rps("symptom-assessment") {
+            ObsKind::SymptomAssessment
+        } else if v.by_code("lvef-observation", code) {
+            ObsKind::Lvef
+        } else if v.by_code("egfr-observation", code) {
+            ObsKind::Egfr
+        } else if v.by_code("symptom-observation", code)
+            || self.is_symptom_concept(code)
+            || v.by_code(super::symptom_status::ASYMPTOMATIC, code)
+        {
             ObsKind::Symptom
         } else {
             ObsKind::Other
@@ -546,6 +566,9 @@ pub(crate) enum ObsKind {
     Smoking,
     Pft,
     Symptom,
+    SymptomAssessment,
+    Lvef,
+    Egfr,
     Other,
 }
 

@@ -11,12 +11,16 @@
 //! Entry points: [`build_picture`] once per request, then [`classify_draft_order`] per draft
 //! order. [`VALUE_SETS`] lists the value sets both need (checked at start-up).
 
+mod anthracycline;
 mod describe;
+mod episodes;
 mod extract;
 pub(crate) mod fhir;
 pub mod orders;
 pub mod picture;
 mod readers;
+mod symptom_status;
+mod symptom_text;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
