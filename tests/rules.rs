@@ -646,6 +646,21 @@ fn hist_01_and_02() {
     p.prior_anthracycline = k(true);
     p.anthracycline_dose = exact_dose(300.0);
     assert!(!has(&pv(&p), "HIST-01"));
+    // Exposure known from a history statement only (no systemic line read): HIST-01 lists
+    // the record without dose.
+    let mut p = metastatic();
+    p.prior_anthracycline = k(true);
+    p.anthracycline_dose = lower_bound(0.0);
+    let fs = pv(&p);
+    let f = get(&fs, "HIST-01");
+    assert!(
+        text(f).contains("doxorubicin (undated): dose not established"),
+        "{}",
+        text(f)
+    );
+    // Exposure unknown (medication records left out): not HIST-01's case (ORD-19's).
+    p.prior_anthracycline = unk();
+    assert!(!has(&pv(&p), "HIST-01"));
 
     let mut p = recurrence();
     p.radiotherapy = k(vec![rt(TODAY, RtTiming::PreOperative, None)]);

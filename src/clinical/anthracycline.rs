@@ -217,10 +217,10 @@ pub(crate) fn assess(inputs: &DoseInputs) -> (Fact<bool>, AnthracyclineDose) {
     let total = if let Some(u) = &inputs.medication_missing {
         Fact::Unknown(u.clone())
     } else if !gaps.is_empty() {
-        Fact::Unknown(Unknown::Unreadable(format!(
-            "{} anthracycline record(s) without an established dose",
-            gaps.len()
-        )))
+        Fact::Unknown(Unknown::Unreadable(match gaps.len() {
+            1 => "the dose of one anthracycline record is not established".to_owned(),
+            n => format!("the doses of {n} anthracycline records are not established"),
+        }))
     } else if inputs.records.is_empty() {
         absence(0.0)
     } else {

@@ -212,8 +212,8 @@ pub(crate) fn combine(
         match assessment {
             Some(a) if affirmative.iter().all(|r| r.date == a.date) => {
                 Fact::Unknown(Unknown::Conflicting(format!(
-                    "{} found no symptoms and {} records one on the same date",
-                    a.source, affirmative[0].source
+                    "a symptom assessment found none and another record of the same day ({}) records a symptom",
+                    a.date.map_or_else(String::new, |d| d.to_string())
                 )))
             }
             _ => Fact::known(
@@ -234,8 +234,8 @@ pub(crate) fn combine(
         r.reading == SymptomReading::Ambiguous && assessment.is_none_or(|a| r.date > a.date)
     }) {
         Fact::Unknown(Unknown::Unreadable(format!(
-            "the text of {} neither clearly states nor rules out a symptom",
-            r.source
+            "a symptom note{} neither clearly states nor rules out a symptom",
+            r.date.map_or_else(String::new, |d| format!(" of {d}"))
         )))
     } else if let Some(u) = missing {
         Fact::Unknown(u)

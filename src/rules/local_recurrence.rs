@@ -394,7 +394,7 @@ pub fn assess(c: &Ctx) -> Option<LrAssessment> {
     // re-resection (LR-04): without a current symptom assessment neither can be given.
     if p.histology.value() == Some(&Histology::WdLiposarcoma) {
         let holds = format!(
-            "a symptom assessment within the last {} days decides between observation (LR-03) and re-resection (LR-04) of a well-differentiated liposarcoma",
+            "no symptom assessment in the last {} days: for a well-differentiated liposarcoma it decides between observation and re-resection",
             c.params.display(ParameterId::SymptomAssessmentMaxAgeDays)
         );
         if let Some(u) = unknown_of("symptomatic", &p.symptomatic, &holds) {

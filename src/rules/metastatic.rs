@@ -41,7 +41,7 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
                 .need(
                     "symptomatic",
                     &c.p.symptomatic,
-                    "a period of observation (MET-03) needs a symptom assessment that found none",
+                    "a period of observation needs a symptom assessment that found none",
                 )
                 .is_some_and(|s| !s);
         if observation_fits {

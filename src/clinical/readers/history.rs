@@ -153,10 +153,14 @@ impl<'a> Extractor<'a, '_> {
             cardiac,
             measure(ObsKind::Lvef),
             self.params.lvef_min_percent,
-            "LVEF %",
+            ("LVEF", "%"),
         );
-        let renal_impairment =
-            self.sequela(renal, measure(ObsKind::Egfr), self.params.egfr_min, "eGFR");
+        let renal_impairment = self.sequela(
+            renal,
+            measure(ObsKind::Egfr),
+            self.params.egfr_min,
+            ("eGFR", "mL/min/1.73 m²"),
+        );
         HistoryFacts {
             li_fraumeni,
             second_malignancy,
@@ -196,7 +200,7 @@ impl<'a> Extractor<'a, '_> {
         conditions: Vec<Cand<bool>>,
         measures: Vec<Cand<f64>>,
         min: u32,
-        what: &str,
+        (what, unit): (&str, &str),
     ) -> Fact<bool> {
         if let Some(c) = conditions.into_iter().max_by_key(|c| c.date) {
             return c.into_fact();
@@ -208,7 +212,7 @@ impl<'a> Extractor<'a, '_> {
                     return Fact::Unknown(u);
                 }
                 let note = format!(
-                    "{what} {} ({} {min})",
+                    "{what} {} {unit} ({} {min} {unit})",
                     m.value,
                     if below { "below" } else { "not below" }
                 );
