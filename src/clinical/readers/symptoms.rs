@@ -51,8 +51,10 @@ impl<'a> Extractor<'a, '_> {
         let mut records: Vec<SymptomRecord> = Vec::new();
         for c in conds {
             let texts: Vec<&str> = c.code.texts().collect();
-            if condition_active(c.rec)
-                && let Some(s) = self.symptom_of(c.rec, &c.code, &texts, false, &c.body)
+            // What the Condition says (from its classifying code) comes first: only a
+            // symptom record's status is read.
+            if let Some(s) = self.symptom_of(c.rec, &c.code, &texts, false, &c.body)
+                && condition_active(c.rec)
             {
                 records.push(s);
             }

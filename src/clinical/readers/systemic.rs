@@ -140,7 +140,11 @@ impl<'a> Extractor<'a, '_> {
         let mut events: Vec<Event> = Vec::new();
         let mut memo = HashMap::new();
         for rec in &self.medication_uses {
-            if !is_given(rec) {
+            let status_ok = matches!(
+                rec.str("status"),
+                Some("completed" | "active" | "stopped" | "in-progress")
+            );
+            if !status_ok {
                 continue;
             }
             let agents: Vec<Agent> = self
@@ -271,9 +275,7 @@ impl<'a> Extractor<'a, '_> {
         let mut memo = HashMap::new();
         let mut records = Vec::new();
         for rec in &self.medication_uses {
-            if !is_given(rec) {
-                continue;
-            }
+            // What the record is comes first: only then are its values read.
             let anth: Vec<Agent> = self
                 .agents_of(rec, &mut memo)
                 .into_iter()
@@ -281,6 +283,9 @@ impl<'a> Extractor<'a, '_> {
                 .filter(|a| a.is_anthracycline())
                 .collect();
             let Some(&agent) = anth.first() else { continue };
+            if !is_given(rec) {
+                continue;
+            }
             let entry = if anth.len() > 1 {
                 DoseEntry::SeveralAgents
             } else if rec.resource_type() == "MedicationAdministration" {
