@@ -185,3 +185,58 @@ async fn the_cumulative_dose_alert_survives_an_unrelated_invalid_medication_reco
     assert!(summary.contains("495"), "{summary}");
     svc.stop().await;
 }
+
+/// Metachronous lung metastases of a completely resected leiomyosarcoma, staged and fit
+/// for surgery; `n` metastasis Conditions at distinct dates.
+fn metastatic_chart(n: u64) -> Chart {
+    let mut chart = Chart::new(&today())
+        .patient("1958-02-01")
+        .diagnosis(&ago(1500), hist::LMS)
+        .grade(&ago(1480), 2)
+        .primary_resection(&ago(1460), Some("R0"));
+    for i in 0..n {
+        chart = chart.metastasis(&ago(30 + i), Site::Lung);
+    }
+    chart
+        .ecog(&ago(10), 0)
+        .resectability(&ago(10), "resectable")
+        .ct_chest_abdomen_pelvis(&ago(8))
+        .bone_scan(&ago(8))
+}
+
+#[tokio::test]
+async fn surveillance_and_observation_need_symptoms_known_absent_and_low_volume_proven() {
+    let svc = Service::default().await;
+    // Two lesions counted, symptoms assessed none: observation and surveillance fit.
+    let chart = metastatic_chart(2)
+        .lesion_count(&ago(8), 2)
+        .symptom_assessment(&ago(8), false);
+    let rules = rule_ids(&post(&svc, "patient-view", &chart).await);
+    assert!(
+        rules.contains(&"MET-03".to_owned()) && rules.contains(&"MET-11".to_owned()),
+        "{rules:?}"
+    );
+    // No symptom assessment: no symptom recorded is not "asymptomatic".
+    let chart = metastatic_chart(2).lesion_count(&ago(8), 2);
+    let rules = rule_ids(&post(&svc, "patient-view", &chart).await);
+    assert!(
+        !rules.contains(&"MET-03".to_owned()) && !rules.contains(&"MET-11".to_owned()),
+        "{rules:?}"
+    );
+    assert!(rules.contains(&"MET-02".to_owned()), "{rules:?}");
+    // Two metastasis Conditions without a lesion count: low volume is not proven.
+    let chart = metastatic_chart(2).symptom_assessment(&ago(8), false);
+    let rules = rule_ids(&post(&svc, "patient-view", &chart).await);
+    assert!(!rules.contains(&"MET-11".to_owned()), "{rules:?}");
+    // Six metastasis Conditions: at least six lesions, more than low volume allows, even
+    // with a lower recorded count.
+    let chart = metastatic_chart(6)
+        .lesion_count(&ago(40), 3)
+        .symptom_assessment(&ago(8), false);
+    let body = post(&svc, "patient-view", &chart).await;
+    let rules = rule_ids(&body);
+    assert!(!rules.contains(&"MET-11".to_owned()), "{rules:?}");
+    let detail = card(&body, "MET-02")["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("high volume"), "{detail}");
+    svc.stop().await;
+}
