@@ -56,36 +56,47 @@ pub(crate) const ASYMPTOMATIC: &str = "symptom-asymptomatic";
 const GENERIC_TERM: &str = "symptom";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Term {
+pub(crate) enum Term {
     Kind(SymptomKind, bool),
     Generic,
     Asymptomatic,
 }
 
-/// What a text says: `None` when it does not mention symptoms.
-fn read_texts(vocab: &Vocab, texts: &[&str]) -> Option<SymptomReading> {
-    let mut terms: Vec<(Term, &str)> = vec![(Term::Generic, GENERIC_TERM)];
-    for (id, kind, bone) in KINDS {
-        if let Some(vs) = vocab.terminology.get(id) {
+/// The terms symptom text is read for: the symptom value sets' text fallbacks, the
+/// asymptomatic ones and the generic word; built once per request.
+pub(crate) struct SymptomTerms<'t>(Vec<(Term, &'t str)>);
+
+impl<'t> SymptomTerms<'t> {
+    pub(crate) fn new(vocab: &Vocab<'t>) -> Self {
+        let mut terms: Vec<(Term, &'t str)> = vec![(Term::Generic, GENERIC_TERM)];
+        for (id, kind, bone) in KINDS {
+            if let Some(vs) = vocab.terminology.get(id) {
+                terms.extend(
+                    vs.text_fallbacks()
+                        .iter()
+                        .map(|t| (Term::Kind(*kind, *bone), t.as_str())),
+                );
+            }
+        }
+        if let Some(vs) = vocab.terminology.get(ASYMPTOMATIC) {
             terms.extend(
                 vs.text_fallbacks()
                     .iter()
-                    .map(|t| (Term::Kind(*kind, *bone), t.as_str())),
+                    .map(|t| (Term::Asymptomatic, t.as_str())),
             );
         }
+        SymptomTerms(terms)
     }
-    if let Some(vs) = vocab.terminology.get(ASYMPTOMATIC) {
-        terms.extend(
-            vs.text_fallbacks()
-                .iter()
-                .map(|t| (Term::Asymptomatic, t.as_str())),
-        );
-    }
+}
+
+/// What a text says: `None` when it does not mention symptoms.
+fn read_texts(terms: &SymptomTerms, texts: &[&str]) -> Option<SymptomReading> {
+    let terms = &terms.0;
     let mut present: Vec<(SymptomKind, bool)> = Vec::new();
     let mut ambiguous = false;
     let mut none_found = false;
     for text in texts {
-        for m in mentions(text, &terms) {
+        for m in mentions(text, terms) {
             match (m.what, m.polarity) {
                 (Term::Kind(k, bone), Polarity::Affirmed) => {
                     if let Some(p) = present.iter_mut().find(|(x, _)| *x == k) {
@@ -124,6 +135,7 @@ fn read_texts(vocab: &Vocab, texts: &[&str]) -> Option<SymptomReading> {
 /// display.
 pub(crate) fn read_record(
     vocab: &Vocab,
+    terms: &SymptomTerms,
     concept: &Concept,
     texts: &[&str],
     negated: bool,
@@ -151,7 +163,7 @@ pub(crate) fn read_record(
         };
         return Some((r, ReadFrom::Code));
     }
-    let reading = match read_texts(vocab, texts)? {
+    let reading = match read_texts(terms, texts)? {
         // "Abdominal pain: false" records an absence of what the text names.
         SymptomReading::Present(_) if negated => SymptomReading::NoneFound,
         SymptomReading::NoneFound if negated => SymptomReading::Ambiguous,

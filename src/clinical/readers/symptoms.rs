@@ -16,7 +16,7 @@ use crate::clinical::extract::{
 };
 use crate::clinical::fhir::{self, Concept};
 use crate::clinical::picture::*;
-use crate::clinical::symptom_status::{self, SymptomReading, SymptomRecord};
+use crate::clinical::symptom_status::{self, SymptomReading, SymptomRecord, SymptomTerms};
 use crate::knowledge::OBSERVATION_SYSTEM;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
@@ -49,11 +49,12 @@ impl<'a> Extractor<'a, '_> {
     ) -> (Fact<Vec<Symptom>>, Fact<bool>) {
         let _reading = Reading::start(&SPEC);
         let mut records: Vec<SymptomRecord> = Vec::new();
+        let terms = SymptomTerms::new(&self.vocab);
         for c in conds {
             let texts: Vec<&str> = c.code.texts().collect();
             // What the Condition says (from its classifying code) comes first: only a
             // symptom record's status is read.
-            if let Some(s) = self.symptom_of(c.rec, &c.code, &texts, false, &c.body)
+            if let Some(s) = self.symptom_of(&terms, c.rec, &c.code, &texts, false, &c.body)
                 && condition_active(c.rec)
             {
                 records.push(s);
@@ -73,7 +74,7 @@ impl<'a> Extractor<'a, '_> {
             let mut c = value_concept(rec);
             c.add(rec.get("code").unwrap_or(&Value::Null));
             let body = rec.concept_all("bodySite");
-            if let Some(s) = self.symptom_of(rec, &c, &texts, negated, &body) {
+            if let Some(s) = self.symptom_of(&terms, rec, &c, &texts, negated, &body) {
                 records.push(s);
             }
         }
@@ -113,6 +114,7 @@ impl<'a> Extractor<'a, '_> {
     /// texts to read, whether its `valueBoolean` is false, and its body site (bone pain).
     fn symptom_of(
         &self,
+        terms: &SymptomTerms,
         rec: &Rec,
         c: &Concept,
         texts: &[&str],
@@ -121,7 +123,7 @@ impl<'a> Extractor<'a, '_> {
     ) -> Option<SymptomRecord> {
         let bone_site = self.vocab.by_code("site-bone", body);
         let (reading, read_from) =
-            symptom_status::read_record(&self.vocab, c, texts, negated, bone_site)?;
+            symptom_status::read_record(&self.vocab, terms, c, texts, negated, bone_site)?;
         Some(SymptomRecord {
             source: rec.reference.clone(),
             date: rec.date(),
