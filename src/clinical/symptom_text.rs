@@ -229,21 +229,31 @@ fn judge(clause: &[Tok], start: usize, end: usize, privative: bool) -> Polarity 
     }
 }
 
+/// The words of a term ("shortness of breath", "pain-free").
+fn phrase_words(p: &str) -> impl Iterator<Item = &str> {
+    p.split(|c: char| c.is_whitespace() || c == '-')
+        .filter(|w| !w.is_empty())
+}
+
 /// Every occurrence of the `terms` (lower-case phrases) in `text`, with how it is stated.
 pub(crate) fn mentions<T: Copy>(text: &str, terms: &[(T, &str)]) -> Vec<Mention<T>> {
-    let lower = text.to_lowercase();
+    // Most texts name no symptom: look for the terms' first words before tokenising (the
+    // texts of a Concept are lower-case already).
+    let lower: std::borrow::Cow<str> = if text.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(text.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
+    let present = |p: &str| phrase_words(p).next().is_some_and(|w| lower.contains(w));
+    if !terms.iter().any(|(_, p)| present(p)) {
+        return Vec::new();
+    }
     let toks = tokenize(&lower);
     let mut out = Vec::new();
     let phrases: Vec<(T, Vec<&str>)> = terms
         .iter()
-        .map(|(t, p)| {
-            let words: Vec<&str> = p
-                .split(|c: char| c.is_whitespace() || c == '-')
-                .filter(|w| !w.is_empty())
-                .collect();
-            (*t, words)
-        })
-        .filter(|(_, w)| !w.is_empty())
+        .filter(|(_, p)| present(p))
+        .map(|(t, p)| (*t, phrase_words(p).collect()))
         .collect();
     for clause in toks.split(|t| *t == Tok::Boundary) {
         for i in 0..clause.len() {
