@@ -368,18 +368,20 @@ fn events_are_closed_world_none_recorded() {
     assert_eq!(pic.radiotherapy.value(), Some(&Vec::new()));
     assert_eq!(pic.prior_rt().value(), Some(&false));
     assert_eq!(pic.prior_systemic().value(), Some(&false));
-    assert_eq!(pic.symptomatic().value(), Some(&false));
+    // Presence of symptoms is closed world; their absence needs an assessment (§4.1).
+    assert_eq!(pic.symptoms.value(), Some(&Vec::new()));
+    assert_eq!(
+        pic.symptomatic.unknown_reason(),
+        Some(&Unknown::NotRecorded)
+    );
     assert_eq!(pic.last_ct_chest.value(), Some(&None));
     assert_eq!(pic.pulmonary_function_tested.value(), Some(&false));
     assert_eq!(pic.li_fraumeni.value(), Some(&false));
     assert_eq!(pic.second_malignancy.value(), Some(&false));
-    let anth = pic
-        .systemic_history
-        .value()
-        .unwrap()
-        .anthracycline_mg_m2
-        .value();
-    assert_eq!(anth, Some(&0.0));
+    assert_eq!(pic.anthracycline_dose.total_mg_m2.value(), Some(&0.0));
+    assert_eq!(pic.prior_anthracycline.value(), Some(&false));
+    assert_eq!(pic.cardiomyopathy_or_heart_failure.value(), Some(&false));
+    assert_eq!(pic.renal_impairment.value(), Some(&false));
 }
 
 #[test]
@@ -642,8 +644,14 @@ fn metastasis_sites_timing_and_distant_status() {
         Some(&MetastasisTiming::Metachronous)
     );
     assert_eq!(pic.distant_disease.value(), Some(&true));
-    assert_eq!(pic.metastatic_lesion_count.value(), Some(&2));
-    assert_eq!(pic.low_volume.value(), Some(&true));
+    // Two metastasis Conditions: at least two lesions, but the count (and so low volume)
+    // is known only from a lesion-count Observation (§4.1).
+    assert_eq!(
+        pic.metastatic_lesion_count.unknown_reason(),
+        Some(&Unknown::NotRecorded)
+    );
+    assert_eq!(pic.metastatic_lesions_at_least.value(), Some(&2));
+    assert!(pic.low_volume.unknown_reason().is_some());
     assert_eq!(pic.sarcomatosis.value(), Some(&false));
     assert_eq!(pic.metastatic().value(), Some(&true));
     // Synchronous: within 90 days of diagnosis, or before the primary was resected.
@@ -832,7 +840,7 @@ fn critical_structures_and_resectability() {
 fn symptoms_active_resolved_and_bone() {
     let chart = base().symptom("2026-10-01", cc(SCT, "22253000", "Pain"));
     let pic = picture(&chart);
-    assert_eq!(pic.symptomatic().value(), Some(&true));
+    assert_eq!(pic.symptomatic.value(), Some(&true));
     assert_eq!(pic.bone_symptoms().value(), Some(&false));
     let resolved = base()
         .symptom("2026-10-01", cc(SCT, "22253000", "Pain"))
@@ -843,7 +851,13 @@ fn symptoms_active_resolved_and_bone() {
                 "Resolved",
             )
         });
-    assert_eq!(picture(&resolved).symptomatic().value(), Some(&false));
+    // A resolved symptom is not current, but neither is it an assessment that found none.
+    let resolved = picture(&resolved);
+    assert_eq!(resolved.symptoms.value(), Some(&Vec::new()));
+    assert_eq!(
+        resolved.symptomatic.unknown_reason(),
+        Some(&Unknown::NotRecorded)
+    );
     let painful = base().symptom("2026-10-01", text("Painful abdominal mass"));
     assert_eq!(
         picture(&painful).has_symptom(&[SymptomKind::Pain]).value(),
@@ -911,7 +925,7 @@ fn anthracycline_cumulative_dose_in_mg_m2_and_mg_with_bsa() {
         .doxorubicin("2025-02-12", 75.0);
     let pic = picture(&chart);
     let h = pic.systemic_history.value().unwrap();
-    assert_eq!(h.anthracycline_mg_m2.value(), Some(&225.0));
+    assert_eq!(pic.anthracycline_dose.total_mg_m2.value(), Some(&225.0));
     assert_eq!(h.lines.len(), 1);
     assert!(h.agents.contains(&Agent::Doxorubicin));
     // Epirubicin in mg over the latest BSA before it, × 0.5.
@@ -922,19 +936,12 @@ fn anthracycline_cumulative_dose_in_mg_m2_and_mg_with_bsa() {
         Some((150.0, "mg")),
     );
     let pic = picture(&chart);
-    let dose = pic
-        .systemic_history
-        .value()
-        .unwrap()
-        .anthracycline_mg_m2
-        .value()
-        .copied();
-    assert_eq!(dose, Some(50.0));
+    assert_eq!(pic.anthracycline_dose.total_mg_m2.value(), Some(&50.0));
     assert_eq!(pic.body_surface_area_m2.value(), Some(&1.5));
 }
 
 #[test]
-fn anthracycline_dose_unknown_rather_than_partial() {
+fn anthracycline_dose_is_a_lower_bound_when_parts_are_unknown() {
     let missing = base().doxorubicin("2025-01-01", 75.0).administration(
         "2025-01-22",
         "3639",
@@ -942,56 +949,51 @@ fn anthracycline_dose_unknown_rather_than_partial() {
         None,
     );
     let pic = picture(&missing);
-    let h = pic.systemic_history.value().unwrap();
+    let dose = &pic.anthracycline_dose;
+    assert_eq!(dose.at_least_mg_m2, 75.0);
     assert!(matches!(
-        h.anthracycline_mg_m2.unknown_reason(),
+        dose.total_mg_m2.unknown_reason(),
         Some(Unknown::Unreadable(_))
     ));
+    assert_eq!(dose.without_dose.len(), 1);
+    assert_eq!(
+        dose.without_dose[0].source,
+        "MedicationAdministration/admin-2"
+    );
     let mg_without_bsa =
         base().administration("2025-01-01", "3639", "doxorubicin", Some((120.0, "mg")));
     let pic = picture(&mg_without_bsa);
-    assert!(
-        pic.systemic_history
-            .value()
-            .unwrap()
-            .anthracycline_mg_m2
-            .unknown_reason()
-            .is_some()
-    );
+    assert!(!pic.anthracycline_dose.is_exact());
+    assert_eq!(pic.anthracycline_dose.at_least_mg_m2, 0.0);
+    assert_eq!(pic.prior_anthracycline.value(), Some(&true));
     let statement_only =
         base().medication_statement("2024-01-01", "2024-04-01", "3639", "doxorubicin");
     let pic = picture(&statement_only);
-    assert!(
-        pic.systemic_history
-            .value()
-            .unwrap()
-            .anthracycline_mg_m2
-            .unknown_reason()
-            .is_some()
-    );
+    assert!(!pic.anthracycline_dose.is_exact());
+    // Exposure is known even without a dose.
+    assert_eq!(pic.prior_anthracycline.value(), Some(&true));
     assert_eq!(pic.prior_systemic().value(), Some(&true));
     let given_elsewhere = base()
         .medication_statement("2020-01-01", "2020-04-01", "3639", "doxorubicin")
         .doxorubicin("2025-01-01", 75.0);
     let pic = picture(&given_elsewhere);
-    assert!(
-        pic.systemic_history
-            .value()
-            .unwrap()
-            .anthracycline_mg_m2
-            .unknown_reason()
-            .is_some()
-    );
+    assert!(!pic.anthracycline_dose.is_exact());
+    assert_eq!(pic.anthracycline_dose.at_least_mg_m2, 75.0);
+    // Medication records set aside: the valid records still give the lower bound, but the
+    // total is unknown — and so is exposure when no valid record shows it.
     let set_aside = base()
         .doxorubicin("2025-01-01", 75.0)
         .set_aside("MedicationAdministration");
     let pic = picture(&set_aside);
+    assert_eq!(pic.anthracycline_dose.at_least_mg_m2, 75.0);
     assert!(matches!(
-        pic.systemic_history
-            .value()
-            .unwrap()
-            .anthracycline_mg_m2
-            .unknown_reason(),
+        pic.anthracycline_dose.total_mg_m2.unknown_reason(),
+        Some(Unknown::SetAside { .. })
+    ));
+    assert_eq!(pic.prior_anthracycline.value(), Some(&true));
+    let pic = picture(&base().set_aside("MedicationStatement"));
+    assert!(matches!(
+        pic.prior_anthracycline.unknown_reason(),
         Some(Unknown::SetAside { .. })
     ));
 }
@@ -1354,4 +1356,269 @@ fn fifty_resources_build_quickly() {
     println!("build_picture, {} resources: {per:?}", refs.len());
     // Generous for unoptimised test builds; the release target is well under 100 µs.
     assert!(per < std::time::Duration::from_millis(20), "{per:?}");
+}
+
+// ---- Version 2 facts (rps-knowledge.md §4.1) ------------------------------------------------
+
+#[test]
+fn negated_symptom_text_is_an_assessment_not_a_symptom() {
+    for note in [
+        "Denies abdominal pain; no obstructive symptoms",
+        "denies pain",
+        "no obstruction",
+        "pain-free",
+        "Asymptomatic",
+    ] {
+        let pic = picture(&base().symptom_note("2026-10-20", note));
+        assert_eq!(pic.symptoms.value(), Some(&Vec::new()), "{note}");
+        assert_eq!(pic.symptomatic.value(), Some(&false), "{note}");
+        assert_eq!(read_from(&pic.symptomatic), ReadFrom::Text, "{note}");
+    }
+    // "painless mass" on a Condition: not pain, and it says there is none.
+    let pic = picture(&base().symptom("2026-10-20", text("Painless abdominal mass")));
+    assert!(!pic.has_symptom(&[SymptomKind::Pain]).is_true());
+    assert_eq!(pic.symptomatic.value(), Some(&false));
+    // "painful" is pain.
+    let pic = picture(&base().symptom("2026-10-20", text("Painful abdominal mass")));
+    assert_eq!(pic.symptomatic.value(), Some(&true));
+    // Ambiguous text: unknown, never absent; and no symptom for the rules that act on one.
+    let pic = picture(&base().symptom_note("2026-10-20", "possible bowel obstruction"));
+    assert!(matches!(
+        pic.symptomatic.unknown_reason(),
+        Some(Unknown::Unreadable(_))
+    ));
+    assert_eq!(pic.symptoms.value(), Some(&Vec::new()));
+}
+
+#[test]
+fn absence_of_symptoms_needs_a_current_assessment() {
+    // Nothing recorded: presence "none recorded", absence unknown.
+    let pic = picture(&base());
+    assert_eq!(
+        pic.symptomatic.unknown_reason(),
+        Some(&Unknown::NotRecorded)
+    );
+    // An RPS symptom assessment that found none, within symptom_assessment_max_age_days.
+    let pic = picture(&base().symptom_assessment("2026-09-01", false));
+    assert_eq!(pic.symptomatic.value(), Some(&false));
+    assert_eq!(
+        pic.symptomatic.provenance().unwrap().resources,
+        vec!["Observation/symptom-assessment-1"]
+    );
+    // Older than that: outdated.
+    let pic = picture(&base().symptom_assessment("2026-06-01", false));
+    assert!(matches!(
+        pic.symptomatic.unknown_reason(),
+        Some(Unknown::Outdated {
+            max_age_days: 90,
+            ..
+        })
+    ));
+    // SCT asymptomatic as a Condition counts as the assessment too.
+    let pic = picture(&base().symptom("2026-10-01", cc(SCT, "84387000", "Asymptomatic")));
+    assert_eq!(pic.symptomatic.value(), Some(&false));
+    // An affirmative record after the assessment wins; one before it is superseded.
+    let after = base()
+        .symptom_assessment("2026-09-01", false)
+        .symptom("2026-10-01", cc(SCT, "22253000", "Pain"));
+    assert_eq!(picture(&after).symptomatic.value(), Some(&true));
+    let before = base()
+        .symptom("2026-08-01", cc(SCT, "22253000", "Pain"))
+        .symptom_assessment("2026-09-01", false);
+    let pic = picture(&before);
+    assert_eq!(pic.symptomatic.value(), Some(&false));
+    assert_eq!(pic.symptoms.value(), Some(&Vec::new()));
+    // An assessment that found symptoms, of no named kind.
+    let pic = picture(&base().symptom_assessment("2026-09-01", true));
+    assert_eq!(pic.symptomatic.value(), Some(&true));
+    // Records left out could hold a symptom: the absence is unknown.
+    let pic = picture(
+        &base()
+            .symptom_assessment("2026-09-01", false)
+            .set_aside("Condition"),
+    );
+    assert!(matches!(
+        pic.symptomatic.unknown_reason(),
+        Some(Unknown::SetAside { .. })
+    ));
+}
+
+#[test]
+fn a_resolved_first_recurrence_still_counts() {
+    // The first recurrence, resected and later charted resolved, then a new one.
+    let chart = base()
+        .recurrence("2024-06-01")
+        .clinical_status("resolved")
+        .recurrence_resection("2024-08-01", 1, Some("R0"))
+        .recurrence("2026-08-01");
+    let pic = picture(&chart);
+    assert_eq!(pic.recurrence_number.value(), Some(&2));
+    let cur = pic.current_recurrence.as_ref().expect("current recurrence");
+    assert_eq!(cur.source, "Condition/recurrence-2");
+    assert_eq!(cur.number, 2);
+    // Charted resolved without a recorded resection, and with an active status rather than
+    // "recurrence": still two episodes (the resolution ends the first).
+    let chart = base()
+        .recurrence("2024-06-01")
+        .clinical_status("resolved")
+        .recurrence("2026-08-01")
+        .clinical_status("active");
+    assert_eq!(picture(&chart).recurrence_number.value(), Some(&2));
+}
+
+#[test]
+fn several_conditions_of_one_episode_count_once() {
+    // Two lesions of one recurrence, months apart, no complete resection between.
+    let chart = base().recurrence("2026-03-01").recurrence("2026-08-15");
+    let pic = picture(&chart);
+    assert_eq!(pic.recurrence_number.value(), Some(&1));
+    assert!(pic.recurrence_episodes.iter().all(|e| e.number == 1));
+    // An incomplete (R2) resection does not end the episode; a complete one does.
+    let r2 = base()
+        .recurrence("2026-03-01")
+        .recurrence_resection("2026-04-01", 1, Some("R2"))
+        .recurrence("2026-08-15");
+    assert_eq!(picture(&r2).recurrence_number.value(), Some(&1));
+    let r0 = base()
+        .recurrence("2025-03-01")
+        .recurrence_resection("2025-04-01", 1, Some("R0"))
+        .recurrence("2026-08-15");
+    assert_eq!(picture(&r0).recurrence_number.value(), Some(&2));
+}
+
+#[test]
+fn metastasis_conditions_give_a_lower_bound_of_the_lesion_count() {
+    let lungs = |mut chart: Chart, n: usize| {
+        for i in 0..n {
+            chart = chart.metastasis(&format!("2026-0{}-0{}", 1 + i % 9, 1 + i), Site::Lung);
+        }
+        chart
+    };
+    // Six separate metastasis records: more than low_volume_max_lesions (5) → not low volume.
+    let pic = picture(&lungs(base(), 6));
+    assert_eq!(pic.metastatic_lesions_at_least.value(), Some(&6));
+    assert_eq!(pic.low_volume.value(), Some(&false));
+    // Three: the bound decides nothing, the count is unknown.
+    let pic = picture(&lungs(base(), 3));
+    assert_eq!(pic.metastatic_lesions_at_least.value(), Some(&3));
+    assert!(pic.low_volume.unknown_reason().is_some());
+    // A lesion-count Observation decides; the lower bound can only make it false.
+    let pic = picture(&lungs(base(), 3).lesion_count("2026-10-01", 2));
+    assert_eq!(pic.low_volume.value(), Some(&true));
+    let pic = picture(&lungs(base(), 6).lesion_count("2026-10-01", 2));
+    assert_eq!(pic.low_volume.value(), Some(&false));
+    // Duplicates of one lesion (same site, date, body site) count once.
+    let pic = picture(
+        &base()
+            .metastasis("2026-05-01", Site::Lung)
+            .metastasis("2026-05-01", Site::Lung),
+    );
+    assert_eq!(pic.metastatic_lesions_at_least.value(), Some(&1));
+    // Peritoneal disease and "multiple" lesions give no count.
+    let pic = picture(&base().metastasis("2026-05-01", Site::Peritoneum));
+    assert_eq!(
+        pic.metastatic_lesions_at_least.unknown_reason(),
+        Some(&Unknown::NotApplicable)
+    );
+    let multiple = base()
+        .metastasis("2026-05-01", Site::Liver)
+        .tweak(|c| c["code"]["text"] = json!("Multiple liver metastases"));
+    let pic = picture(&multiple);
+    assert!(!pic.metastatic_lesions_at_least.is_known());
+}
+
+#[test]
+fn anthracycline_lower_bound_from_valid_deduplicated_administrations() {
+    // The same administration charted twice counts once; entered-in-error adds nothing.
+    let chart = base()
+        .doxorubicin("2025-01-01", 75.0)
+        .doxorubicin("2025-01-01", 75.0)
+        .doxorubicin("2025-01-22", 75.0)
+        .doxorubicin("2025-02-12", 75.0)
+        .tweak(|m| m["status"] = json!("entered-in-error"));
+    let pic = picture(&chart);
+    assert_eq!(pic.anthracycline_dose.total_mg_m2.value(), Some(&150.0));
+    assert!(pic.anthracycline_dose.is_exact());
+    // An mg dose needs the nearest BSA before it; when that one is unusable the dose is
+    // unknown — the older usable BSA is not used instead.
+    let chart = base()
+        .bsa("2024-12-01", 2.0)
+        .bsa("2025-01-01", 1.5)
+        .tweak(|o| {
+            o.as_object_mut().unwrap().remove("valueQuantity");
+        })
+        .administration("2025-01-02", "3639", "doxorubicin", Some((150.0, "mg")))
+        .doxorubicin("2025-01-23", 60.0);
+    let pic = picture(&chart);
+    assert_eq!(pic.anthracycline_dose.at_least_mg_m2, 60.0);
+    assert!(!pic.anthracycline_dose.is_exact());
+    assert_eq!(
+        pic.anthracycline_dose.without_dose[0].source,
+        "MedicationAdministration/admin-1"
+    );
+    // Exposure is its own fact, known without a dose; unknown (not none) when medication
+    // data is withheld.
+    let pic =
+        picture(&base().medication_statement("2015-01-01", "2015-04-01", "3639", "doxorubicin"));
+    assert_eq!(pic.prior_anthracycline.value(), Some(&true));
+    let chart = base();
+    let refs: Vec<&Value> = chart.resources.iter().collect();
+    let withheld = [WithheldData {
+        resource_types: vec![
+            "MedicationAdministration".to_owned(),
+            "MedicationStatement".to_owned(),
+        ],
+        reason: WithheldReason::Unavailable,
+    }];
+    let input = ClinicalInput {
+        as_of: chart.as_of,
+        patient: chart.patient.as_ref(),
+        resources: &refs,
+        set_aside: &[],
+        invalid: &[],
+        withheld: &withheld,
+    };
+    let pic = build_picture(&input, t(), &p());
+    assert!(matches!(
+        pic.prior_anthracycline.unknown_reason(),
+        Some(Unknown::Withheld { .. })
+    ));
+    assert!(!pic.anthracycline_dose.is_exact());
+}
+
+#[test]
+fn cardiac_and_renal_sequelae() {
+    let pic = picture(&base().condition_coded("2024-01-01", cc(SCT, "85898001", "Cardiomyopathy")));
+    assert_eq!(pic.cardiomyopathy_or_heart_failure.value(), Some(&true));
+    assert_eq!(
+        read_from(&pic.cardiomyopathy_or_heart_failure),
+        ReadFrom::Code
+    );
+    // The latest LVEF against lvef_min_percent (50).
+    let pic = picture(&base().lvef("2025-01-01", 60.0).lvef("2026-09-01", 40.0));
+    assert_eq!(pic.cardiomyopathy_or_heart_failure.value(), Some(&true));
+    let pic = picture(&base().lvef("2025-01-01", 40.0).lvef("2026-09-01", 62.0));
+    assert_eq!(pic.cardiomyopathy_or_heart_failure.value(), Some(&false));
+    // Text must affirm it.
+    let pic = picture(&base().condition_coded("2024-01-01", text("Heart failure, NYHA II")));
+    assert_eq!(pic.cardiomyopathy_or_heart_failure.value(), Some(&true));
+    let pic = picture(&base().condition_coded("2024-01-01", text("No heart failure")));
+    assert_eq!(pic.cardiomyopathy_or_heart_failure.value(), Some(&false));
+    // Renal: chronic kidney disease, or the latest eGFR below egfr_min (60).
+    let pic = picture(
+        &base().condition_coded("2024-01-01", cc(SCT, "709044004", "Chronic kidney disease")),
+    );
+    assert_eq!(pic.renal_impairment.value(), Some(&true));
+    let pic = picture(&base().egfr("2026-09-01", 45.0));
+    assert_eq!(pic.renal_impairment.value(), Some(&true));
+    let pic = picture(&base().egfr("2026-09-01", 85.0));
+    assert_eq!(pic.renal_impairment.value(), Some(&false));
+    // Closed world, unless the records that could carry it were left out.
+    assert_eq!(picture(&base()).renal_impairment.value(), Some(&false));
+    assert!(
+        picture(&base().set_aside("Condition"))
+            .renal_impairment
+            .unknown_reason()
+            .is_some()
+    );
 }

@@ -35,11 +35,28 @@ fn add(request: &mut Value, key: &str, resource: Value) {
         .push(json!({ "resource": resource }));
 }
 
-/// The metastatic example: metachronous lung metastases (2 lesions, asymptomatic) of a
-/// retroperitoneal leiomyosarcoma; MET-02 finds no failed criterion, MET-03, MET-05 and MET-11
-/// fire.
+/// The metastatic example: metachronous lung metastases (2 lesions) of a retroperitoneal
+/// leiomyosarcoma, with a current symptom assessment that found none (v2 §4.1: absence of
+/// symptoms needs one); MET-02 finds no failed criterion, MET-03, MET-05 and MET-11 fire.
 fn metastatic() -> Value {
-    example("patient-view-metastatic.json")
+    let mut r = example("patient-view-metastatic.json");
+    let patient = r["context"]["patientId"].as_str().unwrap().to_owned();
+    let assessed = (chrono::Utc::now() - chrono::Duration::days(10))
+        .format("%Y-%m-%d")
+        .to_string();
+    add(
+        &mut r,
+        "observations",
+        json!({"resourceType": "Observation", "id": "coherence-symptom-assessment",
+            "status": "final",
+            "code": {"coding": [{"system": "https://fhir.rps-cds.org/CodeSystem/rps-observation",
+                "code": "symptom-assessment"}]},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "effectiveDateTime": assessed,
+            "valueCodeableConcept": {"coding": [{"system": "https://fhir.rps-cds.org/CodeSystem/rps-observation",
+                "code": "none"}]}}),
+    );
+    r
 }
 
 /// A local recurrence detected with the lung metastases: synchronous local and distant

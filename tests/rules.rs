@@ -119,6 +119,7 @@ fn base() -> Picture {
         synchronous_local_distant: k(false),
         sarcomatosis: k(false),
         metastatic_lesion_count: k(0),
+        metastatic_lesions_at_least: Fact::unknown(Unknown::NotApplicable),
         low_volume: Fact::unknown(Unknown::NotApplicable),
         dfi_months: Fact::unknown(Unknown::NotApplicable),
         recurrent_metastases_after_metastasectomy: k(false),
@@ -126,12 +127,22 @@ fn base() -> Picture {
         resectability: unk(),
         ecog: unk(),
         symptoms: k(vec![]),
+        // A current symptom assessment that found none.
+        symptomatic: k(false),
         latest_disease_status: unk(),
         systemic_history: k(SystemicHistory {
             lines: vec![],
             agents: BTreeSet::new(),
-            anthracycline_mg_m2: k(0.0),
         }),
+        prior_anthracycline: k(false),
+        anthracycline_dose: AnthracyclineDose {
+            at_least_mg_m2: 0.0,
+            total_mg_m2: k(0.0),
+            counted: vec![],
+            without_dose: vec![],
+        },
+        cardiomyopathy_or_heart_failure: k(false),
+        renal_impairment: k(false),
         favorable_systemic_response: Fact::unknown(Unknown::NotApplicable),
         progression_on_systemic: k(false),
         body_surface_area_m2: unk(),
@@ -163,6 +174,7 @@ fn recurrence() -> Picture {
         resected_by: None,
         body_sites: vec![],
         read_from: ReadFrom::Code,
+        number: 1,
     };
     p.recurrence_episodes = vec![ep.clone()];
     p.current_recurrence = Some(ep);
@@ -196,6 +208,31 @@ fn metastatic() -> Picture {
     p.last_bone_or_pet = k(Some(days_ago(5)));
     p.latest_disease_status = k(DiseaseStatus::Stable);
     p
+}
+
+/// A prior anthracycline dose established exactly.
+fn exact_dose(mg_m2: f64) -> AnthracyclineDose {
+    AnthracyclineDose {
+        at_least_mg_m2: mg_m2,
+        total_mg_m2: k(mg_m2),
+        counted: vec!["MedicationAdministration/a".to_owned()],
+        without_dose: vec![],
+    }
+}
+
+/// A prior anthracycline dose known only as a lower bound (one record without dose).
+fn lower_bound(mg_m2: f64) -> AnthracyclineDose {
+    AnthracyclineDose {
+        at_least_mg_m2: mg_m2,
+        total_mg_m2: Fact::unknown(Unknown::Unreadable("1 record without dose".to_owned())),
+        counted: vec![],
+        without_dose: vec![DoseGap {
+            source: "MedicationStatement/s".to_owned(),
+            agent: Agent::Doxorubicin,
+            date: None,
+            reason: "recorded as a statement or order, without administered doses".to_owned(),
+        }],
+    }
 }
 
 fn params() -> Parameters {
@@ -598,14 +635,31 @@ fn hist_01_and_02() {
     p.systemic_history = k(SystemicHistory {
         lines: vec![line(1, &[Agent::Doxorubicin])],
         agents: [Agent::Doxorubicin].into_iter().collect(),
-        anthracycline_mg_m2: unk(),
     });
+    p.prior_anthracycline = k(true);
+    p.anthracycline_dose = lower_bound(0.0);
     assert!(has(&pv(&p), "HIST-01"));
     p.systemic_history = k(SystemicHistory {
         lines: vec![line(1, &[Agent::Doxorubicin])],
         agents: [Agent::Doxorubicin].into_iter().collect(),
-        anthracycline_mg_m2: k(300.0),
     });
+    p.prior_anthracycline = k(true);
+    p.anthracycline_dose = exact_dose(300.0);
+    assert!(!has(&pv(&p), "HIST-01"));
+    // Exposure known from a history statement only (no systemic line read): HIST-01 lists
+    // the record without dose.
+    let mut p = metastatic();
+    p.prior_anthracycline = k(true);
+    p.anthracycline_dose = lower_bound(0.0);
+    let fs = pv(&p);
+    let f = get(&fs, "HIST-01");
+    assert!(
+        text(f).contains("doxorubicin (undated): dose not established"),
+        "{}",
+        text(f)
+    );
+    // Exposure unknown (medication records left out): not HIST-01's case (ORD-19's).
+    p.prior_anthracycline = unk();
     assert!(!has(&pv(&p), "HIST-01"));
 
     let mut p = recurrence();
@@ -763,6 +817,33 @@ fn lr_03_wd_liposarcoma_unifocal_asymptomatic() {
         date: None,
         read_from: ReadFrom::Code,
     }]);
+    p.symptomatic = k(true);
+    assert_eq!(lr_verdicts(&pv(&p)), ["LR-04"]);
+}
+
+#[test]
+fn lr_00_for_wd_liposarcoma_without_a_symptom_assessment() {
+    // No symptom recorded is not "asymptomatic" (§4.1): observation (LR-03) and
+    // re-resection (LR-04) both need the symptoms known, so LR-00 names the assessment.
+    let mut p = recurrence();
+    p.histology = k(Histology::WdLiposarcoma);
+    p.symptomatic = unk();
+    let fs = pv(&p);
+    assert_eq!(lr_verdicts(&fs), ["LR-00"]);
+    let f = get(&fs, "LR-00");
+    let u = f
+        .unknown
+        .iter()
+        .find(|u| u.fact == "symptomatic")
+        .expect("LR-00 names the missing symptom assessment");
+    assert!(u.holds_back.contains("symptom assessment"), "{u:?}");
+    assert!(
+        f.parameters
+            .contains(&ParameterId::SymptomAssessmentMaxAgeDays)
+    );
+    // For other histologies symptoms do not decide the verdict.
+    let mut p = recurrence();
+    p.symptomatic = unk();
     assert_eq!(lr_verdicts(&pv(&p)), ["LR-04"]);
 }
 
@@ -988,6 +1069,7 @@ fn met_10_11_symptoms_and_surveillance() {
         read_from: ReadFrom::Code,
     };
     p.symptoms = k(vec![sym(SymptomKind::Dyspnoea)]);
+    p.symptomatic = k(true);
     let fs = pv(&p);
     assert!(has(&fs, "MET-10") && !has(&fs, "MET-11"));
     p.symptoms = k(vec![sym(SymptomKind::Obstruction)]);
@@ -1001,7 +1083,14 @@ fn met_10_11_symptoms_and_surveillance() {
     assert!(!has(&pv(&p), "MET-11"));
     let mut p = metastatic();
     p.symptoms = unk();
+    p.symptomatic = unk();
     assert!(!has(&pv(&p), "MET-11"));
+    // No symptom recorded, but no assessment either: symptoms are not known absent.
+    let mut p = metastatic();
+    p.symptomatic = unk();
+    let fs = pv(&p);
+    assert!(!has(&fs, "MET-11") && !has(&fs, "MET-03"), "{:?}", ids(&fs));
+    assert!(has(&fs, "MET-02"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1028,8 +1117,9 @@ fn sys_02_histology_matched_options_not_already_given() {
         agents: [Agent::Doxorubicin, Agent::Dacarbazine]
             .into_iter()
             .collect(),
-        anthracycline_mg_m2: k(300.0),
     });
+    p.prior_anthracycline = k(true);
+    p.anthracycline_dose = exact_dose(300.0);
     let fs = pv(&p);
     assert!(!has(&fs, "SYS-01"));
     let t = text(get(&fs, "SYS-02"));
@@ -1261,8 +1351,9 @@ fn ord_13_first_line_gemcitabine_docetaxel() {
     p.systemic_history = k(SystemicHistory {
         lines: vec![line(1, &[Agent::Doxorubicin])],
         agents: [Agent::Doxorubicin].into_iter().collect(),
-        anthracycline_mg_m2: k(300.0),
     });
+    p.prior_anthracycline = k(true);
+    p.anthracycline_dose = exact_dose(300.0);
     assert!(!has(&sign(&p, &[gem, doc]), "ORD-13"));
 }
 
@@ -1272,8 +1363,9 @@ fn ord_14_cumulative_anthracycline_limit() {
     p.systemic_history = k(SystemicHistory {
         lines: vec![line(1, &[Agent::Doxorubicin])],
         agents: [Agent::Doxorubicin].into_iter().collect(),
-        anthracycline_mg_m2: k(375.0),
     });
+    p.prior_anthracycline = k(true);
+    p.anthracycline_dose = exact_dose(375.0);
     let mut dox = med("dox", &[Agent::Doxorubicin]);
     dox.planned_anthracycline_mg_m2 = k(75.0);
     // Exactly at the limit: silent.
@@ -1297,8 +1389,9 @@ fn ord_14_cumulative_anthracycline_limit() {
     q.systemic_history = k(SystemicHistory {
         lines: vec![line(1, &[Agent::Doxorubicin])],
         agents: [Agent::Doxorubicin].into_iter().collect(),
-        anthracycline_mg_m2: unk(),
     });
+    q.prior_anthracycline = k(true);
+    q.anthracycline_dose = lower_bound(0.0);
     assert!(!has(&sign(&q, &[dox.clone()]), "ORD-14"));
     // … unless this order alone is over the limit.
     let mut big = dox.clone();
@@ -1316,8 +1409,9 @@ fn ord_14_cumulative_anthracycline_limit() {
     q.systemic_history = k(SystemicHistory {
         lines: vec![line(1, &[Agent::Epirubicin])],
         agents: [Agent::Epirubicin].into_iter().collect(),
-        anthracycline_mg_m2: k(460.0),
     });
+    q.prior_anthracycline = k(true);
+    q.anthracycline_dose = exact_dose(460.0);
     let mut epi = med("epi", &[Agent::Epirubicin, Agent::Ifosfamide]);
     epi.planned_anthracycline_mg_m2 = unk();
     assert!(has(&sign(&q, &[epi]), "ORD-14"));

@@ -324,7 +324,14 @@ fn case_report() -> Chart {
 
 #[test]
 fn case_report_metachronous_liver_metastases_after_long_dfi() {
+    // The report does not state symptoms: a period of observation (MET-03) needs them known
+    // absent, so it is silent until a symptom assessment records none (§4.4).
     let r = run(&case_report(), Hook::PatientView);
+    assert!(r.has("MET-02") && !r.has("MET-03"), "{:?}", r.ids());
+    let r = run(
+        &case_report().symptom_assessment("2015-03-05", false),
+        Hook::PatientView,
+    );
     let f = r.get("MET-02");
     assert_eq!(f.indicator, Indicator::Info, "{}", text(f));
     let t = text(f);

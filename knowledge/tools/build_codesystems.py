@@ -36,6 +36,12 @@ OBSERVATION = [
      "Complete resection is not achievable, for example because critical structures are encased."),
     ("metastatic-lesion-count", "Metastatic lesion count",
      "Observation (valueInteger) giving the number of metastatic lesions."),
+    ("symptom-assessment", "Symptom assessment",
+     "Observation whose valueCodeableConcept (none or present) records whether an assessment of tumour-related symptoms (pain, bowel obstruction, dyspnoea, cord compression) found any."),
+    ("none", "None found",
+     "The symptom assessment found no tumour-related symptoms."),
+    ("present", "Present",
+     "The symptom assessment found tumour-related symptoms."),
 ]
 
 ORDERS = [

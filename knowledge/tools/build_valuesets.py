@@ -204,6 +204,7 @@ VALUE_SETS = {
     "symptom-dyspnoea": ("Dyspnoea", "Symptom: dyspnoea.", [(SCT, [("267036007", "Dyspnea", U)])], ["dyspnoea", "dyspnea", "shortness of breath"]),
     "symptom-cord-compression": ("Spinal cord compression", "Symptom: spinal cord compression.", [(SCT, [("71286001", "Spinal cord compression", U)])], ["cord compression"]),
     "bone-symptom": ("Bone symptom", "Bone symptoms (ORD-17); the extractor also counts pain with a bone body site.", [], ["bone pain"]),
+    "symptom-asymptomatic": ("Asymptomatic", "A symptom assessment that found no symptoms (rps-knowledge.md 4.1 symptomatic); text is read negation-aware by the extractor.", [(SCT, [("84387000", "Asymptomatic", U)])], ["asymptomatic", "no symptoms"]),
     # --- Patient status / history ---
     "ecog-observation": ("ECOG performance status", "Observation code for ECOG.", [(LOINC, [("89247-1", "ECOG Performance Status score")])], []),
     "karnofsky-observation": ("Karnofsky performance status", "Observation code for Karnofsky (converted to ECOG).", [(LOINC, [("89243-0", None)])], []),
@@ -235,6 +236,14 @@ VALUE_SETS = {
     "biopsy-core": ("Core needle biopsy", "Core needle biopsy.", [(SCT, [("129249002", "Core needle biopsy", U)])], ["core"]),
     "biopsy-any": ("Biopsy", "Any biopsy.", [(SCT, [("86273004", "Biopsy", U), ("129249002", "Core needle biopsy", U)])], ["biopsy"]),
     "biopsy-fna": ("Fine-needle aspiration", "Fine-needle aspiration biopsy.", [(SCT, [("15719007", "Fine needle aspiration biopsy")])], ["fine needle", "fna"]),
+    "cardiomyopathy-condition": ("Cardiomyopathy or heart failure", "Condition: cardiomyopathy or heart failure, a sequela that affects anthracycline safety (rps-knowledge.md 4.1).", [
+        (SCT, [("85898001", "Cardiomyopathy", U), ("84114007", "Heart failure", U)]),
+    ], ["cardiomyopathy", "heart failure", "cardiac failure"]),
+    "renal-impairment-condition": ("Renal impairment", "Condition: chronic kidney disease or impaired kidney function, a sequela that affects ifosfamide safety (rps-knowledge.md 4.1).", [
+        (SCT, [("709044004", "Chronic kidney disease", U)]),
+    ], ["chronic kidney disease", "renal impairment", "renal insufficiency", "renal failure", "kidney failure"]),
+    "lvef-observation": ("Left ventricular ejection fraction", "Observation code for LVEF (%).", [(LOINC, [("10230-1", "Left ventricular Ejection fraction", U)])], []),
+    "egfr-observation": ("Estimated glomerular filtration rate", "Observation codes for eGFR (mL/min/1.73 m2).", [(LOINC, [("33914-3", None, U), ("62238-1", None, U), ("98979-8", None, U)])], []),
     "li-fraumeni": ("Li-Fraumeni syndrome", "Hereditary Li-Fraumeni syndrome.", [
         (ORPHA, [("524", "Li-Fraumeni syndrome")]),
         (ICD10CM, [("Z15.09", "Genetic susceptibility to other malignant neoplasm", U), ("Z15.89", "Genetic susceptibility to other disease", U)]),

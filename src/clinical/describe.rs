@@ -312,11 +312,6 @@ impl Picture {
         self.disease_state.map(|s| s.has_local_recurrence())
     }
 
-    /// Any current symptom the catalogue names.
-    pub fn symptomatic(&self) -> Fact<bool> {
-        self.symptoms.map(|s| !s.is_empty())
-    }
-
     /// Current symptoms of the given kinds (MET-10: pain, dyspnoea, cord compression).
     pub fn has_symptom(&self, kinds: &[SymptomKind]) -> Fact<bool> {
         self.symptoms
@@ -346,7 +341,7 @@ impl Picture {
     /// Every top-level fact that is unknown for a reason other than "not applicable", with
     /// its catalogue name (DATA-01 picks the ones a rule needed).
     pub fn unknown_facts(&self) -> Vec<(&'static str, &Unknown)> {
-        let all: [(&'static str, Option<&Unknown>); 37] = [
+        let all: [(&'static str, Option<&Unknown>); 40] = [
             ("histology", self.histology.unknown_reason()),
             (
                 "site_retroperitoneal",
@@ -388,18 +383,25 @@ impl Picture {
             ),
             ("resectability", self.resectability.unknown_reason()),
             ("ecog", self.ecog.unknown_reason()),
-            ("symptomatic", self.symptoms.unknown_reason()),
+            ("symptomatic", self.symptomatic.unknown_reason()),
             (
                 "latest_disease_status",
                 self.latest_disease_status.unknown_reason(),
             ),
             ("systemic_history", self.systemic_history.unknown_reason()),
             (
-                "anthracycline_cumulative_dose",
-                self.systemic_history
-                    .value()
-                    .and_then(|h| h.anthracycline_mg_m2.unknown_reason()),
+                "prior_anthracycline",
+                self.prior_anthracycline.unknown_reason(),
             ),
+            (
+                "anthracycline_cumulative_dose",
+                self.anthracycline_dose.total_mg_m2.unknown_reason(),
+            ),
+            (
+                "cardiomyopathy_or_heart_failure",
+                self.cardiomyopathy_or_heart_failure.unknown_reason(),
+            ),
+            ("renal_impairment", self.renal_impairment.unknown_reason()),
             (
                 "favorable_systemic_response",
                 self.favorable_systemic_response.unknown_reason(),

@@ -91,6 +91,7 @@ pub const VALUE_SETS: &[&str] = &[
     "symptom-dyspnoea",
     "symptom-cord-compression",
     "bone-symptom",
+    super::symptom_status::ASYMPTOMATIC,
     "ecog-observation",
     "karnofsky-observation",
     "drug-doxorubicin",
@@ -119,6 +120,10 @@ pub const VALUE_SETS: &[&str] = &[
     "biopsy-any",
     "biopsy-fna",
     "li-fraumeni",
+    "cardiomyopathy-condition",
+    "renal-impairment-condition",
+    "lvef-observation",
+    "egfr-observation",
     "debulking",
     "hipec",
     "pulmonary-metastasectomy",
@@ -508,7 +513,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
         );
         let assessment = self.read_resectability();
         let ecog = self.read_performance();
-        let symptoms = self.read_symptoms(&conds);
+        let (symptoms, symptomatic) = self.read_symptoms(&conds);
         let latest_disease_status = self.latest_disease_status(&status_obs);
         let bsa = self.bsa_records();
         let systemic = self.read_systemic(&status_obs, &bsa);
@@ -577,6 +582,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
             synchronous_local_distant: self.taint(met_t, met_facts.synchronous_local_distant),
             sarcomatosis: self.taint(met_t, met_facts.sarcomatosis),
             metastatic_lesion_count: self.taint(met_t, met_facts.metastatic_lesion_count),
+            metastatic_lesions_at_least: self.taint(met_t, met_facts.metastatic_lesions_at_least),
             low_volume: self.taint(met_t, met_facts.low_volume),
             dfi_months: self.taint(met_t, met_facts.dfi_months),
             recurrent_metastases_after_metastasectomy: self
@@ -588,8 +594,21 @@ impl<'a, 'i> Extractor<'a, 'i> {
             resectability: self.taint(&[(&RESECTABILITY, OBSERVATION)], assessment.resectability),
             ecog: self.taint(&[(&PERFORMANCE, OBSERVATION)], ecog),
             symptoms: self.taint(&[(&SYMPTOMS, CONDITION_OBS)], symptoms),
+            symptomatic: self.taint(&[(&SYMPTOMS, CONDITION_OBS)], symptomatic),
             latest_disease_status: self.taint(&[(&STATUS, OBSERVATION)], latest_disease_status),
             systemic_history: self.taint(systemic_t, systemic.history),
+            prior_anthracycline: self.taint(systemic_t, systemic.prior_anthracycline),
+            // The lower bound counts valid records only; a defective read makes the exact
+            // total unknown, never the bound.
+            anthracycline_dose: AnthracyclineDose {
+                total_mg_m2: self.taint(systemic_t, systemic.anthracycline_dose.total_mg_m2),
+                ..systemic.anthracycline_dose
+            },
+            cardiomyopathy_or_heart_failure: self.taint(
+                &[(&HISTORY, CONDITION_OBS)],
+                history.cardiomyopathy_or_heart_failure,
+            ),
+            renal_impairment: self.taint(&[(&HISTORY, CONDITION_OBS)], history.renal_impairment),
             favorable_systemic_response: self.taint(systemic_t, systemic.favorable),
             progression_on_systemic: self.taint(systemic_t, systemic.progression),
             body_surface_area_m2: self
@@ -651,7 +670,16 @@ impl<'a, 'i> Extractor<'a, 'i> {
             ObsKind::Smoking
         } else if v.by_code("pft-observation", code) {
             ObsKind::Pft
-        } else if v.by_code("symptom-observation", code) || self.is_symptom_concept(code) {
+        } else if rps("symptom-assessment") {
+            ObsKind::SymptomAssessment
+        } else if v.by_code("lvef-observation", code) {
+            ObsKind::Lvef
+        } else if v.by_code("egfr-observation", code) {
+            ObsKind::Egfr
+        } else if v.by_code("symptom-observation", code)
+            || self.is_symptom_concept(code)
+            || v.by_code(super::symptom_status::ASYMPTOMATIC, code)
+        {
             ObsKind::Symptom
         } else {
             ObsKind::Other
@@ -677,6 +705,9 @@ pub(crate) enum ObsKind {
     Smoking,
     Pft,
     Symptom,
+    SymptomAssessment,
+    Lvef,
+    Egfr,
     Other,
 }
 
@@ -856,10 +887,12 @@ mod tests {
                 .is_some_and(|s| s.is_empty())
         );
         let pic = build_with_invalid(&[dx()], &[(no_pain, &["/note"])]);
+        // Unknown either way: the symptom reader now reads the note itself (negation-aware
+        // text), so the defect blocks that read; it never reads as "none recorded".
         assert!(
             matches!(
                 pic.symptoms.unknown_reason(),
-                Some(Unknown::FromDefective { .. })
+                Some(Unknown::FromDefective { .. } | Unknown::Defective { .. })
             ),
             "{:?}",
             pic.symptoms

@@ -212,6 +212,11 @@ impl<'a> Concept<'a> {
         self.codings.is_empty() && self.texts.is_empty()
     }
 
+    /// The lower-cased texts and displays.
+    pub(crate) fn texts(&self) -> impl Iterator<Item = &str> + '_ {
+        self.texts.iter().map(String::as_str)
+    }
+
     pub(crate) fn has_code(&self, system: &str, code: &str) -> bool {
         self.codings.iter().any(|&(s, c)| s == system && c == code)
     }

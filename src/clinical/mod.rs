@@ -6,17 +6,24 @@
 //! symptoms, biopsy, imaging, PFT) are closed-world: no record means "none recorded" — unless
 //! resources of the type that would carry them were set aside as invalid, in which case the
 //! fact is unknown. Assessments (grade, ECOG, focality, resectability, completeness, rupture)
-//! are open-world: unknown unless recorded.
+//! are open-world: unknown unless recorded. Version 2 (rps-knowledge.md §4.1): the absence
+//! of symptoms is open-world too (`symptomatic` needs a symptom assessment), the lesion count
+//! is known only from a count Observation (Conditions give a lower bound), and the prior
+//! anthracycline dose is a lower bound with exposure as its own fact.
 //!
 //! Entry points: [`build_picture`] once per request, then [`classify_draft_order`] per draft
 //! order. [`VALUE_SETS`] lists the value sets both need (checked at start-up).
 
+mod anthracycline;
 mod describe;
+mod episodes;
 mod extract;
 pub(crate) mod fhir;
 pub mod orders;
 pub mod picture;
 pub(crate) mod readers;
+mod symptom_status;
+mod symptom_text;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -470,6 +470,9 @@ pub struct RecurrenceEpisode {
     /// Codes of the recurrence's `bodySite` ("system|code" or text), for focality.
     pub body_sites: Vec<String>,
     pub read_from: ReadFrom,
+    /// The episode this record belongs to (1 = first recurrence): several records before a
+    /// complete resection or a record of no evidence of disease are one episode.
+    pub number: u32,
 }
 
 /// Unifocal or multifocal recurrence.
@@ -715,9 +718,40 @@ pub struct SystemicLine {
 pub struct SystemicHistory {
     pub lines: Vec<SystemicLine>,
     pub agents: BTreeSet<Agent>,
-    /// Cumulative anthracycline dose, doxorubicin-equivalent mg/m². Unknown when any
-    /// anthracycline was given without a usable dose (never a partial sum).
-    pub anthracycline_mg_m2: Fact<f64>,
+}
+
+/// Prior cumulative anthracycline dose, doxorubicin-equivalent mg/m² (rps-knowledge.md §4.1):
+/// valid, de-duplicated administrations give a lower bound.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnthracyclineDose {
+    /// The dose the records prove: the cumulative dose is at least this.
+    pub at_least_mg_m2: f64,
+    /// The cumulative dose itself: known only when every anthracycline record has an
+    /// established dose and no medication data is missing; otherwise unknown with the reason
+    /// (the lower bound still holds).
+    pub total_mg_m2: Fact<f64>,
+    /// The administrations (and body-surface-area Observations) counted.
+    pub counted: Vec<String>,
+    /// Anthracycline records whose dose could not be established.
+    pub without_dose: Vec<DoseGap>,
+}
+
+impl AnthracyclineDose {
+    /// The dose is established exactly (not only a lower bound).
+    pub fn is_exact(&self) -> bool {
+        self.total_mg_m2.is_known()
+    }
+}
+
+/// An anthracycline record that adds an unknown amount to the cumulative dose.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DoseGap {
+    /// "MedicationAdministration/…", "MedicationStatement/…".
+    pub source: String,
+    pub agent: Agent,
+    pub date: Option<NaiveDate>,
+    /// Why its dose is unknown, in plain words ("no dose recorded").
+    pub reason: String,
 }
 
 impl SystemicHistory {
@@ -771,8 +805,14 @@ pub struct Picture {
     pub metastasis_timing: Fact<MetastasisTiming>,
     pub synchronous_local_distant: Fact<bool>,
     pub sarcomatosis: Fact<bool>,
+    /// Known only from an Observation that records a lesion count (rps-knowledge.md §4.1).
     pub metastatic_lesion_count: Fact<u32>,
-    /// `metastatic_lesion_count` ≤ `low_volume_max_lesions`.
+    /// Lower bound of the lesion count from the active metastasis Conditions (one lesion per
+    /// distinct Condition; peritoneal, "multiple" and sarcomatosis Conditions give none).
+    /// Unknown (not applicable) when no Condition gives a count.
+    pub metastatic_lesions_at_least: Fact<u32>,
+    /// `metastatic_lesion_count` ≤ `low_volume_max_lesions`; false also when the lower bound
+    /// exceeds it (a lower bound never makes it true).
     pub low_volume: Fact<bool>,
     /// Months from the last complete (R0/R1) resection to detection of the current
     /// recurrence or metastasis.
@@ -785,11 +825,28 @@ pub struct Picture {
     pub resectability: Fact<Resectability>,
     /// ECOG 0–5 (Karnofsky converted).
     pub ecog: Fact<u8>,
-    /// Current symptoms (closed world).
+    /// Current symptoms from affirmative records (presence is closed world: empty = none
+    /// recorded). Not an absence of symptoms: see `symptomatic`.
     pub symptoms: Fact<Vec<Symptom>>,
+    /// Tumour-related symptoms (rps-knowledge.md §4.1): true from an affirmative record;
+    /// false only from a symptom assessment that found none within
+    /// `symptom_assessment_max_age_days`, with no affirmative record after it; else unknown.
+    pub symptomatic: Fact<bool>,
     /// Latest disease-status Observation (open world).
     pub latest_disease_status: Fact<DiseaseStatus>,
     pub systemic_history: Fact<SystemicHistory>,
+    /// Prior anthracycline exposure (any doxorubicin/epirubicin record, for any cancer),
+    /// known even when its dose is not; unknown, not "none", when medication records were
+    /// set aside or could not be had.
+    pub prior_anthracycline: Fact<bool>,
+    /// Prior cumulative anthracycline dose as a lower bound.
+    pub anthracycline_dose: AnthracyclineDose,
+    /// Cardiomyopathy or heart failure: a Condition, or the latest LVEF below
+    /// `lvef_min_percent` (ORD-20, SYS-02).
+    pub cardiomyopathy_or_heart_failure: Fact<bool>,
+    /// Renal impairment: a chronic kidney disease Condition, or the latest eGFR below
+    /// `egfr_min` (ORD-20).
+    pub renal_impairment: Fact<bool>,
     /// Regression, or stable disease for ≥ `favorable_stable_months`, on systemic therapy.
     pub favorable_systemic_response: Fact<bool>,
     /// Progression during the current or last line.
@@ -910,6 +967,12 @@ impl Picture {
         strip(&mut p.last_ct_abdomen_pelvis, bad);
         strip(&mut p.last_bone_or_pet, bad);
         strip(&mut p.last_imaging, bad);
+        strip(&mut p.metastatic_lesions_at_least, bad);
+        strip(&mut p.symptomatic, bad);
+        strip(&mut p.prior_anthracycline, bad);
+        strip(&mut p.anthracycline_dose.total_mg_m2, bad);
+        strip(&mut p.cardiomyopathy_or_heart_failure, bad);
+        strip(&mut p.renal_impairment, bad);
         Some(p)
     }
 }

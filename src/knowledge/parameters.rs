@@ -23,10 +23,13 @@ pub enum ParameterId {
     PftValidityDays,
     SurveillanceGraceDays,
     MaxCards,
+    SymptomAssessmentMaxAgeDays,
+    LvefMinPercent,
+    EgfrMin,
 }
 
 impl ParameterId {
-    pub const ALL: [ParameterId; 11] = [
+    pub const ALL: [ParameterId; 14] = [
         ParameterId::FavorableDfiMonths,
         ParameterId::FavorableStableMonths,
         ParameterId::PoorEcogMin,
@@ -38,6 +41,9 @@ impl ParameterId {
         ParameterId::PftValidityDays,
         ParameterId::SurveillanceGraceDays,
         ParameterId::MaxCards,
+        ParameterId::SymptomAssessmentMaxAgeDays,
+        ParameterId::LvefMinPercent,
+        ParameterId::EgfrMin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +59,9 @@ impl ParameterId {
             ParameterId::PftValidityDays => "pft_validity_days",
             ParameterId::SurveillanceGraceDays => "surveillance_grace_days",
             ParameterId::MaxCards => "max_cards",
+            ParameterId::SymptomAssessmentMaxAgeDays => "symptom_assessment_max_age_days",
+            ParameterId::LvefMinPercent => "lvef_min_percent",
+            ParameterId::EgfrMin => "egfr_min",
         }
     }
 
@@ -76,6 +85,8 @@ impl ParameterId {
             ParameterId::DoxorubicinLifetimeMaxMgM2 => (50.0, 1000.0),
             ParameterId::LowVolumeMaxLesions => (1.0, 50.0),
             ParameterId::MaxCards => (1.0, 50.0),
+            ParameterId::LvefMinPercent => (10.0, 80.0),
+            ParameterId::EgfrMin => (5.0, 120.0),
             _ => (1.0, 3650.0),
         }
     }
@@ -108,6 +119,12 @@ pub struct Parameters {
     pub surveillance_grace_days: u32,
     /// Cards per response before the lowest-priority ones are left out (§5).
     pub max_cards: u32,
+    /// A symptom assessment older than this does not establish "not symptomatic".
+    pub symptom_assessment_max_age_days: u32,
+    /// LVEF (%) below this counts as cardiomyopathy or heart failure.
+    pub lvef_min_percent: u32,
+    /// eGFR (mL/min/1.73 m²) below this counts as renal impairment.
+    pub egfr_min: u32,
     /// Which values differ from the knowledge base's defaults (shown in cards).
     #[serde(skip)]
     overridden: Vec<ParameterId>,
@@ -129,6 +146,9 @@ impl Default for Parameters {
             pft_validity_days: 90,
             surveillance_grace_days: 30,
             max_cards: 8,
+            symptom_assessment_max_age_days: 90,
+            lvef_min_percent: 50,
+            egfr_min: 60,
             overridden: Vec::new(),
         }
     }
@@ -192,6 +212,9 @@ impl Parameters {
             pft_validity_days: v(ParameterId::PftValidityDays) as u32,
             surveillance_grace_days: v(ParameterId::SurveillanceGraceDays) as u32,
             max_cards: v(ParameterId::MaxCards) as u32,
+            symptom_assessment_max_age_days: v(ParameterId::SymptomAssessmentMaxAgeDays) as u32,
+            lvef_min_percent: v(ParameterId::LvefMinPercent) as u32,
+            egfr_min: v(ParameterId::EgfrMin) as u32,
             overridden,
         })
     }
@@ -214,6 +237,11 @@ impl Parameters {
             ParameterId::PftValidityDays => self.pft_validity_days.to_string(),
             ParameterId::SurveillanceGraceDays => self.surveillance_grace_days.to_string(),
             ParameterId::MaxCards => self.max_cards.to_string(),
+            ParameterId::SymptomAssessmentMaxAgeDays => {
+                self.symptom_assessment_max_age_days.to_string()
+            }
+            ParameterId::LvefMinPercent => self.lvef_min_percent.to_string(),
+            ParameterId::EgfrMin => self.egfr_min.to_string(),
         };
         if self.overridden.contains(&id) {
             format!("{value} (site configuration)")
@@ -287,6 +315,11 @@ impl Parameters {
             ParameterId::PftValidityDays => f64::from(self.pft_validity_days),
             ParameterId::SurveillanceGraceDays => f64::from(self.surveillance_grace_days),
             ParameterId::MaxCards => f64::from(self.max_cards),
+            ParameterId::SymptomAssessmentMaxAgeDays => {
+                f64::from(self.symptom_assessment_max_age_days)
+            }
+            ParameterId::LvefMinPercent => f64::from(self.lvef_min_percent),
+            ParameterId::EgfrMin => f64::from(self.egfr_min),
         }
     }
 

@@ -71,11 +71,10 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
     if let Some(lr) = assess(c) {
         gaps.extend(&lr.blocking);
         if lr.verdict == Verdict::Lr04 {
-            // LR-03 (observation first) needs the histology and, for WD-LPS, the symptoms.
+            // LR-03 (observation first) needs the histology (for WD-LPS the symptom status
+            // is a blocking factor of the assessment itself).
             let holds = "whether observation (LR-03) rather than re-resection fits";
-            if gaps.need("histology", &c.p.histology, holds) == Some(&Histology::WdLiposarcoma) {
-                gaps.need("symptomatic", &c.p.symptoms, holds);
-            }
+            gaps.need("histology", &c.p.histology, holds);
         }
         let verdict = lr.verdict;
         out.push(verdict_finding(lr));
@@ -445,35 +444,53 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
         )),
     }
 
+    // For a WD-LPS recurrence the symptoms decide between observation (LR-03) and
+    // re-resection (LR-04): without a current symptom assessment neither can be given.
+    if p.histology.value() == Some(&Histology::WdLiposarcoma) {
+        let holds = format!(
+            "no symptom assessment in the last {} days: for a well-differentiated liposarcoma it decides between observation and re-resection",
+            c.params.display(ParameterId::SymptomAssessmentMaxAgeDays)
+        );
+        if let Some(u) = unknown_of("symptomatic", &p.symptomatic, &holds) {
+            a.blocking.push(u);
+            a.parameters.push(ParameterId::SymptomAssessmentMaxAgeDays);
+        }
+    }
+
     a.verdict = if !a.distant_reasons.is_empty() {
         Verdict::Lr01
     } else if !a.against_reasons.is_empty() {
         Verdict::Lr02
     } else if !a.blocking.is_empty() {
         Verdict::Lr00
-    } else if p.histology.value() == Some(&Histology::WdLiposarcoma)
-        && p.symptoms.value().is_some_and(|s| s.is_empty())
-    {
+    } else if p.histology.value() == Some(&Histology::WdLiposarcoma) && p.symptomatic.is_false() {
         Verdict::Lr03
     } else {
         Verdict::Lr04
     };
     if matches!(a.verdict, Verdict::Lr03 | Verdict::Lr04) {
-        a.decided_by
-            .extend(fact_use("symptomatic", &p.symptoms, |s| {
-                if s.is_empty() {
-                    "none recorded".to_owned()
-                } else {
-                    let kinds: Vec<&str> = s.iter().map(|s| s.kind.label()).collect();
-                    kinds.join(", ")
-                }
-            }));
-        if a.verdict == Verdict::Lr04 && p.histology.value() == Some(&Histology::WdLiposarcoma) {
-            a.unknown.extend(unknown_of(
-                "symptomatic",
-                &p.symptoms,
-                "observation before re-resection (LR-03) needs the symptom status",
-            ));
+        match p.symptomatic.value() {
+            Some(true) => {
+                let kinds: Vec<&str> = p
+                    .symptoms
+                    .value()
+                    .map(|s| s.iter().map(|s| s.kind.label()).collect())
+                    .unwrap_or_default();
+                a.decided_by
+                    .extend(fact_use("symptomatic", &p.symptomatic, |_| {
+                        if kinds.is_empty() {
+                            "yes".to_owned()
+                        } else {
+                            kinds.join(", ")
+                        }
+                    }));
+            }
+            Some(false) => a
+                .decided_by
+                .extend(fact_use("symptomatic", &p.symptomatic, |_| {
+                    "none found at the symptom assessment".to_owned()
+                })),
+            None => {}
         }
     }
     // Every unknown is listed on the verdict; the blocking ones first.

@@ -35,10 +35,24 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
         if let Some(m) = m2 {
             out.push(met_02_finding(m));
         }
-        if candidate {
+        // MET-03 (v2) also needs the symptoms known absent.
+        let observation_fits = candidate
+            && gaps
+                .need(
+                    "symptomatic",
+                    &c.p.symptomatic,
+                    "a period of observation needs a symptom assessment that found none",
+                )
+                .is_some_and(|s| !s);
+        if observation_fits {
             let mut f = Finding::new("MET-03", Indicator::Info);
             f.statements
                 .push("No metastasectomy criterion failed (MET-02)".to_owned());
+            f.parameters.push(ParameterId::SymptomAssessmentMaxAgeDays);
+            f.decided_by
+                .extend(fact_use("symptomatic", &c.p.symptomatic, |_| {
+                    "none found at the symptom assessment".to_owned()
+                }));
             out.push(f);
         }
         out.extend(met_04(c, gaps));
@@ -659,13 +673,11 @@ fn met_10(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 fn met_11(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let p = c.p;
     let holds = "active surveillance (MET-11) not assessed";
-    if p.symptoms.value().is_some_and(|s| !s.is_empty())
-        || p.low_volume.is_false()
-        || p.progression_on_systemic.is_true()
-    {
+    if p.symptomatic.is_true() || p.low_volume.is_false() || p.progression_on_systemic.is_true() {
         return None;
     }
-    gaps.need("symptomatic", &p.symptoms, holds)?;
+    // Symptoms must be known absent (a current symptom assessment), not just unrecorded.
+    gaps.need("symptomatic", &p.symptomatic, holds)?;
     gaps.need("low_volume", &p.low_volume, holds)?;
     gaps.need("progression_on_systemic", &p.progression_on_systemic, holds)?;
     // A worsening disease status is progression too, on treatment or not.
@@ -679,9 +691,10 @@ fn met_11(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     }
     let mut f = Finding::new("MET-11", Indicator::Info);
     f.parameters.push(ParameterId::LowVolumeMaxLesions);
+    f.parameters.push(ParameterId::SymptomAssessmentMaxAgeDays);
     f.decided_by
-        .extend(fact_use("symptomatic", &p.symptoms, |_| {
-            "none recorded".to_owned()
+        .extend(fact_use("symptomatic", &p.symptomatic, |_| {
+            "none found at the symptom assessment".to_owned()
         }));
     f.decided_by.extend(fact_use(
         "metastatic_lesion_count",

@@ -346,8 +346,9 @@ pub(super) fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     if !o.agents().any(Agent::is_anthracycline) {
         return None;
     }
-    let prior_fact = c.p.systemic_history.value().map(|h| &h.anthracycline_mg_m2);
-    let prior = prior_fact.and_then(|f| f.value()).copied();
+    // The prior dose is a lower bound (§4.1): what valid records prove.
+    let dose = &c.p.anthracycline_dose;
+    let prior = dose.at_least_mg_m2;
     let limit = c.params.doxorubicin_lifetime_max_mg_m2;
     let this = o.planned_anthracycline_mg_m2.value().copied();
     let others: f64 = all
@@ -357,7 +358,7 @@ pub(super) fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
         .sum();
     // Unknown parts count as zero: the sum is then a lower bound, and a lower bound over the
     // limit is over it whatever the unknown parts are. Below the limit it decides nothing.
-    let total = prior.unwrap_or(0.0) + others + this.unwrap_or(0.0);
+    let total = prior + others + this.unwrap_or(0.0);
     if total <= limit + DOSE_EPSILON_MG_M2 {
         return None;
     }
@@ -365,32 +366,35 @@ pub(super) fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     f.parameters.push(ParameterId::DoxorubicinLifetimeMaxMgM2);
     f.parameters
         .push(ParameterId::EpirubicinToDoxorubicinFactor);
-    let prior_text = match (prior, prior_fact) {
-        (Some(p), Some(fact)) => {
-            f.decided_by
-                .extend(fact_use("anthracycline_cumulative_dose", fact, |d| {
-                    format!("{d:.0} mg/m² doxorubicin-equivalent")
-                }));
-            format!("{p:.0}")
-        }
-        _ => {
-            f.unknown.push(super::UnknownFact {
-                fact: "anthracycline_cumulative_dose",
-                reason: prior_fact
-                    .and_then(|f| f.unknown_reason())
-                    .or(c.p.systemic_history.unknown_reason())
-                    .map_or_else(|| "not recorded".to_owned(), |u| u.reason()),
-                holds_back: "the total may be higher still".to_owned(),
-            });
-            "unknown".to_owned()
-        }
+    let prior_text = if dose.is_exact() {
+        f.decided_by.extend(fact_use(
+            "anthracycline_cumulative_dose",
+            &dose.total_mg_m2,
+            |d| format!("{d:.0} mg/m² doxorubicin-equivalent"),
+        ));
+        format!("{prior:.0}")
+    } else {
+        f.decided_by.push(super::plain_use(
+            "anthracycline_cumulative_dose",
+            format!("at least {prior:.0} mg/m² doxorubicin-equivalent"),
+            (!dose.counted.is_empty()).then(|| dose.counted.join(", ")),
+        ));
+        f.unknown.push(super::UnknownFact {
+            fact: "anthracycline_cumulative_dose",
+            reason: dose
+                .total_mg_m2
+                .unknown_reason()
+                .map_or_else(|| "not recorded".to_owned(), |u| u.reason()),
+            holds_back: "the total may be higher still".to_owned(),
+        });
+        format!("at least {prior:.0}")
     };
     let this_text = this.map_or_else(|| "not stated".to_owned(), |d| format!("{d:.0}"));
     let mut line = format!("Prior {prior_text} + this order {this_text}");
     if others > 0.0 {
         line.push_str(&format!(" + other draft orders {others:.0}"));
     }
-    let at_least = if prior.is_none() || this.is_none() {
+    let at_least = if !dose.is_exact() || this.is_none() {
         "at least "
     } else {
         ""

@@ -250,22 +250,41 @@ pub(super) fn work_05(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     Some(f)
 }
 
-/// HIST-01: systemic therapy given but the cumulative anthracycline dose is not known.
+/// HIST-01: prior anthracycline exposure is recorded but the cumulative dose cannot be
+/// established (records without dose or usable body surface area, a history statement only,
+/// or medication records left out).
 pub(super) fn hist_01(c: &Ctx) -> Option<Finding> {
-    let h = c.p.systemic_history.value()?;
-    if h.is_empty() || h.anthracycline_mg_m2.is_known() {
+    let dose = &c.p.anthracycline_dose;
+    if !c.p.prior_anthracycline.is_true() || dose.is_exact() {
         return None;
     }
     let mut f = Finding::new("HIST-01", Indicator::Info);
-    let agents: Vec<&str> = h.agents.iter().map(|a| a.label()).collect();
-    f.decided_by
-        .extend(fact_use("systemic_history", &c.p.systemic_history, |h| {
-            format!("{} line(s): {}", h.lines.len(), agents.join(", "))
-        }));
+    if let Some(h) = c.p.systemic_history.value() {
+        let agents: Vec<&str> = h.agents.iter().map(|a| a.label()).collect();
+        f.decided_by
+            .extend(fact_use("systemic_history", &c.p.systemic_history, |h| {
+                format!("{} line(s): {}", h.lines.len(), agents.join(", "))
+            }));
+    }
+    f.decided_by.extend(fact_use(
+        "prior_anthracycline",
+        &c.p.prior_anthracycline,
+        |_| "yes".to_owned(),
+    ));
+    for g in &dose.without_dose {
+        let when = g
+            .date
+            .map_or_else(|| "undated".to_owned(), |d| d.to_string());
+        f.statements.push(format!(
+            "{} ({when}): dose not established, {}",
+            g.agent.label(),
+            g.reason
+        ));
+    }
     f.unknown.extend(unknown_of(
         "anthracycline_cumulative_dose",
-        &h.anthracycline_mg_m2,
-        "the cumulative anthracycline limit (ORD-14) cannot be checked",
+        &dose.total_mg_m2,
+        "the cumulative anthracycline limit (ORD-14) is checked against a lower bound only",
     ));
     Some(f)
 }

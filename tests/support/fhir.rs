@@ -501,6 +501,41 @@ impl Chart {
         self
     }
 
+    /// RPS symptom-assessment Observation `symptom-assessment-N`: `none` when
+    /// `found_symptoms` is false, `present` when true.
+    pub fn symptom_assessment(mut self, date: &str, found_symptoms: bool) -> Self {
+        let mut o = self.observation(
+            "symptom-assessment",
+            cc(RPS, "symptom-assessment", "Symptom assessment"),
+            date,
+        );
+        let v = if found_symptoms { "present" } else { "none" };
+        o["valueCodeableConcept"] = cc(RPS, v, v);
+        self.resources.push(o);
+        self
+    }
+
+    /// A symptom Observation (LOINC 75325-1) `symptom-note-N` whose value is free text, e.g.
+    /// "Denies abdominal pain; no obstructive symptoms".
+    pub fn symptom_note(mut self, date: &str, note: &str) -> Self {
+        let mut o = self.observation("symptom-note", cc(LOINC, "75325-1", "Symptom"), date);
+        o["valueString"] = json!(note);
+        self.resources.push(o);
+        self
+    }
+
+    /// Sets the `clinicalStatus` of the Condition added last ("resolved", "remission" …).
+    pub fn clinical_status(self, code: &str) -> Self {
+        let code = code.to_owned();
+        self.tweak(move |c| {
+            c["clinicalStatus"] = cc(
+                "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                &code,
+                &code,
+            )
+        })
+    }
+
     // ---- Patient status and history --------------------------------------------------
 
     /// ECOG (LOINC 89247-1) as valueInteger.
@@ -644,6 +679,42 @@ impl Chart {
         self
     }
 
+    /// Left-ventricular ejection fraction (LOINC 10230-1) in %.
+    pub fn lvef(mut self, date: &str, percent: f64) -> Self {
+        let mut o = self.observation(
+            "lvef",
+            cc(LOINC, "10230-1", "Left ventricular Ejection fraction"),
+            date,
+        );
+        o["valueQuantity"] = json!({"value": percent, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"});
+        self.resources.push(o);
+        self
+    }
+
+    /// eGFR (LOINC 33914-3) in mL/min/1.73 m².
+    pub fn egfr(mut self, date: &str, value: f64) -> Self {
+        let mut o = self.observation(
+            "egfr",
+            cc(
+                LOINC,
+                "33914-3",
+                "Glomerular filtration rate/1.73 sq M.predicted",
+            ),
+            date,
+        );
+        o["valueQuantity"] = json!({"value": value, "unit": "mL/min/{1.73_m2}",
+            "system": "http://unitsofmeasure.org", "code": "mL/min/{1.73_m2}"});
+        self.resources.push(o);
+        self
+    }
+
+    /// A Condition `history-N` with the given code (cardiomyopathy, chronic kidney disease …).
+    pub fn condition_coded(mut self, onset: &str, code: Value) -> Self {
+        let c = self.condition("history", code, onset);
+        self.resources.push(c);
+        self
+    }
+
     /// Li-Fraumeni syndrome (ORPHA 524).
     pub fn li_fraumeni(mut self, onset: &str) -> Self {
         let c = self.condition(
@@ -734,6 +805,67 @@ impl Chart {
             .map(|r| json!({"resource": r}))
             .collect();
         json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries})
+    }
+
+    /// The chart as CDS Hooks prefetch: `patient` and one searchset Bundle per prefetch key
+    /// (resources of other types are left out).
+    pub fn prefetch(&self) -> Value {
+        const KEYS: [(&str, &str); 7] = [
+            ("conditions", "Condition"),
+            ("observations", "Observation"),
+            ("procedures", "Procedure"),
+            ("medicationAdministrations", "MedicationAdministration"),
+            ("medicationStatements", "MedicationStatement"),
+            ("medicationRequests", "MedicationRequest"),
+            ("diagnosticReports", "DiagnosticReport"),
+        ];
+        let mut prefetch = serde_json::Map::new();
+        prefetch.insert(
+            "patient".to_owned(),
+            self.patient.clone().unwrap_or(Value::Null),
+        );
+        for (key, ty) in KEYS {
+            let entries: Vec<Value> = self
+                .resources
+                .iter()
+                .filter(|r| r["resourceType"] == ty)
+                .map(|r| json!({"resource": r}))
+                .collect();
+            prefetch.insert(
+                key.to_owned(),
+                json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}),
+            );
+        }
+        Value::Object(prefetch)
+    }
+
+    /// A CDS Hooks request for `hook` ("patient-view", "order-sign", "order-select") about
+    /// `Patient/p1`, with the chart as prefetch and the drafts as `context.draftOrders`.
+    pub fn hook_request(&self, hook: &str) -> Value {
+        let mut context = json!({"userId": "Practitioner/example", "patientId": "p1"});
+        if hook != "patient-view" {
+            context["draftOrders"] = self.draft_orders_bundle();
+            if hook == "order-select" {
+                let selections: Vec<String> = self
+                    .drafts
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}/{}",
+                            d["resourceType"].as_str().unwrap_or(""),
+                            d["id"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                context["selections"] = json!(selections);
+            }
+        }
+        json!({
+            "hook": hook,
+            "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": context,
+            "prefetch": self.prefetch()
+        })
     }
 
     /// The draft orders as the `context.draftOrders` Bundle of order-sign / order-select.

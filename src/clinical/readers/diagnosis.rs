@@ -79,6 +79,9 @@ pub(crate) struct DiagnosisFacts<'r, 'a> {
     pub(crate) diagnosis: Option<RpsDiagnosis>,
     /// Diagnosis Conditions whose status says recurrence / relapse.
     pub(crate) recurrence_conds: Vec<&'r Rec<'a>>,
+    /// The other diagnosis Conditions (neither the diagnosis nor recurrence-status): the
+    /// recurrence reader decides which are recurrences charted with another status.
+    pub(crate) other_dx_conds: Vec<&'r Rec<'a>>,
     pub(crate) histology: Fact<Histology>,
     pub(crate) site_retroperitoneal: Fact<bool>,
     pub(crate) grade: Fact<u8>,
@@ -232,10 +235,14 @@ impl<'a> Extractor<'a, '_> {
             None => None,
         };
         let mut recurrence_conds = Vec::new();
+        let mut other_dx_conds = Vec::new();
         let mut histology_cands: Vec<Cand<Histology>> = Vec::new();
+        let dx_ref = diagnosis.as_ref().map(|d| d.condition.as_str());
         for (rec, _, h) in &dx_conds {
             if is_recurrence_status(rec.first_code("clinicalStatus")) {
                 recurrence_conds.push(*rec);
+            } else if Some(rec.reference.as_str()) != dx_ref {
+                other_dx_conds.push(*rec);
             }
             if let Some((h, rf)) = h {
                 histology_cands.push(Cand::new(rec, *h, *rf));
@@ -286,6 +293,7 @@ impl<'a> Extractor<'a, '_> {
         DiagnosisFacts {
             diagnosis,
             recurrence_conds,
+            other_dx_conds,
             histology,
             site_retroperitoneal,
             grade,

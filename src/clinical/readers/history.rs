@@ -1,5 +1,5 @@
-//! History: Li-Fraumeni syndrome, a second primary cancer, smoking status and pulmonary
-//! function tests.
+//! History: Li-Fraumeni syndrome, a second primary cancer, smoking status, pulmonary
+//! function tests, and the cardiac and renal sequelae of earlier treatment (§4.1).
 
 use serde_json::Value;
 
@@ -7,11 +7,12 @@ use super::diagnosis::CondInfo;
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::extract::{
-    CONDITION, CONDITION_ACTIVITY, Cand, Extractor, ICD10, ICD10CM, ICDO3, OBSERVATION, ObsKind,
-    condition_active, derived, latest, with_note,
+    CONDITION, CONDITION_ACTIVITY, CONDITION_OBS, Cand, Extractor, ICD10, ICD10CM, ICDO3,
+    OBSERVATION, ObsKind, condition_active, derived, latest, with_note,
 };
 use crate::clinical::fhir::{self, Concept};
 use crate::clinical::picture::*;
+use crate::clinical::symptom_text::{Polarity, mentions};
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
     family: "history",
@@ -24,7 +25,7 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
         TypeReads {
             resource_type: "Observation",
             classifying: &["code"],
-            values: &["valueCodeableConcept"],
+            values: &["valueCodeableConcept", "valueQuantity"],
         },
     ],
 };
@@ -36,6 +37,8 @@ pub(crate) struct HistoryFacts {
     pub(crate) current_smoker: Fact<bool>,
     pub(crate) last_pft: Fact<Option<chrono::NaiveDate>>,
     pub(crate) pulmonary_function_tested: Fact<bool>,
+    pub(crate) cardiomyopathy_or_heart_failure: Fact<bool>,
+    pub(crate) renal_impairment: Fact<bool>,
 }
 
 impl<'a> Extractor<'a, '_> {
@@ -44,7 +47,16 @@ impl<'a> Extractor<'a, '_> {
         let v = &self.vocab;
         let mut li_fraumeni: Vec<Cand<bool>> = Vec::new();
         let mut other_cancers: Vec<String> = Vec::new();
+        let mut cardiac: Vec<Cand<bool>> = Vec::new();
+        let mut renal: Vec<Cand<bool>> = Vec::new();
         for c in conds {
+            // Sequelae of earlier treatment count whatever their clinical status.
+            if let Some(rf) = self.sequela_of("cardiomyopathy-condition", &c.code) {
+                cardiac.push(Cand::new(c.rec, true, rf));
+            }
+            if let Some(rf) = self.sequela_of("renal-impairment-condition", &c.code) {
+                renal.push(Cand::new(c.rec, true, rf));
+            }
             if let Some(m) = v.matches("li-fraumeni", &c.code) {
                 li_fraumeni.push(Cand::new(c.rec, true, fhir::read_from(m)));
             }
@@ -129,12 +141,92 @@ impl<'a> Extractor<'a, '_> {
             },
             None => self.none_recorded(false, OBSERVATION),
         };
+        let measure = |kind: ObsKind| -> Vec<Cand<f64>> {
+            self.observations_of(kind)
+                .filter_map(|rec| {
+                    let (x, _) = rec.get("valueQuantity").and_then(fhir::quantity)?;
+                    Some(Cand::new(rec, x, ReadFrom::Code))
+                })
+                .collect()
+        };
+        let cardiomyopathy_or_heart_failure = self.sequela(
+            cardiac,
+            measure(ObsKind::Lvef),
+            self.params.lvef_min_percent,
+            ("LVEF", "%"),
+        );
+        let renal_impairment = self.sequela(
+            renal,
+            measure(ObsKind::Egfr),
+            self.params.egfr_min,
+            ("eGFR", "mL/min/1.73 m²"),
+        );
         HistoryFacts {
             li_fraumeni,
             second_malignancy,
             current_smoker,
             last_pft,
             pulmonary_function_tested,
+            cardiomyopathy_or_heart_failure,
+            renal_impairment,
+        }
+    }
+
+    /// A sequela Condition (cardiomyopathy, renal impairment): by code, or by text that
+    /// affirms it (negation-aware, whole words: "no heart failure" is not heart failure).
+    fn sequela_of(&self, id: &'static str, c: &Concept) -> Option<ReadFrom> {
+        if self.vocab.by_code(id, c) {
+            return Some(ReadFrom::Code);
+        }
+        let vs = self.vocab.terminology.get(id)?;
+        let terms: Vec<((), &str)> = vs
+            .text_fallbacks()
+            .iter()
+            .map(|t| ((), t.as_str()))
+            .collect();
+        c.texts()
+            .any(|t| {
+                mentions(t, &terms)
+                    .iter()
+                    .any(|m| m.polarity == Polarity::Affirmed)
+            })
+            .then_some(ReadFrom::Text)
+    }
+
+    /// Cardiomyopathy / renal impairment: a Condition, else the latest measurement below
+    /// `min` (LVEF %, eGFR); closed world like other conditions.
+    fn sequela(
+        &self,
+        conditions: Vec<Cand<bool>>,
+        measures: Vec<Cand<f64>>,
+        min: u32,
+        (what, unit): (&str, &str),
+    ) -> Fact<bool> {
+        if let Some(c) = conditions.into_iter().max_by_key(|c| c.date) {
+            return c.into_fact();
+        }
+        match latest(measures) {
+            Ok(Some(m)) => {
+                let below = m.value < f64::from(min);
+                if !below && let Some(u) = self.set_aside(CONDITION) {
+                    return Fact::Unknown(u);
+                }
+                let note = format!(
+                    "{what} {} {unit} ({} {min} {unit})",
+                    m.value,
+                    if below { "below" } else { "not below" }
+                );
+                Cand {
+                    date: m.date,
+                    value: below,
+                    reference: m.reference,
+                    read_from: m.read_from,
+                    note: Some(note),
+                }
+                .into_fact()
+            }
+            Ok(None) => self.none_recorded(false, CONDITION_OBS),
+            Err(u) => Fact::Unknown(u),
         }
     }
 

@@ -11,8 +11,8 @@ use super::status::StatusObs;
 use super::view::{Read, Reading};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::extract::{
-    CONDITION_OBS, Cand, Extractor, ICDO3, ObsKind, PROCEDURE, absence, derived, latest,
-    months_between, with_note,
+    CONDITION_OBS, Cand, Extractor, ICDO3, OBSERVATION, ObsKind, PROCEDURE, absence,
+    body_site_keys, derived, latest, months_between, with_note,
 };
 use crate::clinical::fhir::Concept;
 use crate::clinical::picture::*;
@@ -44,6 +44,10 @@ pub(crate) struct MetRec {
     intra_abdominal: bool,
     read_from: ReadFrom,
     sarcomatosis_morphology: bool,
+    /// Identifies the lesion for the lower bound of the lesion count: `None` for records
+    /// that give no count (peritoneal disease, "multiple" lesions, sarcomatosis, progression
+    /// Observations). Records with the same key are one lesion.
+    count_key: Option<String>,
 }
 
 /// The metastases with their activity settled.
@@ -68,6 +72,7 @@ pub(crate) struct MetastasisFacts {
     pub(crate) synchronous_local_distant: Fact<bool>,
     pub(crate) sarcomatosis: Fact<bool>,
     pub(crate) metastatic_lesion_count: Fact<u32>,
+    pub(crate) metastatic_lesions_at_least: Fact<u32>,
     pub(crate) low_volume: Fact<bool>,
     pub(crate) dfi_months: Fact<f64>,
     pub(crate) recurrent_metastases_after_metastasectomy: Fact<bool>,
@@ -86,6 +91,18 @@ impl<'a> Extractor<'a, '_> {
                         || ["abdom", "mesenter", "oment", "peritone"]
                             .iter()
                             .any(|w| c.body.text_contains(w));
+                    let no_count = site == Some(MetastasisSite::Peritoneum)
+                        || morph
+                        || ["multiple", "sarcomatosis"].iter().any(|w| {
+                            c.code.text_has_word_start(w) || c.body.text_has_word_start(w)
+                        });
+                    let count_key = (!no_count).then(|| {
+                        format!(
+                            "{site:?}|{}|{:?}",
+                            body_site_keys(c.rec).join(","),
+                            c.rec.date()
+                        )
+                    });
                     Some(MetRec {
                         source: c.rec.reference.clone(),
                         site,
@@ -94,6 +111,7 @@ impl<'a> Extractor<'a, '_> {
                         intra_abdominal,
                         read_from,
                         sarcomatosis_morphology: morph,
+                        count_key,
                     })
                 }
                 _ => None,
@@ -121,6 +139,7 @@ impl<'a> Extractor<'a, '_> {
                     intra_abdominal: false,
                     read_from: ReadFrom::Code,
                     sarcomatosis_morphology: false,
+                    count_key: None,
                 });
             }
         }
@@ -244,28 +263,61 @@ impl<'a> Extractor<'a, '_> {
                 Some(Cand::new(rec, n as u32, ReadFrom::Code))
             })
             .collect();
+        // The count is known only from a lesion-count Observation (§4.1); metastasis
+        // Conditions give a lower bound (one lesion per distinct record), which can make low
+        // volume false but never true.
         let metastatic_lesion_count = match latest(lesion_counts) {
             Ok(Some(c)) => c.into_fact(),
             Err(u) => Fact::Unknown(u),
             Ok(None) => match met_set_aside.clone() {
                 Some(u) => Fact::Unknown(u),
                 None if active_mets.is_empty() => absence(0),
-                None => with_note(
-                    derived(active_mets.len() as u32, active_refs.clone(), None),
-                    Some("counted from the metastasis records".to_owned()),
-                ),
+                None => self.not_recorded(OBSERVATION),
             },
         };
-        let low_volume = match metastatic_lesion_count.value() {
-            Some(&n) => derived(
-                n <= self.params.low_volume_max_lesions,
+        let metastatic_lesions_at_least = {
+            let mut keys: BTreeSet<&str> = BTreeSet::new();
+            let mut sources: Vec<String> = Vec::new();
+            for (m, active) in met_recs.iter().zip(&mets.met_active) {
+                if let (true, Some(k)) = (*active, m.count_key.as_deref()) {
+                    keys.insert(k);
+                    sources.push(m.source.clone());
+                }
+            }
+            if keys.is_empty() {
+                Fact::Unknown(Unknown::NotApplicable)
+            } else {
+                with_note(
+                    derived(keys.len() as u32, sources, None),
+                    Some("one lesion per metastasis record".to_owned()),
+                )
+            }
+        };
+        let max_lesions = self.params.low_volume_max_lesions;
+        let low_volume = match (
+            metastatic_lesions_at_least.value(),
+            metastatic_lesion_count.value(),
+        ) {
+            (Some(&at_least), _) if at_least > max_lesions => with_note(
+                derived(
+                    false,
+                    metastatic_lesions_at_least
+                        .provenance()
+                        .map(|p| p.resources.clone())
+                        .unwrap_or_default(),
+                    None,
+                ),
+                Some(format!("at least {at_least} lesions")),
+            ),
+            (_, Some(&n)) => derived(
+                n <= max_lesions,
                 metastatic_lesion_count
                     .provenance()
                     .map(|p| p.resources.clone())
                     .unwrap_or_default(),
                 None,
             ),
-            None => Fact::Unknown(Unknown::DependsOn(vec!["metastatic_lesion_count"])),
+            _ => Fact::Unknown(Unknown::DependsOn(vec!["metastatic_lesion_count"])),
         };
         let dfi_months = self.dfi(resections, current_recurrence, &active_mets);
         let metastasis_timing =
@@ -321,6 +373,7 @@ impl<'a> Extractor<'a, '_> {
             synchronous_local_distant,
             sarcomatosis,
             metastatic_lesion_count,
+            metastatic_lesions_at_least,
             low_volume,
             dfi_months,
             recurrent_metastases_after_metastasectomy,

@@ -25,7 +25,15 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
         TypeReads {
             resource_type: "Condition",
             classifying: &["code", "bodySite"],
-            values: &["clinicalStatus", "evidence", "stage"],
+            values: &[
+                "clinicalStatus",
+                "evidence",
+                "stage",
+                "onsetDateTime",
+                "onsetPeriod",
+                "abatementDateTime",
+                "abatementPeriod",
+            ],
         },
         TypeReads {
             resource_type: "Observation",
@@ -43,6 +51,10 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
 /// Local recurrence Conditions at different sites detected this close together are one
 /// multifocal recurrence (input-profile "focality").
 const MULTIFOCAL_WINDOW_DAYS: i64 = 30;
+
+fn is_resolved_status(s: Option<&str>) -> bool {
+    matches!(s, Some("resolved" | "remission" | "inactive"))
+}
 
 /// Which episodes are active, and the current one.
 pub(crate) struct EpisodeActivity {
@@ -75,9 +87,25 @@ impl<'a> Extractor<'a, '_> {
         let is_met_resection = |r: &super::resections::ResectionRec| {
             r.reasons.iter().any(|x| met_sources.contains(x)) || r.met_site.is_some()
         };
+        // v2: a later RPS Condition is a recurrence whatever its current clinicalStatus (EHRs
+        // mark treated recurrences resolved): one with an onset after the first resection
+        // of the primary.
+        let dx_ref = dx.diagnosis.as_ref().map(|d| d.condition.as_str());
+        let first_local_resection = procs
+            .resections
+            .iter()
+            .filter(|r| !is_met_resection(r))
+            .filter(|r| r.retroperitoneal || r.reasons.iter().any(|x| Some(*x) == dx_ref))
+            .map(|r| r.date)
+            .min();
+        let later = dx.other_dx_conds.iter().filter(|rec| {
+            let has_onset = rec.get("onsetDateTime").is_some() || rec.get("onsetPeriod").is_some();
+            has_onset && first_local_resection.is_some_and(|f| rec.date().is_some_and(|d| d > f))
+        });
         let mut episodes: Vec<RecurrenceEpisode> = dx
             .recurrence_conds
             .iter()
+            .chain(later)
             .filter_map(|rec| {
                 Some(RecurrenceEpisode {
                     source: rec.reference.clone(),
@@ -86,6 +114,7 @@ impl<'a> Extractor<'a, '_> {
                     resected_by: None,
                     body_sites: body_site_keys(*rec),
                     read_from: ReadFrom::Code,
+                    number: 0,
                 })
             })
             .collect();
@@ -119,10 +148,39 @@ impl<'a> Extractor<'a, '_> {
                     resected_by: None,
                     body_sites: Vec::new(),
                     read_from: ReadFrom::Code,
+                    number: 0,
                 });
             }
         }
         episodes.sort_by_key(|e| e.detected);
+        // A new episode only after a complete resection or a record that the recurrence was
+        // gone (a resolved recurrence Condition: its abatement, else its detection date).
+        let mut disease_gone: Vec<NaiveDate> = complete_local.clone();
+        for e in &episodes {
+            let Some(c) = self.conditions.iter().find(|c| c.reference == e.source) else {
+                continue;
+            };
+            if is_resolved_status(c.first_code("clinicalStatus")) {
+                let abated = ["abatementDateTime", "abatementPeriod"]
+                    .iter()
+                    .find_map(|k| c.get(k))
+                    .and_then(|a| match a {
+                        serde_json::Value::String(x) => fhir::parse_date(x),
+                        _ => fhir::str_at(a, "start").and_then(fhir::parse_date),
+                    });
+                disease_gone.push(abated.unwrap_or(e.detected));
+            }
+        }
+        let detected: Vec<NaiveDate> = episodes.iter().map(|e| e.detected).collect();
+        for (e, n) in episodes
+            .iter_mut()
+            .zip(crate::clinical::episodes::episode_numbers(
+                &detected,
+                &disease_gone,
+            ))
+        {
+            e.number = n;
+        }
         episodes
     }
 
@@ -133,19 +191,13 @@ impl<'a> Extractor<'a, '_> {
         resections: &[Resection],
     ) -> EpisodeActivity {
         let _reading = Reading::start(&SPEC);
-        let mut current_uncertain: Option<String> = None;
-        let n_episodes = episodes.len();
-        for (i, e) in episodes.iter_mut().enumerate() {
+        let mut uncertainties: Vec<Option<String>> = Vec::with_capacity(episodes.len());
+        for e in episodes.iter_mut() {
             let status_resolved = self
                 .conditions
                 .iter()
                 .find(|c| c.reference == e.source)
-                .is_some_and(|c| {
-                    matches!(
-                        c.first_code("clinicalStatus"),
-                        Some("resolved" | "remission" | "inactive")
-                    )
-                });
+                .is_some_and(|c| is_resolved_status(c.first_code("clinicalStatus")));
             let removal = resections
                 .iter()
                 .find(|r| r.date >= e.detected && r.target == ResectionTarget::Recurrence);
@@ -176,13 +228,16 @@ impl<'a> Extractor<'a, '_> {
             } else {
                 true
             };
-            if i + 1 == n_episodes {
-                current_uncertain = uncertain;
-            }
+            uncertainties.push(uncertain);
         }
+        // The current recurrence: the latest active record of the latest episode.
+        let last_episode = episodes.last().map(|e| e.number);
+        let current_idx = episodes
+            .iter()
+            .rposition(|e| e.active && Some(e.number) == last_episode);
         EpisodeActivity {
-            current_uncertain,
-            current: episodes.last().filter(|e| e.active).cloned(),
+            current_uncertain: current_idx.and_then(|i| uncertainties[i].clone()),
+            current: current_idx.map(|i| episodes[i].clone()),
         }
     }
 
@@ -288,29 +343,12 @@ impl<'a> Extractor<'a, '_> {
             _ => disease_state,
         };
 
-        // Recurrence Conditions at different sites detected within 30 days of the previous
-        // one, with no resection between, are one (multifocal) episode, not a new recurrence.
-        let distinct_episodes: Vec<&RecurrenceEpisode> = {
-            let mut out: Vec<&RecurrenceEpisode> = Vec::new();
-            for e in episodes {
-                let same = out.last().is_some_and(|p| {
-                    (e.detected - p.detected).num_days() <= MULTIFOCAL_WINDOW_DAYS
-                        && p.body_sites != e.body_sites
-                        && !resections
-                            .iter()
-                            .any(|r| r.date >= p.detected && r.date <= e.detected)
-                });
-                if !same {
-                    out.push(e);
-                }
-            }
-            out
-        };
         let recurrence_number = match self.set_aside(CONDITION_OBS) {
             Some(u) => Fact::Unknown(u),
             None if episodes.is_empty() => absence(0),
+            // Episodes, not records: several records of one episode count once.
             None => derived(
-                distinct_episodes.len() as u32,
+                episodes.last().map_or(0, |e| e.number),
                 episodes.iter().map(|e| e.source.clone()).collect(),
                 episodes.last().map(|e| e.detected),
             ),

@@ -1,5 +1,7 @@
 //! Symptoms: tumour-related pain, obstruction, dyspnoea, cord compression and bone pain
-//! from active Conditions and symptom Observations.
+//! from active Conditions and symptom Observations (text read negation-aware and whole-word,
+//! `symptom_text`), and the symptom assessment that makes their absence known
+//! (`symptom_status`, rps-knowledge.md §4.1).
 
 use std::collections::BTreeMap;
 
@@ -12,8 +14,10 @@ use crate::clinical::extract::{
     CONDITION_ACTIVITY, CONDITION_OBS, Extractor, ObsKind, condition_active, value_concept,
     with_note,
 };
-use crate::clinical::fhir::Concept;
+use crate::clinical::fhir::{self, Concept};
 use crate::clinical::picture::*;
+use crate::clinical::symptom_status::{self, SymptomReading, SymptomRecord, SymptomTerms};
+use crate::knowledge::OBSERVATION_SYSTEM;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
     family: "symptoms",
@@ -26,33 +30,72 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
         TypeReads {
             resource_type: "Observation",
             classifying: &["code", "bodySite"],
-            values: &["valueBoolean", "valueCodeableConcept", "valueString"],
+            values: &[
+                "valueBoolean",
+                "valueCodeableConcept",
+                "valueString",
+                "note",
+            ],
         },
     ],
 };
 
 impl<'a> Extractor<'a, '_> {
-    pub(crate) fn read_symptoms(&self, conds: &[CondInfo<'_, 'a>]) -> Fact<Vec<Symptom>> {
+    /// The current symptoms (presence, closed world) and `symptomatic` (§4.1: absence needs
+    /// a current symptom assessment).
+    pub(crate) fn read_symptoms(
+        &self,
+        conds: &[CondInfo<'_, 'a>],
+    ) -> (Fact<Vec<Symptom>>, Fact<bool>) {
         let _reading = Reading::start(&SPEC);
-        let mut symptom_list: Vec<Symptom> = Vec::new();
+        let mut records: Vec<SymptomRecord> = Vec::new();
+        let terms = SymptomTerms::new(&self.vocab);
         for c in conds {
-            if self.is_symptom_kind(&c.code)
+            let texts: Vec<&str> = c.code.texts().collect();
+            // What the Condition says (from its classifying code) comes first: only a
+            // symptom record's status is read.
+            if let Some(s) = self.symptom_of(&terms, c.rec, &c.code, &texts, false, &c.body)
                 && condition_active(c.rec)
-                && let Some(s) = self.symptom_of(c.rec, &c.code, &c.body)
             {
-                symptom_list.push(s);
+                records.push(s);
             }
         }
         for rec in self.observations_of(ObsKind::Symptom) {
-            let present = rec.get("valueBoolean").and_then(Value::as_bool) != Some(false);
+            let negated = rec.get("valueBoolean").and_then(Value::as_bool) == Some(false);
+            let value = value_concept(rec);
+            let code = rec.concept("code");
+            // The text of the value and the notes; the code's own text only when the code
+            // names the symptom (not the generic LOINC "Symptom").
+            let mut texts: Vec<&str> = value.texts().collect();
+            if !self.vocab.by_code("symptom-observation", &code) {
+                texts.extend(code.texts());
+            }
+            texts.extend(rec.array("note").filter_map(|n| fhir::str_at(n, "text")));
             let mut c = value_concept(rec);
             c.add(rec.get("code").unwrap_or(&Value::Null));
             let body = rec.concept_all("bodySite");
-            if present && let Some(s) = self.symptom_of(rec, &c, &body) {
-                symptom_list.push(s);
+            if let Some(s) = self.symptom_of(&terms, rec, &c, &texts, negated, &body) {
+                records.push(s);
             }
         }
-        self.current_symptoms(symptom_list)
+        for rec in self.observations_of(ObsKind::SymptomAssessment) {
+            let vc = rec.concept("valueCodeableConcept");
+            let reading = if vc.has_code(OBSERVATION_SYSTEM, "none") {
+                SymptomReading::NoneFound
+            } else if vc.has_code(OBSERVATION_SYSTEM, "present") {
+                SymptomReading::PresentUnnamed
+            } else {
+                // An assessment whose result cannot be read says nothing either way.
+                SymptomReading::Ambiguous
+            };
+            records.push(SymptomRecord {
+                source: rec.reference.clone(),
+                date: rec.date(),
+                read_from: ReadFrom::Code,
+                reading,
+            });
+        }
+        self.current_symptoms(records)
     }
 
     pub(crate) fn is_symptom_concept(&self, c: &Concept) -> bool {
@@ -67,40 +110,36 @@ impl<'a> Extractor<'a, '_> {
         .any(|id| self.vocab.by_code(id, c))
     }
 
-    /// The symptom a concept names, if any.
-    fn symptom_kind(&self, c: &Concept) -> Option<(SymptomKind, ReadFrom)> {
-        self.vocab.first(
-            &[
-                ("symptom-cord-compression", SymptomKind::CordCompression),
-                ("symptom-obstruction", SymptomKind::Obstruction),
-                ("symptom-dyspnoea", SymptomKind::Dyspnoea),
-                ("bone-symptom", SymptomKind::Pain),
-                ("symptom-pain", SymptomKind::Pain),
-            ],
-            c,
-        )
-    }
-
-    /// Whether a Condition's code names a symptom (its classification, read first).
-    fn is_symptom_kind(&self, c: &Concept) -> bool {
-        self.symptom_kind(c).is_some()
-    }
-
-    fn symptom_of(&self, rec: &Rec, c: &Concept, body: &Concept) -> Option<Symptom> {
-        let (kind, read_from) = self.symptom_kind(c)?;
-        let bone = self.vocab.matches("bone-symptom", c).is_some()
-            || (kind == SymptomKind::Pain && self.vocab.by_code("site-bone", body));
-        Some(Symptom {
-            kind,
-            bone,
+    /// What a Condition or symptom Observation says about symptoms: its coded concept, the
+    /// texts to read, whether its `valueBoolean` is false, and its body site (bone pain).
+    fn symptom_of(
+        &self,
+        terms: &SymptomTerms,
+        rec: &Rec,
+        c: &Concept,
+        texts: &[&str],
+        negated: bool,
+        body: &Concept,
+    ) -> Option<SymptomRecord> {
+        let bone_site = self.vocab.by_code("site-bone", body);
+        let (reading, read_from) =
+            symptom_status::read_record(&self.vocab, terms, c, texts, negated, bone_site)?;
+        Some(SymptomRecord {
             source: rec.reference.clone(),
             date: rec.date(),
             read_from,
+            reading,
         })
     }
 
-    /// Current symptoms: per kind, the latest record (Conditions are active ones only).
-    fn current_symptoms(&self, list: Vec<Symptom>) -> Fact<Vec<Symptom>> {
+    /// Current symptoms (per kind, the latest affirmative record) and `symptomatic`.
+    fn current_symptoms(&self, records: Vec<SymptomRecord>) -> (Fact<Vec<Symptom>>, Fact<bool>) {
+        let (list, symptomatic) = symptom_status::combine(
+            &records,
+            self.today,
+            self.params.symptom_assessment_max_age_days,
+            self.set_aside(CONDITION_OBS),
+        );
         let mut by_kind: BTreeMap<(SymptomKind, bool), Symptom> = BTreeMap::new();
         for s in list {
             let key = (s.kind, s.bone);
@@ -110,7 +149,7 @@ impl<'a> Extractor<'a, '_> {
         }
         let list: Vec<Symptom> = by_kind.into_values().collect();
         if list.is_empty() {
-            return self.none_recorded(Vec::new(), CONDITION_OBS);
+            return (self.none_recorded(Vec::new(), CONDITION_OBS), symptomatic);
         }
         let resources = list.iter().map(|s| s.source.clone()).collect();
         let date = list.iter().filter_map(|s| s.date).max();
@@ -119,7 +158,7 @@ impl<'a> Extractor<'a, '_> {
         } else {
             ReadFrom::Code
         };
-        with_note(
+        let symptoms = with_note(
             Fact::known(
                 list,
                 Provenance {
@@ -130,6 +169,7 @@ impl<'a> Extractor<'a, '_> {
                 },
             ),
             self.incomplete_note(CONDITION_OBS),
-        )
+        );
+        (symptoms, symptomatic)
     }
 }

@@ -10,8 +10,9 @@ use serde_json::Value;
 use super::status::StatusObs;
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::anthracycline::{self, BsaRecord, DoseEntry, DoseInputs, DoseRecord};
 use crate::clinical::extract::{
-    Extractor, MEDICATION, OBSERVATION, ObsKind, absence, derived, months_between, with_note,
+    Extractor, MEDICATION, OBSERVATION, ObsKind, derived, months_between, with_note,
 };
 use crate::clinical::fhir::{self, Concept, Vocab, quantity, str_at};
 use crate::clinical::picture::*;
@@ -61,6 +62,16 @@ pub(crate) struct SystemicFacts {
     pub(crate) favorable: Fact<bool>,
     pub(crate) progression: Fact<bool>,
     pub(crate) body_surface_area_m2: Fact<f64>,
+    pub(crate) prior_anthracycline: Fact<bool>,
+    pub(crate) anthracycline_dose: AnthracyclineDose,
+}
+
+/// A medication record of therapy given or under way (not planned, not on hold).
+fn is_given<'a>(rec: &impl Read<'a>) -> bool {
+    matches!(
+        rec.str("status"),
+        Some("completed" | "active" | "stopped" | "in-progress")
+    )
 }
 
 impl<'a> Extractor<'a, '_> {
@@ -80,7 +91,8 @@ impl<'a> Extractor<'a, '_> {
             .iter()
             .filter_map(|(r, s, _)| Some((r.date()?, *s)))
             .collect();
-        let (history, favorable, progression) = self.systemic(&statuses, bsa);
+        let (history, favorable, progression) = self.systemic(&statuses);
+        let (prior_anthracycline, anthracycline_dose) = self.anthracycline(bsa);
         let body_surface_area_m2 = bsa
             .iter()
             .max_by_key(|(d, _, _)| *d)
@@ -101,6 +113,8 @@ impl<'a> Extractor<'a, '_> {
             favorable,
             progression,
             body_surface_area_m2,
+            prior_anthracycline,
+            anthracycline_dose,
         }
     }
 
@@ -118,7 +132,6 @@ impl<'a> Extractor<'a, '_> {
     fn systemic(
         &self,
         statuses: &[(NaiveDate, DiseaseStatus)],
-        bsa: &[BsaRec],
     ) -> (Fact<SystemicHistory>, Fact<bool>, Fact<bool>) {
         struct Event<'r> {
             rec: &'r Rec<'r>,
@@ -150,7 +163,6 @@ impl<'a> Extractor<'a, '_> {
                     SystemicHistory {
                         lines: Vec::new(),
                         agents: BTreeSet::new(),
-                        anthracycline_mg_m2: absence(0.0),
                     },
                     MEDICATION,
                 ),
@@ -220,13 +232,6 @@ impl<'a> Extractor<'a, '_> {
             .iter()
             .flat_map(|e| e.agents.iter().copied())
             .collect();
-        let anthracycline_mg_m2 = self.anthracycline_dose(
-            &events
-                .iter()
-                .map(|e| (e.rec, e.agents.as_slice()))
-                .collect::<Vec<_>>(),
-            bsa,
-        );
         let resources: Vec<String> = events.iter().map(|e| e.rec.reference.clone()).collect();
         let last_date = lines.last().map(|l| l.end);
         let favorable = {
@@ -253,11 +258,7 @@ impl<'a> Extractor<'a, '_> {
             ),
             _ => Fact::Unknown(Unknown::NotRecorded),
         };
-        let history = SystemicHistory {
-            lines,
-            agents,
-            anthracycline_mg_m2,
-        };
+        let history = SystemicHistory { lines, agents };
         (
             with_note(
                 derived(history, resources, last_date),
@@ -268,114 +269,72 @@ impl<'a> Extractor<'a, '_> {
         )
     }
 
-    /// Cumulative anthracycline dose (doxorubicin-equivalent mg/m²) from
-    /// MedicationAdministrations; unknown when any anthracycline record lacks a usable dose.
-    fn anthracycline_dose(&self, events: &[(&Rec, &[Agent])], bsa: &[BsaRec]) -> Fact<f64> {
-        let anthracyclines: Vec<&(&Rec, &[Agent])> = events
-            .iter()
-            .filter(|(_, a)| a.iter().any(|a| a.is_anthracycline()))
-            .collect();
-        if anthracyclines.is_empty() {
-            return self.none_recorded(0.0, MEDICATION);
-        }
-        if let Some(u) = self.set_aside(&["MedicationAdministration"]) {
-            return Fact::Unknown(u);
-        }
-        let mut total = 0.0;
-        let mut resources = Vec::new();
-        let mut administrations = 0;
-        for (rec, agents) in &anthracyclines {
-            if rec.resource_type() != "MedicationAdministration" {
+    /// Prior anthracycline exposure and the cumulative dose's lower bound (§4.1) from the
+    /// medication records and the body-surface-area Observations (those without a usable
+    /// value included: the nearest BSA before an mg dose must be usable).
+    fn anthracycline(&self, bsa: &[BsaRec]) -> (Fact<bool>, AnthracyclineDose) {
+        let mut memo = HashMap::new();
+        let mut records = Vec::new();
+        for rec in &self.medication_uses {
+            // What the record is comes first: only then are its values read.
+            let anth: Vec<Agent> = self
+                .agents_of(rec, &mut memo)
+                .into_iter()
+                .map(|(a, _)| a)
+                .filter(|a| a.is_anthracycline())
+                .collect();
+            let Some(&agent) = anth.first() else { continue };
+            if !is_given(rec) {
                 continue;
             }
-            administrations += 1;
-            let anth: Vec<&Agent> = agents.iter().filter(|a| a.is_anthracycline()).collect();
-            if anth.len() != 1 {
-                return Fact::Unknown(Unknown::Unreadable(format!(
-                    "{} names more than one anthracycline",
-                    rec.reference
-                )));
-            }
-            let factor = if *anth[0] == Agent::Epirubicin {
-                self.params.epirubicin_to_doxorubicin_factor
+            let entry = if anth.len() > 1 {
+                DoseEntry::SeveralAgents
+            } else if rec.resource_type() == "MedicationAdministration" {
+                DoseEntry::Administration(
+                    rec.get("dosage")
+                        .and_then(|d| d.get("dose"))
+                        .and_then(quantity),
+                )
             } else {
-                1.0
+                DoseEntry::Statement
             };
-            let dose = rec
-                .get("dosage")
-                .and_then(|d| d.get("dose"))
-                .and_then(quantity);
-            let mg_m2 = match dose {
-                Some((x, Some(u))) if is_mg_per_m2(u) => Some(x),
-                Some((x, Some("mg"))) => {
-                    let b = bsa
-                        .iter()
-                        .filter(|(d, _, _)| d.is_some() && *d <= rec.date())
-                        .max_by_key(|(d, _, _)| *d);
-                    match b {
-                        Some((_, m2, r)) if *m2 > 0.0 => {
-                            resources.push(r.clone());
-                            Some(x / m2)
-                        }
-                        _ => {
-                            return Fact::Unknown(Unknown::Unreadable(format!(
-                                "{} is dosed in mg with no body surface area recorded before it",
-                                rec.reference
-                            )));
-                        }
-                    }
-                }
-                _ => None,
-            };
-            let Some(mg_m2) = mg_m2 else {
-                return Fact::Unknown(Unknown::Unreadable(format!(
-                    "{} has no dose in mg/m2 or mg",
-                    rec.reference
-                )));
-            };
-            total += mg_m2 * factor;
-            resources.push(rec.reference.clone());
+            records.push(DoseRecord {
+                reference: &rec.reference,
+                agent,
+                date: rec.date(),
+                entry,
+            });
         }
-        // Anthracycline recorded only as a statement well before the first recorded
-        // administration (e.g. given elsewhere): those doses are missing from the sum.
-        let first_admin = anthracyclines
+        let unusable: Vec<(Option<NaiveDate>, &str)> = self
+            .observations_of(ObsKind::Bsa)
+            .filter(|rec| {
+                !rec.get("valueQuantity")
+                    .and_then(quantity)
+                    .is_some_and(|(m2, _)| m2 > 0.0)
+            })
+            .map(|rec| (rec.date(), rec.reference.as_str()))
+            .collect();
+        let bsa = bsa
             .iter()
-            .filter(|(r, _)| r.resource_type() == "MedicationAdministration")
-            .filter_map(|(r, _)| r.date())
-            .min();
-        let earlier = anthracyclines.iter().find(|(r, _)| {
-            r.resource_type() != "MedicationAdministration"
-                && match (r.date(), first_admin) {
-                    (Some(d), Some(f)) => (f - d).num_days() > LINE_WINDOW_DAYS,
-                    _ => false,
-                }
-        });
-        if let Some((r, _)) = earlier {
-            return Fact::Unknown(Unknown::Unreadable(format!(
-                "{} records anthracycline before the recorded administrations, without doses",
-                r.reference
-            )));
-        }
-        if administrations == 0 {
-            return Fact::Unknown(Unknown::Unreadable(
-                "anthracycline recorded without administrations, so no doses".to_owned(),
-            ));
-        }
-        let date = anthracyclines.iter().filter_map(|(r, _)| r.date()).max();
-        let mut f = derived(total, resources, date);
-        if anthracyclines
-            .iter()
-            .any(|(_, a)| a.contains(&Agent::Epirubicin))
-        {
-            f = with_note(
-                f,
-                Some(format!(
-                    "epirubicin × {} as doxorubicin-equivalent",
-                    self.params.epirubicin_to_doxorubicin_factor
-                )),
-            );
-        }
-        f
+            .filter(|(_, m2, _)| *m2 > 0.0)
+            .map(|(d, m2, r)| BsaRecord {
+                reference: r,
+                date: *d,
+                m2: Some(*m2),
+            })
+            .chain(unusable.into_iter().map(|(d, r)| BsaRecord {
+                reference: r,
+                date: d,
+                m2: None,
+            }))
+            .collect();
+        anthracycline::assess(&DoseInputs {
+            records,
+            bsa,
+            epirubicin_factor: self.params.epirubicin_to_doxorubicin_factor,
+            medication_missing: self.set_aside(MEDICATION),
+            bsa_missing: self.set_aside(OBSERVATION),
+        })
     }
 }
 
