@@ -406,10 +406,10 @@ fn scope_01_out_of_scope_histology_silences_every_other_rule() {
     let mut p = metastatic();
     p.histology = k(Histology::Gist);
     let fs = pv(&p);
-    assert_eq!(ids(&fs), ["SCOPE-01"]);
-    assert_eq!(get(&fs, "SCOPE-01").indicator, Indicator::Info);
+    assert_eq!(ids(&fs), [RuleId::Scope01]);
+    assert_eq!(get(&fs, RuleId::Scope01).indicator, Indicator::Info);
     let fs = sign(&p, &[med("ola", &[Agent::Olaratumab])]);
-    assert_eq!(ids(&fs), ["SCOPE-01"]);
+    assert_eq!(ids(&fs), [RuleId::Scope01]);
     // DATA-02 still reports resources set aside.
     let invalid = [InvalidSummary {
         resource_type: "Observation".into(),
@@ -418,14 +418,14 @@ fn scope_01_out_of_scope_histology_silences_every_other_rule() {
         used: InvalidUse::LeftOut,
     }];
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
-    assert_eq!(ids(&fs), ["SCOPE-01", "DATA-02"]);
+    assert_eq!(ids(&fs), [RuleId::Scope01, RuleId::Data02]);
 }
 
 #[test]
 fn scope_01_near_miss_in_scope_histology() {
     let fs = pv(&metastatic());
-    assert!(!has(&fs, "SCOPE-01"));
-    assert!(has(&fs, "MDT-01"));
+    assert!(!has(&fs, RuleId::Scope01));
+    assert!(has(&fs, RuleId::Mdt01));
 }
 
 #[test]
@@ -448,12 +448,12 @@ fn scope_02_still_reports_set_aside_resources_and_fna_of_an_undiagnosed_mass() {
         used: InvalidUse::LeftOut,
     }];
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
-    assert_eq!(ids(&fs), ["DATA-02"]);
+    assert_eq!(ids(&fs), [RuleId::Data02]);
     assert!(text(&fs[0]).contains("may be in"));
     let mut fna = order("fna", &[OrderKind::FineNeedleAspiration]);
     fna.reason_conditions = vec!["Condition/mass".to_owned()];
     let fs = sign(&p, &[fna]);
-    assert_eq!(ids(&fs), ["ORD-16"]);
+    assert_eq!(ids(&fs), [RuleId::Ord16]);
 }
 
 #[test]
@@ -462,15 +462,15 @@ fn data_01_aggregates_the_unknowns_rules_needed() {
     p.ecog = unk();
     p.recurrence_biopsied = unk();
     let fs = pv(&p);
-    let f = get(&fs, "DATA-01");
+    let f = get(&fs, RuleId::Data01);
     assert_eq!(f.indicator, Indicator::Info);
     let facts: Vec<&str> = f.unknown.iter().map(|u| u.fact).collect();
     assert!(facts.contains(&"ecog"), "{facts:?}");
     assert!(facts.contains(&"recurrence_biopsied"), "{facts:?}");
     assert!(text(f).contains("ecog not recorded"), "{}", text(f));
-    assert_eq!(fs.iter().filter(|f| f.rule == "DATA-01").count(), 1);
+    assert_eq!(fs.iter().filter(|f| f.rule == RuleId::Data01).count(), 1);
     // Not on the order hooks.
-    assert!(!has(&sign(&p, &[]), "DATA-01"));
+    assert!(!has(&sign(&p, &[]), RuleId::Data01));
 }
 
 #[test]
@@ -478,7 +478,11 @@ fn data_01_near_miss_nothing_needed_is_unknown() {
     let mut p = recurrence();
     p.latest_disease_status = k(DiseaseStatus::Worsened);
     let fs = pv(&p);
-    assert!(!has(&fs, "DATA-01"), "{:?}", get(&fs, "DATA-01").unknown);
+    assert!(
+        !has(&fs, RuleId::Data01),
+        "{:?}",
+        get(&fs, RuleId::Data01).unknown
+    );
 }
 
 #[test]
@@ -516,7 +520,7 @@ fn data_02_counts_set_aside_resources_and_failed_draft_orders() {
         other_patient: &Default::default(),
         unavailable: &[],
     });
-    let f = get(&fs, "DATA-02");
+    let f = get(&fs, RuleId::Data02);
     assert_eq!(f.indicator, Indicator::Warning);
     let t = text(f);
     assert!(
@@ -524,7 +528,7 @@ fn data_02_counts_set_aside_resources_and_failed_draft_orders() {
         "{t}"
     );
     assert!(t.contains("MedicationRequest/bad"), "{t}");
-    assert!(!has(&pv(&p), "DATA-02"));
+    assert!(!has(&pv(&p), RuleId::Data02));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -533,21 +537,21 @@ fn data_02_counts_set_aside_resources_and_failed_draft_orders() {
 #[test]
 fn mdt_rules() {
     let fs = pv(&recurrence());
-    let f = get(&fs, "MDT-01");
+    let f = get(&fs, RuleId::Mdt01);
     assert!(creates(f, "tumour-board-referral"));
-    assert!(!has(&fs, "MDT-02") && !has(&fs, "MDT-03"));
+    assert!(!has(&fs, RuleId::Mdt02) && !has(&fs, RuleId::Mdt03));
     let fs = pv(&metastatic());
-    assert!(has(&fs, "MDT-01") && has(&fs, "MDT-03"));
-    assert!(creates(get(&fs, "MDT-02"), "palliative-care-referral"));
+    assert!(has(&fs, RuleId::Mdt01) && has(&fs, RuleId::Mdt03));
+    assert!(creates(get(&fs, RuleId::Mdt02), "palliative-care-referral"));
     let fs = pv(&base());
-    assert!(!has(&fs, "MDT-01") && !has(&fs, "MDT-02"));
+    assert!(!has(&fs, RuleId::Mdt01) && !has(&fs, RuleId::Mdt02));
     // Unknown disease state: silent, reported.
     let mut p = base();
     p.disease_state = unk();
     let fs = pv(&p);
-    assert!(!has(&fs, "MDT-01"));
+    assert!(!has(&fs, RuleId::Mdt01));
     assert!(
-        get(&fs, "DATA-01")
+        get(&fs, RuleId::Data01)
             .unknown
             .iter()
             .any(|u| u.fact == "disease_state")
@@ -560,16 +564,16 @@ fn work_01_02_staging_ct_boundary() {
     p.last_ct_chest = k(Some(days_ago(31)));
     p.last_ct_abdomen_pelvis = k(Some(days_ago(30)));
     let fs = pv(&p);
-    let f = get(&fs, "WORK-01");
+    let f = get(&fs, RuleId::Work01);
     assert_eq!(f.indicator, Indicator::Warning);
     assert!(f.parameters.contains(&ParameterId::StagingCtMaxAgeDays));
     assert!(creates(f, "ct-chest"));
-    assert!(!has(&fs, "WORK-02"));
+    assert!(!has(&fs, RuleId::Work02));
     p.last_ct_abdomen_pelvis = k(None);
     let fs = pv(&p);
-    assert!(creates(get(&fs, "WORK-02"), "ct-abdomen-pelvis"));
+    assert!(creates(get(&fs, RuleId::Work02), "ct-abdomen-pelvis"));
     assert!(
-        get(&fs, "WORK-02")
+        get(&fs, RuleId::Work02)
             .summary
             .as_ref()
             .unwrap()
@@ -578,7 +582,7 @@ fn work_01_02_staging_ct_boundary() {
     // Not for a patient without evidence of disease.
     let mut p = base();
     p.last_ct_chest = k(None);
-    assert!(!has(&pv(&p), "WORK-01"));
+    assert!(!has(&pv(&p), RuleId::Work01));
 }
 
 #[test]
@@ -587,25 +591,25 @@ fn work_03_sft_bone_staging() {
     p.histology = k(Histology::SolitaryFibrousTumor);
     p.last_bone_or_pet = k(Some(days_ago(400)));
     let fs = pv(&p);
-    assert!(creates(get(&fs, "WORK-03"), "bone-scan"));
+    assert!(creates(get(&fs, RuleId::Work03), "bone-scan"));
     p.last_bone_or_pet = k(Some(days_ago(3)));
-    assert!(!has(&pv(&p), "WORK-03"));
+    assert!(!has(&pv(&p), RuleId::Work03));
     let mut p = metastatic();
     p.last_bone_or_pet = k(None);
-    assert!(!has(&pv(&p), "WORK-03"), "not SFT");
+    assert!(!has(&pv(&p), RuleId::Work03), "not SFT");
 }
 
 #[test]
 fn work_04_unbiopsied_recurrence() {
     let mut p = recurrence();
     p.recurrence_biopsied = k(false);
-    assert!(creates(get(&pv(&p), "WORK-04"), "core-needle-biopsy"));
-    assert!(!has(&pv(&recurrence()), "WORK-04"));
+    assert!(creates(get(&pv(&p), RuleId::Work04), "core-needle-biopsy"));
+    assert!(!has(&pv(&recurrence()), RuleId::Work04));
     p.recurrence_biopsied = unk();
     let fs = pv(&p);
-    assert!(!has(&fs, "WORK-04"));
+    assert!(!has(&fs, RuleId::Work04));
     assert!(
-        get(&fs, "DATA-01")
+        get(&fs, RuleId::Data01)
             .unknown
             .iter()
             .any(|u| u.fact == "recurrence_biopsied")
@@ -617,16 +621,16 @@ fn work_05_li_fraumeni_or_second_malignancy() {
     let mut p = metastatic();
     p.li_fraumeni = k(true);
     let f = pv(&p);
-    let f = get(&f, "WORK-05");
+    let f = get(&f, RuleId::Work05);
     assert_eq!(f.indicator, Indicator::Warning);
     assert!(creates(f, "biopsy"));
     let mut p = metastatic();
     p.second_malignancy = k(true);
-    assert!(has(&pv(&p), "WORK-05"));
-    assert!(!has(&pv(&metastatic()), "WORK-05"));
+    assert!(has(&pv(&p), RuleId::Work05));
+    assert!(!has(&pv(&metastatic()), RuleId::Work05));
     let mut p = recurrence();
     p.li_fraumeni = k(true);
-    assert!(!has(&pv(&p), "WORK-05"), "not metastatic");
+    assert!(!has(&pv(&p), RuleId::Work05), "not metastatic");
 }
 
 #[test]
@@ -638,21 +642,21 @@ fn hist_01_and_02() {
     });
     p.prior_anthracycline = k(true);
     p.anthracycline_dose = lower_bound(0.0);
-    assert!(has(&pv(&p), "HIST-01"));
+    assert!(has(&pv(&p), RuleId::Hist01));
     p.systemic_history = k(SystemicHistory {
         lines: vec![line(1, &[Agent::Doxorubicin])],
         agents: [Agent::Doxorubicin].into_iter().collect(),
     });
     p.prior_anthracycline = k(true);
     p.anthracycline_dose = exact_dose(300.0);
-    assert!(!has(&pv(&p), "HIST-01"));
+    assert!(!has(&pv(&p), RuleId::Hist01));
     // Exposure known from a history statement only (no systemic line read): HIST-01 lists
     // the record without dose.
     let mut p = metastatic();
     p.prior_anthracycline = k(true);
     p.anthracycline_dose = lower_bound(0.0);
     let fs = pv(&p);
-    let f = get(&fs, "HIST-01");
+    let f = get(&fs, RuleId::Hist01);
     assert!(
         text(f).contains("doxorubicin (undated): dose not established"),
         "{}",
@@ -660,14 +664,14 @@ fn hist_01_and_02() {
     );
     // Exposure unknown (medication records left out): not HIST-01's case (ORD-19's).
     p.prior_anthracycline = unk();
-    assert!(!has(&pv(&p), "HIST-01"));
+    assert!(!has(&pv(&p), RuleId::Hist01));
 
     let mut p = recurrence();
     p.radiotherapy = k(vec![rt(TODAY, RtTiming::PreOperative, None)]);
     let fs = pv(&p);
-    assert!(has(&fs, "HIST-02"));
+    assert!(has(&fs, RuleId::Hist02));
     p.radiotherapy = k(vec![rt(TODAY, RtTiming::PreOperative, Some(50.4))]);
-    assert!(!has(&pv(&p), "HIST-02"));
+    assert!(!has(&pv(&p), RuleId::Hist02));
 }
 
 fn line(n: u32, agents: &[Agent]) -> SystemicLine {
@@ -702,8 +706,8 @@ fn lr_04_candidate_lists_factors_and_dfi_boundary() {
     let mut p = recurrence();
     p.dfi_months = k(12.0);
     let fs = pv(&p);
-    assert_eq!(lr_verdicts(&fs), ["LR-04"]);
-    let f = get(&fs, "LR-04");
+    assert_eq!(lr_verdicts(&fs), [RuleId::Lr04]);
+    let f = get(&fs, RuleId::Lr04);
     assert!(creates(f, "sarcoma-surgery-referral"));
     let t = text(f);
     assert!(
@@ -715,9 +719,9 @@ fn lr_04_candidate_lists_factors_and_dfi_boundary() {
     assert!(f.parameters.contains(&ParameterId::PoorEcogMin));
     p.dfi_months = k(11.0);
     let fs = pv(&p);
-    assert_eq!(lr_verdicts(&fs), ["LR-04"]);
+    assert_eq!(lr_verdicts(&fs), [RuleId::Lr04]);
     assert!(
-        text(get(&fs, "LR-04"))
+        text(get(&fs, RuleId::Lr04))
             .contains("Unfavourable: DFI 11 months (< favorable_dfi_months = 12)")
     );
 }
@@ -743,15 +747,15 @@ fn lr_00_when_a_deciding_factor_is_unknown() {
             }
         }
         let fs = pv(&p);
-        assert_eq!(lr_verdicts(&fs), ["LR-00"], "{which}");
-        let f = get(&fs, "LR-00");
+        assert_eq!(lr_verdicts(&fs), [RuleId::Lr00], "{which}");
+        let f = get(&fs, RuleId::Lr00);
         assert_eq!(f.indicator, Indicator::Info);
         assert!(!f.unknown.is_empty(), "{which}");
         assert!(
-            !has(&fs, "LR-05"),
+            !has(&fs, RuleId::Lr05),
             "no pre-operative advice before the verdict"
         );
-        assert!(has(&fs, "DATA-01"));
+        assert!(has(&fs, RuleId::Data01));
     }
 }
 
@@ -762,14 +766,14 @@ fn lr_01_local_and_distant_whatever_is_unknown() {
     p.ecog = unk();
     p.focality = unk();
     let fs = pv(&p);
-    assert_eq!(lr_verdicts(&fs), ["LR-01"]);
-    let f = get(&fs, "LR-01");
+    assert_eq!(lr_verdicts(&fs), [RuleId::Lr01]);
+    let f = get(&fs, RuleId::Lr01);
     assert_eq!(f.indicator, Indicator::Warning);
     assert!(creates(f, "medical-oncology-referral"));
     assert!(f.unknown.iter().any(|u| u.fact == "ecog"));
     let mut p = recurrence();
     p.synchronous_local_distant = k(true);
-    assert_eq!(lr_verdicts(&pv(&p)), ["LR-01"]);
+    assert_eq!(lr_verdicts(&pv(&p)), [RuleId::Lr01]);
 }
 
 #[test]
@@ -779,26 +783,26 @@ fn lr_02_on_any_known_unfavourable_factor() {
     p.focality = k(Focality::Multifocal);
     p.ecog = unk();
     let fs = pv(&p);
-    assert_eq!(lr_verdicts(&fs), ["LR-02"]);
-    assert!(text(get(&fs, "LR-02")).contains("Reason: multifocal recurrence"));
+    assert_eq!(lr_verdicts(&fs), [RuleId::Lr02]);
+    assert!(text(get(&fs, RuleId::Lr02)).contains("Reason: multifocal recurrence"));
     // ECOG boundary at poor_ecog_min = 3.
     let mut p = recurrence();
     p.ecog = k(3);
-    assert_eq!(lr_verdicts(&pv(&p)), ["LR-02"]);
+    assert_eq!(lr_verdicts(&pv(&p)), [RuleId::Lr02]);
     p.ecog = k(2);
-    assert_eq!(lr_verdicts(&pv(&p)), ["LR-04"]);
+    assert_eq!(lr_verdicts(&pv(&p)), [RuleId::Lr04]);
     // Rupture at primary surgery; unresectable.
     let mut p = recurrence();
     let mut r = p.primary_resection.value().unwrap().clone().unwrap();
     r.rupture_or_piecemeal = k(true);
     p.primary_resection = k(Some(r));
-    assert_eq!(lr_verdicts(&pv(&p)), ["LR-02"]);
+    assert_eq!(lr_verdicts(&pv(&p)), [RuleId::Lr02]);
     let mut p = recurrence();
     p.resectability = k(Resectability::Unresectable);
     p.critical_structures = k(vec![CriticalStructure::Aorta]);
     let fs = pv(&p);
-    assert_eq!(lr_verdicts(&fs), ["LR-02"]);
-    let t = text(get(&fs, "LR-02"));
+    assert_eq!(lr_verdicts(&fs), [RuleId::Lr02]);
+    let t = text(get(&fs, RuleId::Lr02));
     assert!(t.contains("aorta") && t.contains("carbon-ion"), "{t}");
 }
 
@@ -807,9 +811,9 @@ fn lr_03_wd_liposarcoma_unifocal_asymptomatic() {
     let mut p = recurrence();
     p.histology = k(Histology::WdLiposarcoma);
     let fs = pv(&p);
-    assert_eq!(lr_verdicts(&fs), ["LR-03"]);
-    assert!(creates(get(&fs, "LR-03"), "ct-abdomen-pelvis"));
-    assert!(has(&fs, "LR-05"));
+    assert_eq!(lr_verdicts(&fs), [RuleId::Lr03]);
+    assert!(creates(get(&fs, RuleId::Lr03), "ct-abdomen-pelvis"));
+    assert!(has(&fs, RuleId::Lr05));
     p.symptoms = k(vec![Symptom {
         kind: SymptomKind::Pain,
         bone: false,
@@ -818,7 +822,7 @@ fn lr_03_wd_liposarcoma_unifocal_asymptomatic() {
         read_from: ReadFrom::Code,
     }]);
     p.symptomatic = k(true);
-    assert_eq!(lr_verdicts(&pv(&p)), ["LR-04"]);
+    assert_eq!(lr_verdicts(&pv(&p)), [RuleId::Lr04]);
 }
 
 #[test]
@@ -829,8 +833,8 @@ fn lr_00_for_wd_liposarcoma_without_a_symptom_assessment() {
     p.histology = k(Histology::WdLiposarcoma);
     p.symptomatic = unk();
     let fs = pv(&p);
-    assert_eq!(lr_verdicts(&fs), ["LR-00"]);
-    let f = get(&fs, "LR-00");
+    assert_eq!(lr_verdicts(&fs), [RuleId::Lr00]);
+    let f = get(&fs, RuleId::Lr00);
     let u = f
         .unknown
         .iter()
@@ -844,20 +848,20 @@ fn lr_00_for_wd_liposarcoma_without_a_symptom_assessment() {
     // For other histologies symptoms do not decide the verdict.
     let mut p = recurrence();
     p.symptomatic = unk();
-    assert_eq!(lr_verdicts(&pv(&p)), ["LR-04"]);
+    assert_eq!(lr_verdicts(&pv(&p)), [RuleId::Lr04]);
 }
 
 #[test]
 fn lr_05_06_follow_the_verdict() {
     let fs = pv(&recurrence());
-    assert!(has(&fs, "LR-05") && !has(&fs, "LR-06"));
+    assert!(has(&fs, RuleId::Lr05) && !has(&fs, RuleId::Lr06));
     let mut p = recurrence();
     p.radiotherapy = k(vec![rt("2024-10-01", RtTiming::PreOperative, Some(50.4))]);
     let fs = pv(&p);
-    assert!(has(&fs, "LR-06") && !has(&fs, "LR-05"));
+    assert!(has(&fs, RuleId::Lr06) && !has(&fs, RuleId::Lr05));
     p.focality = k(Focality::Multifocal);
     let fs = pv(&p);
-    assert!(!has(&fs, "LR-05") && !has(&fs, "LR-06"));
+    assert!(!has(&fs, RuleId::Lr05) && !has(&fs, RuleId::Lr06));
 }
 
 #[test]
@@ -866,20 +870,20 @@ fn lr_07_high_grade_short_dfi() {
     p.grade = k(3);
     p.dfi_months = k(11.0);
     let fs = pv(&p);
-    let f = get(&fs, "LR-07");
+    let f = get(&fs, RuleId::Lr07);
     assert!(f.parameters.contains(&ParameterId::FavorableDfiMonths));
     p.dfi_months = k(12.0);
-    assert!(!has(&pv(&p), "LR-07"));
+    assert!(!has(&pv(&p), RuleId::Lr07));
     p.dfi_months = k(11.0);
     p.histology = k(Histology::WdLiposarcoma);
-    assert!(!has(&pv(&p), "LR-07"));
+    assert!(!has(&pv(&p), RuleId::Lr07));
     let mut p = recurrence();
     p.grade = unk();
     p.dfi_months = k(6.0);
     let fs = pv(&p);
-    assert!(!has(&fs, "LR-07"));
+    assert!(!has(&fs, RuleId::Lr07));
     assert!(
-        get(&fs, "DATA-01")
+        get(&fs, RuleId::Data01)
             .unknown
             .iter()
             .any(|u| u.fact == "grade")
@@ -895,7 +899,7 @@ fn lr_08_recent_complete_resection_of_a_recurrence() {
         ResectionTarget::Recurrence,
         Some(Completeness::R1),
     ));
-    assert!(has(&pv(&p), "LR-08"));
+    assert!(has(&pv(&p), RuleId::Lr08));
     let mut p = base();
     p.resections.push(resection(
         "rec",
@@ -903,7 +907,7 @@ fn lr_08_recent_complete_resection_of_a_recurrence() {
         ResectionTarget::Recurrence,
         Some(Completeness::R0),
     ));
-    assert!(!has(&pv(&p), "LR-08"));
+    assert!(!has(&pv(&p), RuleId::Lr08));
     let mut p = base();
     p.resections.push(resection(
         "rec",
@@ -911,7 +915,7 @@ fn lr_08_recent_complete_resection_of_a_recurrence() {
         ResectionTarget::Recurrence,
         Some(Completeness::R2),
     ));
-    assert!(!has(&pv(&p), "LR-08"));
+    assert!(!has(&pv(&p), RuleId::Lr08));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -922,76 +926,79 @@ fn met_01_synchronous() {
     let mut p = metastatic();
     p.metastasis_timing = k(MetastasisTiming::Synchronous);
     let fs = pv(&p);
-    assert!(creates(get(&fs, "MET-01"), "medical-oncology-referral"));
-    assert!(!has(&fs, "MET-02"));
-    assert!(!has(&pv(&metastatic()), "MET-01"));
+    assert!(creates(
+        get(&fs, RuleId::Met01),
+        "medical-oncology-referral"
+    ));
+    assert!(!has(&fs, RuleId::Met02));
+    assert!(!has(&pv(&metastatic()), RuleId::Met01));
 }
 
 #[test]
 fn met_02_03_candidate_and_failures() {
     let fs = pv(&metastatic());
-    let f = get(&fs, "MET-02");
+    let f = get(&fs, RuleId::Met02);
     assert_eq!(f.indicator, Indicator::Info);
     assert!(text(f).contains("Favourable biology: DFI 30 months"));
-    assert!(has(&fs, "MET-03"));
+    assert!(has(&fs, RuleId::Met03));
     // A failed criterion: warning, no MET-03.
     let mut p = metastatic();
     p.ecog = k(3);
     let fs = pv(&p);
-    let f = get(&fs, "MET-02");
+    let f = get(&fs, RuleId::Met02);
     assert_eq!(f.indicator, Indicator::Warning);
     assert!(text(f).contains("Criterion not met: ECOG 3"));
-    assert!(!has(&fs, "MET-03"));
+    assert!(!has(&fs, RuleId::Met03));
     // Unknown criterion: info, listed, still a candidate.
     let mut p = metastatic();
     p.resectability = unk();
     let fs = pv(&p);
-    let f = get(&fs, "MET-02");
+    let f = get(&fs, RuleId::Met02);
     assert_eq!(f.indicator, Indicator::Info);
     assert!(f.unknown.iter().any(|u| u.fact == "resectability"));
-    assert!(has(&fs, "MET-03"));
+    assert!(has(&fs, RuleId::Met03));
     // Sarcomatosis: no MET-02.
     let mut p = metastatic();
     p.sarcomatosis = k(true);
-    assert!(!has(&pv(&p), "MET-02"));
+    assert!(!has(&pv(&p), RuleId::Met02));
     // DFI boundary shown against the parameter.
     let mut p = metastatic();
     p.dfi_months = k(11.0);
     assert!(
-        text(get(&pv(&p), "MET-02"))
+        text(get(&pv(&p), RuleId::Met02))
             .contains("Unfavourable biology: DFI 11 months (< favorable_dfi_months = 12)")
     );
 }
 
 #[test]
 fn met_04_lung_or_liver() {
-    assert!(has(&pv(&metastatic()), "MET-04"));
+    assert!(has(&pv(&metastatic()), RuleId::Met04));
     let mut p = metastatic();
     p.metastasis_sites = k([MetastasisSite::Bone].into_iter().collect());
-    assert!(!has(&pv(&p), "MET-04"));
+    assert!(!has(&pv(&p), RuleId::Met04));
 }
 
 #[test]
 fn met_05_patient_view_and_order_variants() {
-    assert!(!has(&pv(&metastatic()), "MET-05"));
+    assert!(!has(&pv(&metastatic()), RuleId::Met05));
     let mut p = metastatic();
     p.last_bone_or_pet = k(None);
     let fs = pv(&p);
-    let f = get(&fs, "MET-05");
+    let f = get(&fs, RuleId::Met05);
     assert!(creates(f, "bone-scan") && !creates(f, "ct-abdomen-pelvis"));
     assert!(f.parameters.contains(&ParameterId::StagingCtMaxAgeDays));
     // Not for a patient who fails a criterion.
     p.ecog = k(4);
-    assert!(!has(&pv(&p), "MET-05"));
+    assert!(!has(&pv(&p), RuleId::Met05));
     // Order hooks: a pulmonary metastasectomy without abdominal CT.
     let mut p = metastatic();
     p.last_ct_abdomen_pelvis = k(Some(days_ago(31)));
     let o = order("wedge", &[OrderKind::PulmonaryMetastasectomy]);
     let fs = run_with(&p, Hook::OrderSelect, &[o.clone()], &[]);
-    let f = get(&fs, "MET-05");
+    let f = get(&fs, RuleId::Met05);
     assert_eq!(f.draft_order.as_deref(), Some("ServiceRequest/wedge"));
     assert!(creates(f, "ct-abdomen-pelvis"));
-    assert!(!has(&sign(&metastatic(), &[o]), "MET-05"));
+    assert!(!has(&sign(&metastatic(), &[o]), RuleId::Met05));
 }
 
 #[test]
@@ -1003,17 +1010,17 @@ fn met_06_liver_predominant_unresectable() {
     ];
     p.metastasis_sites = k([MetastasisSite::Liver].into_iter().collect());
     p.resectability = k(Resectability::Unresectable);
-    assert!(has(&pv(&p), "MET-06"));
+    assert!(has(&pv(&p), RuleId::Met06));
     p.resectability = k(Resectability::Resectable);
-    assert!(!has(&pv(&p), "MET-06"));
+    assert!(!has(&pv(&p), RuleId::Met06));
 }
 
 #[test]
 fn met_07_sarcomatosis() {
     let mut p = metastatic();
     p.sarcomatosis = k(true);
-    assert_eq!(get(&pv(&p), "MET-07").indicator, Indicator::Warning);
-    assert!(!has(&pv(&metastatic()), "MET-07"));
+    assert_eq!(get(&pv(&p), RuleId::Met07).indicator, Indicator::Warning);
+    assert!(!has(&pv(&metastatic()), RuleId::Met07));
 }
 
 #[test]
@@ -1031,9 +1038,9 @@ fn met_08_surveillance_after_metastasectomy() {
     )];
     p.last_imaging = k(Some(days_ago(200)));
     let fs = pv(&p);
-    assert!(creates(get(&fs, "MET-08"), "ct-chest-abdomen-pelvis"));
+    assert!(creates(get(&fs, RuleId::Met08), "ct-chest-abdomen-pelvis"));
     p.last_imaging = k(Some(days_ago(150)));
-    assert!(!has(&pv(&p), "MET-08"));
+    assert!(!has(&pv(&p), RuleId::Met08));
     p.metastasectomies = vec![resection(
         "met",
         months_ago(40),
@@ -1041,7 +1048,7 @@ fn met_08_surveillance_after_metastasectomy() {
         Some(Completeness::R0),
     )];
     p.last_imaging = k(Some(days_ago(400)));
-    assert!(!has(&pv(&p), "MET-08"));
+    assert!(!has(&pv(&p), RuleId::Met08));
 }
 
 #[test]
@@ -1050,12 +1057,12 @@ fn met_09_recurrent_metastases_after_metastasectomy() {
     p.recurrent_metastases_after_metastasectomy = k(true);
     p.grade = k(3);
     p.dfi_months = k(8.0);
-    let t = text(get(&pv(&p), "MET-09"));
+    let t = text(get(&pv(&p), RuleId::Met09));
     assert!(
         t.contains("Against: grade 3") && t.contains("Against: DFI 8 months"),
         "{t}"
     );
-    assert!(!has(&pv(&metastatic()), "MET-09"));
+    assert!(!has(&pv(&metastatic()), RuleId::Met09));
 }
 
 #[test]
@@ -1071,26 +1078,30 @@ fn met_10_11_symptoms_and_surveillance() {
     p.symptoms = k(vec![sym(SymptomKind::Dyspnoea)]);
     p.symptomatic = k(true);
     let fs = pv(&p);
-    assert!(has(&fs, "MET-10") && !has(&fs, "MET-11"));
+    assert!(has(&fs, RuleId::Met10) && !has(&fs, RuleId::Met11));
     p.symptoms = k(vec![sym(SymptomKind::Obstruction)]);
-    assert!(!has(&pv(&p), "MET-10"));
-    assert!(has(&pv(&metastatic()), "MET-11"));
+    assert!(!has(&pv(&p), RuleId::Met10));
+    assert!(has(&pv(&metastatic()), RuleId::Met11));
     let mut p = metastatic();
     p.progression_on_systemic = k(true);
-    assert!(!has(&pv(&p), "MET-11"));
+    assert!(!has(&pv(&p), RuleId::Met11));
     let mut p = metastatic();
     p.low_volume = k(false);
-    assert!(!has(&pv(&p), "MET-11"));
+    assert!(!has(&pv(&p), RuleId::Met11));
     let mut p = metastatic();
     p.symptoms = unk();
     p.symptomatic = unk();
-    assert!(!has(&pv(&p), "MET-11"));
+    assert!(!has(&pv(&p), RuleId::Met11));
     // No symptom recorded, but no assessment either: symptoms are not known absent.
     let mut p = metastatic();
     p.symptomatic = unk();
     let fs = pv(&p);
-    assert!(!has(&fs, "MET-11") && !has(&fs, "MET-03"), "{:?}", ids(&fs));
-    assert!(has(&fs, "MET-02"));
+    assert!(
+        !has(&fs, RuleId::Met11) && !has(&fs, RuleId::Met03),
+        "{:?}",
+        ids(&fs)
+    );
+    assert!(has(&fs, RuleId::Met02));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1100,12 +1111,12 @@ fn met_10_11_symptoms_and_surveillance() {
 fn sys_01_first_line() {
     let mut p = metastatic();
     p.histology = k(Histology::Leiomyosarcoma);
-    let t = text(get(&pv(&p), "SYS-01"));
+    let t = text(get(&pv(&p), RuleId::Sys01));
     assert!(t.contains("doxorubicin + dacarbazine"), "{t}");
     let mut p = recurrence();
-    assert!(!has(&pv(&p), "SYS-01"), "resectable recurrence");
+    assert!(!has(&pv(&p), RuleId::Sys01), "resectable recurrence");
     p.resectability = k(Resectability::Unresectable);
-    assert!(has(&pv(&p), "SYS-01"));
+    assert!(has(&pv(&p), RuleId::Sys01));
 }
 
 #[test]
@@ -1121,8 +1132,8 @@ fn sys_02_histology_matched_options_not_already_given() {
     p.prior_anthracycline = k(true);
     p.anthracycline_dose = exact_dose(300.0);
     let fs = pv(&p);
-    assert!(!has(&fs, "SYS-01"));
-    let t = text(get(&fs, "SYS-02"));
+    assert!(!has(&fs, RuleId::Sys01));
+    let t = text(get(&fs, RuleId::Sys02));
     assert!(
         t.contains("trabectedin") && t.contains("pazopanib") && t.contains("gemcitabine"),
         "{t}"
@@ -1131,7 +1142,7 @@ fn sys_02_histology_matched_options_not_already_given() {
         !t.contains("eribulin") && !t.contains("ifosfamide") && !t.contains("Option: dacarbazine"),
         "{t}"
     );
-    assert!(!has(&pv(&metastatic()), "SYS-02"));
+    assert!(!has(&pv(&metastatic()), RuleId::Sys02));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1143,34 +1154,34 @@ fn surv_01_schedule_and_grace() {
     let mut p = base();
     p.last_ct_abdomen_pelvis = k(Some(months_ago(7) - chrono::Duration::days(1)));
     let f = pv(&p);
-    let f = get(&f, "SURV-01");
+    let f = get(&f, RuleId::Surv01);
     assert!(f.parameters.contains(&ParameterId::SurveillanceGraceDays));
     assert!(creates(f, "ct-abdomen-pelvis"));
     p.last_ct_abdomen_pelvis = k(Some(months_ago(6) - chrono::Duration::days(20)));
-    assert!(!has(&pv(&p), "SURV-01"));
+    assert!(!has(&pv(&p), RuleId::Surv01));
     // Seven years after resection: yearly.
     let mut p = base();
     p.resections[0].date = months_ago(84);
     p.last_ct_abdomen_pelvis = k(Some(months_ago(11)));
-    assert!(!has(&pv(&p), "SURV-01"));
+    assert!(!has(&pv(&p), RuleId::Surv01));
     p.last_ct_abdomen_pelvis = k(Some(months_ago(14)));
-    assert!(has(&pv(&p), "SURV-01"));
+    assert!(has(&pv(&p), RuleId::Surv01));
     // Not while disease is present.
     let mut p = recurrence();
     p.last_ct_abdomen_pelvis = k(None);
-    assert!(!has(&pv(&p), "SURV-01"));
+    assert!(!has(&pv(&p), RuleId::Surv01));
 }
 
 #[test]
 fn surv_02_chest_for_lms_ups_grade_3() {
     let mut p = base();
     p.last_ct_chest = k(Some(months_ago(9)));
-    assert!(!has(&pv(&p), "SURV-02"), "DD-LPS grade 2");
+    assert!(!has(&pv(&p), RuleId::Surv02), "DD-LPS grade 2");
     p.grade = k(3);
-    assert!(creates(get(&pv(&p), "SURV-02"), "ct-chest"));
+    assert!(creates(get(&pv(&p), RuleId::Surv02), "ct-chest"));
     p.grade = k(2);
     p.histology = k(Histology::Leiomyosarcoma);
-    assert!(has(&pv(&p), "SURV-02"));
+    assert!(has(&pv(&p), RuleId::Surv02));
 }
 
 #[test]
@@ -1179,9 +1190,9 @@ fn surv_03_late_follow_up_of_wd_liposarcoma() {
     p.histology = k(Histology::WdLiposarcoma);
     p.resections[0].date = months_ago(132);
     p.last_ct_abdomen_pelvis = k(Some(months_ago(3)));
-    assert!(has(&pv(&p), "SURV-03"));
+    assert!(has(&pv(&p), RuleId::Surv03));
     p.resections[0].date = months_ago(108);
-    assert!(!has(&pv(&p), "SURV-03"));
+    assert!(!has(&pv(&p), RuleId::Surv03));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1195,9 +1206,9 @@ fn ord_rules_only_on_order_hooks() {
     let fs = run_with(&p, Hook::PatientView, &[o.clone()], &[]);
     assert!(!fs.iter().any(|f| f.rule.section() == Section::OrderChecks));
     let fs = run_with(&p, Hook::OrderSelect, &[o], &[]);
-    assert!(has(&fs, "ORD-06"));
+    assert!(has(&fs, RuleId::Ord06));
     assert!(
-        !has(&fs, "MDT-01"),
+        !has(&fs, RuleId::Mdt01),
         "patient-view rules stay off the order hooks"
     );
 }
@@ -1208,16 +1219,16 @@ fn ord_01_recurrence_resection_when_lr_01_or_02() {
     let mut p = recurrence();
     p.focality = k(Focality::Multifocal);
     let fs = sign(&p, std::slice::from_ref(&o));
-    let f = get(&fs, "ORD-01");
+    let f = get(&fs, RuleId::Ord01);
     assert_eq!(f.draft_order.as_deref(), Some("ServiceRequest/rr"));
     assert!(deletes(f, "ServiceRequest/rr"));
     assert!(replaces_with(f, "medical-oncology-referral"));
     assert!(text(f).contains("multifocal"));
-    assert!(!has(&sign(&recurrence(), &[o.clone()]), "ORD-01"));
+    assert!(!has(&sign(&recurrence(), &[o.clone()]), RuleId::Ord01));
     let mut p = recurrence();
     p.ecog = unk();
     assert!(
-        !has(&sign(&p, &[o]), "ORD-01"),
+        !has(&sign(&p, &[o]), RuleId::Ord01),
         "LR-00 is not a reason to stop"
     );
 }
@@ -1226,23 +1237,23 @@ fn ord_01_recurrence_resection_when_lr_01_or_02() {
 fn ord_02_debulking_outside_wd_lps() {
     let o = order("deb", &[OrderKind::Debulking]);
     assert!(deletes(
-        get(&sign(&recurrence(), &[o.clone()]), "ORD-02"),
+        get(&sign(&recurrence(), &[o.clone()]), RuleId::Ord02),
         "ServiceRequest/deb"
     ));
     let mut p = recurrence();
     p.histology = k(Histology::WdLiposarcoma);
-    assert!(!has(&sign(&p, &[o.clone()]), "ORD-02"));
+    assert!(!has(&sign(&p, &[o.clone()]), RuleId::Ord02));
     p.histology = unk();
-    assert!(!has(&sign(&p, &[o]), "ORD-02"));
+    assert!(!has(&sign(&p, &[o]), RuleId::Ord02));
 }
 
 #[test]
 fn ord_03_hipec() {
     let fs = sign(&metastatic(), &[order("hipec", &[OrderKind::Hipec])]);
-    assert_eq!(get(&fs, "ORD-03").indicator, Indicator::Warning);
+    assert_eq!(get(&fs, RuleId::Ord03).indicator, Indicator::Warning);
     assert!(!has(
         &sign(&metastatic(), &[order("deb", &[OrderKind::Debulking])]),
-        "ORD-03"
+        RuleId::Ord03
     ));
 }
 
@@ -1257,7 +1268,7 @@ fn ord_04_postoperative_therapy_after_recurrence_resection() {
     ));
     let rt_order = order("adj-rt", &[OrderKind::PostoperativeRt]);
     let f = sign(&p, &[rt_order.clone()]);
-    let f = get(&f, "ORD-04");
+    let f = get(&f, RuleId::Ord04);
     assert_eq!(f.indicator, Indicator::Warning);
     assert!(deletes(f, "ServiceRequest/adj-rt"));
     // Exception: R1 after pre-operative RT, no IORT → info.
@@ -1266,17 +1277,17 @@ fn ord_04_postoperative_therapy_after_recurrence_resection() {
     course.relative_to = Some("Procedure/rec".into());
     p.radiotherapy = k(vec![course.clone()]);
     let fs = sign(&p, &[rt_order.clone()]);
-    assert_eq!(get(&fs, "ORD-04").indicator, Indicator::Info);
+    assert_eq!(get(&fs, RuleId::Ord04).indicator, Indicator::Info);
     // With IORT the exception does not apply.
     let mut iort = course.clone();
     iort.timing = RtTiming::IntraOperative;
     p.radiotherapy = k(vec![course, iort]);
     assert_eq!(
-        get(&sign(&p, &[rt_order.clone()]), "ORD-04").indicator,
+        get(&sign(&p, &[rt_order.clone()]), RuleId::Ord04).indicator,
         Indicator::Warning
     );
     // After a primary resection: not this rule.
-    assert!(!has(&sign(&base(), &[rt_order]), "ORD-04"));
+    assert!(!has(&sign(&base(), &[rt_order]), RuleId::Ord04));
 }
 
 #[test]
@@ -1284,8 +1295,8 @@ fn ord_05_preoperative_rt_after_prior_rt() {
     let o = order("prt", &[OrderKind::PreoperativeRt]);
     let mut p = recurrence();
     p.radiotherapy = k(vec![rt("2024-10-01", RtTiming::PreOperative, Some(50.4))]);
-    assert!(has(&sign(&p, &[o.clone()]), "ORD-05"));
-    assert!(!has(&sign(&recurrence(), &[o]), "ORD-05"));
+    assert!(has(&sign(&p, &[o.clone()]), RuleId::Ord05));
+    assert!(!has(&sign(&recurrence(), &[o]), RuleId::Ord05));
 }
 
 #[test]
@@ -1296,19 +1307,22 @@ fn ord_06_07_08_metastasectomy_checks() {
     p.current_smoker = k(true);
     let fs = sign(&p, &[o.clone()]);
     assert!(replaces_with(
-        get(&fs, "ORD-06"),
+        get(&fs, RuleId::Ord06),
         "medical-oncology-referral"
     ));
-    assert!(creates(get(&fs, "ORD-07"), "smoking-cessation-referral"));
-    let f = get(&fs, "ORD-08");
+    assert!(creates(
+        get(&fs, RuleId::Ord07),
+        "smoking-cessation-referral"
+    ));
+    let f = get(&fs, RuleId::Ord08);
     assert!(creates(f, "pulmonary-function-tests"));
     assert!(f.parameters.contains(&ParameterId::PftValidityDays));
     let mut p = metastatic();
     p.pulmonary_function_tested = k(true);
     let fs = sign(&p, &[o.clone()]);
-    assert!(!has(&fs, "ORD-06") && !has(&fs, "ORD-07") && !has(&fs, "ORD-08"));
+    assert!(!has(&fs, RuleId::Ord06) && !has(&fs, RuleId::Ord07) && !has(&fs, RuleId::Ord08));
     p.current_smoker = unk();
-    assert!(!has(&sign(&p, &[o]), "ORD-07"));
+    assert!(!has(&sign(&p, &[o]), RuleId::Ord07));
 }
 
 #[test]
@@ -1318,24 +1332,24 @@ fn ord_09_to_12_histology_matched_agents() {
     let dd = metastatic();
     let ifo = med("ifo", &[Agent::Ifosfamide, Agent::Doxorubicin]);
     let f = sign(&lms, &[ifo.clone()]);
-    let f = get(&f, "ORD-09");
+    let f = get(&f, RuleId::Ord09);
     assert!(replaces_with(f, "dacarbazine") && deletes(f, "MedicationRequest/ifo"));
-    assert!(!has(&sign(&dd, &[ifo]), "ORD-09"));
+    assert!(!has(&sign(&dd, &[ifo]), RuleId::Ord09));
     let paz = med("paz", &[Agent::Pazopanib]);
     assert_eq!(
-        get(&sign(&dd, &[paz.clone()]), "ORD-10").indicator,
+        get(&sign(&dd, &[paz.clone()]), RuleId::Ord10).indicator,
         Indicator::Warning
     );
-    assert!(!has(&sign(&lms, &[paz]), "ORD-10"));
+    assert!(!has(&sign(&lms, &[paz]), RuleId::Ord10));
     let eri = med("eri", &[Agent::Eribulin]);
-    assert!(has(&sign(&lms, &[eri.clone()]), "ORD-11"));
-    assert!(!has(&sign(&dd, &[eri]), "ORD-11"));
+    assert!(has(&sign(&lms, &[eri.clone()]), RuleId::Ord11));
+    assert!(!has(&sign(&dd, &[eri]), RuleId::Ord11));
     let tra = med("tra", &[Agent::Trabectedin]);
     let mut ups = metastatic();
     ups.histology = k(Histology::Ups);
-    assert!(has(&sign(&ups, &[tra.clone()]), "ORD-12"));
-    assert!(!has(&sign(&lms, &[tra.clone()]), "ORD-12"));
-    assert!(!has(&sign(&dd, &[tra]), "ORD-12"));
+    assert!(has(&sign(&ups, &[tra.clone()]), RuleId::Ord12));
+    assert!(!has(&sign(&lms, &[tra.clone()]), RuleId::Ord12));
+    assert!(!has(&sign(&dd, &[tra]), RuleId::Ord12));
 }
 
 #[test]
@@ -1343,10 +1357,10 @@ fn ord_13_first_line_gemcitabine_docetaxel() {
     let gem = med("gem", &[Agent::Gemcitabine]);
     let doc = med("doc", &[Agent::Docetaxel]);
     let fs = sign(&metastatic(), &[gem.clone(), doc.clone()]);
-    let f = get(&fs, "ORD-13");
+    let f = get(&fs, RuleId::Ord13);
     assert_eq!(f.draft_order.as_deref(), Some("MedicationRequest/gem"));
     assert!(creates(f, "doxorubicin"));
-    assert!(!has(&sign(&metastatic(), &[gem.clone()]), "ORD-13"));
+    assert!(!has(&sign(&metastatic(), &[gem.clone()]), RuleId::Ord13));
     let mut p = metastatic();
     p.systemic_history = k(SystemicHistory {
         lines: vec![line(1, &[Agent::Doxorubicin])],
@@ -1354,7 +1368,7 @@ fn ord_13_first_line_gemcitabine_docetaxel() {
     });
     p.prior_anthracycline = k(true);
     p.anthracycline_dose = exact_dose(300.0);
-    assert!(!has(&sign(&p, &[gem, doc]), "ORD-13"));
+    assert!(!has(&sign(&p, &[gem, doc]), RuleId::Ord13));
 }
 
 #[test]
@@ -1369,10 +1383,10 @@ fn ord_14_cumulative_anthracycline_limit() {
     let mut dox = med("dox", &[Agent::Doxorubicin]);
     dox.planned_anthracycline_mg_m2 = k(75.0);
     // Exactly at the limit: silent.
-    assert!(!has(&sign(&p, &[dox.clone()]), "ORD-14"));
+    assert!(!has(&sign(&p, &[dox.clone()]), RuleId::Ord14));
     dox.planned_anthracycline_mg_m2 = k(75.5);
     let fs = sign(&p, &[dox.clone()]);
-    let f = get(&fs, "ORD-14");
+    let f = get(&fs, RuleId::Ord14);
     assert_eq!(f.indicator, Indicator::Critical);
     assert!(deletes(f, "MedicationRequest/dox"));
     assert!(
@@ -1392,12 +1406,12 @@ fn ord_14_cumulative_anthracycline_limit() {
     });
     q.prior_anthracycline = k(true);
     q.anthracycline_dose = lower_bound(0.0);
-    assert!(!has(&sign(&q, &[dox.clone()]), "ORD-14"));
+    assert!(!has(&sign(&q, &[dox.clone()]), RuleId::Ord14));
     // … unless this order alone is over the limit.
     let mut big = dox.clone();
     big.planned_anthracycline_mg_m2 = k(480.0);
     let fs = sign(&q, &[big]);
-    let f = get(&fs, "ORD-14");
+    let f = get(&fs, RuleId::Ord14);
     assert!(
         f.unknown
             .iter()
@@ -1414,7 +1428,7 @@ fn ord_14_cumulative_anthracycline_limit() {
     q.anthracycline_dose = exact_dose(460.0);
     let mut epi = med("epi", &[Agent::Epirubicin, Agent::Ifosfamide]);
     epi.planned_anthracycline_mg_m2 = unk();
-    assert!(has(&sign(&q, &[epi]), "ORD-14"));
+    assert!(has(&sign(&q, &[epi]), RuleId::Ord14));
 }
 
 #[test]
@@ -1423,12 +1437,12 @@ fn ord_15_olaratumab() {
         &metastatic(),
         &[med("ola", &[Agent::Olaratumab, Agent::Doxorubicin])],
     );
-    let f = get(&fs, "ORD-15");
+    let f = get(&fs, RuleId::Ord15);
     assert_eq!(f.indicator, Indicator::Critical);
     assert!(replaces_with(f, "doxorubicin") && deletes(f, "MedicationRequest/ola"));
     assert!(!has(
         &sign(&metastatic(), &[med("dox", &[Agent::Doxorubicin])]),
-        "ORD-15"
+        RuleId::Ord15
     ));
 }
 
@@ -1439,25 +1453,25 @@ fn ord_16_fna_only_before_a_diagnosis() {
     let mut p = base();
     p.diagnosis = None;
     let fs = sign(&p, &[fna.clone()]);
-    let f = get(&fs, "ORD-16");
+    let f = get(&fs, RuleId::Ord16);
     assert!(replaces_with(f, "core-needle-biopsy"));
     // A known sarcoma's recurrence: fine.
-    assert!(!has(&sign(&recurrence(), &[fna.clone()]), "ORD-16"));
+    assert!(!has(&sign(&recurrence(), &[fna.clone()]), RuleId::Ord16));
     // FNA elsewhere: silent.
     fna.body_site_retroperitoneum = false;
-    assert!(!has(&sign(&p, &[fna.clone()]), "ORD-16"));
+    assert!(!has(&sign(&p, &[fna.clone()]), RuleId::Ord16));
     // The classifier's own flag (reason → a retroperitoneal Condition) is enough.
     fna.targets_retroperitoneal_mass = true;
-    assert!(has(&sign(&p, &[fna]), "ORD-16"));
+    assert!(has(&sign(&p, &[fna]), RuleId::Ord16));
 }
 
 #[test]
 fn ord_17_routine_bone_imaging() {
     let scan = order("bone", &[OrderKind::Imaging(ImagingKind::BoneScan)]);
-    assert!(has(&sign(&metastatic(), &[scan.clone()]), "ORD-17"));
+    assert!(has(&sign(&metastatic(), &[scan.clone()]), RuleId::Ord17));
     let mut p = metastatic();
     p.histology = k(Histology::SolitaryFibrousTumor);
-    assert!(!has(&sign(&p, &[scan.clone()]), "ORD-17"));
+    assert!(!has(&sign(&p, &[scan.clone()]), RuleId::Ord17));
     let mut p = metastatic();
     p.symptoms = k(vec![Symptom {
         kind: SymptomKind::Pain,
@@ -1466,9 +1480,9 @@ fn ord_17_routine_bone_imaging() {
         date: None,
         read_from: ReadFrom::Code,
     }]);
-    assert!(!has(&sign(&p, &[scan.clone()]), "ORD-17"));
+    assert!(!has(&sign(&p, &[scan.clone()]), RuleId::Ord17));
     assert!(
-        !has(&sign(&recurrence(), &[scan]), "ORD-17"),
+        !has(&sign(&recurrence(), &[scan]), RuleId::Ord17),
         "not metastatic"
     );
 }
@@ -1479,10 +1493,10 @@ fn ord_18_primary_resection_with_synchronous_metastases() {
     let mut p = metastatic();
     p.metastasis_timing = k(MetastasisTiming::Synchronous);
     assert_eq!(
-        get(&sign(&p, &[o.clone()]), "ORD-18").indicator,
+        get(&sign(&p, &[o.clone()]), RuleId::Ord18).indicator,
         Indicator::Info
     );
-    assert!(!has(&sign(&metastatic(), &[o]), "ORD-18"));
+    assert!(!has(&sign(&metastatic(), &[o]), RuleId::Ord18));
 }
 
 #[test]
@@ -1542,32 +1556,37 @@ fn from_defective<T>(p: &mut Picture, v: T) -> Fact<T> {
 fn lr_03_never_rests_on_a_fact_from_an_invalid_record() {
     let mut p = recurrence();
     p.histology = k(Histology::WdLiposarcoma);
-    assert_eq!(lr_verdicts(&pv(&p)), ["LR-03"]);
+    assert_eq!(lr_verdicts(&pv(&p)), [RuleId::Lr03]);
     p.histology = from_defective(&mut p, Histology::WdLiposarcoma);
     let fs = pv(&p);
-    assert_eq!(lr_verdicts(&fs), ["LR-00"]);
+    assert_eq!(lr_verdicts(&fs), [RuleId::Lr00]);
     assert!(
-        get(&fs, "LR-00")
+        get(&fs, RuleId::Lr00)
             .unknown
             .iter()
             .any(|u| u.fact == "histology"),
         "{:?}",
-        get(&fs, "LR-00").unknown
+        get(&fs, RuleId::Lr00).unknown
     );
 }
 
 #[test]
 fn lr_04_never_rests_on_a_fact_from_an_invalid_record() {
     let mut p = recurrence();
-    assert_eq!(lr_verdicts(&pv(&p)), ["LR-04"]);
+    assert_eq!(lr_verdicts(&pv(&p)), [RuleId::Lr04]);
     p.ecog = from_defective(&mut p, 1);
     let fs = pv(&p);
-    assert_eq!(lr_verdicts(&fs), ["LR-00"]);
-    assert!(get(&fs, "LR-00").unknown.iter().any(|u| u.fact == "ecog"));
+    assert_eq!(lr_verdicts(&fs), [RuleId::Lr00]);
+    assert!(
+        get(&fs, RuleId::Lr00)
+            .unknown
+            .iter()
+            .any(|u| u.fact == "ecog")
+    );
     // The cautious direction still acts: ECOG 3 from the same record gives LR-02.
     let mut p = recurrence();
     p.ecog = from_defective(&mut p, 3);
-    assert_eq!(lr_verdicts(&pv(&p)), ["LR-02"]);
+    assert_eq!(lr_verdicts(&pv(&p)), [RuleId::Lr02]);
 }
 
 #[test]
@@ -1575,7 +1594,7 @@ fn met_02_all_criteria_met_never_rests_on_a_fact_from_an_invalid_record() {
     let mut p = metastatic();
     p.ecog = from_defective(&mut p, 1);
     let fs = pv(&p);
-    let f = get(&fs, "MET-02");
+    let f = get(&fs, RuleId::Met02);
     assert!(
         f.unknown.iter().any(|u| u.fact == "ecog"),
         "ECOG from a defective record is unknown for MET-02: {}",
@@ -1586,26 +1605,26 @@ fn met_02_all_criteria_met_never_rests_on_a_fact_from_an_invalid_record() {
     let mut p = metastatic();
     p.ecog = from_defective(&mut p, 3);
     let fs = pv(&p);
-    assert!(text(get(&fs, "MET-02")).contains("Criterion not met: ECOG 3"));
+    assert!(text(get(&fs, RuleId::Met02)).contains("Criterion not met: ECOG 3"));
 }
 
 #[test]
 fn met_03_never_rests_on_a_fact_from_an_invalid_record() {
-    assert!(has(&pv(&metastatic()), "MET-03"));
+    assert!(has(&pv(&metastatic()), RuleId::Met03));
     let mut p = metastatic();
     p.ecog = from_defective(&mut p, 1);
-    assert!(!has(&pv(&p), "MET-03"));
+    assert!(!has(&pv(&p), RuleId::Met03));
 }
 
 #[test]
 fn met_11_never_rests_on_a_fact_from_an_invalid_record() {
-    assert!(has(&pv(&metastatic()), "MET-11"));
+    assert!(has(&pv(&metastatic()), RuleId::Met11));
     let mut p = metastatic();
     p.low_volume = from_defective(&mut p, true);
     let fs = pv(&p);
-    assert!(!has(&fs, "MET-11"));
+    assert!(!has(&fs, RuleId::Met11));
     assert!(
-        get(&fs, "DATA-01")
+        get(&fs, RuleId::Data01)
             .unknown
             .iter()
             .any(|u| u.fact == "low_volume"),
@@ -1629,7 +1648,7 @@ fn data_02_lists_ten_records_then_how_many_more_with_paths_and_kinds_only() {
         })
         .collect();
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
-    let t = text(get(&fs, "DATA-02"));
+    let t = text(get(&fs, RuleId::Data02));
     assert!(
         t.contains("`Observation/o9`") && !t.contains("`Observation/o10`"),
         "{t}"

@@ -145,8 +145,8 @@ fn figure_1() -> Chart {
 fn figure_1_first_recurrence_multifocal_short_dfi() {
     let r = run(&figure_1(), Hook::PatientView);
     // One verdict: not a candidate for curative re-resection (multifocal).
-    assert_eq!(r.verdicts(), ["LR-02"]);
-    let f = r.get("LR-02");
+    assert_eq!(r.verdicts(), [RuleId::Lr02]);
+    let f = r.get(RuleId::Lr02);
     assert_eq!(f.indicator, Indicator::Warning);
     let t = text(f);
     assert!(t.contains("Reason: multifocal recurrence"), "{t}");
@@ -157,11 +157,17 @@ fn figure_1_first_recurrence_multifocal_short_dfi() {
     assert!(t.contains("high grade"), "{t}");
     // High-grade DD-LPS with DFI < 12 months: neoadjuvant systemic therapy (the patient got
     // epirubicin + ifosfamide).
-    assert!(r.has("LR-07"));
-    assert!(r.has("MDT-01"));
-    assert!(r.has("WORK-04"), "no biopsy of the recurrence recorded");
-    assert!(!r.has("WORK-01"), "CT chest/abdomen/pelvis 15 days old");
-    assert!(!r.has("LR-05") && !r.has("LR-04"));
+    assert!(r.has(RuleId::Lr07));
+    assert!(r.has(RuleId::Mdt01));
+    assert!(
+        r.has(RuleId::Work04),
+        "no biopsy of the recurrence recorded"
+    );
+    assert!(
+        !r.has(RuleId::Work01),
+        "CT chest/abdomen/pelvis 15 days old"
+    );
+    assert!(!r.has(RuleId::Lr05) && !r.has(RuleId::Lr04));
 }
 
 #[test]
@@ -172,12 +178,15 @@ fn figure_1_resection_order_at_first_recurrence_is_questioned() {
         Some("Condition/recurrence-1"),
     );
     let r = run(&chart, Hook::OrderSign);
-    let f = r.get("ORD-01");
+    let f = r.get(RuleId::Ord01);
     assert_eq!(f.draft_order.as_deref(), Some("ServiceRequest/sr-1"));
     assert!(f.suggestions.iter().any(|s| matches!(s,
         Suggestion::Replace { resource_id, order_template, .. }
             if resource_id == "ServiceRequest/sr-1" && *order_template == "medical-oncology-referral")));
-    assert!(!r.has("MDT-01"), "patient-view rules stay off order-sign");
+    assert!(
+        !r.has(RuleId::Mdt01),
+        "patient-view rules stay off order-sign"
+    );
 }
 
 #[test]
@@ -188,13 +197,13 @@ fn figure_1_after_complete_resection_of_the_recurrence() {
         .draft_medication("3995", "epirubicin", Some((75.0, "mg/m2")), Some(1))
         .tweak_draft(|o| o["note"] = json!([{"text": "adjuvant, post-operative"}]));
     let r = run(&chart, Hook::OrderSign);
-    let f = r.get("ORD-04");
+    let f = r.get(RuleId::Ord04);
     assert_eq!(f.indicator, Indicator::Warning);
     assert_eq!(f.draft_order.as_deref(), Some("MedicationRequest/mr-1"));
     let r = run(&at(&figure_1(), "2021-03-05"), Hook::PatientView);
-    assert!(r.has("LR-08"), "{:?}", r.ids());
+    assert!(r.has(RuleId::Lr08), "{:?}", r.ids());
     assert!(
-        !r.has("MDT-01"),
+        !r.has(RuleId::Mdt01),
         "no evidence of disease after the resection"
     );
 }
@@ -230,11 +239,14 @@ fn figure_2() -> Chart {
 #[test]
 fn figure_2_synchronous_lung_metastases_systemic_first() {
     let r = run(&figure_2(), Hook::PatientView);
-    assert!(r.has("MET-01"), "{:?}", r.ids());
-    assert!(!r.has("MET-02"), "MET-02 is for metachronous metastases");
-    let t = text(r.get("SYS-01"));
+    assert!(r.has(RuleId::Met01), "{:?}", r.ids());
+    assert!(
+        !r.has(RuleId::Met02),
+        "MET-02 is for metachronous metastases"
+    );
+    let t = text(r.get(RuleId::Sys01));
     assert!(t.contains("doxorubicin + dacarbazine"), "{t}");
-    assert!(r.has("MDT-02") && r.has("MDT-03"));
+    assert!(r.has(RuleId::Mdt02) && r.has(RuleId::Mdt03));
 }
 
 #[test]
@@ -251,12 +263,12 @@ fn figure_2_orders_at_presentation() {
         // Ifosfamide for a leiomyosarcoma.
         .draft_medication("5657", "ifosfamide", Some((9000.0, "mg/m2")), None);
     let r = run(&chart, Hook::OrderSign);
-    let f = r.get("ORD-06");
+    let f = r.get(RuleId::Ord06);
     assert_eq!(f.draft_order.as_deref(), Some("ServiceRequest/sr-2"));
-    assert!(r.has("ORD-08"), "no pulmonary function tests recorded");
-    let f = r.get("ORD-09");
+    assert!(r.has(RuleId::Ord08), "no pulmonary function tests recorded");
+    let f = r.get(RuleId::Ord09);
     assert_eq!(f.draft_order.as_deref(), Some("MedicationRequest/mr-1"));
-    let f = r.get("ORD-18");
+    let f = r.get(RuleId::Ord18);
     assert_eq!(f.draft_order.as_deref(), Some("ServiceRequest/sr-1"));
 }
 
@@ -273,14 +285,14 @@ fn figure_2_progression_after_two_lines() {
         .metastasis("2021-12-01", Site::Liver)
         .disease_status("2021-12-01", "worsened", Some("distant"));
     let pv = run(&at(&chart, "2021-12-10"), Hook::PatientView);
-    let t = text(pv.get("SYS-02"));
+    let t = text(pv.get(RuleId::Sys02));
     assert!(t.contains("trabectedin") && t.contains("pazopanib"), "{t}");
     assert!(
         !t.contains("Option: gemcitabine") && !t.contains("Option: dacarbazine"),
         "{t}"
     );
     assert!(!t.contains("eribulin") && !t.contains("ifosfamide"), "{t}");
-    assert!(!pv.has("MET-11"), "progressing disease");
+    assert!(!pv.has(RuleId::Met11), "progressing disease");
     // Re-challenge with doxorubicin: 120 given + 5 × 75 planned = 495 > 450.
     let chart = at(&chart, "2021-12-10").draft_medication(
         "3639",
@@ -289,7 +301,7 @@ fn figure_2_progression_after_two_lines() {
         Some(4),
     );
     let r = run(&chart, Hook::OrderSign);
-    let f = r.get("ORD-14");
+    let f = r.get(RuleId::Ord14);
     assert_eq!(f.indicator, Indicator::Critical);
     assert!(text(f).contains("495"), "{}", text(f));
     // Four cycles (120 + 300 = 420) stay under the limit.
@@ -297,7 +309,7 @@ fn figure_2_progression_after_two_lines() {
         .doxorubicin("2021-04-15", 60.0)
         .doxorubicin("2021-05-06", 60.0)
         .draft_medication("3639", "doxorubicin", Some((75.0, "mg/m2")), Some(3));
-    assert!(!run(&chart, Hook::OrderSign).has("ORD-14"));
+    assert!(!run(&chart, Hook::OrderSign).has(RuleId::Ord14));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -327,29 +339,36 @@ fn case_report_metachronous_liver_metastases_after_long_dfi() {
     // The report does not state symptoms: a period of observation (MET-03) needs them known
     // absent, so it is silent until a symptom assessment records none (§4.4).
     let r = run(&case_report(), Hook::PatientView);
-    assert!(r.has("MET-02") && !r.has("MET-03"), "{:?}", r.ids());
+    assert!(
+        r.has(RuleId::Met02) && !r.has(RuleId::Met03),
+        "{:?}",
+        r.ids()
+    );
     let r = run(
         &case_report().symptom_assessment("2015-03-05", false),
         Hook::PatientView,
     );
-    let f = r.get("MET-02");
+    let f = r.get(RuleId::Met02);
     assert_eq!(f.indicator, Indicator::Info, "{}", text(f));
     let t = text(f);
     assert!(t.contains("Favourable biology: DFI"), "{t}");
     assert!(t.contains("low volume"), "{t}");
-    assert!(r.has("MET-03"));
-    assert!(r.has("MET-04"), "liver metastases: ablation alternative");
-    assert!(!r.has("MET-01") && !r.has("MET-05"));
+    assert!(r.has(RuleId::Met03));
+    assert!(
+        r.has(RuleId::Met04),
+        "liver metastases: ablation alternative"
+    );
+    assert!(!r.has(RuleId::Met01) && !r.has(RuleId::Met05));
 }
 
 #[test]
 fn case_report_surveillance_after_metastasectomy_and_repeat_metastases() {
     // A year after the liver resection with the last imaging 9 months old: overdue.
     let r = run(&at(&case_report(), "2016-06-01"), Hook::PatientView);
-    assert!(r.has("MET-08"), "{:?}", r.ids());
+    assert!(r.has(RuleId::Met08), "{:?}", r.ids());
     // Liver metastases again in 2017: repeat metastasectomy only with favourable biology.
     let r = run(&at(&case_report(), "2017-06-15"), Hook::PatientView);
-    let f = r.get("MET-09");
+    let f = r.get(RuleId::Met09);
     assert!(text(f).contains("For: DFI"), "{}", text(f));
 }
 
@@ -363,7 +382,7 @@ fn out_of_scope_histology_from_fhir() {
         .diagnosis("2026-01-01", hist::GIST)
         .metastasis("2026-10-01", Site::Liver);
     let r = run(&chart, Hook::PatientView);
-    assert_eq!(r.ids(), ["SCOPE-01"]);
+    assert_eq!(r.ids(), [RuleId::Scope01]);
 }
 
 #[test]
@@ -373,7 +392,7 @@ fn no_diagnosis_but_set_aside_resources_reports_data_02_only() {
         .metastasis("2026-10-01", Site::Lung)
         .set_aside("Condition");
     let r = run(&chart, Hook::PatientView);
-    assert_eq!(r.ids(), ["DATA-02"]);
+    assert_eq!(r.ids(), [RuleId::Data02]);
 }
 
 #[test]
@@ -386,7 +405,7 @@ fn fna_of_an_undiagnosed_retroperitoneal_mass() {
             None,
         );
     let r = run(&chart, Hook::OrderSelect);
-    let f = r.get("ORD-16");
+    let f = r.get(RuleId::Ord16);
     assert!(f.suggestions.iter().any(|s| matches!(s,
         Suggestion::Replace { order_template, .. } if *order_template == "core-needle-biopsy")));
     // FNA of a known sarcoma's recurrence is fine.
@@ -395,5 +414,5 @@ fn fna_of_an_undiagnosed_retroperitoneal_mass() {
         Some(retroperitoneum()),
         None,
     );
-    assert!(!run(&chart, Hook::OrderSelect).has("ORD-16"));
+    assert!(!run(&chart, Hook::OrderSelect).has(RuleId::Ord16));
 }

@@ -4,7 +4,8 @@
 use chrono::Months;
 
 use super::{
-    Ctx, FactUse, Finding, Gaps, UnknownFact, create, fact_use, months_text, plain_use, unknown_of,
+    Ctx, FactUse, Finding, Gaps, RuleId, UnknownFact, create, fact_use, months_text, plain_use,
+    unknown_of,
 };
 use crate::cds_hooks::Indicator;
 use crate::clinical::{
@@ -579,9 +580,9 @@ fn lr_05_06(c: &Ctx, gaps: &mut Gaps, verdict: Verdict) -> Option<Finding> {
         "choice of pre-operative treatment (LR-05 / LR-06) not assessed",
     )?;
     let mut f = if courses.is_empty() {
-        Finding::new("LR-05", Indicator::Info)
+        Finding::new(RuleId::Lr05, Indicator::Info)
     } else {
-        Finding::new("LR-06", Indicator::Info)
+        Finding::new(RuleId::Lr06, Indicator::Info)
     };
     f.decided_by
         .extend(fact_use("prior_rt", &c.p.radiotherapy, |cs| {
@@ -628,7 +629,7 @@ fn lr_07(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     }
     let grade = *gaps.need("grade", &p.grade, holds)?;
     let dfi = *gaps.need("dfi_months", &p.dfi_months, holds)?;
-    let mut f = Finding::new("LR-07", Indicator::Info);
+    let mut f = Finding::new(RuleId::Lr07, Indicator::Info);
     f.decided_by
         .extend(fact_use("histology", &p.histology, |h| {
             h.label().to_owned()
@@ -665,7 +666,7 @@ fn lr_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !complete.is_complete() {
         return None;
     }
-    let mut f = Finding::new("LR-08", Indicator::Info);
+    let mut f = Finding::new(RuleId::Lr08, Indicator::Info);
     f.decided_by.push(plain_use(
         "recurrence_resection",
         format!("{} on {}", recent.procedure, recent.date),

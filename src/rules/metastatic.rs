@@ -4,8 +4,8 @@ use chrono::{Months, NaiveDate};
 
 use super::local_recurrence::truncate_summary;
 use super::{
-    Ctx, FactUse, Finding, Gaps, UnknownFact, create, date_text, fact_use, months_text, plain_use,
-    unknown_of,
+    Ctx, FactUse, Finding, Gaps, RuleId, UnknownFact, create, date_text, fact_use, months_text,
+    plain_use, unknown_of,
 };
 use crate::cds_hooks::Indicator;
 use crate::clinical::{
@@ -45,7 +45,7 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
                 )
                 .is_some_and(|s| !s);
         if observation_fits {
-            let mut f = Finding::new("MET-03", Indicator::Info);
+            let mut f = Finding::new(RuleId::Met03, Indicator::Info);
             f.statements
                 .push("No metastasectomy criterion failed (MET-02)".to_owned());
             f.parameters.push(ParameterId::SymptomAssessmentMaxAgeDays);
@@ -122,7 +122,7 @@ fn met_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if *t != MetastasisTiming::Synchronous {
         return None;
     }
-    let mut f = Finding::new("MET-01", Indicator::Info);
+    let mut f = Finding::new(RuleId::Met01, Indicator::Info);
     f.decided_by.extend(fact_use(
         "metastasis_timing",
         &c.p.metastasis_timing,
@@ -325,7 +325,7 @@ fn met_02_finding(m: Met02) -> Finding {
     } else {
         Indicator::Warning
     };
-    let mut f = Finding::new("MET-02", indicator);
+    let mut f = Finding::new(RuleId::Met02, indicator);
     for s in &m.met {
         f.statements.push(format!("Criterion met: {s}"));
     }
@@ -370,7 +370,7 @@ fn met_04(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !sites.contains(&MetastasisSite::Lung) && !sites.contains(&MetastasisSite::Liver) {
         return None;
     }
-    let mut f = Finding::new("MET-04", Indicator::Info);
+    let mut f = Finding::new(RuleId::Met04, Indicator::Info);
     f.decided_by.extend(fact_use(
         "metastasis_sites",
         &c.p.metastasis_sites,
@@ -390,7 +390,7 @@ fn missing_extrapulmonary(c: &Ctx) -> Option<(bool, bool)> {
 }
 
 fn met_05_finding(c: &Ctx, abdomen: bool, bone: bool) -> Finding {
-    let mut f = Finding::new("MET-05", Indicator::Warning);
+    let mut f = Finding::new(RuleId::Met05, Indicator::Warning);
     f.parameters.push(ParameterId::StagingCtMaxAgeDays);
     let max = c.params.display(ParameterId::StagingCtMaxAgeDays);
     f.decided_by.extend(fact_use(
@@ -487,7 +487,7 @@ fn met_06(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if *r != Resectability::Unresectable {
         return None;
     }
-    let mut f = Finding::new("MET-06", Indicator::Info);
+    let mut f = Finding::new(RuleId::Met06, Indicator::Info);
     f.statements.push(format!(
         "{liver} of {} active metastases in the liver",
         active.len()
@@ -513,7 +513,7 @@ fn met_07(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     )? {
         return None;
     }
-    let mut f = Finding::new("MET-07", Indicator::Warning);
+    let mut f = Finding::new(RuleId::Met07, Indicator::Warning);
     f.decided_by
         .extend(fact_use("sarcomatosis", &c.p.sarcomatosis, |_| {
             "yes".to_owned()
@@ -542,7 +542,7 @@ fn met_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if last.is_some_and(|d| d >= cutoff) {
         return None;
     }
-    let mut f = Finding::new("MET-08", Indicator::Warning);
+    let mut f = Finding::new(RuleId::Met08, Indicator::Warning);
     f.decided_by.push(plain_use(
         "metastasectomy",
         format!("{} on {}", last_op.procedure, last_op.date),
@@ -574,7 +574,7 @@ fn met_09(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     )? {
         return None;
     }
-    let mut f = Finding::new("MET-09", Indicator::Info);
+    let mut f = Finding::new(RuleId::Met09, Indicator::Info);
     f.decided_by.extend(fact_use(
         "recurrent_metastases_after_metastasectomy",
         &p.recurrent_metastases_after_metastasectomy,
@@ -654,7 +654,7 @@ fn met_10(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if relevant.is_empty() {
         return None;
     }
-    let mut f = Finding::new("MET-10", Indicator::Info);
+    let mut f = Finding::new(RuleId::Met10, Indicator::Info);
     for s in relevant {
         let mut prov = format!("{}, {}", s.source, s.read_from.label());
         if let Some(d) = s.date {
@@ -689,7 +689,7 @@ fn met_11(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     {
         return None;
     }
-    let mut f = Finding::new("MET-11", Indicator::Info);
+    let mut f = Finding::new(RuleId::Met11, Indicator::Info);
     f.parameters.push(ParameterId::LowVolumeMaxLesions);
     f.parameters.push(ParameterId::SymptomAssessmentMaxAgeDays);
     f.decided_by

@@ -3,7 +3,7 @@
 //! catalogue names a better order, a recommended `Replace`.
 
 use super::local_recurrence::{Verdict, assess};
-use super::{Ctx, FactUse, Finding, Suggestion, create, fact_use, plain_use};
+use super::{Ctx, FactUse, Finding, RuleId, Suggestion, create, fact_use, plain_use};
 use crate::cds_hooks::Indicator;
 use crate::clinical::{
     Agent, DraftOrder, Histology, ImagingKind, MetastasisTiming, OrderKind, ResectionTarget,
@@ -79,7 +79,7 @@ pub(super) fn ord_01(
         Verdict::Lr02 => &lr.against_reasons,
         _ => return None,
     };
-    let mut f = on_order("ORD-01", Indicator::Warning, o);
+    let mut f = on_order(RuleId::Ord01, Indicator::Warning, o);
     f.statements
         .push(format!("Recurrence assessment: {}", lr.verdict.rule()));
     for r in reasons {
@@ -101,7 +101,7 @@ pub(super) fn ord_02(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if !o.is(OrderKind::Debulking) || *c.p.histology.value()? == Histology::WdLiposarcoma {
         return None;
     }
-    let mut f = on_order("ORD-02", Indicator::Warning, o);
+    let mut f = on_order(RuleId::Ord02, Indicator::Warning, o);
     histology_use(c, &mut f);
     f.suggestions.push(delete(o));
     Some(f)
@@ -112,7 +112,7 @@ pub(super) fn ord_03(_: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if !o.is(OrderKind::Hipec) {
         return None;
     }
-    let mut f = on_order("ORD-03", Indicator::Warning, o);
+    let mut f = on_order(RuleId::Ord03, Indicator::Warning, o);
     f.suggestions.push(delete(o));
     Some(f)
 }
@@ -153,7 +153,7 @@ pub(super) fn ord_04(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
             for_this(RtTiming::PreOperative) && !for_this(RtTiming::IntraOperative)
         });
     let mut f = on_order(
-        "ORD-04",
+        RuleId::Ord04,
         if boost {
             Indicator::Info
         } else {
@@ -188,7 +188,7 @@ pub(super) fn ord_05(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if courses.is_empty() {
         return None;
     }
-    let mut f = on_order("ORD-05", Indicator::Warning, o);
+    let mut f = on_order(RuleId::Ord05, Indicator::Warning, o);
     f.decided_by
         .extend(fact_use("prior_rt", &c.p.radiotherapy, |cs| {
             let d: Vec<String> = cs
@@ -209,7 +209,7 @@ pub(super) fn ord_06(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if *c.p.metastasis_timing.value()? != MetastasisTiming::Synchronous {
         return None;
     }
-    let mut f = on_order("ORD-06", Indicator::Warning, o);
+    let mut f = on_order(RuleId::Ord06, Indicator::Warning, o);
     f.decided_by.extend(fact_use(
         "metastasis_timing",
         &c.p.metastasis_timing,
@@ -230,7 +230,7 @@ pub(super) fn ord_07(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if !o.is(OrderKind::PulmonaryMetastasectomy) || !c.p.current_smoker.is_true() {
         return None;
     }
-    let mut f = on_order("ORD-07", Indicator::Warning, o);
+    let mut f = on_order(RuleId::Ord07, Indicator::Warning, o);
     f.decided_by
         .extend(fact_use("current_smoker", &c.p.current_smoker, |_| {
             "yes".to_owned()
@@ -247,7 +247,7 @@ pub(super) fn ord_08(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if !o.is(OrderKind::PulmonaryMetastasectomy) || !c.p.pulmonary_function_tested.is_false() {
         return None;
     }
-    let mut f = on_order("ORD-08", Indicator::Info, o);
+    let mut f = on_order(RuleId::Ord08, Indicator::Info, o);
     f.parameters.push(ParameterId::PftValidityDays);
     f.decided_by
         .extend(fact_use("last_pft", &c.p.last_pft, |d| {
@@ -275,7 +275,7 @@ pub(super) fn ord_09(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     ) {
         return None;
     }
-    let mut f = on_order("ORD-09", Indicator::Info, o);
+    let mut f = on_order(RuleId::Ord09, Indicator::Info, o);
     histology_use(c, &mut f);
     f.suggestions.push(delete(o));
     f.suggestions
@@ -288,7 +288,7 @@ pub(super) fn ord_10(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if !o.is(OrderKind::Agent(Agent::Pazopanib)) || !c.p.histology.value()?.is_liposarcoma() {
         return None;
     }
-    let mut f = on_order("ORD-10", Indicator::Warning, o);
+    let mut f = on_order(RuleId::Ord10, Indicator::Warning, o);
     histology_use(c, &mut f);
     f.suggestions.push(delete(o));
     Some(f)
@@ -299,7 +299,7 @@ pub(super) fn ord_11(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if !o.is(OrderKind::Agent(Agent::Eribulin)) || c.p.histology.value()?.is_liposarcoma() {
         return None;
     }
-    let mut f = on_order("ORD-11", Indicator::Info, o);
+    let mut f = on_order(RuleId::Ord11, Indicator::Info, o);
     histology_use(c, &mut f);
     Some(f)
 }
@@ -313,7 +313,7 @@ pub(super) fn ord_12(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if h == Histology::Leiomyosarcoma || h.is_liposarcoma() {
         return None;
     }
-    let mut f = on_order("ORD-12", Indicator::Info, o);
+    let mut f = on_order(RuleId::Ord12, Indicator::Info, o);
     histology_use(c, &mut f);
     Some(f)
 }
@@ -330,7 +330,7 @@ pub(super) fn ord_13(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     if !c.p.systemic_history.value()?.is_empty() {
         return None;
     }
-    let mut f = on_order("ORD-13", Indicator::Info, o);
+    let mut f = on_order(RuleId::Ord13, Indicator::Info, o);
     f.decided_by
         .extend(fact_use("systemic_history", &c.p.systemic_history, |_| {
             "none recorded".to_owned()
@@ -362,7 +362,7 @@ pub(super) fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     if total <= limit + DOSE_EPSILON_MG_M2 {
         return None;
     }
-    let mut f = on_order("ORD-14", Indicator::Critical, o);
+    let mut f = on_order(RuleId::Ord14, Indicator::Critical, o);
     f.parameters.push(ParameterId::DoxorubicinLifetimeMaxMgM2);
     f.parameters
         .push(ParameterId::EpirubicinToDoxorubicinFactor);
@@ -418,7 +418,7 @@ pub(super) fn ord_15(_: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if !o.is(OrderKind::Agent(Agent::Olaratumab)) {
         return None;
     }
-    let mut f = on_order("ORD-15", Indicator::Critical, o);
+    let mut f = on_order(RuleId::Ord15, Indicator::Critical, o);
     f.suggestions.push(delete(o));
     f.suggestions
         .push(replace(o, "Replace with doxorubicin", "doxorubicin"));
@@ -442,7 +442,7 @@ pub fn ord_16(c: &Ctx, o: &DraftOrder) -> Option<Finding> {
     if !o.targets_retroperitoneal_mass && !o.body_site_retroperitoneum && mass.is_none() {
         return None;
     }
-    let mut f = on_order("ORD-16", Indicator::Warning, o);
+    let mut f = on_order(RuleId::Ord16, Indicator::Warning, o);
     f.statements.push(match mass {
         Some(m) => format!("Target: retroperitoneal mass {m} without a sarcoma diagnosis"),
         None => "Target: a retroperitoneal mass, no sarcoma diagnosis recorded".to_owned(),
@@ -469,7 +469,7 @@ pub(super) fn ord_17(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if c.p.symptoms.value()?.iter().any(|s| s.bone) {
         return None;
     }
-    let mut f = on_order("ORD-17", Indicator::Info, o);
+    let mut f = on_order(RuleId::Ord17, Indicator::Info, o);
     histology_use(c, &mut f);
     f.decided_by
         .extend(fact_use("bone_symptoms", &c.p.symptoms, |_| {
@@ -486,7 +486,7 @@ pub(super) fn ord_18(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if *c.p.metastasis_timing.value()? != MetastasisTiming::Synchronous {
         return None;
     }
-    let mut f = on_order("ORD-18", Indicator::Info, o);
+    let mut f = on_order(RuleId::Ord18, Indicator::Info, o);
     f.decided_by.extend(fact_use(
         "metastasis_timing",
         &c.p.metastasis_timing,

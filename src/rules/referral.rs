@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 
-use super::{Ctx, Finding, Gaps, create, date_text, fact_use, unknown_of};
+use super::{Ctx, Finding, Gaps, RuleId, create, date_text, fact_use, unknown_of};
 use crate::cds_hooks::Indicator;
 use crate::clinical::{DiseaseState, Fact, Histology};
 use crate::knowledge::ParameterId;
@@ -40,7 +40,7 @@ pub(super) fn mdt_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !relapsed(c, gaps, "tumour board referral (MDT-01) not assessed") {
         return None;
     }
-    let mut f = Finding::new("MDT-01", Indicator::Info);
+    let mut f = Finding::new(RuleId::Mdt01, Indicator::Info);
     state_use(c, &mut f);
     f.suggestions.push(create(
         "Refer to the sarcoma tumour board",
@@ -58,7 +58,7 @@ pub(super) fn mdt_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     ) {
         return None;
     }
-    let mut f = Finding::new("MDT-02", Indicator::Info);
+    let mut f = Finding::new(RuleId::Mdt02, Indicator::Info);
     state_use(c, &mut f);
     f.suggestions.push(create(
         "Refer to palliative care",
@@ -76,7 +76,7 @@ pub(super) fn mdt_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     ) {
         return None;
     }
-    let mut f = Finding::new("MDT-03", Indicator::Info);
+    let mut f = Finding::new(RuleId::Mdt03, Indicator::Info);
     state_use(c, &mut f);
     Some(f)
 }
@@ -125,7 +125,7 @@ pub(super) fn work_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     staging_ct(
         c,
         gaps,
-        "WORK-01",
+        RuleId::Work01,
         "last_ct_chest",
         &c.p.last_ct_chest,
         "CT chest",
@@ -138,7 +138,7 @@ pub(super) fn work_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     staging_ct(
         c,
         gaps,
-        "WORK-02",
+        RuleId::Work02,
         "last_ct_abdomen_pelvis",
         &c.p.last_ct_abdomen_pelvis,
         "CT abdomen/pelvis",
@@ -171,7 +171,7 @@ pub(super) fn work_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if staged {
         return None;
     }
-    let mut f = Finding::new("WORK-03", Indicator::Info);
+    let mut f = Finding::new(RuleId::Work03, Indicator::Info);
     state_use(c, &mut f);
     f.decided_by
         .extend(fact_use("histology", &c.p.histology, |h| {
@@ -203,7 +203,7 @@ pub(super) fn work_04(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if *gaps.need("recurrence_biopsied", &c.p.recurrence_biopsied, holds)? {
         return None;
     }
-    let mut f = Finding::new("WORK-04", Indicator::Info);
+    let mut f = Finding::new(RuleId::Work04, Indicator::Info);
     state_use(c, &mut f);
     f.decided_by.extend(fact_use(
         "recurrence_biopsied",
@@ -230,7 +230,7 @@ pub(super) fn work_05(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
         gaps.need("second_malignancy", &c.p.second_malignancy, holds);
         return None;
     }
-    let mut f = Finding::new("WORK-05", Indicator::Warning);
+    let mut f = Finding::new(RuleId::Work05, Indicator::Warning);
     state_use(c, &mut f);
     if lfs {
         f.decided_by
@@ -258,7 +258,7 @@ pub(super) fn hist_01(c: &Ctx) -> Option<Finding> {
     if !c.p.prior_anthracycline.is_true() || dose.is_exact() {
         return None;
     }
-    let mut f = Finding::new("HIST-01", Indicator::Info);
+    let mut f = Finding::new(RuleId::Hist01, Indicator::Info);
     if let Some(h) = c.p.systemic_history.value() {
         let agents: Vec<&str> = h.agents.iter().map(|a| a.label()).collect();
         f.decided_by
@@ -300,7 +300,7 @@ pub(super) fn hist_02(c: &Ctx) -> Option<Finding> {
     if undosed.is_empty() {
         return None;
     }
-    let mut f = Finding::new("HIST-02", Indicator::Info);
+    let mut f = Finding::new(RuleId::Hist02, Indicator::Info);
     for rt in courses.iter().filter(|rt| !rt.total_dose_gy.is_known()) {
         f.statements.push(format!(
             "Radiotherapy course {} ({}) has no recorded dose",

@@ -346,29 +346,6 @@ impl AsRef<str> for RuleId {
     }
 }
 
-// BEGIN transitional string ids
-// Rule bodies written before the typed ids pass "LR-04"-style strings; these impls accept
-// them until `scripts/typed-rule-ids.py` rewrites every call site (and removes this block).
-// An unknown string panics at its first evaluation, which every rule test reaches.
-impl From<&'static str> for RuleId {
-    fn from(s: &'static str) -> Self {
-        RuleId::parse(s).unwrap_or_else(|| panic!("unknown rule id {s:?}"))
-    }
-}
-
-impl PartialEq<&str> for RuleId {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl PartialEq<str> for RuleId {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-// END transitional string ids
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Ctx, Finding, Gaps, RuleInput, fact_use};
+use super::{Ctx, Finding, Gaps, RuleId, RuleInput, fact_use};
 use crate::cds_hooks::Indicator;
 use crate::clinical::InvalidUse;
 
@@ -13,7 +13,7 @@ pub fn scope_01(c: &Ctx) -> Option<Finding> {
     if h.is_in_scope() {
         return None;
     }
-    let mut f = Finding::new("SCOPE-01", Indicator::Info);
+    let mut f = Finding::new(RuleId::Scope01, Indicator::Info);
     f.statements.push(format!(
         "Histology: {} (outside the RPS recommendations)",
         h.label()
@@ -31,7 +31,7 @@ pub fn data_01(gaps: Gaps) -> Option<Finding> {
     if gaps.is_empty() {
         return None;
     }
-    let mut f = Finding::new("DATA-01", Indicator::Info);
+    let mut f = Finding::new(RuleId::Data01, Indicator::Info);
     // One statement per fact, with everything it holds back.
     let items = gaps.into_items();
     let mut by_fact: Vec<(&'static str, String, Vec<&str>)> = Vec::new();
@@ -62,7 +62,7 @@ pub fn data_02(input: &RuleInput) -> Option<Finding> {
     if input.invalid_resources.is_empty() && input.invalid_draft_orders.is_empty() {
         return None;
     }
-    let mut f = Finding::new("DATA-02", Indicator::Warning);
+    let mut f = Finding::new(RuleId::Data02, Indicator::Warning);
     if !input.invalid_resources.is_empty() {
         let mut per_type: BTreeMap<&str, usize> = BTreeMap::new();
         for r in input.invalid_resources {
@@ -141,7 +141,7 @@ pub fn data_03(input: &RuleInput) -> Option<Finding> {
     if other.is_empty() {
         return None;
     }
-    let mut f = Finding::new("DATA-03", Indicator::Critical);
+    let mut f = Finding::new(RuleId::Data03, Indicator::Critical);
     let mut kinds: Vec<&str> = Vec::new();
     for kind in other.resource_types.iter().map(|t| data_kind(t).1) {
         if !kinds.contains(&kind) {
@@ -181,7 +181,7 @@ pub fn data_04(input: &RuleInput) -> Option<Finding> {
     if input.unavailable.is_empty() {
         return None;
     }
-    let mut f = Finding::new("DATA-04", Indicator::Warning);
+    let mut f = Finding::new(RuleId::Data04, Indicator::Warning);
     let kinds: Vec<&str> = input
         .unavailable
         .iter()

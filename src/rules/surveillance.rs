@@ -2,7 +2,7 @@
 
 use chrono::{Days, Months, NaiveDate};
 
-use super::{Ctx, Finding, Gaps, create, date_text, fact_use, plain_use};
+use super::{Ctx, Finding, Gaps, RuleId, create, date_text, fact_use, plain_use};
 use crate::cds_hooks::Indicator;
 use crate::clinical::{DiseaseState, Fact, Histology, Resection};
 use crate::knowledge::ParameterId;
@@ -104,7 +104,7 @@ fn overdue(
 fn surv_01(c: &Ctx, gaps: &mut Gaps, last: &Resection) -> Option<Finding> {
     let mut f = overdue(
         c,
-        "SURV-01",
+        RuleId::Surv01,
         "CT abdomen/pelvis",
         "last_ct_abdomen_pelvis",
         &c.p.last_ct_abdomen_pelvis,
@@ -133,7 +133,7 @@ fn surv_02(c: &Ctx, gaps: &mut Gaps, last: &Resection) -> Option<Finding> {
     }
     let mut f = overdue(
         c,
-        "SURV-02",
+        RuleId::Surv02,
         "CT chest",
         "last_ct_chest",
         &p.last_ct_chest,
@@ -170,7 +170,7 @@ fn surv_03(c: &Ctx, gaps: &mut Gaps, last: &Resection) -> Option<Finding> {
     if c.today <= ten_years {
         return None;
     }
-    let mut f = Finding::new("SURV-03", Indicator::Info);
+    let mut f = Finding::new(RuleId::Surv03, Indicator::Info);
     f.decided_by
         .extend(fact_use("histology", &c.p.histology, |h| {
             h.label().to_owned()

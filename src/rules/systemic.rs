@@ -1,6 +1,6 @@
 //! §2.5 Systemic therapy: SYS-01, SYS-02 (patient-view).
 
-use super::{Ctx, Finding, Gaps, fact_use};
+use super::{Ctx, Finding, Gaps, RuleId, fact_use};
 use crate::cds_hooks::Indicator;
 use crate::clinical::{Agent, Histology, Resectability};
 
@@ -24,7 +24,7 @@ pub(super) fn sys_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !history.is_empty() || !needs_systemic(c, gaps, holds)? {
         return None;
     }
-    let mut f = Finding::new("SYS-01", Indicator::Info);
+    let mut f = Finding::new(RuleId::Sys01, Indicator::Info);
     f.decided_by
         .extend(fact_use("disease_state", &p.disease_state, |s| {
             super::referral::state_label(*s).to_owned()
@@ -134,7 +134,7 @@ pub(super) fn sys_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
             "second-line options (SYS-02) not matched to histology",
         );
     }
-    let mut f = Finding::new("SYS-02", Indicator::Info);
+    let mut f = Finding::new(RuleId::Sys02, Indicator::Info);
     let given: Vec<&str> = history.agents.iter().map(|a| a.label()).collect();
     f.decided_by
         .extend(fact_use("systemic_history", &p.systemic_history, |h| {
