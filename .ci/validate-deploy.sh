@@ -179,11 +179,14 @@ if config_path in mounts:
     except tomllib.TOMLDecodeError as e:
         check(False, f"ConfigMap {cm_name}/{key}: valid TOML ({e})")
 KNOWN = {
-    "": {"bind", "public_base_url", "workers", "max_body_bytes", "max_json_depth",
-         "shutdown_timeout_secs", "cors_allowed_origins", "log", "fhir", "knowledge",
-         "parameters", "auth", "storage"},
+    "": {"bind", "public_base_url", "workers", "max_body_bytes", "max_inflight_body_bytes",
+         "client_body_timeout_secs", "max_draft_orders", "max_json_depth",
+         "shutdown_timeout_secs", "cors_allowed_origins", "log", "fhir", "prefetch",
+         "knowledge", "parameters", "auth", "storage"},
     "log": {"format", "level"},
-    "fhir": {"connect_timeout_ms", "request_timeout_ms", "max_pages", "allow_http"},
+    "fhir": {"connect_timeout_ms", "request_timeout_ms", "max_pages", "allow_http",
+             "deadline_ms", "max_response_bytes"},
+    "prefetch": {"on_failure"},
     "knowledge": {"dir"},
     "auth": {"mode", "leeway_secs", "trusted_clients", "allowed_algorithms",
              "max_token_lifetime_secs", "replay_cache_capacity", "jwks_timeout_ms",
