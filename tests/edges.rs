@@ -34,8 +34,7 @@ fn fetching_request(base: &str) -> Value {
     let mut req = example("patient-view-local-recurrence.json");
     req.as_object_mut().unwrap().remove("prefetch");
     req["fhirServer"] = json!(base);
-    req["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer",
-        "expires_in": 300, "scope": "patient/*.read", "subject": "rps-cds"});
+    req["fhirAuthorization"] = http_support::fhir_authorization();
     req
 }
 

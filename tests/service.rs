@@ -5,7 +5,9 @@ mod http_support;
 
 use std::sync::atomic::Ordering;
 
-use http_support::{FhirServer, Schemas, Service, TOKEN, example, fhir_fixtures, rule_ids};
+use http_support::{
+    FhirServer, Schemas, Service, example, fhir_authorization, fhir_fixtures, rule_ids,
+};
 use rps_cds::config::Config;
 use serde_json::{Value, json};
 
@@ -254,7 +256,7 @@ async fn absent_prefetch_is_fetched_from_fhir_server_with_the_bearer_token_follo
     let mut req = full.clone();
     req.as_object_mut().unwrap().remove("prefetch");
     req["fhirServer"] = json!(fhir.base);
-    req["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "rps-cds"});
+    req["fhirAuthorization"] = fhir_authorization();
     let (status, body) = svc.post_json("/cds-services/rps-patient-view", &req).await;
     assert_eq!(status, 200, "{body:#}");
     Schemas::load().assert_response(&body);
@@ -306,7 +308,7 @@ async fn fhir_server_failures_give_412_naming_the_key() {
     let mut req = full.clone();
     req.as_object_mut().unwrap().remove("prefetch");
     req["fhirServer"] = json!(fhir.base);
-    req["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "rps-cds"});
+    req["fhirAuthorization"] = fhir_authorization();
     let (status, body) = svc.post_json("/cds-services/rps-patient-view", &req).await;
     assert_eq!(status, 412, "{body:#}");
     let issues = body["issue"].as_array().unwrap();
@@ -911,7 +913,7 @@ async fn a_chart_of_another_patient_is_refused() {
     let mut req = full.clone();
     req.as_object_mut().unwrap().remove("prefetch");
     req["fhirServer"] = json!(fhir.base);
-    req["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "rps-cds"});
+    req["fhirAuthorization"] = fhir_authorization();
     let (status, body) = svc.post_json(path, &req).await;
     assert_eq!(status, 412, "{body:#}");
     schemas.assert_outcome(&body);
@@ -935,7 +937,7 @@ async fn a_fhir_server_returning_another_patients_records_is_not_believed() {
     let mut req = full.clone();
     req.as_object_mut().unwrap().remove("prefetch");
     req["fhirServer"] = json!(fhir.base);
-    req["fhirAuthorization"] = json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "rps-cds"});
+    req["fhirAuthorization"] = fhir_authorization();
     let (status, body) = svc.post_json("/cds-services/rps-patient-view", &req).await;
     assert_eq!(status, 200, "{body:#}");
     let ids = rule_ids(&body);

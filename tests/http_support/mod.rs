@@ -351,6 +351,12 @@ async fn faulty_answer(
     }
 }
 
+/// The `fhirAuthorization` of a request whose data is fetched from the test FHIR server.
+pub fn fhir_authorization() -> Value {
+    json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300,
+        "scope": "patient/*.read", "subject": "rps-cds"})
+}
+
 /// An example request shipped in `examples/`.
 pub fn example(name: &str) -> Value {
     let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
