@@ -681,7 +681,58 @@ struct ExportPage {
     feedback: Vec<(Uuid, ExportedFeedback)>,
 }
 
+/// A card row of an export page as both backends select it: invocation id, card uuid, rule
+/// id, indicator, summary, suggestion uuids and override reason codes (JSON lists).
+type ExportCardRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
 impl ExportPage {
+    /// The page from the rows both backends select alike; feedback is added by each backend
+    /// (its timestamp types differ).
+    fn from_rows(
+        invocations: Vec<ExportedInvocation>,
+        rule_rows: Vec<(String, String)>,
+        card_rows: Vec<ExportCardRow>,
+        feedback_capacity: usize,
+    ) -> Result<Self, StorageError> {
+        let rules = rule_rows
+            .into_iter()
+            .map(|(inv, rule)| Ok((parse_uuid(&inv)?, rule)))
+            .collect::<Result<_, StorageError>>()?;
+        let cards = card_rows
+            .into_iter()
+            .map(
+                |(inv, uuid, rule_id, indicator, summary, suggestions, reasons)| {
+                    Ok((
+                        parse_uuid(&inv)?,
+                        ExportedCard {
+                            uuid: parse_uuid(&uuid)?,
+                            rule_id,
+                            indicator,
+                            summary,
+                            suggestions: parse_string_list(suggestions.as_deref())?,
+                            override_reasons: parse_string_list(reasons.as_deref())?,
+                            feedback: Vec::new(),
+                        },
+                    ))
+                },
+            )
+            .collect::<Result<_, StorageError>>()?;
+        Ok(Self {
+            invocations,
+            rules,
+            cards,
+            feedback: Vec::with_capacity(feedback_capacity),
+        })
+    }
+
     fn assemble(self) -> Vec<ExportedInvocation> {
         let mut feedback: BTreeMap<Uuid, Vec<ExportedFeedback>> = BTreeMap::new();
         for (card, f) in self.feedback {

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    EXPORT_PAGE, ExportPage, ExportedCard, ExportedFeedback, ExportedInvocation, FeedbackRecord,
+    EXPORT_PAGE, ExportCardRow, ExportPage, ExportedFeedback, ExportedInvocation, FeedbackRecord,
     FeedbackStored, GovernanceRows, InvocationRecord, Job, Message, PURGE_CHUNK, StatsRows,
     StorageConfig, StorageError, answer_all, answer_one, check_against_card, http_status, micros,
     parse_parameters, parse_string_list, parse_uuid, unique_rules, warn_batch_failed, write_jsonl,
@@ -634,16 +634,7 @@ async fn page(
     .bind(&ids)
     .fetch_all(&mut *tx)
     .await?;
-    type CardRow = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    );
-    let card_rows: Vec<CardRow> = sqlx::query_as(
+    let card_rows: Vec<ExportCardRow> = sqlx::query_as(
         "SELECT invocation_id, uuid, rule_id, indicator, summary, suggestions, \
          override_reasons FROM cards \
          WHERE invocation_id IN (SELECT value FROM json_each($1)) \
@@ -676,29 +667,8 @@ async fn page(
     .fetch_all(&mut *tx)
     .await?;
 
-    let mut page = ExportPage {
-        invocations,
-        rules: Vec::with_capacity(rule_rows.len()),
-        cards: Vec::with_capacity(card_rows.len()),
-        feedback: Vec::with_capacity(feedback_rows.len()),
-    };
-    for (inv, rule) in rule_rows {
-        page.rules.push((parse_uuid(&inv)?, rule));
-    }
-    for (inv, uuid, rule_id, indicator, summary, suggestions, reasons) in card_rows {
-        page.cards.push((
-            parse_uuid(&inv)?,
-            ExportedCard {
-                uuid: parse_uuid(&uuid)?,
-                rule_id,
-                indicator,
-                summary,
-                suggestions: parse_string_list(suggestions.as_deref())?,
-                override_reasons: parse_string_list(reasons.as_deref())?,
-                feedback: Vec::new(),
-            },
-        ));
-    }
+    let feedback_capacity = feedback_rows.len();
+    let mut page = ExportPage::from_rows(invocations, rule_rows, card_rows, feedback_capacity)?;
     for f in feedback_rows {
         page.feedback.push((
             parse_uuid(&f.0)?,
