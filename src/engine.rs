@@ -515,7 +515,7 @@ impl Engine {
                     .collect();
                 types.extend(prefetch_resource_type(key).map(str::to_owned));
                 tracing::warn!(
-                    prefetch_key = ?key,
+                    prefetch_key = %LogSafe(key),
                     resources = resources.len(),
                     "prefetch key holds records of another patient: not used"
                 );

@@ -517,7 +517,11 @@ async fn card_counts_of_the_example_charts() {
             "patient-view-local-recurrence.json",
             example("patient-view-local-recurrence.json"),
         ),
-        ("patient-view-metastatic.json", metastatic()),
+        (
+            "patient-view-metastatic.json as shipped",
+            example("patient-view-metastatic.json"),
+        ),
+        ("metastatic with a current symptom assessment", metastatic()),
         (
             "metastatic + local recurrence (LR-01)",
             with_local_recurrence(metastatic()),
@@ -539,8 +543,11 @@ async fn card_counts_of_the_example_charts() {
         measured.push((name, n));
     }
     assert!(measured[0].1 <= 4, "local recurrence: {measured:?}");
-    assert!(measured[1].1 <= 8, "metastatic, max_cards: {measured:?}");
-    for (name, n) in &measured[2..] {
+    assert!(measured[1].1 <= 6, "metastatic example: {measured:?}");
+    // With symptoms known absent MET-03 and MET-11 fire too; the v2 rule changes (§4.4)
+    // that narrow them are still to come, so only max_cards bounds this chart today.
+    assert!(measured[2].1 <= 8, "metastatic, max_cards: {measured:?}");
+    for (name, n) in &measured[3..] {
         assert!(*n <= 6, "{name}: {measured:?}");
     }
     svc.stop().await;
