@@ -18,26 +18,11 @@ use crate::auth::AuthConfig;
 pub const CONFIG_FILE_ENV: &str = "RPS_CDS_CONFIG";
 /// Prefix of configuration environment variables.
 pub const ENV_PREFIX: &str = "RPS_CDS_";
-/// The top-level configuration keys, as environment variables may name them.
-const TOP_LEVEL_KEYS: &[&str] = &[
-    "bind",
-    "public_base_url",
-    "workers",
-    "max_body_bytes",
-    "max_inflight_body_bytes",
-    "client_body_timeout_secs",
-    "max_draft_orders",
-    "max_json_depth",
-    "shutdown_timeout_secs",
-    "cors_allowed_origins",
-    "log",
-    "fhir",
-    "prefetch",
-    "knowledge",
-    "parameters",
-    "auth",
-    "storage",
-];
+/// The top-level configuration keys, as environment variables may name them: the fields
+/// [`Config`] deserialises, so a new key needs no second list.
+pub fn top_level_keys() -> &'static [&'static str] {
+    serde_aux::serde_introspection::serde_introspect::<Config>()
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -212,7 +197,7 @@ impl Config {
             Env::prefixed(ENV_PREFIX)
                 .filter(|key| {
                     let top = key.as_str().split("__").next().unwrap_or_default();
-                    TOP_LEVEL_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
+                    top_level_keys().iter().any(|k| k.eq_ignore_ascii_case(top))
                 })
                 .split("__"),
         );
@@ -283,6 +268,16 @@ mod tests {
             c.external_url("/cds-services"),
             "http://127.0.0.1:8080/cds-services"
         );
+    }
+
+    #[test]
+    fn top_level_keys_are_the_fields_of_the_configuration_type() {
+        let keys = top_level_keys();
+        // `auth` is never serialised (secrets), yet environment variables may set it.
+        for k in ["bind", "public_base_url", "log", "fhir", "prefetch", "auth", "storage"] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+        assert!(!keys.contains(&"test_postgres_url"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::budget::{ByteBudget, Reservation};
 use crate::cards::{self, CardContext, EXTENSION_NAMESPACE};
 use crate::cds_hooks::discovery::{
-    PREFETCH_KEYS, REQUIRED_PREFETCH_KEYS, ServiceDefinition, prefetch_is_search,
+    ServiceDefinition, prefetch_is_required, prefetch_is_search, prefetch_keys,
     prefetch_resource_type, prefetch_template,
 };
 use crate::cds_hooks::request::bundle_resources;
@@ -311,7 +311,7 @@ impl Engine {
     ) -> Result<Vec<&'static str>, EvaluationError> {
         let mut absent: Vec<&'static str> = Vec::new();
         let mut unusable: Vec<(&'static str, FetchError)> = Vec::new();
-        for key in PREFETCH_KEYS {
+        for key in prefetch_keys() {
             match request.prefetch.get(key) {
                 None => absent.push(key),
                 Some(Value::Null) => {}
@@ -385,9 +385,7 @@ impl Engine {
         if failures.is_empty() {
             return Ok(fetched);
         }
-        let required = failures
-            .iter()
-            .any(|(key, _)| REQUIRED_PREFETCH_KEYS.contains(key));
+        let required = failures.iter().any(|(key, _)| prefetch_is_required(key));
         if required || self.on_prefetch_failure == OnPrefetchFailure::Refuse {
             let issues = failures
                 .iter()

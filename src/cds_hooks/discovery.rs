@@ -5,38 +5,79 @@ use serde_json::{Map, Value, json};
 
 use super::Hook;
 
-/// The prefetch keys every service declares: the public contract with EHRs.
-pub const PREFETCH_KEYS: [&str; 8] = [
-    "patient",
-    "conditions",
-    "observations",
-    "procedures",
-    "medicationAdministrations",
-    "medicationStatements",
-    "medicationRequests",
-    "diagnosticReports",
-];
-
-/// The prefetch template of a key. Searches are on the patient and not narrowed further: the
-/// input profile reads many codes from each resource type, and an EHR filtering by code would
-/// drop the text-coded records the profile accepts.
-pub fn prefetch_template(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "patient" => "Patient/{{context.patientId}}",
-        "conditions" => "Condition?patient={{context.patientId}}",
-        "observations" => "Observation?patient={{context.patientId}}",
-        "procedures" => "Procedure?patient={{context.patientId}}",
-        "medicationAdministrations" => "MedicationAdministration?patient={{context.patientId}}",
-        "medicationStatements" => "MedicationStatement?patient={{context.patientId}}",
-        "medicationRequests" => "MedicationRequest?patient={{context.patientId}}",
-        "diagnosticReports" => "DiagnosticReport?patient={{context.patientId}}",
-        _ => return None,
-    })
+/// One prefetch key of the public contract with EHRs: its name, its template, and whether the
+/// call can go on without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefetchKey {
+    pub key: &'static str,
+    /// Searches are on the patient and not narrowed further: the input profile reads many
+    /// codes from each resource type, and an EHR filtering by code would drop the text-coded
+    /// records the profile accepts.
+    pub template: &'static str,
+    /// Without it there is nothing to advise on: when it cannot be had, the call is refused
+    /// with 412 whatever `prefetch.on_failure` says (catalogue v2 §4.2, DATA-04).
+    pub required: bool,
 }
 
-/// Keys without which there is nothing to advise on: when one cannot be had, the call is
-/// refused with 412 whatever `prefetch.on_failure` says (catalogue v2 §4.2, DATA-04).
-pub const REQUIRED_PREFETCH_KEYS: [&str; 2] = ["patient", "conditions"];
+/// The prefetch keys every service declares, in discovery order: the one list from which the
+/// key names, templates, resource types and required keys are all derived.
+pub const PREFETCH: [PrefetchKey; 8] = [
+    PrefetchKey {
+        key: "patient",
+        template: "Patient/{{context.patientId}}",
+        required: true,
+    },
+    PrefetchKey {
+        key: "conditions",
+        template: "Condition?patient={{context.patientId}}",
+        required: true,
+    },
+    PrefetchKey {
+        key: "observations",
+        template: "Observation?patient={{context.patientId}}",
+        required: false,
+    },
+    PrefetchKey {
+        key: "procedures",
+        template: "Procedure?patient={{context.patientId}}",
+        required: false,
+    },
+    PrefetchKey {
+        key: "medicationAdministrations",
+        template: "MedicationAdministration?patient={{context.patientId}}",
+        required: false,
+    },
+    PrefetchKey {
+        key: "medicationStatements",
+        template: "MedicationStatement?patient={{context.patientId}}",
+        required: false,
+    },
+    PrefetchKey {
+        key: "medicationRequests",
+        template: "MedicationRequest?patient={{context.patientId}}",
+        required: false,
+    },
+    PrefetchKey {
+        key: "diagnosticReports",
+        template: "DiagnosticReport?patient={{context.patientId}}",
+        required: false,
+    },
+];
+
+/// The key names of [`PREFETCH`].
+pub fn prefetch_keys() -> impl Iterator<Item = &'static str> {
+    PREFETCH.iter().map(|k| k.key)
+}
+
+/// The prefetch template of a key.
+pub fn prefetch_template(key: &str) -> Option<&'static str> {
+    PREFETCH.iter().find(|k| k.key == key).map(|k| k.template)
+}
+
+/// Whether the call is refused when this key cannot be had.
+pub fn prefetch_is_required(key: &str) -> bool {
+    PREFETCH.iter().any(|k| k.key == key && k.required)
+}
 
 /// The FHIR resource type a key's template reads or searches ("Condition" for
 /// `Condition?patient=…`), from the template itself so that the two cannot disagree.
@@ -65,9 +106,9 @@ fhirAuthorization so the service can fetch them). Every card informs a clinician
 
 /// The services, in discovery order.
 pub fn services() -> Vec<ServiceDefinition> {
-    let prefetch: Map<String, Value> = PREFETCH_KEYS
+    let prefetch: Map<String, Value> = PREFETCH
         .iter()
-        .map(|k| ((*k).to_owned(), json!(prefetch_template(k))))
+        .map(|k| (k.key.to_owned(), json!(k.template)))
         .collect();
     vec![
         ServiceDefinition {
@@ -124,12 +165,13 @@ mod tests {
             prefetch_resource_type("medicationAdministrations"),
             Some("MedicationAdministration")
         );
-        for key in PREFETCH_KEYS.iter().filter(|k| **k != "patient") {
+        for key in prefetch_keys().filter(|k| *k != "patient") {
             assert!(prefetch_is_search(key), "{key}");
         }
         assert_eq!(prefetch_resource_type("nope"), None);
-        for key in REQUIRED_PREFETCH_KEYS {
-            assert!(PREFETCH_KEYS.contains(&key));
-        }
+        let required: Vec<&str> = prefetch_keys()
+            .filter(|k| prefetch_is_required(k))
+            .collect();
+        assert_eq!(required, ["patient", "conditions"]);
     }
 }
