@@ -740,17 +740,9 @@ fn check_coverage(knowledge: &Knowledge) -> Result<(), StartupError> {
         .terminology
         .require(clinical::VALUE_SETS)
         .map_err(|e| StartupError::Coverage(e.to_string()))?;
-    let missing_templates: Vec<&str> = rules::ORDER_TEMPLATES
-        .iter()
-        .copied()
-        .filter(|t| !knowledge.order_templates.contains_key(*t))
-        .collect();
-    if !missing_templates.is_empty() {
-        return Err(StartupError::Coverage(format!(
-            "order templates missing: {missing_templates:?}"
-        )));
-    }
-    Ok(())
+    knowledge
+        .check_order_templates(rules::ORDER_TEMPLATES)
+        .map_err(|e| StartupError::Coverage(e.to_string()))
 }
 
 /// The keys left out under `degrade`, as data withheld from the picture (DATA-04): every fact
