@@ -129,6 +129,8 @@ const VALUE_SET_IDS: &[&str] = &[
     "hipec",
     "pulmonary-metastasectomy",
     "metastasectomy",
+    "ablation",
+    "imaging-reason-equivocal-or-response",
     "neoadjuvant",
     "adjuvant",
 ];

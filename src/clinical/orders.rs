@@ -56,6 +56,12 @@ pub enum OrderKind {
     /// Biopsy of unspecified technique.
     Biopsy,
     Imaging(ImagingKind),
+    /// Local ablation of a lesion: radiofrequency, microwave or cryoablation, stereotactic
+    /// body radiotherapy (TMC 30, 35; ORD-17 with lung metastases).
+    Ablation,
+    /// Imaging whose stated reason is equivocal lesions or response assessment (ORD-17: TMC
+    /// 10, IVB).
+    ImagingForEquivocalOrResponse,
     Agent(Agent),
 }
 
@@ -268,6 +274,9 @@ fn classify<'v>(
             push(&mut kinds, OrderKind::CoreBiopsy, rf);
         } else if let Some(m) = v.matches("biopsy-any", &all) {
             push(&mut kinds, OrderKind::Biopsy, fhir::read_from(m));
+        } else if let Some(m) = v.matches("ablation", &all) {
+            // Before radiotherapy: stereotactic body radiotherapy of a lesion is ablation.
+            push(&mut kinds, OrderKind::Ablation, fhir::read_from(m));
         } else if let Some(m) = v.matches("radiotherapy-procedure", &code) {
             let k = match timing {
                 Some((true, _)) => OrderKind::PreoperativeRt,
@@ -332,6 +341,20 @@ fn classify<'v>(
             &code,
         ) {
             push(&mut kinds, OrderKind::Imaging(k), rf);
+            // The reason the order gives (reasonCode, the display of a reasonReference).
+            let mut reason = order.concept_all("reasonCode");
+            for r in order.array("reasonReference") {
+                if let Some(t) = fhir::str_at(r, "display") {
+                    reason.add_text(t);
+                }
+            }
+            if let Some(m) = v.matches("imaging-reason-equivocal-or-response", &reason) {
+                push(
+                    &mut kinds,
+                    OrderKind::ImagingForEquivocalOrResponse,
+                    fhir::read_from(m),
+                );
+            }
         }
         // A systemic-therapy service order marked adjuvant.
         let systemic_words = all.text_contains("chemotherapy") || all.text_contains("systemic");
