@@ -560,6 +560,7 @@ async fn ord15_suggests_doxorubicin_only_without_prior_anthracycline_or_cardiomy
     assert_eq!(c["selectionBehavior"], "any");
     let t = text_of(c);
     assert!(t.contains("Doxorubicin is not suggested"), "{t}");
+    assert!(t.contains("at least 420 mg/m²"), "{t}");
     assert!(t.contains("next line"), "{t}");
     // Cardiomyopathy recorded: remove only.
     let body = sign_and_select(&svc, &olaratumab_draft(cardiomyopathy(lms_chart()))).await;
@@ -595,6 +596,7 @@ async fn ord13_offers_doxorubicin_only_when_it_is_safe_tmc42() {
     let body = sign_and_select(&svc, &gem_doc(lms_chart())).await;
     let c = card(&body, "ORD-13");
     assert!(creates_anything(c), "{c:#}");
+    assert_eq!(c["selectionBehavior"], "any");
     // With cardiomyopathy: no doxorubicin; removal only, with the reason.
     let body = sign_and_select(&svc, &gem_doc(cardiomyopathy(lms_chart()))).await;
     let c = card(&body, "ORD-13");
@@ -602,6 +604,7 @@ async fn ord13_offers_doxorubicin_only_when_it_is_safe_tmc42() {
     assert_eq!(labels(c).len(), 1);
     assert!(labels(c)[0].starts_with("Remove the draft order"));
     assert!(text_of(c).contains("cardiomyopathy"), "{}", text_of(c));
+    assert_eq!(c["selectionBehavior"], "any");
     // Near miss: docetaxel missing, not the combination.
     let body = sign_and_select(
         &svc,

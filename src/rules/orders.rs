@@ -211,15 +211,11 @@ pub(super) fn ord_05(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     Some(f)
 }
 
-/// The radiotherapy courses as a deciding fact.
+/// The radiotherapy courses as a deciding fact, in clinical words ("pre-operative 2026-07-04
+/// (50.4 Gy)").
 fn prior_rt_use(c: &Ctx) -> Option<FactUse> {
-    fact_use("prior_rt", &c.p.radiotherapy, |cs| {
-        let d: Vec<String> = cs
-            .iter()
-            .map(|rt| format!("{} {}", rt.procedure, rt.date))
-            .collect();
-        d.join(", ")
-    })
+    use crate::clinical::Describe;
+    fact_use("prior_rt", &c.p.radiotherapy, |cs| cs.describe())
 }
 
 /// ORD-06: metastasectomy for synchronous metastases.
@@ -426,28 +422,33 @@ impl Withheld {
 
 /// The card when doxorubicin is not suggested: delete only, and the reason.
 fn withhold_doxorubicin(c: &Ctx, o: &DraftOrder, f: &mut Finding, why: Withheld) {
-    match why {
-        Withheld::PriorExposure | Withheld::ExposureUnknown => {
-            f.decided_by.extend(exposure_use(c));
-            f.unknown.extend(super::unknown_of(
-                "prior_anthracycline",
-                &c.p.prior_anthracycline,
-                "whether doxorubicin is an option",
-            ));
-        }
-        Withheld::Cardiac | Withheld::CardiacUnknown => {
-            f.decided_by.extend(cardiac_use(c));
-            f.unknown.extend(super::unknown_of(
+    const HOLDS_BACK: &str = "whether doxorubicin is an option";
+    let (known, unknown) = match why {
+        Withheld::PriorExposure | Withheld::ExposureUnknown => (
+            exposure_use(c),
+            super::unknown_of("prior_anthracycline", &c.p.prior_anthracycline, HOLDS_BACK),
+        ),
+        Withheld::Cardiac | Withheld::CardiacUnknown => (
+            cardiac_use(c),
+            super::unknown_of(
                 "cardiomyopathy_or_heart_failure",
                 &c.p.cardiomyopathy_or_heart_failure,
-                "whether doxorubicin is an option",
-            ));
-        }
-        Withheld::AlreadyOrdered => {}
-    }
+                HOLDS_BACK,
+            ),
+        ),
+        Withheld::AlreadyOrdered => (None, None),
+    };
+    f.decided_by.extend(known);
+    f.unknown.extend(unknown);
+    let prior = c.p.anthracycline_dose.at_least_mg_m2;
+    let documented = if why == Withheld::PriorExposure && prior > 0.0 {
+        format!(" (at least {prior:.0} mg/m² doxorubicin-equivalent documented)")
+    } else {
+        String::new()
+    };
     f.statements.push(format!(
-        "Doxorubicin is not suggested instead: {}. Choose the regimen for the next line \
-         from the options for later lines (TARPSWG st. 43).",
+        "Doxorubicin is not suggested instead: {}{documented}. Choose the regimen for the next \
+         line from the options for later lines (TARPSWG st. 43).",
         why.text()
     ));
     f.suggestions.push(delete(o));
@@ -795,10 +796,14 @@ pub(super) fn ord_19(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
         || "this order's dose is not stated".to_owned(),
         |d| format!("this order adds {d:.0} mg/m²"),
     );
+    let before = if n.prior > 0.0 {
+        format!("At least {:.0} mg/m² is documented before", n.prior)
+    } else {
+        "No earlier dose is documented".to_owned()
+    };
     f.statements.push(format!(
-        "Documented before: at least {:.0} mg/m²; {this_text}; whether the total stays within {} \
-         cannot be told until the earlier doses are known.",
-        n.prior,
+        "{before}; {this_text}; whether the total stays within {} cannot be told until the \
+         earlier doses are known.",
         limit_text(c)
     ));
     f.summary = Some(if exposure_unknown {
