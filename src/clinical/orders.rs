@@ -50,15 +50,16 @@ pub enum OrderKind {
     Metastasectomy,
     /// Resection of a lung metastasis (ORD-07, ORD-08, MET-05).
     PulmonaryMetastasectomy,
+    /// Local ablation of a lesion: RFA, microwave, SBRT (MET-04 alternative; WORK-06).
+    Ablation,
+    /// Ablation of a lung lesion (MET-05).
+    PulmonaryAblation,
     CoreBiopsy,
     /// Fine-needle aspiration (ORD-16).
     FineNeedleAspiration,
     /// Biopsy of unspecified technique.
     Biopsy,
     Imaging(ImagingKind),
-    /// Local ablation of a lesion: radiofrequency, microwave or cryoablation, stereotactic
-    /// body radiotherapy (TMC 30, 35; ORD-17 with lung metastases).
-    Ablation,
     /// Imaging whose stated reason is equivocal lesions or response assessment (ORD-17: TMC
     /// 10, IVB).
     ImagingForEquivocalOrResponse,
@@ -274,9 +275,6 @@ fn classify<'v>(
             push(&mut kinds, OrderKind::CoreBiopsy, rf);
         } else if let Some(m) = v.matches("biopsy-any", &all) {
             push(&mut kinds, OrderKind::Biopsy, fhir::read_from(m));
-        } else if let Some(m) = v.matches("ablation", &all) {
-            // Before radiotherapy: stereotactic body radiotherapy of a lesion is ablation.
-            push(&mut kinds, OrderKind::Ablation, fhir::read_from(m));
         } else if let Some(m) = v.matches("radiotherapy-procedure", &code) {
             let k = match timing {
                 Some((true, _)) => OrderKind::PreoperativeRt,
@@ -326,6 +324,14 @@ fn classify<'v>(
         }
         if let Some(m) = v.matches("hipec", &all) {
             push(&mut kinds, OrderKind::Hipec, fhir::read_from(m));
+        }
+        if let Some(m) = v.matches("ablation", &all) {
+            let rf = fhir::read_from(m);
+            push(&mut kinds, OrderKind::Ablation, rf);
+            if body_lung || reason_metastasis.is_some_and(|m| m.site == Some(MetastasisSite::Lung))
+            {
+                push(&mut kinds, OrderKind::PulmonaryAblation, rf);
+            }
         }
         if let Some((k, rf)) = v.first(
             &[

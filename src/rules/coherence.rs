@@ -125,10 +125,10 @@ fn lung_metastases_considered(input: &RuleInput, first_pass: &[RuleId]) -> bool 
             .draft_orders
             .iter()
             .any(|o| o.is(OrderKind::PulmonaryMetastasectomy))
-        || input
-            .draft_orders
-            .iter()
-            .any(|o| o.is(OrderKind::Ablation) && ablation_may_be_of_the_lung(input, o))
+        || input.draft_orders.iter().any(|o| {
+            o.is(OrderKind::PulmonaryAblation)
+                || (o.is(OrderKind::Ablation) && ablation_may_be_of_the_lung(input, o))
+        })
     {
         return true;
     }
@@ -140,9 +140,9 @@ fn lung_metastases_considered(input: &RuleInput, first_pass: &[RuleId]) -> bool 
         && metastatic::assess_met02(&ctx, &mut Gaps::default()).is_some_and(|m| m.failed.is_empty())
 }
 
-/// An ablation order may treat lung metastases unless it is known to target something else:
-/// it targets no recorded metastasis of another site and the patient's metastasis sites are
-/// known not to include the lung. (Reading the catalogue's "ablation order" safely: ORD-17 is
+/// An ablation order not known to be of the lung may still treat lung metastases, unless it
+/// is known to target something else: it names a recorded metastasis of another site, or the
+/// patient's metastasis sites are known not to include the lung. (Reading the catalogue's "ablation order" safely: ORD-17 is
 /// silenced rather than discouraging staging before a lung ablation.)
 fn ablation_may_be_of_the_lung(input: &RuleInput, o: &crate::clinical::DraftOrder) -> bool {
     use crate::clinical::MetastasisSite;
