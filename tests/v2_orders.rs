@@ -335,6 +335,25 @@ async fn ord14_with_the_planned_dose_unknown_is_silent_below_the_limit_and_fires
         c["summary"].as_str().unwrap().contains("at least 490"),
         "{c:#}"
     );
+    // Another anthracycline draft without a dose: the total is a lower bound for both orders.
+    let two = doxorubicin_draft(six_cycles(lms_chart(), Some(70.0)), 75.0).draft_medication(
+        "3995",
+        "epirubicin",
+        None,
+        None,
+    );
+    let body = sign_and_select(&svc, &two).await;
+    let ord14: Vec<&Value> = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["source"]["topic"]["code"] == "ORD-14")
+        .collect();
+    assert_eq!(ord14.len(), 2, "one per draft order: {:?}", rule_ids(&body));
+    for c in ord14 {
+        let summary = c["summary"].as_str().unwrap();
+        assert!(summary.contains("at least 495"), "{summary}");
+    }
     svc.stop().await;
 }
 

@@ -489,18 +489,24 @@ fn cumulative_dose(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Cumula
     }
     let prior = c.p.anthracycline_dose.at_least_mg_m2;
     let this = o.planned_anthracycline_mg_m2.value().copied();
-    let others: f64 = all
+    let other_orders: Vec<&DraftOrder> = all
         .iter()
         .filter(|d| d.reference != o.reference && d.agents().any(Agent::is_anthracycline))
+        .collect();
+    let others: f64 = other_orders
+        .iter()
         .filter_map(|d| d.planned_anthracycline_mg_m2.value())
         .sum();
+    let others_known = other_orders
+        .iter()
+        .all(|d| d.planned_anthracycline_mg_m2.is_known());
     let total = prior + others + this.unwrap_or(0.0);
     Some(CumulativeDose {
         prior,
         others,
         this,
         total,
-        exact: c.p.anthracycline_dose.is_exact() && this.is_some(),
+        exact: c.p.anthracycline_dose.is_exact() && this.is_some() && others_known,
         over: total > c.params.doxorubicin_lifetime_max_mg_m2 + DOSE_EPSILON_MG_M2,
     })
 }
@@ -792,10 +798,13 @@ pub(super) fn ord_19(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
             (!dose.counted.is_empty()).then(|| dose.counted.join(", ")),
         ));
     }
-    let this_text = n.this.map_or_else(
+    let mut this_text = n.this.map_or_else(
         || "this order's dose is not stated".to_owned(),
         |d| format!("this order adds {d:.0} mg/m²"),
     );
+    if n.others > 0.0 {
+        this_text.push_str(&format!(", other draft orders {:.0} mg/m²", n.others));
+    }
     let before = if n.prior > 0.0 {
         format!("At least {:.0} mg/m² is documented before", n.prior)
     } else {
