@@ -468,6 +468,23 @@ async fn ord19_fires_when_prior_exposure_is_unknown_because_medication_records_w
     svc.stop().await;
 }
 
+#[tokio::test]
+async fn ord19_fires_when_medication_records_could_not_be_had() {
+    let svc = Service::default().await;
+    // The EHR answered the administrations key with an OperationOutcome (no fhirServer to
+    // retry): the service degrades (DATA-04), and "no anthracycline recorded" is not claimed.
+    let mut req = doxorubicin_draft(lms_chart(), 75.0).hook_request("order-sign");
+    req["prefetch"]["medicationAdministrations"] = json!({"resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "timeout"}]});
+    let (status, body) = svc.post_json("/cds-services/rps-order-sign", &req).await;
+    assert_eq!(status, 200, "{body:#}");
+    Schemas::load().assert_response(&body);
+    assert!(has(&body, "DATA-04"), "{:?}", rule_ids(&body));
+    let c = card(&body, "ORD-19");
+    assert!(c["summary"].as_str().unwrap().contains("unknown"), "{c:#}");
+    svc.stop().await;
+}
+
 // ---- ORD-20 ------------------------------------------------------------------------------
 
 /// Cardiomyopathy (SCT 85898001) recorded as a Condition.
