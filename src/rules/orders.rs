@@ -59,6 +59,13 @@ fn replace(o: &DraftOrder, label: &str, template: &'static str) -> Suggestion {
     }
 }
 
+/// The radiotherapy courses as a deciding fact, in clinical words ("pre-operative 2026-07-04
+/// (50.4 Gy)").
+fn prior_rt_use(c: &Ctx) -> Option<FactUse> {
+    use crate::clinical::Describe;
+    fact_use("prior_rt", &c.p.radiotherapy, |cs| cs.describe())
+}
+
 fn histology_use(c: &Ctx, f: &mut Finding) {
     f.decided_by
         .extend(fact_use("histology", &c.p.histology, |h| {
@@ -209,13 +216,6 @@ pub(super) fn ord_05(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     f.decided_by.extend(prior_rt_use(c));
     f.suggestions.push(delete(o));
     Some(f)
-}
-
-/// The radiotherapy courses as a deciding fact, in clinical words ("pre-operative 2026-07-04
-/// (50.4 Gy)").
-fn prior_rt_use(c: &Ctx) -> Option<FactUse> {
-    use crate::clinical::Describe;
-    fact_use("prior_rt", &c.p.radiotherapy, |cs| cs.describe())
 }
 
 /// ORD-06: metastasectomy for synchronous metastases.
