@@ -422,6 +422,15 @@ async fn ord19_six_cycles_charted_without_doses_warn_and_list_the_records_tmc3()
     let body = sign_and_select(&svc, &chart).await;
     let t = text_of(card(&body, "ORD-19"));
     assert!(t.contains("statement"), "{t}");
+    // A dose in mg without a body-surface area recorded before it.
+    let chart = doxorubicin_draft(
+        lms_chart().administration(&ago(300), "3639", "doxorubicin", Some((120.0, "mg"))),
+        75.0,
+    );
+    let body = sign_and_select(&svc, &chart).await;
+    let t = text_of(card(&body, "ORD-19"));
+    assert!(t.contains("no body surface area"), "{t}");
+    assert!(t.contains(&ago(300)), "{t}");
     svc.stop().await;
 }
 
