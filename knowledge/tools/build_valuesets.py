@@ -253,6 +253,8 @@ VALUE_SETS = {
     "hipec": ("HIPEC", "Hyperthermic intraperitoneal chemotherapy (text only).", [], ["hipec", "hyperthermic intraperitoneal"]),
     "pulmonary-metastasectomy": ("Pulmonary metastasectomy", "Orders for resection of lung metastases.", [(SCT, [("232632009", None), ("287310004", None), ("173171007", None)])], ["pulmonary metastasectomy", "lung metastasectomy"]),
     "metastasectomy": ("Metastasectomy", "Orders for resection of metastases (text only; resection codes with a metastatic site are handled by the extractor).", [], ["metastasectomy"]),
+    "ablation": ("Local ablation", "Orders for local ablation of a lesion: radiofrequency, microwave or cryoablation, stereotactic body radiotherapy (text only; MET-04, MET-05, WORK-06).", [], ["ablation", "rfa", "sbrt", "stereotactic body radiotherapy", "stereotactic ablative"]),
+    "imaging-reason-equivocal-or-response": ("Imaging for equivocal lesions or response", "Reason of an imaging order: equivocal or indeterminate lesions, or response assessment (ORD-17; TMC 10, IVB) (text only).", [], ["equivocal", "indeterminate", "response assessment", "response evaluation", "treatment response", "assess response", "evaluate response", "response to treatment", "response to therapy"]),
     "neoadjuvant": ("Pre-operative (neoadjuvant) timing", "Order timing: pre-operative.", [(SCT, [("73847000", None)])], ["preoperative", "pre-operative", "neoadjuvant", "neo-adjuvant"]),
     # The extractor checks neoadjuvant first, because "adjuvant" is a substring of "neoadjuvant".
     "adjuvant": ("Post-operative (adjuvant) timing", "Order timing: post-operative. Checked after neoadjuvant by the extractor.", [(SCT, [("373846009", None)])], ["postoperative", "post-operative", "adjuvant"]),

@@ -128,6 +128,8 @@ pub const VALUE_SETS: &[&str] = &[
     "hipec",
     "pulmonary-metastasectomy",
     "metastasectomy",
+    "ablation",
+    "imaging-reason-equivocal-or-response",
     "neoadjuvant",
     "adjuvant",
 ];

@@ -50,12 +50,19 @@ pub enum OrderKind {
     Metastasectomy,
     /// Resection of a lung metastasis (ORD-07, ORD-08, MET-05).
     PulmonaryMetastasectomy,
+    /// Local ablation of a lesion: RFA, microwave, SBRT (MET-04 alternative; WORK-06).
+    Ablation,
+    /// Ablation of a lung lesion (MET-05).
+    PulmonaryAblation,
     CoreBiopsy,
     /// Fine-needle aspiration (ORD-16).
     FineNeedleAspiration,
     /// Biopsy of unspecified technique.
     Biopsy,
     Imaging(ImagingKind),
+    /// Imaging whose stated reason is equivocal lesions or response assessment (ORD-17: TMC
+    /// 10, IVB).
+    ImagingForEquivocalOrResponse,
     Agent(Agent),
 }
 
@@ -318,6 +325,14 @@ fn classify<'v>(
         if let Some(m) = v.matches("hipec", &all) {
             push(&mut kinds, OrderKind::Hipec, fhir::read_from(m));
         }
+        if let Some(m) = v.matches("ablation", &all) {
+            let rf = fhir::read_from(m);
+            push(&mut kinds, OrderKind::Ablation, rf);
+            if body_lung || reason_metastasis.is_some_and(|m| m.site == Some(MetastasisSite::Lung))
+            {
+                push(&mut kinds, OrderKind::PulmonaryAblation, rf);
+            }
+        }
         if let Some((k, rf)) = v.first(
             &[
                 (
@@ -332,6 +347,20 @@ fn classify<'v>(
             &code,
         ) {
             push(&mut kinds, OrderKind::Imaging(k), rf);
+            // The reason the order gives (reasonCode, the display of a reasonReference).
+            let mut reason = order.concept_all("reasonCode");
+            for r in order.array("reasonReference") {
+                if let Some(t) = fhir::str_at(r, "display") {
+                    reason.add_text(t);
+                }
+            }
+            if let Some(m) = v.matches("imaging-reason-equivocal-or-response", &reason) {
+                push(
+                    &mut kinds,
+                    OrderKind::ImagingForEquivocalOrResponse,
+                    fhir::read_from(m),
+                );
+            }
         }
         // A systemic-therapy service order marked adjuvant.
         let systemic_words = all.text_contains("chemotherapy") || all.text_contains("systemic");

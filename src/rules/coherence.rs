@@ -16,8 +16,9 @@ pub enum When {
     /// A finding of any of these rules is in the first pass.
     Fired(&'static [RuleId]),
     /// Lung metastases are being considered for definitive treatment (§4.5, ORD-17): a
-    /// pulmonary metastasectomy is among the draft orders of the request, MET-05 asks for
-    /// extrapulmonary staging, or MET-02 finds no failed criterion.
+    /// pulmonary metastasectomy or an ablation of lung metastases is among the draft orders of
+    /// the request, MET-05 asks for extrapulmonary staging, or MET-02 finds no failed
+    /// criterion.
     LungMetastasesConsideredForDefinitiveTreatment,
 }
 
@@ -124,6 +125,10 @@ fn lung_metastases_considered(input: &RuleInput, first_pass: &[RuleId]) -> bool 
             .draft_orders
             .iter()
             .any(|o| o.is(OrderKind::PulmonaryMetastasectomy))
+        || input.draft_orders.iter().any(|o| {
+            o.is(OrderKind::PulmonaryAblation)
+                || (o.is(OrderKind::Ablation) && ablation_may_be_of_the_lung(input, o))
+        })
     {
         return true;
     }
@@ -133,4 +138,25 @@ fn lung_metastases_considered(input: &RuleInput, first_pass: &[RuleId]) -> bool 
     let ctx = Ctx::new(input.picture, input.params);
     ctx.metastatic() == Some(true)
         && metastatic::assess_met02(&ctx, &mut Gaps::default()).is_some_and(|m| m.failed.is_empty())
+}
+
+/// An ablation order not known to be of the lung may still treat lung metastases, unless it
+/// is known to target something else: it names a recorded metastasis of another site, or the
+/// patient's metastasis sites are known not to include the lung. (Reading the catalogue's "ablation order" safely: ORD-17 is
+/// silenced rather than discouraging staging before a lung ablation.)
+fn ablation_may_be_of_the_lung(input: &RuleInput, o: &crate::clinical::DraftOrder) -> bool {
+    use crate::clinical::MetastasisSite;
+    let p = input.picture;
+    let targeted: Vec<Option<MetastasisSite>> = p
+        .metastases
+        .iter()
+        .filter(|m| o.reason_conditions.contains(&m.source))
+        .map(|m| m.site)
+        .collect();
+    if !targeted.is_empty() {
+        return targeted.contains(&Some(MetastasisSite::Lung)) || targeted.contains(&None);
+    }
+    p.metastasis_sites
+        .value()
+        .is_none_or(|sites| sites.contains(&MetastasisSite::Lung))
 }

@@ -133,6 +133,7 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
             for order in input.draft_orders {
                 findings.extend(orders::ord_16(&ctx, order));
             }
+            orders::ord_14_without_diagnosis(&ctx, input, &mut findings);
         }
         return findings;
     }

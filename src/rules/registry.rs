@@ -230,6 +230,8 @@ registry! {
     Ord16 = "ORD-16", OrderChecks, Knowledge, [Order(orders::ord_16_check)];
     Ord17 = "ORD-17", OrderChecks, Knowledge, [Order(orders::ord_17)];
     Ord18 = "ORD-18", OrderChecks, Knowledge, [Order(orders::ord_18)];
+    Ord19 = "ORD-19", OrderChecks, Knowledge, [Order(orders::ord_19)];
+    Ord20 = "ORD-20", OrderChecks, Knowledge, [Order(orders::ord_20)];
 }
 
 /// The catalogue's verdict cards (§5: never left out by `max_cards`). LR-09 and MET-12 join
