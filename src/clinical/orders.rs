@@ -50,6 +50,10 @@ pub enum OrderKind {
     Metastasectomy,
     /// Resection of a lung metastasis (ORD-07, ORD-08, MET-05).
     PulmonaryMetastasectomy,
+    /// Local ablation of a lesion: RFA, microwave, SBRT (MET-04 alternative; WORK-06).
+    Ablation,
+    /// Ablation of a lung lesion (MET-05).
+    PulmonaryAblation,
     CoreBiopsy,
     /// Fine-needle aspiration (ORD-16).
     FineNeedleAspiration,
@@ -317,6 +321,14 @@ fn classify<'v>(
         }
         if let Some(m) = v.matches("hipec", &all) {
             push(&mut kinds, OrderKind::Hipec, fhir::read_from(m));
+        }
+        if let Some(m) = v.matches("ablation", &all) {
+            let rf = fhir::read_from(m);
+            push(&mut kinds, OrderKind::Ablation, rf);
+            if body_lung || reason_metastasis.is_some_and(|m| m.site == Some(MetastasisSite::Lung))
+            {
+                push(&mut kinds, OrderKind::PulmonaryAblation, rf);
+            }
         }
         if let Some((k, rf)) = v.first(
             &[
