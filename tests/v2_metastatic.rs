@@ -13,8 +13,8 @@ mod http_support;
 mod support;
 
 use http_support::{
-    Service, add_to_prefetch, call_service, example, prefetch_resource, remove_from_prefetch,
-    rule_ids, rules_applied,
+    Service, add_to_prefetch, applied_rule_ids, call_service, example, prefetch_resource,
+    remove_from_prefetch, rule_ids,
 };
 use rps_cds::cds_hooks::Hook;
 use rps_cds::knowledge::{Knowledge, Parameters};
@@ -151,7 +151,7 @@ fn lung_ablation() -> Value {
 }
 
 fn applies(response: &Value, rule: &str) -> bool {
-    rules_applied(response).iter().any(|r| r == rule)
+    applied_rule_ids(response).iter().any(|r| r == rule)
 }
 
 /// The card whose rules-applied includes `rule` (its own card or the merged one).
@@ -165,7 +165,7 @@ fn card_with<'a>(response: &'a Value, rule: &str) -> &'a Value {
                 .as_array()
                 .is_some_and(|a| a.iter().any(|x| x == rule))
         })
-        .unwrap_or_else(|| panic!("no card with {rule}: {:?}", rules_applied(response)))
+        .unwrap_or_else(|| panic!("no card with {rule}: {:?}", applied_rule_ids(response)))
 }
 
 /// Every fact listed unknown in a response's cards (DATA-01 and verdict cards).
@@ -240,7 +240,7 @@ fn silenced_by(response: &Value, rule: &str) -> Option<String> {
 async fn met03_tmc23_observation_needs_every_criterion_known_and_symptoms_known_absent() {
     let svc = Service::default().await;
     let fires = call_service(&svc, &resectable(metastatic())).await;
-    assert!(applies(&fires, "MET-03"), "{:?}", rules_applied(&fires));
+    assert!(applies(&fires, "MET-03"), "{:?}", applied_rule_ids(&fires));
     let label = card_with(&fires, "MET-03")["source"]["label"]
         .as_str()
         .unwrap()
@@ -290,6 +290,17 @@ async fn met02_tmc25_short_stable_disease_reads_stable_for_n_of_m_months() {
     let detail = text_of(card_with(&short, "MET-02"));
     assert!(detail.contains("stable for 1.5 of 6 months"), "{detail}");
     assert!(!detail.contains("no favourable response"), "{detail}");
+
+    // One stable assessment measures no duration yet; progression on the line is named.
+    let single = text_of(card_with(
+        &call_service(&svc, &metastatic()).await,
+        "MET-02",
+    ));
+    assert!(single.contains("stable at a single assessment"), "{single}");
+    let mut r = metastatic();
+    add_to_prefetch(&mut r, "observations", worsened("v2-worse", &days_ago(3)));
+    let worse = text_of(card_with(&call_service(&svc, &r).await, "MET-02"));
+    assert!(worse.contains("progression on the last line"), "{worse}");
 
     // Near miss: a regression on the line is a favourable response.
     let mut r = metastatic();
@@ -420,11 +431,11 @@ async fn met05_tmc27_order_hooks_silent_when_the_request_orders_the_staging() {
     assert!(
         applies(&ablation, "MET-05"),
         "{:?}",
-        rules_applied(&ablation)
+        applied_rule_ids(&ablation)
     );
     // Near miss: the PET ordered in the same request.
     let near = call_service(&svc, &order_sign(metastatic(), &[pulmonary.clone(), pet])).await;
-    assert!(!applies(&near, "MET-05"), "{:?}", rules_applied(&near));
+    assert!(!applies(&near, "MET-05"), "{:?}", applied_rule_ids(&near));
     // Unknown: the imaging reports could not be read (one set aside): whether staging is
     // missing is unknown, and MET-05 does not claim it is.
     let mut r = metastatic();
@@ -437,7 +448,7 @@ async fn met05_tmc27_order_hooks_silent_when_the_request_orders_the_staging() {
     assert!(
         !applies(&unknown, "MET-05"),
         "{:?}",
-        rules_applied(&unknown)
+        applied_rule_ids(&unknown)
     );
     svc.stop().await;
 }
@@ -519,7 +530,7 @@ async fn met11_tmc38_surveillance_needs_a_current_assessment_and_no_line_ongoing
     assert!(
         !applies(&ongoing, "MET-11"),
         "{:?}",
-        rules_applied(&ongoing)
+        applied_rule_ids(&ongoing)
     );
 
     // Near miss: progression since.
@@ -573,16 +584,20 @@ async fn met07_sarcomatosis_never_appears_with_met02_met03_or_met11() {
     let svc = Service::default().await;
     let near = call_service(&svc, &resectable(metastatic())).await;
     for rule in ["MET-02", "MET-03", "MET-11"] {
-        assert!(applies(&near, rule), "{rule}: {:?}", rules_applied(&near));
+        assert!(
+            applies(&near, rule),
+            "{rule}: {:?}",
+            applied_rule_ids(&near)
+        );
     }
     assert!(!applies(&near, "MET-07"));
     let both = call_service(&svc, &with_sarcomatosis(resectable(metastatic()))).await;
-    assert!(applies(&both, "MET-07"), "{:?}", rules_applied(&both));
+    assert!(applies(&both, "MET-07"), "{:?}", applied_rule_ids(&both));
     for rule in ["MET-02", "MET-03", "MET-11"] {
         assert!(
             !applies(&both, rule),
             "{rule} with MET-07: {:?}",
-            rules_applied(&both)
+            applied_rule_ids(&both)
         );
         if let Some(by) = silenced_by(&both, rule) {
             assert_eq!(by, "sarcomatosis-silences-local-treatment");
@@ -638,7 +653,7 @@ async fn sys01_tmc40_41_first_line_fits_the_histology_and_covers_multifocal_recu
 
     // Near miss: the unifocal resectable recurrence of the example.
     let near = call_service(&svc, &local_recurrence()).await;
-    assert!(!applies(&near, "SYS-01"), "{:?}", rules_applied(&near));
+    assert!(!applies(&near, "SYS-01"), "{:?}", applied_rule_ids(&near));
     // Near miss: metastatic but already treated.
     assert!(!applies(&call_service(&svc, &metastatic()).await, "SYS-01"));
 
@@ -660,7 +675,11 @@ async fn sys02_tmc43_next_line_only_at_progression_intolerance_or_contraindicati
     let svc = Service::default().await;
     // Silent: the doxorubicin line ended with stable disease.
     let silent = call_service(&svc, &metastatic()).await;
-    assert!(!applies(&silent, "SYS-02"), "{:?}", rules_applied(&silent));
+    assert!(
+        !applies(&silent, "SYS-02"),
+        "{:?}",
+        applied_rule_ids(&silent)
+    );
 
     // Fires: progression after the line.
     let mut r = metastatic();

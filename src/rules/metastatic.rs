@@ -369,8 +369,9 @@ pub(super) fn duration_text(months: f64) -> String {
     }
 }
 
-/// Why the response to systemic therapy is not favourable, in TMC 25's terms: stable for a
-/// shorter time than `favorable_stable_months` ("stable for 4 of 6 months"), or progression.
+/// Why the response to systemic therapy is not favourable, in TMC 25's terms: progression on
+/// the last line, or stable disease for a shorter time than `favorable_stable_months`
+/// ("stable for 4 of 6 months"; one stable assessment measures no duration yet).
 fn response_text(c: &Ctx) -> String {
     let need = c.params.display(ParameterId::FavorableStableMonths);
     let lines =
@@ -378,12 +379,22 @@ fn response_text(c: &Ctx) -> String {
             .value()
             .map(|h| h.lines.as_slice())
             .unwrap_or_default();
+    if lines
+        .last()
+        .is_some_and(|l| l.last_response == Some(Response::Progression))
+    {
+        return "progression on the last line of systemic therapy".to_owned();
+    }
     let stable = lines
         .iter()
         .filter(|l| l.best_response == Some(Response::Stable))
         .filter_map(|l| l.stable_months)
         .fold(None, |a: Option<f64>, m| Some(a.map_or(m, |a| a.max(m))));
     match stable {
+        Some(m) if m < 0.05 => format!(
+            "stable at a single assessment on systemic therapy (favourable from {need} months \
+             of stable disease)"
+        ),
         Some(m) => format!(
             "stable for {} of {need} months on systemic therapy",
             months_text(m)
@@ -477,16 +488,14 @@ fn met_05_finding(c: &Ctx, abdomen: bool, bone: bool) -> Finding {
             date_text(*d)
         }));
     if abdomen {
-        f.statements.push(format!(
-            "No CT abdomen/pelvis within staging_ct_max_age_days = {max}"
-        ));
+        f.statements
+            .push(format!("No CT abdomen/pelvis in the last {max} days"));
         f.suggestions
             .push(create("Order CT abdomen/pelvis", "ct-abdomen-pelvis"));
     }
     if bone {
-        f.statements.push(format!(
-            "No bone scan or FDG-PET within staging_ct_max_age_days = {max}"
-        ));
+        f.statements
+            .push(format!("No bone scan or FDG-PET in the last {max} days"));
         f.suggestions.push(create("Order a bone scan", "bone-scan"));
         f.suggestions.push(create("Order an FDG-PET", "fdg-pet"));
     }

@@ -557,7 +557,7 @@ pub async fn call_service(svc: &Service, request: &Value) -> Value {
 }
 
 /// Every rule id that applied to a response (merged-card members included).
-pub fn rules_applied(response: &Value) -> Vec<String> {
+pub fn applied_rule_ids(response: &Value) -> Vec<String> {
     let key = "https://fhir.rps-cds.org/rules-applied";
     response["cards"]
         .as_array()
