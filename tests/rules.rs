@@ -1076,6 +1076,17 @@ fn met_09_recurrent_metastases_after_metastasectomy() {
         "{t}"
     );
     assert!(!has(&pv(&metastatic()), RuleId::Met09));
+    // Unknown whether metastases recurred: silent, and DATA-01 names it.
+    let mut p = metastatic();
+    p.recurrent_metastases_after_metastasectomy = unk();
+    let fs = pv(&p);
+    assert!(!has(&fs, RuleId::Met09));
+    assert!(
+        get(&fs, RuleId::Data01)
+            .unknown
+            .iter()
+            .any(|u| u.fact == "recurrent_metastases_after_metastasectomy")
+    );
 }
 
 #[test]

@@ -501,6 +501,8 @@ async fn met09_repeat_metastasectomy_cites_tmc35_36_and_the_case_report() {
     // Near miss: no earlier metastasectomy.
     let near = call_service(&svc, &metastatic()).await;
     assert!(!applies(&near, "MET-09"));
+    // (MET-09's condition is unchanged in v2, only its source: its unknown-fact case is
+    // tests/rules.rs::met_09_recurrent_metastases_after_metastasectomy.)
     svc.stop().await;
 }
 

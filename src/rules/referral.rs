@@ -265,7 +265,7 @@ pub(super) fn hist_01(c: &Ctx) -> Option<Finding> {
         let agents: Vec<&str> = h.agents.iter().map(|a| a.label()).collect();
         f.decided_by
             .extend(fact_use("systemic_history", &c.p.systemic_history, |h| {
-                format!("{} line(s): {}", h.lines.len(), agents.join(", "))
+                super::systemic::lines_text(h.lines.len(), &agents)
             }));
     }
     f.decided_by.extend(fact_use(

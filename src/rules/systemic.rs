@@ -269,7 +269,7 @@ pub(super) fn sys_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let given: Vec<&str> = history.agents.iter().map(|a| a.label()).collect();
     f.decided_by
         .extend(fact_use("systemic_history", &p.systemic_history, |h| {
-            format!("{} line(s): {}", h.lines.len(), given.join(", "))
+            lines_text(h.lines.len(), &given)
         }));
     f.decided_by.extend(uses);
     f.decided_by
@@ -334,4 +334,14 @@ pub(super) fn sys_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
         },
     ));
     Some(f)
+}
+
+/// "1 line: doxorubicin", "2 lines: doxorubicin, ifosfamide" (§6: no "line(s)").
+pub(super) fn lines_text(n: usize, agents: &[&str]) -> String {
+    let lines = if n == 1 {
+        "1 line".to_owned()
+    } else {
+        format!("{n} lines")
+    };
+    format!("{lines}: {}", agents.join(", "))
 }
