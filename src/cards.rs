@@ -38,15 +38,20 @@ pub struct MergedCard {
     pub rules: &'static [RuleId],
 }
 
-/// "Care team" gains PATH-01 and "Missing information" HIST-03 when those rules exist.
+/// "Care team" (MDT-01/02/03, PATH-01) and "Missing information" (DATA-01, HIST-01/02/03).
 pub const MERGED_CARDS: &[MergedCard] = &[
     MergedCard {
         title: "Care team",
-        rules: &[RuleId::Mdt01, RuleId::Mdt02, RuleId::Mdt03],
+        rules: &[RuleId::Mdt01, RuleId::Mdt02, RuleId::Mdt03, RuleId::Path01],
     },
     MergedCard {
         title: "Missing information",
-        rules: &[RuleId::Data01, RuleId::Hist01, RuleId::Hist02],
+        rules: &[
+            RuleId::Data01,
+            RuleId::Hist01,
+            RuleId::Hist02,
+            RuleId::Hist03,
+        ],
     },
 ];
 

@@ -187,7 +187,8 @@ async fn the_cumulative_dose_alert_survives_an_unrelated_invalid_medication_reco
 }
 
 /// Metachronous lung metastases of a completely resected leiomyosarcoma, staged and fit
-/// for surgery; `n` metastasis Conditions at distinct dates.
+/// for surgery, stable on a current disease-status assessment (MET-11 v2 needs one); `n`
+/// metastasis Conditions at distinct dates.
 fn metastatic_chart(n: u64) -> Chart {
     let mut chart = Chart::new(&today())
         .patient("1958-02-01")
@@ -202,6 +203,7 @@ fn metastatic_chart(n: u64) -> Chart {
         .resectability(&ago(10), "resectable")
         .ct_chest_abdomen_pelvis(&ago(8))
         .bone_scan(&ago(8))
+        .disease_status(&ago(8), "stable", None)
 }
 
 #[tokio::test]

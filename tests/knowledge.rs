@@ -11,14 +11,14 @@ use serde_json::Value;
 
 /// Rule ids of shared/clinical/rps-knowledge.md §2 and the v2 additions of §4, in catalogue
 /// order (copied, so that the test does not depend on the shared directory).
-const CATALOGUE_RULE_IDS: [&str; 61] = [
+const CATALOGUE_RULE_IDS: [&str; 64] = [
     "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "DATA-03", "DATA-04", "MDT-01", "MDT-02",
-    "MDT-03", "WORK-01", "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02", "LR-00",
-    "LR-01", "LR-02", "LR-03", "LR-04", "LR-05", "LR-06", "LR-07", "LR-08", "MET-01", "MET-02",
-    "MET-03", "MET-04", "MET-05", "MET-06", "MET-07", "MET-08", "MET-09", "MET-10", "MET-11",
-    "SYS-01", "SYS-02", "SURV-01", "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03", "ORD-04",
-    "ORD-05", "ORD-06", "ORD-07", "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12", "ORD-13",
-    "ORD-14", "ORD-15", "ORD-16", "ORD-17", "ORD-18", "ORD-19", "ORD-20",
+    "MDT-03", "WORK-01", "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02",
+    "PATH-01", "WORK-06", "HIST-03", "LR-00", "LR-01", "LR-02", "LR-03", "LR-04", "LR-05", "LR-06",
+    "LR-07", "LR-08", "MET-01", "MET-02", "MET-03", "MET-04", "MET-05", "MET-06", "MET-07",
+    "MET-08", "MET-09", "MET-10", "MET-11", "SYS-01", "SYS-02", "SURV-01", "SURV-02", "SURV-03",
+    "ORD-01", "ORD-02", "ORD-03", "ORD-04", "ORD-05", "ORD-06", "ORD-07", "ORD-08", "ORD-09",
+    "ORD-10", "ORD-11", "ORD-12", "ORD-13", "ORD-14", "ORD-15", "ORD-16", "ORD-17", "ORD-18", "ORD-19", "ORD-20",
 ];
 
 /// Value-set ids of the contract with fact extraction (notes/valuesets.md).
@@ -131,6 +131,9 @@ const VALUE_SET_IDS: &[&str] = &[
     "metastasectomy",
     "ablation",
     "imaging-reason-equivocal-or-response",
+    "pathology-review",
+    "molecular-pathology",
+    "therapy-intolerance",
     "neoadjuvant",
     "adjuvant",
 ];
@@ -181,7 +184,7 @@ fn load_with(file: &str, edit: impl FnOnce(&mut Value)) -> Result<Knowledge, Kno
 #[test]
 fn embedded_knowledge_loads_and_equals_the_directory() {
     let k = knowledge();
-    assert_eq!(k.version, "2026.11.1");
+    assert_eq!(k.version, "2026.12.1");
     let from_dir = Knowledge::from_dir(&manifest_dir().join("knowledge")).unwrap();
     assert_eq!(from_dir.version, k.version);
     assert_eq!(from_dir.rules.len(), k.rules.len());
@@ -206,7 +209,7 @@ fn sections_and_hooks_follow_the_catalogue() {
         let prefix = rule.id.split('-').next().unwrap();
         let expected = match prefix {
             "SCOPE" | "DATA" => Section::ScopeAndData,
-            "MDT" | "WORK" | "HIST" => Section::ReferralWorkupHistory,
+            "MDT" | "WORK" | "HIST" | "PATH" => Section::ReferralWorkupHistory,
             "LR" => Section::LocalRecurrence,
             "MET" => Section::Metastatic,
             "SYS" => Section::SystemicTherapy,
@@ -218,7 +221,7 @@ fn sections_and_hooks_follow_the_catalogue() {
         let hooks = rule.hooks.as_slice();
         let all = [Hook::PatientView, Hook::OrderSelect, Hook::OrderSign];
         match rule.id.as_str() {
-            "SCOPE-01" | "SCOPE-02" | "DATA-02" | "DATA-03" | "DATA-04" | "MET-05" => {
+            "SCOPE-01" | "SCOPE-02" | "DATA-02" | "DATA-03" | "DATA-04" | "MET-05" | "WORK-06" => {
                 assert_eq!(hooks, all, "{}", rule.id)
             }
             _ if prefix == "ORD" => {
@@ -337,7 +340,7 @@ fn rule_code_system_mirrors_the_rule_book() {
 fn check_report_summarises_the_knowledge_base() {
     let report = knowledge().check_report();
     assert!(
-        report.contains("knowledge base version 2026.11.1: valid"),
+        report.contains("knowledge base version 2026.12.1: valid"),
         "{report}"
     );
     assert!(

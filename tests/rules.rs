@@ -155,6 +155,9 @@ fn base() -> Picture {
         last_ct_abdomen_pelvis: k(Some(days_ago(10))),
         last_bone_or_pet: k(None),
         last_imaging: k(Some(days_ago(10))),
+        expert_pathology_review: k(None),
+        molecular_test: k(None),
+        metastasis_biopsied: unk(),
         undiagnosed_retroperitoneal_masses: vec![],
         set_aside: vec![],
         read_in_part: vec![],
@@ -206,7 +209,14 @@ fn metastatic() -> Picture {
     p.resectability = k(Resectability::Resectable);
     p.ecog = k(0);
     p.last_bone_or_pet = k(Some(days_ago(5)));
-    p.latest_disease_status = k(DiseaseStatus::Stable);
+    // A current disease-status record (MET-11 v2 needs one within 120 days).
+    p.latest_disease_status = Fact::known(
+        DiseaseStatus::Stable,
+        Provenance {
+            date: Some(days_ago(20)),
+            ..prov()
+        },
+    );
     p
 }
 
@@ -684,6 +694,8 @@ fn line(n: u32, agents: &[Agent]) -> SystemicLine {
         best_response: None,
         stable_months: None,
         last_response: None,
+        ongoing: None,
+        intolerance: false,
     }
 }
 
@@ -939,7 +951,7 @@ fn met_02_03_candidate_and_failures() {
     let fs = pv(&metastatic());
     let f = get(&fs, RuleId::Met02);
     assert_eq!(f.indicator, Indicator::Info);
-    assert!(text(f).contains("Favourable biology: DFI 30 months"));
+    assert!(text(f).contains("Favourable biology: disease-free interval 2 years 6 months"));
     assert!(has(&fs, RuleId::Met03));
     // A failed criterion: warning, no MET-03.
     let mut p = metastatic();
@@ -949,14 +961,15 @@ fn met_02_03_candidate_and_failures() {
     assert_eq!(f.indicator, Indicator::Warning);
     assert!(text(f).contains("Criterion not met: ECOG 3"));
     assert!(!has(&fs, RuleId::Met03));
-    // Unknown criterion: info, listed, still a candidate.
+    // Unknown criterion: info, listed, still a candidate, but no observation advice (v2
+    // §4.4: MET-03 needs every criterion known).
     let mut p = metastatic();
     p.resectability = unk();
     let fs = pv(&p);
     let f = get(&fs, RuleId::Met02);
     assert_eq!(f.indicator, Indicator::Info);
     assert!(f.unknown.iter().any(|u| u.fact == "resectability"));
-    assert!(has(&fs, RuleId::Met03));
+    assert!(!has(&fs, RuleId::Met03));
     // Sarcomatosis: no MET-02.
     let mut p = metastatic();
     p.sarcomatosis = k(true);
@@ -966,7 +979,7 @@ fn met_02_03_candidate_and_failures() {
     p.dfi_months = k(11.0);
     assert!(
         text(get(&pv(&p), RuleId::Met02))
-            .contains("Unfavourable biology: DFI 11 months (< favorable_dfi_months = 12)")
+            .contains("Unfavourable biology: disease-free interval 11 months (< 12 months)")
     );
 }
 
@@ -1059,10 +1072,21 @@ fn met_09_recurrent_metastases_after_metastasectomy() {
     p.dfi_months = k(8.0);
     let t = text(get(&pv(&p), RuleId::Met09));
     assert!(
-        t.contains("Against: grade 3") && t.contains("Against: DFI 8 months"),
+        t.contains("Against: grade 3") && t.contains("Against: disease-free interval 8 months"),
         "{t}"
     );
     assert!(!has(&pv(&metastatic()), RuleId::Met09));
+    // Unknown whether metastases recurred: silent, and DATA-01 names it.
+    let mut p = metastatic();
+    p.recurrent_metastases_after_metastasectomy = unk();
+    let fs = pv(&p);
+    assert!(!has(&fs, RuleId::Met09));
+    assert!(
+        get(&fs, RuleId::Data01)
+            .unknown
+            .iter()
+            .any(|u| u.fact == "recurrent_metastases_after_metastasectomy")
+    );
 }
 
 #[test]
@@ -1131,6 +1155,9 @@ fn sys_02_histology_matched_options_not_already_given() {
     });
     p.prior_anthracycline = k(true);
     p.anthracycline_dose = exact_dose(300.0);
+    // v2 §4.4: only with a next line due (here progression on the line).
+    assert!(!has(&pv(&p), RuleId::Sys02));
+    p.progression_on_systemic = k(true);
     let fs = pv(&p);
     assert!(!has(&fs, RuleId::Sys01));
     let t = text(get(&fs, RuleId::Sys02));

@@ -81,7 +81,7 @@ async fn every_example_request_is_answered_with_schema_valid_cards() {
         schemas.assert_response(&body);
         assert_eq!(
             body["extension"]["https://fhir.rps-cds.org/knowledge-version"],
-            "2026.11.1"
+            "2026.12.1"
         );
         assert!(!rule_ids(&body).is_empty(), "{file} produced no cards");
     }

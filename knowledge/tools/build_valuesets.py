@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-VERSION = "2026.11.1"
+VERSION = "2026.12.1"
 BASE = "https://fhir.rps-cds.org/ValueSet/"
 TEXT_EXT = "https://fhir.rps-cds.org/StructureDefinition/valueset-text-match"
 UNVERIFIED_EXT = "https://fhir.rps-cds.org/StructureDefinition/unverified-code"
@@ -248,6 +248,9 @@ VALUE_SETS = {
         (ORPHA, [("524", "Li-Fraumeni syndrome")]),
         (ICD10CM, [("Z15.09", "Genetic susceptibility to other malignant neoplasm", U), ("Z15.89", "Genetic susceptibility to other disease", U)]),
     ], ["li-fraumeni", "li fraumeni"]),
+    "pathology-review": ("Expert sarcoma pathology review", "DiagnosticReport or Procedure: review of the pathology by an expert sarcoma pathologist (text only; rps-knowledge.md 4.7, PATH-01).", [], ["sarcoma pathology review", "expert review", "expert pathology review", "second opinion"]),
+    "molecular-pathology": ("Molecular pathology test", "DiagnosticReport or Procedure: molecular confirmation of a subtype (text only; PATH-01).", [], ["mdm2", "fish", "gene fusion", "fusion gene", "fusion transcript", "fusion testing"]),
+    "therapy-intolerance": ("Therapy stopped for intolerance", "statusReason of a medication record: stopped because of toxicity or intolerance (text only; SYS-02).", [], ["intolerance", "intolerant", "not tolerated", "toxicity", "adverse reaction", "adverse event", "side effect"]),
     # --- Draft orders ---
     "debulking": ("Debulking", "Order detail: debulking.", [(SCT, [("255595002", None)])], ["debulk"]),
     "hipec": ("HIPEC", "Hyperthermic intraperitoneal chemotherapy (text only).", [], ["hipec", "hyperthermic intraperitoneal"]),

@@ -341,7 +341,7 @@ impl Picture {
     /// Every top-level fact that is unknown for a reason other than "not applicable", with
     /// its catalogue name (DATA-01 picks the ones a rule needed).
     pub fn unknown_facts(&self) -> Vec<(&'static str, &Unknown)> {
-        let all: [(&'static str, Option<&Unknown>); 40] = [
+        let all: [(&'static str, Option<&Unknown>); 43] = [
             ("histology", self.histology.unknown_reason()),
             (
                 "site_retroperitoneal",
@@ -428,6 +428,15 @@ impl Picture {
             ),
             ("last_bone_or_pet", self.last_bone_or_pet.unknown_reason()),
             ("last_imaging", self.last_imaging.unknown_reason()),
+            (
+                "expert_pathology_review",
+                self.expert_pathology_review.unknown_reason(),
+            ),
+            ("molecular_test", self.molecular_test.unknown_reason()),
+            (
+                "metastasis_biopsied",
+                self.metastasis_biopsied.unknown_reason(),
+            ),
         ];
         all.into_iter()
             .filter_map(|(n, u)| u.map(|u| (n, u)))

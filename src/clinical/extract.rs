@@ -130,6 +130,9 @@ pub const VALUE_SETS: &[&str] = &[
     "metastasectomy",
     "ablation",
     "imaging-reason-equivocal-or-response",
+    "pathology-review",
+    "molecular-pathology",
+    "therapy-intolerance",
     "neoadjuvant",
     "adjuvant",
 ];
@@ -521,12 +524,14 @@ impl<'a, 'i> Extractor<'a, 'i> {
         let systemic = self.read_systemic(&status_obs, &bsa);
         let history = self.read_history(&conds);
         let radiotherapy = self.radiotherapy(&procs.rt_recs, &resections);
+        let pathology =
+            self.read_pathology(&procs.biopsies, &mets.metastases, &dx.histology_obs_dates);
 
         // A blocked read of an invalid record leaves out what it records: the facts of the
         // readers that made it, and of those built on what they read, are unknown.
         use readers::{
-            DIAGNOSIS, HISTORY, IMAGING as IMG, METASTASES, PERFORMANCE, RADIOTHERAPY, RECURRENCES,
-            RESECTABILITY, RESECTIONS, STATUS, SYMPTOMS, SYSTEMIC,
+            DIAGNOSIS, HISTORY, IMAGING as IMG, METASTASES, PATHOLOGY, PERFORMANCE, RADIOTHERAPY,
+            RECURRENCES, RESECTABILITY, RESECTIONS, STATUS, SYMPTOMS, SYSTEMIC,
         };
         let dx_t: &[(&ReaderSpec, &[&str])] = &[(&DIAGNOSIS, CONDITION_OBS)];
         let resection_t: &[(&ReaderSpec, &[&str])] =
@@ -627,6 +632,18 @@ impl<'a, 'i> Extractor<'a, 'i> {
             last_ct_abdomen_pelvis: self.taint(&[(&IMG, IMAGING)], imaging.last_ct_abdomen_pelvis),
             last_bone_or_pet: self.taint(&[(&IMG, IMAGING)], imaging.last_bone_or_pet),
             last_imaging: self.taint(&[(&IMG, IMAGING)], imaging.last_imaging),
+            expert_pathology_review: self.taint(
+                &[(&PATHOLOGY, &["DiagnosticReport", "Procedure"])],
+                pathology.expert_pathology_review,
+            ),
+            molecular_test: self.taint(
+                &[(&PATHOLOGY, &["DiagnosticReport", "Procedure"])],
+                pathology.molecular_test,
+            ),
+            metastasis_biopsied: self.taint(
+                &[(&PATHOLOGY, PROCEDURE), resection_t[0], dx_t[0]],
+                pathology.metastasis_biopsied,
+            ),
             undiagnosed_retroperitoneal_masses: dx.retro_masses,
             set_aside: self
                 .set_aside_types

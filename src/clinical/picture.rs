@@ -711,6 +711,12 @@ pub struct SystemicLine {
     pub stable_months: Option<f64>,
     /// The latest response during the line (for progression on the current/last line).
     pub last_response: Option<Response>,
+    /// Whether the line is still being given: `Some(true)` when a record of it is active or
+    /// in progress, `Some(false)` when an order or statement of it is completed or stopped
+    /// and none is active, `None` when only administrations are recorded (they do not say).
+    pub ongoing: Option<bool>,
+    /// A record of the line was stopped for toxicity or intolerance (its status reason).
+    pub intolerance: bool,
 }
 
 /// Systemic therapy history (closed world: none recorded = no lines).
@@ -868,6 +874,12 @@ pub struct Picture {
     pub last_bone_or_pet: Fact<Option<NaiveDate>>,
     /// Latest imaging study of any recognised kind (MET-08); closed world.
     pub last_imaging: Fact<Option<NaiveDate>>,
+    /// Latest record of an expert sarcoma pathology review (PATH-01); closed world.
+    pub expert_pathology_review: Fact<Option<NaiveDate>>,
+    /// Latest molecular pathology test (MDM2, FISH, fusion; PATH-01); closed world.
+    pub molecular_test: Fact<Option<NaiveDate>>,
+    /// The active metastases have a tissue diagnosis (WORK-06); not applicable without one.
+    pub metastasis_biopsied: Fact<bool>,
     /// Retroperitoneal Conditions that are not a sarcoma diagnosis ("Condition/…"): masses
     /// still awaiting a diagnosis, for ORD-16.
     pub undiagnosed_retroperitoneal_masses: Vec<String>,
@@ -967,6 +979,9 @@ impl Picture {
         strip(&mut p.last_ct_abdomen_pelvis, bad);
         strip(&mut p.last_bone_or_pet, bad);
         strip(&mut p.last_imaging, bad);
+        strip(&mut p.expert_pathology_review, bad);
+        strip(&mut p.molecular_test, bad);
+        strip(&mut p.metastasis_biopsied, bad);
         strip(&mut p.metastatic_lesions_at_least, bad);
         strip(&mut p.symptomatic, bad);
         strip(&mut p.prior_anthracycline, bad);

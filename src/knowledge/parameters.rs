@@ -26,10 +26,11 @@ pub enum ParameterId {
     SymptomAssessmentMaxAgeDays,
     LvefMinPercent,
     EgfrMin,
+    SurveillanceAssessmentMaxAgeDays,
 }
 
 impl ParameterId {
-    pub const ALL: [ParameterId; 14] = [
+    pub const ALL: [ParameterId; 15] = [
         ParameterId::FavorableDfiMonths,
         ParameterId::FavorableStableMonths,
         ParameterId::PoorEcogMin,
@@ -44,6 +45,7 @@ impl ParameterId {
         ParameterId::SymptomAssessmentMaxAgeDays,
         ParameterId::LvefMinPercent,
         ParameterId::EgfrMin,
+        ParameterId::SurveillanceAssessmentMaxAgeDays,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +64,7 @@ impl ParameterId {
             ParameterId::SymptomAssessmentMaxAgeDays => "symptom_assessment_max_age_days",
             ParameterId::LvefMinPercent => "lvef_min_percent",
             ParameterId::EgfrMin => "egfr_min",
+            ParameterId::SurveillanceAssessmentMaxAgeDays => "surveillance_assessment_max_age_days",
         }
     }
 
@@ -125,6 +128,9 @@ pub struct Parameters {
     pub lvef_min_percent: u32,
     /// eGFR (mL/min/1.73 m²) below this counts as renal impairment.
     pub egfr_min: u32,
+    /// A disease-status or response record older than this does not show that metastatic
+    /// disease is not progressing (MET-11).
+    pub surveillance_assessment_max_age_days: u32,
     /// Which values differ from the knowledge base's defaults (shown in cards).
     #[serde(skip)]
     overridden: Vec<ParameterId>,
@@ -149,6 +155,7 @@ impl Default for Parameters {
             symptom_assessment_max_age_days: 90,
             lvef_min_percent: 50,
             egfr_min: 60,
+            surveillance_assessment_max_age_days: 120,
             overridden: Vec::new(),
         }
     }
@@ -215,6 +222,8 @@ impl Parameters {
             symptom_assessment_max_age_days: v(ParameterId::SymptomAssessmentMaxAgeDays) as u32,
             lvef_min_percent: v(ParameterId::LvefMinPercent) as u32,
             egfr_min: v(ParameterId::EgfrMin) as u32,
+            surveillance_assessment_max_age_days: v(ParameterId::SurveillanceAssessmentMaxAgeDays)
+                as u32,
             overridden,
         })
     }
@@ -242,6 +251,9 @@ impl Parameters {
             }
             ParameterId::LvefMinPercent => self.lvef_min_percent.to_string(),
             ParameterId::EgfrMin => self.egfr_min.to_string(),
+            ParameterId::SurveillanceAssessmentMaxAgeDays => {
+                self.surveillance_assessment_max_age_days.to_string()
+            }
         };
         if self.overridden.contains(&id) {
             format!("{value} (site configuration)")
@@ -320,6 +332,9 @@ impl Parameters {
             }
             ParameterId::LvefMinPercent => f64::from(self.lvef_min_percent),
             ParameterId::EgfrMin => f64::from(self.egfr_min),
+            ParameterId::SurveillanceAssessmentMaxAgeDays => {
+                f64::from(self.surveillance_assessment_max_age_days)
+            }
         }
     }
 

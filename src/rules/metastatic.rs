@@ -9,8 +9,8 @@ use super::{
 };
 use crate::cds_hooks::Indicator;
 use crate::clinical::{
-    DraftOrder, Fact, MetastasisSite, MetastasisTiming, OrderKind, Resectability, Response,
-    SymptomKind,
+    DiseaseStatus, DraftOrder, Fact, ImagingKind, MetastasisSite, MetastasisTiming, OrderKind,
+    Resectability, Response, SymptomKind,
 };
 use crate::knowledge::ParameterId;
 
@@ -32,11 +32,13 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
         out.extend(met_01(c, gaps));
         let (m2, defective) = met02_cautious(c, gaps);
         let candidate = !defective && m2.as_ref().is_some_and(|m| m.failed.is_empty());
+        // MET-03 (v2, §4.4): every criterion known and none failed, symptoms known absent (no
+        // sarcomatosis: MET-02 is not assessed then).
+        let all_met = candidate && m2.as_ref().is_some_and(|m| m.criteria_known);
         if let Some(m) = m2 {
             out.push(met_02_finding(m));
         }
-        // MET-03 (v2) also needs the symptoms known absent.
-        let observation_fits = candidate
+        let observation_fits = all_met
             && gaps
                 .need(
                     "symptomatic",
@@ -46,8 +48,11 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
                 .is_some_and(|s| !s);
         if observation_fits {
             let mut f = Finding::new(RuleId::Met03, Indicator::Info);
-            f.statements
-                .push("No metastasectomy criterion failed (MET-02)".to_owned());
+            f.statements.push(
+                "Every metastasectomy criterion is known and met: primary completely resected, \
+                 all disease resectable, performance status adequate"
+                    .to_owned(),
+            );
             f.parameters.push(ParameterId::SymptomAssessmentMaxAgeDays);
             f.decided_by
                 .extend(fact_use("symptomatic", &c.p.symptomatic, |_| {
@@ -139,6 +144,9 @@ fn met_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 /// The MET-02 metastasectomy assessment (TMC 24 criteria, TMC 25 biology).
 #[derive(Debug, Clone, Default)]
 pub struct Met02 {
+    /// Every TMC 24 criterion is known (met or failed); the biology of TMC 25 may still be
+    /// unknown. MET-03 needs this (§4.4).
+    pub criteria_known: bool,
     pub met: Vec<String>,
     pub failed: Vec<String>,
     pub favourable: Vec<String>,
@@ -171,7 +179,15 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
             "none".to_owned()
         }));
 
-    // TMC 24 (1): the primary completely resected.
+    // TMC 24 (1): the primary (and any local disease) completely resected or resectable. An
+    // active local recurrence assessed unresectable fails it (§4.4).
+    let local_unresectable = c.local_recurrence() == Some(true)
+        && p.resectability.value() == Some(&Resectability::Unresectable);
+    if local_unresectable {
+        m.failed
+            .push("active local recurrence assessed unresectable".to_owned());
+    }
+    let unknown_before = m.unknown.len();
     match &p.primary_resection {
         Fact::Known { value: None, .. } => m
             .failed
@@ -211,6 +227,8 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
         Some(Resectability::Borderline) => m
             .failed
             .push("resectability only borderline: complete resection not assured".to_owned()),
+        // Already listed as the local recurrence's failed criterion.
+        Some(Resectability::Unresectable) if local_unresectable => {}
         Some(Resectability::Unresectable) => {
             m.failed.push("disease assessed as unresectable".to_owned())
         }
@@ -232,10 +250,13 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
                 .extend(fact_use("ecog", &p.ecog, |e| e.to_string()));
             let bound = c.params.display(ParameterId::PoorEcogMin);
             if e >= c.params.poor_ecog_min {
-                m.failed
-                    .push(format!("ECOG {e} (≥ poor_ecog_min = {bound})"));
+                m.failed.push(format!(
+                    "ECOG {e} (poor performance status from ECOG {bound})"
+                ));
             } else {
-                m.met.push(format!("ECOG {e} (< poor_ecog_min = {bound})"));
+                m.met.push(format!(
+                    "ECOG {e} (poor performance status from ECOG {bound})"
+                ));
             }
         }
         None => m.unknown.extend(unknown_of(
@@ -244,6 +265,7 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
             "whether performance status allows surgery (TMC 24)",
         )),
     }
+    m.criteria_known = m.unknown.len() == unknown_before;
     // TMC 25: favourable biology, weighed but not a criterion.
     match p.low_volume.value() {
         Some(&low) => {
@@ -251,9 +273,9 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
             let n = p
                 .metastatic_lesion_count
                 .value()
-                .map_or_else(String::new, |n| format!("{n} lesion(s), "));
+                .map_or_else(String::new, |n| lesions_text(*n) + ", ");
             let s = format!(
-                "{n}low_volume_max_lesions = {}",
+                "{n}low volume up to {} lesions",
                 c.params.display(ParameterId::LowVolumeMaxLesions)
             );
             if low {
@@ -280,13 +302,13 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
             let bound = c.params.display(ParameterId::FavorableDfiMonths);
             if d >= f64::from(c.params.favorable_dfi_months) {
                 m.favourable.push(format!(
-                    "DFI {} months (≥ favorable_dfi_months = {bound})",
-                    months_text(d)
+                    "disease-free interval {} (≥ {bound} months: favourable)",
+                    duration_text(d)
                 ));
             } else {
                 m.unfavourable.push(format!(
-                    "DFI {} months (< favorable_dfi_months = {bound})",
-                    months_text(d)
+                    "disease-free interval {} (< {bound} months)",
+                    duration_text(d)
                 ));
             }
         }
@@ -306,8 +328,7 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
         }
         (_, Some(false)) => {
             m.parameters.push(ParameterId::FavorableStableMonths);
-            m.unfavourable
-                .push("no favourable response to systemic therapy".to_owned());
+            m.unfavourable.push(response_text(c));
         }
         (_, None) => m.unknown.extend(unknown_of(
             "favorable_systemic_response",
@@ -317,6 +338,69 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
     }
     gaps.extend(&m.unknown);
     Some(m)
+}
+
+/// "1 lesion", "3 lesions".
+fn lesions_text(n: u32) -> String {
+    if n == 1 {
+        "1 lesion".to_owned()
+    } else {
+        format!("{n} lesions")
+    }
+}
+
+/// A duration in months as a clinician writes it: "8 months", "14.5 months", over 24 months
+/// "2 years 10 months" (§6).
+pub(super) fn duration_text(months: f64) -> String {
+    if months <= 24.0 {
+        return format!("{} months", months_text(months));
+    }
+    let whole = months.round() as i64;
+    let (y, m) = (whole / 12, whole % 12);
+    let years = if y == 1 {
+        "1 year".to_owned()
+    } else {
+        format!("{y} years")
+    };
+    match m {
+        0 => years,
+        1 => format!("{years} 1 month"),
+        m => format!("{years} {m} months"),
+    }
+}
+
+/// Why the response to systemic therapy is not favourable, in TMC 25's terms: progression on
+/// the last line, or stable disease for a shorter time than `favorable_stable_months`
+/// ("stable for 4 of 6 months"; one stable assessment measures no duration yet).
+fn response_text(c: &Ctx) -> String {
+    let need = c.params.display(ParameterId::FavorableStableMonths);
+    let lines =
+        c.p.systemic_history
+            .value()
+            .map(|h| h.lines.as_slice())
+            .unwrap_or_default();
+    if lines
+        .last()
+        .is_some_and(|l| l.last_response == Some(Response::Progression))
+    {
+        return "progression on the last line of systemic therapy".to_owned();
+    }
+    let stable = lines
+        .iter()
+        .filter(|l| l.best_response == Some(Response::Stable))
+        .filter_map(|l| l.stable_months)
+        .fold(None, |a: Option<f64>, m| Some(a.map_or(m, |a| a.max(m))));
+    match stable {
+        Some(m) if m < 0.05 => format!(
+            "stable at a single assessment on systemic therapy (favourable from {need} months \
+             of stable disease)"
+        ),
+        Some(m) => format!(
+            "stable for {} of {need} months on systemic therapy",
+            months_text(m)
+        ),
+        None => "progression on systemic therapy".to_owned(),
+    }
 }
 
 fn met_02_finding(m: Met02) -> Finding {
@@ -347,9 +431,10 @@ fn met_02_finding(m: Met02) -> Finding {
     f.summary = Some(truncate_summary(if !m.failed.is_empty() {
         format!("Metastasectomy not supported: {}", m.failed.join("; "))
     } else if !m.unknown.is_empty() {
+        let missing: Vec<&str> = m.unknown.iter().map(|u| u.holds_back.as_str()).collect();
         format!(
-            "Metastasectomy: no criterion failed, {} fact(s) still unknown",
-            m.unknown.len()
+            "Metastasectomy: no criterion failed; still unknown: {}",
+            missing.join("; ")
         )
     } else {
         "Metastasectomy candidate: primary resected, disease resectable, ECOG adequate".to_owned()
@@ -403,16 +488,14 @@ fn met_05_finding(c: &Ctx, abdomen: bool, bone: bool) -> Finding {
             date_text(*d)
         }));
     if abdomen {
-        f.statements.push(format!(
-            "No CT abdomen/pelvis within staging_ct_max_age_days = {max}"
-        ));
+        f.statements
+            .push(format!("No CT abdomen/pelvis in the last {max} days"));
         f.suggestions
             .push(create("Order CT abdomen/pelvis", "ct-abdomen-pelvis"));
     }
     if bone {
-        f.statements.push(format!(
-            "No bone scan or FDG-PET within staging_ct_max_age_days = {max}"
-        ));
+        f.statements
+            .push(format!("No bone scan or FDG-PET in the last {max} days"));
         f.suggestions.push(create("Order a bone scan", "bone-scan"));
         f.suggestions.push(create("Order an FDG-PET", "fdg-pet"));
     }
@@ -445,13 +528,26 @@ fn met_05_patient_view(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 /// MET-05 (order-select / order-sign): a pulmonary metastasectomy is ordered without
 /// extrapulmonary staging.
 pub fn met_05_orders(c: &Ctx, orders: &[DraftOrder], out: &mut Vec<Finding>) {
+    // Staging ordered in the same request counts as done (§4.4: silent when the request
+    // already orders a CT abdomen and a bone scan or FDG-PET).
+    let ordered = |kinds: &[ImagingKind]| {
+        orders
+            .iter()
+            .any(|o| kinds.iter().any(|k| o.is(OrderKind::Imaging(*k))))
+    };
+    let abdomen_ordered = ordered(&[
+        ImagingKind::CtAbdomenPelvis,
+        ImagingKind::CtChestAbdomenPelvis,
+    ]);
+    let bone_ordered = ordered(&[ImagingKind::BoneScan, ImagingKind::FdgPet]);
     for o in orders {
-        if !o.is(OrderKind::PulmonaryMetastasectomy) {
+        if !o.is(OrderKind::PulmonaryMetastasectomy) && !o.is(OrderKind::PulmonaryAblation) {
             continue;
         }
         let Some((abdomen, bone)) = missing_extrapulmonary(c) else {
             continue;
         };
+        let (abdomen, bone) = (abdomen && !abdomen_ordered, bone && !bone_ordered);
         if !abdomen && !bone {
             continue;
         }
@@ -609,13 +705,13 @@ fn met_09(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
             let bound = c.params.display(ParameterId::FavorableDfiMonths);
             if d < f64::from(c.params.favorable_dfi_months) {
                 f.statements.push(format!(
-                    "Against: DFI {} months (< favorable_dfi_months = {bound})",
-                    months_text(d)
+                    "Against: disease-free interval {} (< {bound} months)",
+                    duration_text(d)
                 ));
             } else {
                 f.statements.push(format!(
-                    "For: DFI {} months (≥ favorable_dfi_months = {bound})",
-                    months_text(d)
+                    "For: disease-free interval {} (≥ {bound} months)",
+                    duration_text(d)
                 ));
             }
         }
@@ -669,29 +765,66 @@ fn met_10(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     Some(f)
 }
 
-/// MET-11: asymptomatic, low-volume, non-progressing metastatic disease.
+/// MET-11 (v2, §4.4): active surveillance for asymptomatic, low-volume metastatic disease that
+/// a current disease-status or response record shows not progressing, with no systemic line
+/// under way, no sarcomatosis and no synchronous metastases with the primary still in place.
+/// (LR-01 and MET-01 silence it in the second pass.) Every condition must be known: this is
+/// permissive advice.
 fn met_11(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let p = c.p;
     let holds = "active surveillance (MET-11) not assessed";
-    if p.symptomatic.is_true() || p.low_volume.is_false() || p.progression_on_systemic.is_true() {
+    // Any condition known to fail decides, whatever else is unknown.
+    let ongoing = systemic_line_ongoing(c);
+    if p.symptomatic.is_true()
+        || p.low_volume.is_false()
+        || p.sarcomatosis.is_true()
+        || ongoing.as_ref().is_some_and(|o| o.0)
+        || p.latest_disease_status.value() == Some(&DiseaseStatus::Worsened)
+        || p.progression_on_systemic.is_true()
+    {
         return None;
     }
     // Symptoms must be known absent (a current symptom assessment), not just unrecorded.
-    gaps.need("symptomatic", &p.symptomatic, holds)?;
-    gaps.need("low_volume", &p.low_volume, holds)?;
-    gaps.need("progression_on_systemic", &p.progression_on_systemic, holds)?;
-    // A worsening disease status is progression too, on treatment or not.
-    if p.latest_disease_status.value() == Some(&crate::clinical::DiseaseStatus::Worsened) {
+    let symptomatic = gaps.need("symptomatic", &p.symptomatic, holds);
+    let low = gaps.need("low_volume", &p.low_volume, holds);
+    let sarcomatosis = gaps.need("sarcomatosis", &p.sarcomatosis, holds);
+    let status = gaps.need("latest_disease_status", &p.latest_disease_status, holds);
+    let timing = gaps.need("metastasis_timing", &p.metastasis_timing, holds);
+    if ongoing.is_none() {
+        // The records of the last line (administrations only) do not say whether it goes on.
+        let unknown: Fact<bool> = Fact::Unknown(crate::clinical::Unknown::NotRecorded);
+        gaps.need("systemic_line_ongoing", &unknown, holds);
+    }
+    let (_, line_use) = ongoing?;
+    let (Some(_), Some(_), Some(_), Some(_), Some(timing)) =
+        (symptomatic, low, sarcomatosis, status, timing)
+    else {
+        return None;
+    };
+    // The disease-status record must be current.
+    let max = c.params.surveillance_assessment_max_age_days;
+    let status_date = p.latest_disease_status.provenance().and_then(|pr| pr.date);
+    if status_date.is_none_or(|d| c.days_since(d) > i64::from(max)) {
+        let outdated: Fact<DiseaseStatus> = Fact::Unknown(crate::clinical::Unknown::Outdated {
+            last: status_date,
+            max_age_days: max,
+        });
+        gaps.need("latest_disease_status", &outdated, holds);
         return None;
     }
-    if let Some(h) = p.systemic_history.value()
-        && h.lines.last().and_then(|l| l.last_response) == Some(Response::Progression)
+    // Synchronous metastases with the primary still in place: systemic therapy first.
+    if *timing == MetastasisTiming::Synchronous
+        && gaps
+            .need("primary_resection", &p.primary_resection, holds)?
+            .is_none()
     {
         return None;
     }
     let mut f = Finding::new(RuleId::Met11, Indicator::Info);
     f.parameters.push(ParameterId::LowVolumeMaxLesions);
     f.parameters.push(ParameterId::SymptomAssessmentMaxAgeDays);
+    f.parameters
+        .push(ParameterId::SurveillanceAssessmentMaxAgeDays);
     f.decided_by
         .extend(fact_use("symptomatic", &p.symptomatic, |_| {
             "none found at the symptom assessment".to_owned()
@@ -699,14 +832,55 @@ fn met_11(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     f.decided_by.extend(fact_use(
         "metastatic_lesion_count",
         &p.metastatic_lesion_count,
-        |n| n.to_string(),
+        |n| lesions_text(*n),
     ));
     f.decided_by
         .extend(fact_use("low_volume", &p.low_volume, |_| "yes".to_owned()));
+    f.decided_by
+        .extend(fact_use("sarcomatosis", &p.sarcomatosis, |_| {
+            "none".to_owned()
+        }));
     f.decided_by.extend(fact_use(
-        "progression_on_systemic",
-        &p.progression_on_systemic,
-        |_| "no".to_owned(),
+        "latest_disease_status",
+        &p.latest_disease_status,
+        |s| {
+            match s {
+                DiseaseStatus::Improved => "improved",
+                DiseaseStatus::Stable => "stable",
+                DiseaseStatus::Worsened => "worsened",
+            }
+            .to_owned()
+        },
     ));
+    f.decided_by.extend(line_use);
     Some(f)
+}
+
+/// Whether a line of systemic therapy is under way: `Some((false, …))` with no line recorded
+/// or the last line known completed; `Some((true, …))` when it is still given; `None` when
+/// the history is unknown or the records of the last line do not say (administrations only).
+/// The fact use says what decided it.
+pub(super) fn systemic_line_ongoing(c: &Ctx) -> Option<(bool, Option<FactUse>)> {
+    let h = c.p.systemic_history.value()?;
+    let Some(last) = h.lines.last() else {
+        return Some((
+            false,
+            fact_use("systemic_history", &c.p.systemic_history, |_| {
+                "none recorded".to_owned()
+            }),
+        ));
+    };
+    let ongoing = last.ongoing?;
+    let agents: Vec<&str> = last.agents.iter().map(|a| a.label()).collect();
+    let text = format!(
+        "line {} ({}, from {}): {}",
+        last.number,
+        agents.join(" + "),
+        last.start,
+        if ongoing { "still given" } else { "completed" }
+    );
+    Some((
+        ongoing,
+        fact_use("systemic_history", &c.p.systemic_history, |_| text),
+    ))
 }

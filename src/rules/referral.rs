@@ -1,10 +1,14 @@
-//! §2.2 Referral, work-up and history: MDT-01..03, WORK-01..05, HIST-01..02 (patient-view).
+//! §2.2 Referral, work-up and history: MDT-01..03, WORK-01..05, HIST-01..02 (patient-view),
+//! and the v2 additions of §4.7: PATH-01, WORK-06 (also on the order hooks), HIST-03.
 
 use chrono::NaiveDate;
 
 use super::{Ctx, Finding, Gaps, RuleId, create, date_text, fact_use, unknown_of};
 use crate::cds_hooks::Indicator;
-use crate::clinical::{DiseaseState, Fact, Histology};
+use crate::clinical::{
+    DiseaseState, DraftOrder, Fact, Focality, Histology, MetastasisSite, MetastasisTiming,
+    OrderKind, Unknown,
+};
 use crate::knowledge::ParameterId;
 
 fn state_use(c: &Ctx, f: &mut Finding) {
@@ -49,16 +53,35 @@ pub(super) fn mdt_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     Some(f)
 }
 
-/// MDT-02: early palliative care in metastatic disease.
+/// Metastatic disease, or a multifocal local recurrence (LR-02 multifocal: the consensus
+/// covers multifocally recurrent RPS; MDT-02, MDT-03 v2, §4.4). Adds the focality it used.
+fn metastatic_or_multifocal(c: &Ctx, gaps: &mut Gaps, f: &mut Finding) -> bool {
+    let holds = "palliative care and trial advice (MDT-02, MDT-03) not assessed";
+    let Some(state) = gaps.need("disease_state", &c.p.disease_state, holds) else {
+        return false;
+    };
+    if state.is_metastatic() {
+        return true;
+    }
+    if !state.has_local_recurrence() {
+        return false;
+    }
+    let multifocal = gaps.need("focality", &c.p.focality, holds) == Some(&Focality::Multifocal);
+    if multifocal {
+        f.decided_by
+            .extend(fact_use("focality", &c.p.focality, |_| {
+                "multifocal".to_owned()
+            }));
+    }
+    multifocal
+}
+
+/// MDT-02: early palliative care in metastatic disease or a multifocal local recurrence.
 pub(super) fn mdt_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
-    if !metastatic(
-        c,
-        gaps,
-        "palliative care and trial advice (MDT-02, MDT-03) not assessed",
-    ) {
+    let mut f = Finding::new(RuleId::Mdt02, Indicator::Info);
+    if !metastatic_or_multifocal(c, gaps, &mut f) {
         return None;
     }
-    let mut f = Finding::new(RuleId::Mdt02, Indicator::Info);
     state_use(c, &mut f);
     f.suggestions.push(create(
         "Refer to palliative care",
@@ -67,16 +90,12 @@ pub(super) fn mdt_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     Some(f)
 }
 
-/// MDT-03: clinical trials in metastatic disease.
+/// MDT-03: clinical trials in metastatic disease or a multifocal local recurrence.
 pub(super) fn mdt_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
-    if !metastatic(
-        c,
-        gaps,
-        "palliative care and trial advice (MDT-02, MDT-03) not assessed",
-    ) {
+    let mut f = Finding::new(RuleId::Mdt03, Indicator::Info);
+    if !metastatic_or_multifocal(c, gaps, &mut f) {
         return None;
     }
-    let mut f = Finding::new(RuleId::Mdt03, Indicator::Info);
     state_use(c, &mut f);
     Some(f)
 }
@@ -223,27 +242,10 @@ pub(super) fn work_05(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !metastatic(c, gaps, holds) {
         return None;
     }
-    let lfs = c.p.li_fraumeni.is_true();
-    let second = c.p.second_malignancy.is_true();
-    if !lfs && !second {
-        gaps.need("li_fraumeni", &c.p.li_fraumeni, holds);
-        gaps.need("second_malignancy", &c.p.second_malignancy, holds);
-        return None;
-    }
     let mut f = Finding::new(RuleId::Work05, Indicator::Warning);
     state_use(c, &mut f);
-    if lfs {
-        f.decided_by
-            .extend(fact_use("li_fraumeni", &c.p.li_fraumeni, |_| {
-                "yes".to_owned()
-            }));
-    }
-    if second {
-        f.decided_by.extend(fact_use(
-            "second_malignancy",
-            &c.p.second_malignancy,
-            |_| "yes".to_owned(),
-        ));
+    if !lesion_may_not_be_sarcoma(c, gaps, &mut f, holds) {
+        return None;
     }
     f.suggestions
         .push(create("Order a biopsy of the lesions", "biopsy"));
@@ -263,7 +265,7 @@ pub(super) fn hist_01(c: &Ctx) -> Option<Finding> {
         let agents: Vec<&str> = h.agents.iter().map(|a| a.label()).collect();
         f.decided_by
             .extend(fact_use("systemic_history", &c.p.systemic_history, |h| {
-                format!("{} line(s): {}", h.lines.len(), agents.join(", "))
+                super::systemic::lines_text(h.lines.len(), &agents)
             }));
     }
     f.decided_by.extend(fact_use(
@@ -311,6 +313,192 @@ pub(super) fn hist_02(c: &Ctx) -> Option<Finding> {
             &rt.total_dose_gy,
             "re-irradiation and pre-operative RT planning",
         ));
+    }
+    Some(f)
+}
+
+/// PATH-01 (§4.7): recurrent or metastatic RPS with no record of an expert sarcoma pathology
+/// review: have the primary's pathology reviewed, and subtypes defined by a molecular
+/// alteration confirmed by molecular testing (TMC 11).
+pub(super) fn path_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let holds = "expert sarcoma pathology review (PATH-01) not assessed";
+    if !relapsed(c, gaps, holds) {
+        return None;
+    }
+    if gaps
+        .need(
+            "expert_pathology_review",
+            &c.p.expert_pathology_review,
+            holds,
+        )?
+        .is_some()
+    {
+        return None;
+    }
+    let mut f = Finding::new(RuleId::Path01, Indicator::Info);
+    state_use(c, &mut f);
+    f.decided_by.extend(fact_use(
+        "expert_pathology_review",
+        &c.p.expert_pathology_review,
+        |d| date_text(*d),
+    ));
+    let lps =
+        c.p.histology
+            .value()
+            .is_some_and(|h| matches!(h, Histology::WdLiposarcoma | Histology::DdLiposarcoma));
+    match c.p.molecular_test.value() {
+        Some(Some(d)) => f
+            .statements
+            .push(format!("A molecular pathology test is recorded ({d})")),
+        Some(None) if lps => f.statements.push(
+            "No molecular test recorded: confirm well-differentiated / dedifferentiated \
+             liposarcoma by MDM2 amplification (TMC 11, IVA)"
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    f.decided_by
+        .extend(fact_use("molecular_test", &c.p.molecular_test, |d| {
+            date_text(*d)
+        }));
+    Some(f)
+}
+
+/// Why WORK-05 and WORK-06 apply to the patient: Li-Fraumeni syndrome or a second malignancy
+/// (TMC 12), each added to the finding; false when neither is known true (the unknowns
+/// recorded).
+fn lesion_may_not_be_sarcoma(c: &Ctx, gaps: &mut Gaps, f: &mut Finding, holds: &str) -> bool {
+    let lfs = c.p.li_fraumeni.is_true();
+    let second = c.p.second_malignancy.is_true();
+    if lfs {
+        f.decided_by
+            .extend(fact_use("li_fraumeni", &c.p.li_fraumeni, |_| {
+                "yes".to_owned()
+            }));
+    }
+    if second {
+        f.decided_by.extend(fact_use(
+            "second_malignancy",
+            &c.p.second_malignancy,
+            |_| "yes".to_owned(),
+        ));
+    }
+    if !lfs && !second {
+        gaps.need("li_fraumeni", &c.p.li_fraumeni, holds);
+        gaps.need("second_malignancy", &c.p.second_malignancy, holds);
+    }
+    lfs || second
+}
+
+/// WORK-06 (§4.7), patient-view: ablation is considered for lung or liver metastases (MET-04)
+/// that have no tissue diagnosis, in a patient with Li-Fraumeni syndrome or a second
+/// malignancy: ablation destroys the tissue, so consider a biopsy first (TMC 12, TMC 14).
+pub(super) fn work_06(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let holds = "biopsy before ablation (WORK-06) not assessed";
+    if !metastatic(c, gaps, holds) {
+        return None;
+    }
+    let sites = gaps.need("metastasis_sites", &c.p.metastasis_sites, holds)?;
+    if !sites.contains(&MetastasisSite::Lung) && !sites.contains(&MetastasisSite::Liver) {
+        return None;
+    }
+    let mut f = Finding::new(RuleId::Work06, Indicator::Info);
+    state_use(c, &mut f);
+    if !lesion_may_not_be_sarcoma(c, gaps, &mut f, holds) {
+        return None;
+    }
+    if *gaps.need("metastasis_biopsied", &c.p.metastasis_biopsied, holds)? {
+        return None;
+    }
+    f.decided_by.extend(fact_use(
+        "metastasis_biopsied",
+        &c.p.metastasis_biopsied,
+        |_| "no biopsy or pathology of the metastases recorded".to_owned(),
+    ));
+    f.statements.push(
+        "Ablation of lung or liver metastases is an option (MET-04); it leaves no tissue for \
+         diagnosis"
+            .to_owned(),
+    );
+    f.suggestions
+        .push(create("Order a biopsy of the lesion", "biopsy"));
+    Some(f)
+}
+
+/// WORK-06 on the order hooks: an ablation order for a lesion without tissue diagnosis, in a
+/// patient with Li-Fraumeni syndrome or a second malignancy.
+pub(super) fn work_06_order(c: &Ctx, o: &DraftOrder, _all: &[DraftOrder]) -> Option<Finding> {
+    if !o.is(OrderKind::Ablation) {
+        return None;
+    }
+    let mut scratch = Gaps::default();
+    let mut f = Finding::new(RuleId::Work06, Indicator::Info);
+    if !lesion_may_not_be_sarcoma(c, &mut scratch, &mut f, "") {
+        return None;
+    }
+    // The lesion: a local recurrence the order names (or in the retroperitoneum while one is
+    // active), else the metastases.
+    let (name, biopsied) = if o.targets_recurrence {
+        ("recurrence_biopsied", &c.p.recurrence_biopsied)
+    } else {
+        ("metastasis_biopsied", &c.p.metastasis_biopsied)
+    };
+    if *biopsied.value()? {
+        return None;
+    }
+    f.decided_by.extend(fact_use(name, biopsied, |_| {
+        "no biopsy or pathology of the lesion recorded".to_owned()
+    }));
+    f.decided_by.push(super::orders::order_use(o));
+    f.draft_order = Some(o.reference.clone());
+    f.suggestions
+        .push(create("Order a biopsy of the lesion", "biopsy"));
+    Some(f)
+}
+
+/// HIST-03 (§4.7): recurrent or metastatic RPS whose primary resection is known only from
+/// history — no Procedure with its date and completeness: obtain the operative and
+/// pathology reports of all earlier resections (TMC 2).
+pub(super) fn hist_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
+    let holds = "the operative and pathology reports of earlier resections (HIST-03) not assessed";
+    if !relapsed(c, gaps, holds) {
+        return None;
+    }
+    let why = match &c.p.primary_resection {
+        Fact::Known { value: Some(r), .. } => {
+            if r.completeness.is_known() {
+                return None;
+            }
+            format!(
+                "The resection of the primary ({}) is recorded without its completeness (R0/R1/R2)",
+                r.date
+            )
+        }
+        Fact::Known { value: None, .. } => {
+            // A local recurrence implies an earlier resection; metastases alone do not (the
+            // primary may still be in place).
+            if c.local_recurrence() != Some(true) {
+                return None;
+            }
+            "No resection of the primary is recorded, though a local recurrence implies one"
+                .to_owned()
+        }
+        Fact::Unknown(Unknown::Unreadable(_)) => {
+            "A resection is recorded without its date or without what it resected".to_owned()
+        }
+        Fact::Unknown(_) => {
+            gaps.need("primary_resection", &c.p.primary_resection, holds);
+            return None;
+        }
+    };
+    let mut f = Finding::new(RuleId::Hist03, Indicator::Info);
+    state_use(c, &mut f);
+    f.statements.push(why);
+    if let Some(t) = c.p.metastasis_timing.value()
+        && *t == MetastasisTiming::Metachronous
+    {
+        f.statements
+            .push("Metastases are metachronous: the primary was treated earlier".to_owned());
     }
     Some(f)
 }

@@ -179,6 +179,10 @@ registry! {
     Work05 = "WORK-05", ReferralWorkupHistory, Knowledge, [Chart(referral::work_05)];
     Hist01 = "HIST-01", ReferralWorkupHistory, Knowledge, [Picture(referral::hist_01)];
     Hist02 = "HIST-02", ReferralWorkupHistory, Knowledge, [Picture(referral::hist_02)];
+    // §4.7 Recommendations the v1 catalogue missed (referral, work-up and history)
+    Path01 = "PATH-01", ReferralWorkupHistory, Knowledge, [Chart(referral::path_01)];
+    Work06 = "WORK-06", ReferralWorkupHistory, Knowledge, [Chart(referral::work_06), Order(referral::work_06_order)];
+    Hist03 = "HIST-03", ReferralWorkupHistory, Knowledge, [Chart(referral::hist_03)];
     // §2.3 Locally recurrent RPS: the LR-00…04 verdict, LR-05/06 that follow it, and LR-07/08,
     // which the section's function runs after the verdict.
     Lr00 = "LR-00", LocalRecurrence, Knowledge, [ChartGroup(local_recurrence::evaluate)];

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{Ctx, Finding, Gaps, RuleId, RuleInput, fact_use};
 use crate::cds_hooks::Indicator;
-use crate::clinical::InvalidUse;
+use crate::clinical::{Histology, InvalidUse};
 
 /// SCOPE-01: the histology is a type the RPS recommendations do not cover.
 pub fn scope_01(c: &Ctx) -> Option<Finding> {
@@ -22,6 +22,25 @@ pub fn scope_01(c: &Ctx) -> Option<Finding> {
         .extend(fact_use("histology", &c.p.histology, |h| {
             h.label().to_owned()
         }));
+    // PEComa and IMT stay out of scope, but the consensus gives one line for each (§4.2).
+    let line = match h {
+        Histology::Pecoma => Some((
+            "PEComa: mTOR inhibitors such as sirolimus may be considered (TMC 43h, VB)",
+            "PEComa is outside RPS advice: follow its own guideline; mTOR inhibitors such as \
+             sirolimus may be considered",
+        )),
+        Histology::Imt => Some((
+            "ALK-rearranged inflammatory myofibroblastic tumour: ALK inhibitors such as \
+             crizotinib may be considered, although not approved for this use (TMC 43i, VB)",
+            "IMT is outside RPS advice: follow its own guideline; ALK inhibitors may be \
+             considered if ALK-rearranged (not approved for this use)",
+        )),
+        _ => None,
+    };
+    if let Some((statement, summary)) = line {
+        f.statements.push(statement.to_owned());
+        f.summary = Some(summary.to_owned());
+    }
     Some(f)
 }
 

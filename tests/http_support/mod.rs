@@ -507,3 +507,69 @@ impl Drop for ServiceProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Adds `resource` to the prefetch searchset `key` of a request (creating its `entry`).
+pub fn add_to_prefetch(request: &mut Value, key: &str, resource: Value) {
+    let bundle = &mut request["prefetch"][key];
+    if bundle["entry"].is_null() {
+        bundle["entry"] = json!([]);
+    }
+    let entries = bundle["entry"].as_array_mut().unwrap();
+    entries.push(json!({ "resource": resource }));
+    let n = entries.len();
+    if bundle.get("total").is_some() {
+        bundle["total"] = json!(n);
+    }
+}
+
+/// The prefetch resource `id` of searchset `key`, to change it in place.
+pub fn prefetch_resource<'a>(request: &'a mut Value, key: &str, id: &str) -> &'a mut Value {
+    request["prefetch"][key]["entry"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .map(|e| &mut e["resource"])
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {key}"))
+}
+
+/// Removes the prefetch resource `id` from searchset `key`.
+pub fn remove_from_prefetch(request: &mut Value, key: &str, id: &str) {
+    let entries = request["prefetch"][key]["entry"].as_array_mut().unwrap();
+    let before = entries.len();
+    entries.retain(|e| e["resource"]["id"] != id);
+    assert_eq!(entries.len() + 1, before, "{id} in {key}");
+}
+
+/// Posts a hook request to its service, checks status 200 and the CDS Hooks response schema.
+pub async fn call_service(svc: &Service, request: &Value) -> Value {
+    let service = match request["hook"].as_str().unwrap() {
+        "patient-view" => "rps-patient-view",
+        "order-sign" => "rps-order-sign",
+        _ => "rps-order-select",
+    };
+    let (status, body) = svc
+        .post_json(&format!("/cds-services/{service}"), request)
+        .await;
+    assert_eq!(status, 200, "{body:#}");
+    Schemas::load().assert_response(&body);
+    body
+}
+
+/// Every rule id that applied to a response (merged-card members included).
+pub fn applied_rule_ids(response: &Value) -> Vec<String> {
+    let key = "https://fhir.rps-cds.org/rules-applied";
+    response["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            c["extension"][key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

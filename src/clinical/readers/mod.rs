@@ -10,6 +10,7 @@ mod diagnosis;
 mod history;
 mod imaging;
 mod metastases;
+mod pathology;
 mod performance;
 mod radiotherapy;
 mod recurrences;
@@ -24,6 +25,7 @@ pub(crate) use diagnosis::SPEC as DIAGNOSIS;
 pub(crate) use history::SPEC as HISTORY;
 pub(crate) use imaging::SPEC as IMAGING;
 pub(crate) use metastases::SPEC as METASTASES;
+pub(crate) use pathology::SPEC as PATHOLOGY;
 pub(crate) use performance::SPEC as PERFORMANCE;
 #[cfg(test)]
 pub(crate) use performance::{karnofsky_to_ecog, latest_prefer_first};
@@ -86,6 +88,7 @@ pub(crate) static READERS: &[&ReaderSpec] = &[
     &SYSTEMIC,
     &HISTORY,
     &RADIOTHERAPY,
+    &PATHOLOGY,
 ];
 
 /// Whether some reader classifies records of `resource_type` by `element`.

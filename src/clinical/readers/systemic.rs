@@ -17,7 +17,13 @@ use crate::clinical::extract::{
 use crate::clinical::fhir::{self, Concept, Vocab, quantity, str_at};
 use crate::clinical::picture::*;
 
-const MEDICATION_VALUES: &[&str] = &["status", "medicationReference", "contained", "dosage"];
+const MEDICATION_VALUES: &[&str] = &[
+    "status",
+    "statusReason",
+    "medicationReference",
+    "contained",
+    "dosage",
+];
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
     family: "systemic therapy and doses",
@@ -191,12 +197,31 @@ impl<'a> Extractor<'a, '_> {
                     best_response: None,
                     stable_months: None,
                     last_response: None,
+                    ongoing: None,
+                    intolerance: false,
                 });
             }
             let l = lines.last_mut().expect("pushed");
             l.end = l.end.max(d);
             l.agents.extend(e.agents.iter().copied());
             l.resources.push(e.rec.reference.clone());
+            // An order or statement says whether the line is still given; an administration
+            // is completed dose by dose and says nothing about the line.
+            let status = e.rec.str("status");
+            if matches!(status, Some("active" | "in-progress")) {
+                l.ongoing = Some(true);
+            } else if e.rec.resource_type() != "MedicationAdministration"
+                && matches!(status, Some("completed" | "stopped"))
+                && l.ongoing.is_none()
+            {
+                l.ongoing = Some(false);
+            }
+            if status == Some("stopped") || status == Some("completed") {
+                let reason = e.rec.concept_all("statusReason");
+                if self.vocab.matches("therapy-intolerance", &reason).is_some() {
+                    l.intolerance = true;
+                }
+            }
         }
         // Responses: disease-status results from a line's start to the next line's start.
         let starts: Vec<NaiveDate> = lines.iter().map(|l| l.start).collect();
