@@ -26,7 +26,7 @@ use chrono::NaiveDate;
 
 use super::local_recurrence::{Verdict, assess};
 use super::{Ctx, FactUse, Finding, Gaps, RuleId, UnknownFact, create, fact_use, plain_use};
-use super::{months_text, unknown_of};
+use super::{months_text, provenance_text, unknown_of};
 use crate::cds_hooks::Indicator;
 use crate::clinical::{
     DiseaseState, Fact, MetastasisTiming, Resectability, Response, SystemicLine, Unknown,
@@ -220,7 +220,6 @@ fn decide(c: &Ctx) -> Decision {
     }
 
     let agents: Vec<&str> = line.agents.iter().map(|a| a.label()).collect();
-    let provenance = Some(line.resources.join(", "));
     uses.push(plain_use(
         "systemic_history",
         format!(
@@ -229,8 +228,15 @@ fn decide(c: &Ctx) -> Decision {
             line.start,
             line.number
         ),
-        provenance.clone(),
+        Some(line.resources.join(", ")),
     ));
+    // The response is read from the disease-status records of the line: the latest one
+    // names where it comes from.
+    let provenance = p
+        .latest_disease_status
+        .provenance()
+        .filter(|pv| pv.date.is_some_and(|d| d >= line.start))
+        .map(provenance_text);
     let response = if line.best_response == Some(Response::Regression) {
         "regression".to_owned()
     } else {
