@@ -609,6 +609,27 @@ async fn met12_with_no_response_recorded_stays_silent_and_names_it() {
     svc.stop().await;
 }
 
+// §4.1 asymmetry: MET-12 is permissive ("resection may now be considered"), so a response
+// read from a disease-status record that failed validation is not its basis.
+#[tokio::test]
+async fn met12_is_not_based_on_a_response_read_from_a_defective_record() {
+    let svc = Service::default().await;
+    let chart = figure_1_major_response().tweak(|o| o["note"] = json!("major response"));
+    let body = post(&svc, "patient-view", &chart).await;
+    // The record is still read (its status value lies outside the defect) …
+    let data02 = card(&body, "DATA-02")["detail"].as_str().unwrap();
+    assert!(data02.contains("Observation/status-1"), "{data02}");
+    // … but the favourable response it records is not the basis of MET-12: the response
+    // is named as unknown and LR-02 stands.
+    assert_eq!(verdicts(&body), ["LR-02"], "{:?}", rule_ids(&body));
+    assert!(
+        unknown_facts(&body).contains(&"latest_disease_status".to_owned()),
+        "{:?}",
+        unknown_facts(&body)
+    );
+    svc.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // §5 pairs involving these rules, as charts that never show both.
 

@@ -208,6 +208,16 @@ fn decide(c: &Ctx) -> Decision {
         };
     };
     let line = lines[i];
+    // The lines' responses come from the disease-status records, which the lines do not
+    // name: on the cautious picture (§4.1) a latest status read from a defective record
+    // leaves the response unknown.
+    if let Fact::Unknown(Unknown::FromDefective { .. }) = &p.latest_disease_status {
+        return Decision::Unknown(
+            unknown_of("latest_disease_status", &p.latest_disease_status, HOLDS)
+                .into_iter()
+                .collect(),
+        );
+    }
     if line.last_response == Some(Response::Progression) {
         return Decision::NotApplicable;
     }
