@@ -91,12 +91,18 @@ fn with_local_recurrence(mut r: Value) -> Value {
     r
 }
 
-/// The lung metastases dated nine days after the primary's diagnosis: synchronous (MET-01).
+/// The lung metastases dated nine days after the primary's diagnosis: synchronous (MET-01),
+/// before treatment: v2 MET-01 is silent once a systemic line has started since the
+/// metastases were found (§4.4), so the example's doxorubicin is left out.
 fn synchronous(mut r: Value) -> Value {
     for e in r["prefetch"]["conditions"]["entry"].as_array_mut().unwrap() {
         if e["resource"]["id"] == "met-lung" {
             e["resource"]["onsetDateTime"] = json!("2022-10-20");
         }
+    }
+    for key in ["medicationAdministrations", "medicationRequests"] {
+        r["prefetch"][key]["entry"] = json!([]);
+        r["prefetch"][key]["total"] = json!(0);
     }
     r
 }

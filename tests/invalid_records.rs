@@ -312,15 +312,15 @@ async fn an_invalid_ecog_value_taints_only_performance_status() {
     assert_eq!(unchanged(&body), unchanged(&reference));
     let lr00 = card(&body, "LR-00")["detail"].as_str().unwrap();
     assert!(lr00.contains("ecog"), "{lr00}");
-    // Only ECOG is unknown (the older, valid ECOG of 2025 does not stand in for it).
-    let unknown: Vec<&str> = lr00
-        .lines()
-        .filter(|l| l.starts_with("- Unknown:"))
+    // Only ECOG is unknown (the older, valid ECOG of 2025 does not stand in for it); the
+    // card's unknown list (not repeated in its statements since v2, §6 "each fact once").
+    let unknown: Vec<&str> = card(&body, "LR-00")["extension"]["https://fhir.rps-cds.org/unknown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["fact"].as_str())
         .collect();
-    assert!(
-        unknown.len() == 1 && unknown[0].starts_with("- Unknown: ecog"),
-        "only ECOG is unknown: {lr00}"
-    );
+    assert_eq!(unknown, ["ecog"], "only ECOG is unknown: {lr00}");
     let detail = card(&body, "DATA-02")["detail"].as_str().unwrap();
     assert!(
         detail.contains("`Observation/lr-ecog` (read in part"),

@@ -11,14 +11,15 @@ use serde_json::Value;
 
 /// Rule ids of shared/clinical/rps-knowledge.md §2 and the v2 additions of §4, in catalogue
 /// order (copied, so that the test does not depend on the shared directory).
-const CATALOGUE_RULE_IDS: [&str; 64] = [
+const CATALOGUE_RULE_IDS: [&str; 66] = [
     "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "DATA-03", "DATA-04", "MDT-01", "MDT-02",
     "MDT-03", "WORK-01", "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02",
     "PATH-01", "WORK-06", "HIST-03", "LR-00", "LR-01", "LR-02", "LR-03", "LR-04", "LR-05", "LR-06",
-    "LR-07", "LR-08", "MET-01", "MET-02", "MET-03", "MET-04", "MET-05", "MET-06", "MET-07",
-    "MET-08", "MET-09", "MET-10", "MET-11", "SYS-01", "SYS-02", "SURV-01", "SURV-02", "SURV-03",
-    "ORD-01", "ORD-02", "ORD-03", "ORD-04", "ORD-05", "ORD-06", "ORD-07", "ORD-08", "ORD-09",
-    "ORD-10", "ORD-11", "ORD-12", "ORD-13", "ORD-14", "ORD-15", "ORD-16", "ORD-17", "ORD-18", "ORD-19", "ORD-20",
+    "LR-07", "LR-08", "LR-09", "MET-01", "MET-02", "MET-03", "MET-04", "MET-05", "MET-06",
+    "MET-07", "MET-08", "MET-09", "MET-10", "MET-11", "MET-12", "SYS-01", "SYS-02", "SURV-01",
+    "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03", "ORD-04", "ORD-05", "ORD-06", "ORD-07",
+    "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12", "ORD-13", "ORD-14", "ORD-15", "ORD-16",
+    "ORD-17", "ORD-18", "ORD-19", "ORD-20",
 ];
 
 /// Value-set ids of the contract with fact extraction (notes/valuesets.md).

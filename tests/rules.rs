@@ -723,7 +723,7 @@ fn lr_04_candidate_lists_factors_and_dfi_boundary() {
     assert!(creates(f, "sarcoma-surgery-referral"));
     let t = text(f);
     assert!(
-        t.contains("Favourable: DFI 12 months (≥ favorable_dfi_months = 12)"),
+        t.contains("Favourable: disease-free interval 12 months (≥ 12 months)"),
         "{t}"
     );
     assert!(t.contains("57 %"), "{t}");
@@ -734,7 +734,7 @@ fn lr_04_candidate_lists_factors_and_dfi_boundary() {
     assert_eq!(lr_verdicts(&fs), [RuleId::Lr04]);
     assert!(
         text(get(&fs, RuleId::Lr04))
-            .contains("Unfavourable: DFI 11 months (< favorable_dfi_months = 12)")
+            .contains("Unfavourable: disease-free interval 11 months (< 12 months)")
     );
 }
 
@@ -782,7 +782,8 @@ fn lr_01_local_and_distant_whatever_is_unknown() {
     let f = get(&fs, RuleId::Lr01);
     assert_eq!(f.indicator, Indicator::Warning);
     assert!(creates(f, "medical-oncology-referral"));
-    assert!(f.unknown.iter().any(|u| u.fact == "ecog"));
+    // v2 (§4.3): only the deciding reasons; no unknown can change LR-01.
+    assert!(f.unknown.is_empty(), "{:?}", f.unknown);
     let mut p = recurrence();
     p.synchronous_local_distant = k(true);
     assert_eq!(lr_verdicts(&pv(&p)), [RuleId::Lr01]);
@@ -825,7 +826,8 @@ fn lr_03_wd_liposarcoma_unifocal_asymptomatic() {
     let fs = pv(&p);
     assert_eq!(lr_verdicts(&fs), [RuleId::Lr03]);
     assert!(creates(get(&fs, RuleId::Lr03), "ct-abdomen-pelvis"));
-    assert!(has(&fs, RuleId::Lr05));
+    // v2 (§4.3): LR-05/LR-06 accompany LR-04 or LR-09 only; observation comes first.
+    assert!(!has(&fs, RuleId::Lr05));
     p.symptoms = k(vec![Symptom {
         kind: SymptomKind::Pain,
         bone: false,

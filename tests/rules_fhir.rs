@@ -150,11 +150,11 @@ fn figure_1_first_recurrence_multifocal_short_dfi() {
     assert_eq!(f.indicator, Indicator::Warning);
     let t = text(f);
     assert!(t.contains("Reason: multifocal recurrence"), "{t}");
+    // v2 (§4.3): LR-02 lists only the reasons that decided it.
     assert!(
-        t.contains("< favorable_dfi_months = 12"),
-        "DFI 6 months shown: {t}"
+        !t.contains("disease-free interval") && !t.contains("high grade"),
+        "{t}"
     );
-    assert!(t.contains("high grade"), "{t}");
     // High-grade DD-LPS with DFI < 12 months: neoadjuvant systemic therapy (the patient got
     // epirubicin + ifosfamide).
     assert!(r.has(RuleId::Lr07));
@@ -216,7 +216,7 @@ fn figure_1_second_recurrence_shows_the_33_percent_figure() {
     let t = text(r.get(verdicts[0]));
     assert!(t.contains("33 %"), "{t}");
     assert!(
-        t.contains("≥ favorable_dfi_months = 12"),
+        t.contains("disease-free interval") && t.contains("(≥ 12 months)"),
         "DFI 20 months: {t}"
     );
 }

@@ -2,10 +2,6 @@
 //! pass are visible here, and each coherence rule is one named pair — a condition and the
 //! rules it silences — with its reason. Rule functions know nothing of each other; this table
 //! is the only place where one rule's finding keeps another from being shown.
-//!
-//! MET-12 (§4.4) joins as one row when it exists:
-//! `Pair { name: "met12-replaces-first-line-verdicts", when: When::Fired(RuleId::Met12),
-//! silences: &[RuleId::Lr01, RuleId::Lr02, RuleId::Met01], reason: … }`.
 
 use super::{Ctx, Finding, Gaps, RuleId, RuleInput, metastatic};
 use crate::clinical::OrderKind;
@@ -61,6 +57,21 @@ pub const PAIRS: &[Pair] = &[
         silences: &[RuleId::Ord17],
         reason: "lung metastases are being considered for definitive treatment, for which \
                  extrapulmonary staging (bone scan or FDG-PET) is asked for (MET-05)",
+    },
+    Pair {
+        name: "met12-replaces-first-line-verdicts",
+        when: When::Fired(&[RuleId::Met12]),
+        silences: &[RuleId::Lr01, RuleId::Lr02, RuleId::Met01],
+        reason: "after a favourable response to systemic therapy (MET-12) resection may be \
+                 reconsidered at the tumour board; the advice given before treatment (no \
+                 resection, systemic therapy first) no longer applies",
+    },
+    Pair {
+        name: "lr09-carries-its-own-neoadjuvant-advice",
+        when: When::Fired(&[RuleId::Lr09]),
+        silences: &[RuleId::Lr07],
+        reason: "the borderline resectable recurrence card (LR-09) carries its own advice on \
+                 neoadjuvant therapy (§4.3)",
     },
 ];
 

@@ -1,5 +1,6 @@
-//! §2.3 Locally recurrent RPS: LR-00..LR-08 (patient-view). LR-00..LR-04 are one verdict
-//! ([`assess`]), also used by the order check ORD-01.
+//! §2.3 / §4.3 Locally recurrent RPS: LR-00..LR-09 (patient-view). LR-00..LR-04 and LR-09
+//! are one verdict ([`assess`]), also used by the order check ORD-01 and by MET-12, which
+//! replaces LR-01 / LR-02 after a favourable response to systemic therapy (§4.4, §5).
 
 use chrono::Months;
 
@@ -21,7 +22,8 @@ pub const RESECTABLE_PERCENT_BY_RECURRENCE: [u32; 3] = [57, 33, 14];
 /// months").
 pub const LR08_LOOKBACK_MONTHS: u32 = 12;
 
-/// The one verdict of LR-00..LR-04.
+/// The one verdict of LR-00..LR-04 and LR-09 (precedence LR-01, LR-02, LR-00, LR-09, LR-03,
+/// LR-04: catalogue §4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Re-resection candidacy cannot be assessed yet.
@@ -34,6 +36,8 @@ pub enum Verdict {
     Lr03,
     /// Candidate for curative-intent re-resection.
     Lr04,
+    /// Borderline resectable: decide at the tumour board.
+    Lr09,
 }
 
 impl Verdict {
@@ -44,6 +48,7 @@ impl Verdict {
             Verdict::Lr02 => super::RuleId::Lr02,
             Verdict::Lr03 => super::RuleId::Lr03,
             Verdict::Lr04 => super::RuleId::Lr04,
+            Verdict::Lr09 => super::RuleId::Lr09,
         }
     }
 }
@@ -54,8 +59,17 @@ pub struct LrAssessment {
     pub verdict: Verdict,
     /// Reasons for LR-01 (distant disease).
     pub distant_reasons: Vec<String>,
+    /// The facts and parameters the LR-01 reasons rest on (only these are on its card).
+    pub distant_uses: Vec<FactUse>,
+    pub distant_parameters: Vec<ParameterId>,
     /// Reasons for LR-02 (unfavourable factors that rule out curative re-resection).
     pub against_reasons: Vec<String>,
+    /// The facts and parameters the LR-02 reasons rest on (only these are on its card).
+    pub against_uses: Vec<FactUse>,
+    pub against_parameters: Vec<ParameterId>,
+    /// The LR-02 reasons a response to systemic therapy cannot change (rupture or piecemeal
+    /// resection, poor performance status): with one of them MET-12 does not replace LR-02.
+    pub lasting_reasons: Vec<String>,
     pub favourable: Vec<String>,
     pub unfavourable: Vec<String>,
     /// Other factors worth showing (borderline resectability, recurrence number …).
@@ -74,30 +88,38 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
         if lr.verdict == Verdict::Lr04 {
             // LR-03 (observation first) needs the histology (for WD-LPS the symptom status
             // is a blocking factor of the assessment itself).
-            let holds = "whether observation (LR-03) rather than re-resection fits";
+            let holds = "whether observation rather than re-resection fits";
             gaps.need("histology", &c.p.histology, holds);
         }
+        if lr.verdict == Verdict::Lr09 {
+            gaps.need(
+                "histology",
+                &c.p.histology,
+                "whether neoadjuvant therapy or observation fits the borderline resectable recurrence",
+            );
+        }
         let verdict = lr.verdict;
-        out.push(verdict_finding(lr));
+        out.push(verdict_finding(c, lr));
         out.extend(lr_05_06(c, gaps, verdict));
     } else {
         gaps.need(
             "disease_state",
             &c.p.disease_state,
-            "the local recurrence assessment (LR-00..LR-08) not assessed",
+            "the assessment of the local recurrence not made",
         );
     }
     out.extend(lr_07(c, gaps));
     out.extend(lr_08(c, gaps));
 }
 
-/// The LR-00..LR-04 verdict for a patient with a local recurrence; `None` otherwise (or when
-/// the disease state is unknown). A favourable verdict (LR-03, LR-04) must also be reached
+/// The LR-00..LR-04 / LR-09 verdict for a patient with a local recurrence; `None` otherwise
+/// (or when the disease state is unknown). A verdict that weighs surgery or observation
+/// (LR-03, LR-04, LR-09: each rests on LR-02's factors being known absent) must also be reached
 /// without the facts read from records that failed validation; if it is not, the verdict is
 /// LR-00, naming those facts (§4.1 asymmetry).
 pub fn assess(c: &Ctx) -> Option<LrAssessment> {
     let a = assess_on(c)?;
-    if !matches!(a.verdict, Verdict::Lr03 | Verdict::Lr04) {
+    if !matches!(a.verdict, Verdict::Lr03 | Verdict::Lr04 | Verdict::Lr09) {
         return Some(a);
     }
     let Some(strict) = c.cautious() else {
@@ -122,7 +144,7 @@ pub fn assess(c: &Ctx) -> Option<LrAssessment> {
                 s.blocking.extend(unknown_of(
                     "symptomatic",
                     &strict.p.symptoms,
-                    "observation before re-resection (LR-03) needs the symptom status",
+                    "observation before re-resection needs the symptom status",
                 ));
             }
             s.unknown
@@ -147,6 +169,21 @@ pub fn assess(c: &Ctx) -> Option<LrAssessment> {
     }
 }
 
+/// Clinical words for a factor of the assessment (LR-00's summary names what is missing).
+fn factor_words(fact: &str) -> &str {
+    match fact {
+        "distant_disease" => "distant staging",
+        "focality" => "focality",
+        "rupture_or_piecemeal" => "rupture history",
+        "ecog" => "performance status",
+        "resectability" => "resectability",
+        "symptomatic" => "symptom assessment",
+        "disease_state" => "recurrence status",
+        "histology" => "histology",
+        other => other,
+    }
+}
+
 fn assess_on(c: &Ctx) -> Option<LrAssessment> {
     let p = c.p;
     let state = c.state()?;
@@ -156,7 +193,12 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
     let mut a = LrAssessment {
         verdict: Verdict::Lr00,
         distant_reasons: Vec::new(),
+        distant_uses: Vec::new(),
+        distant_parameters: Vec::new(),
         against_reasons: Vec::new(),
+        against_uses: Vec::new(),
+        against_parameters: Vec::new(),
+        lasting_reasons: Vec::new(),
         favourable: Vec::new(),
         unfavourable: Vec::new(),
         notes: Vec::new(),
@@ -165,41 +207,44 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
         blocking: Vec::new(),
         parameters: Vec::new(),
     };
-    a.decided_by
-        .extend(fact_use("disease_state", &p.disease_state, |s| {
-            super::referral::state_label(*s).to_owned()
-        }));
+    let state_use = fact_use("disease_state", &p.disease_state, |s| {
+        super::referral::state_label(*s).to_owned()
+    });
+    a.decided_by.extend(state_use.clone());
 
     // Distant disease (LR-01).
     if state == DiseaseState::LocalAndDistant {
         a.distant_reasons
             .push("distant metastasis present with the local recurrence".to_owned());
+        a.distant_uses.extend(state_use.clone());
     }
     if p.synchronous_local_distant.is_true() {
-        a.distant_reasons.push(
-            "local recurrence and distant metastasis detected within synchronous_window_days"
-                .to_owned(),
-        );
-        a.parameters.push(ParameterId::SynchronousWindowDays);
-        a.decided_by.extend(fact_use(
+        a.distant_reasons.push(format!(
+            "local recurrence and distant metastasis found within {} days of each other",
+            c.params.display(ParameterId::SynchronousWindowDays)
+        ));
+        a.distant_parameters
+            .push(ParameterId::SynchronousWindowDays);
+        let u = fact_use(
             "synchronous_local_distant",
             &p.synchronous_local_distant,
             |_| "yes".to_owned(),
-        ));
+        );
+        a.distant_uses.extend(u.clone());
+        a.decided_by.extend(u);
     }
     match p.distant_disease.value() {
         Some(true) if state != DiseaseState::LocalAndDistant => {
             a.distant_reasons
                 .push("distant disease recorded".to_owned());
-            a.decided_by
-                .extend(fact_use("distant_disease", &p.distant_disease, |_| {
-                    "present".into()
-                }));
+            let u = fact_use("distant_disease", &p.distant_disease, |_| "present".into());
+            a.distant_uses.extend(u.clone());
+            a.decided_by.extend(u);
         }
         Some(true) => {}
         Some(false) => {
             a.favourable.push(format!(
-                "isolated recurrence: no distant disease on CT chest within {} days",
+                "isolated recurrence: no distant disease on a CT chest within {} days",
                 c.params.display(ParameterId::StagingCtMaxAgeDays)
             ));
             a.parameters.push(ParameterId::StagingCtMaxAgeDays);
@@ -213,7 +258,7 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
                 let u = unknown_of(
                     "distant_disease",
                     &p.distant_disease,
-                    "whether the recurrence is isolated (distant disease rules out re-resection, LR-01)",
+                    "whether the recurrence is isolated (distant disease rules out re-resection)",
                 );
                 a.blocking.extend(u);
             }
@@ -221,25 +266,26 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
     }
 
     // Focality (LR-02).
-    match p.focality.value() {
-        Some(Focality::Multifocal) => {
-            a.against_reasons.push("multifocal recurrence".to_owned());
-            a.unfavourable.push("multifocal recurrence".to_owned());
-        }
-        Some(Focality::Unifocal) => a.favourable.push("unifocal recurrence".to_owned()),
-        None => a.blocking.extend(unknown_of(
-            "focality",
-            &p.focality,
-            "multifocal recurrence rules out curative re-resection (LR-02)",
-        )),
-    }
-    a.decided_by.extend(fact_use("focality", &p.focality, |f| {
+    let focality_use = fact_use("focality", &p.focality, |f| {
         match f {
             Focality::Unifocal => "unifocal",
             Focality::Multifocal => "multifocal",
         }
         .to_owned()
-    }));
+    });
+    match p.focality.value() {
+        Some(Focality::Multifocal) => {
+            a.against_reasons.push("multifocal recurrence".to_owned());
+            a.against_uses.extend(focality_use.clone());
+        }
+        Some(Focality::Unifocal) => a.favourable.push("unifocal recurrence".to_owned()),
+        None => a.blocking.extend(unknown_of(
+            "focality",
+            &p.focality,
+            "a multifocal recurrence rules out curative re-resection",
+        )),
+    }
+    a.decided_by.extend(focality_use);
 
     // Rupture or piecemeal resection of the primary (LR-02). A rupture recorded at any later
     // resection is shown as well: it seeds the abdomen just the same.
@@ -258,14 +304,14 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
     };
     match primary_rupture.value() {
         Some(true) => {
-            a.against_reasons
-                .push("tumour rupture or piecemeal resection at primary surgery".to_owned());
-            a.unfavourable
-                .push("rupture or piecemeal resection at primary surgery".to_owned());
-            a.decided_by
-                .extend(fact_use("rupture_or_piecemeal", &primary_rupture, |_| {
-                    "yes".to_owned()
-                }));
+            let why = "tumour rupture or piecemeal resection at primary surgery".to_owned();
+            a.against_reasons.push(why.clone());
+            a.lasting_reasons.push(why);
+            let u = fact_use("rupture_or_piecemeal", &primary_rupture, |_| {
+                "yes".to_owned()
+            });
+            a.against_uses.extend(u.clone());
+            a.decided_by.extend(u);
         }
         Some(false) => {
             a.favourable
@@ -280,18 +326,22 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
                 a.blocking.extend(unknown_of(
                     "rupture_or_piecemeal",
                     &primary_rupture,
-                    "rupture or piecemeal primary resection rules out curative re-resection (LR-02)",
+                    "rupture or piecemeal primary resection rules out curative re-resection",
                 ));
             }
         }
     }
     if !rupture_elsewhere.is_empty() {
-        let why = format!(
-            "rupture or piecemeal resection recorded at {}",
-            rupture_elsewhere.join(", ")
-        );
+        let why = "rupture or piecemeal resection recorded at a later operation".to_owned();
         a.against_reasons.push(why.clone());
-        a.unfavourable.push(why);
+        a.lasting_reasons.push(why);
+        for r in &rupture_elsewhere {
+            a.against_uses.push(plain_use(
+                "rupture_or_piecemeal",
+                "yes, at a later operation".to_owned(),
+                Some((*r).to_owned()),
+            ));
+        }
     }
 
     // ECOG (LR-02).
@@ -299,27 +349,37 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
     match p.ecog.value() {
         Some(&e) => {
             a.parameters.push(ParameterId::PoorEcogMin);
-            a.decided_by
-                .extend(fact_use("ecog", &p.ecog, |e| e.to_string()));
+            let u = fact_use("ecog", &p.ecog, |e| e.to_string());
+            a.decided_by.extend(u.clone());
             let bound = c.params.display(ParameterId::PoorEcogMin);
             if e >= poor {
-                a.against_reasons
-                    .push(format!("ECOG {e} (≥ poor_ecog_min = {bound})"));
-                a.unfavourable
-                    .push(format!("ECOG {e} (≥ poor_ecog_min = {bound})"));
+                let why = format!("ECOG {e} (poor performance status from ECOG {bound})");
+                a.against_reasons.push(why.clone());
+                a.lasting_reasons.push(why);
+                a.against_uses.extend(u);
+                a.against_parameters.push(ParameterId::PoorEcogMin);
             } else {
-                a.favourable
-                    .push(format!("ECOG {e} (< poor_ecog_min = {bound})"));
+                a.favourable.push(format!(
+                    "ECOG {e} (poor performance status only from ECOG {bound})"
+                ));
             }
         }
         None => a.blocking.extend(unknown_of(
             "ecog",
             &p.ecog,
-            "poor performance status rules out curative re-resection (LR-02)",
+            "poor performance status rules out curative re-resection",
         )),
     }
 
-    // Resectability (LR-02).
+    // Resectability (LR-02; borderline is LR-09).
+    let resectability_use = fact_use("resectability", &p.resectability, |r| {
+        match r {
+            Resectability::Resectable => "resectable",
+            Resectability::Borderline => "borderline",
+            Resectability::Unresectable => "unresectable",
+        }
+        .to_owned()
+    });
     match p.resectability.value() {
         Some(Resectability::Unresectable) => {
             let mut why = "recurrence assessed as unresectable".to_owned();
@@ -329,15 +389,20 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
                 let names: Vec<&str> = cs.iter().map(|s| s.label()).collect();
                 why.push_str(&format!(" (involves {})", names.join(", ")));
             }
-            a.against_reasons.push(why.clone());
-            a.unfavourable.push(why);
+            a.against_reasons.push(why);
+            a.against_uses.extend(resectability_use.clone());
+            // What unresectable disease leaves depends on the histology (UTD).
+            a.against_uses
+                .extend(fact_use("histology", &p.histology, |h| {
+                    h.label().to_owned()
+                }));
             a.notes.push(match p.histology.value() {
                 Some(Histology::WdLiposarcoma) => {
                     "Unresectable well-differentiated liposarcoma: debulking may be considered \
                      to palliate"
                         .to_owned()
                 }
-                Some(_) => "Unresectable and not well-differentiated liposarcoma: palliative \
+                Some(_) => "Unresectable and not a well-differentiated liposarcoma: palliative \
                             systemic therapy, or carbon-ion RT at a specialised centre"
                     .to_owned(),
                 None => "Unresectable, histology unknown: debulking is an option only for \
@@ -348,24 +413,14 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
         Some(Resectability::Resectable) => a
             .favourable
             .push("recurrence assessed as resectable".to_owned()),
-        Some(Resectability::Borderline) => a
-            .notes
-            .push("recurrence assessed as borderline resectable".to_owned()),
+        Some(Resectability::Borderline) => {}
         None => a.blocking.extend(unknown_of(
             "resectability",
             &p.resectability,
-            "unresectable disease rules out curative re-resection (LR-02)",
+            "unresectable disease rules out curative re-resection; borderline disease goes to the tumour board",
         )),
     }
-    a.decided_by
-        .extend(fact_use("resectability", &p.resectability, |r| {
-            match r {
-                Resectability::Resectable => "resectable",
-                Resectability::Borderline => "borderline",
-                Resectability::Unresectable => "unresectable",
-            }
-            .to_owned()
-        }));
+    a.decided_by.extend(resectability_use);
 
     // Factors shown with the verdict without deciding it: DFI, grade, histology, number.
     let dfi_bound = c.params.favorable_dfi_months;
@@ -377,13 +432,13 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
             let shown = c.params.display(ParameterId::FavorableDfiMonths);
             if m >= f64::from(dfi_bound) {
                 a.favourable.push(format!(
-                    "DFI {} months (≥ favorable_dfi_months = {shown})",
-                    months_text(m)
+                    "disease-free interval {} (≥ {shown} months)",
+                    duration_words(m)
                 ));
             } else {
                 a.unfavourable.push(format!(
-                    "DFI {} months (< favorable_dfi_months = {shown})",
-                    months_text(m)
+                    "disease-free interval {} (< {shown} months)",
+                    duration_words(m)
                 ));
             }
         }
@@ -407,11 +462,11 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
         Some(Histology::WdLiposarcoma) => a
             .favourable
             .push("well-differentiated liposarcoma".to_owned()),
-        Some(h) => a.notes.push(format!("histology {}", h.label())),
+        Some(_) => {}
         None => a.unknown.extend(unknown_of(
             "histology",
             &p.histology,
-            "histology not weighed; observation for WD-LPS (LR-03) not assessed",
+            "histology not weighed; observation for a well-differentiated liposarcoma not assessed",
         )),
     }
     a.decided_by
@@ -420,6 +475,7 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
         }));
     match p.recurrence_number.value() {
         Some(&n) if n >= 1 => {
+            // Only the patient's own figure (§4.3).
             let idx = (n.min(3) - 1) as usize;
             let nth = match n {
                 1 => "first".to_owned(),
@@ -427,10 +483,10 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
                 3 => "third".to_owned(),
                 n => format!("{n}th"),
             };
+            let of = ["first", "second", "third and later"][idx];
             a.notes.push(format!(
-                "{nth} local recurrence: about {} % of {} recurrences are resectable",
-                RESECTABLE_PERCENT_BY_RECURRENCE[idx],
-                ["first", "second", "third and later"][idx]
+                "{nth} local recurrence: about {} % of {of} recurrences are resectable",
+                RESECTABLE_PERCENT_BY_RECURRENCE[idx]
             ));
             a.decided_by
                 .extend(fact_use("recurrence_number", &p.recurrence_number, |n| {
@@ -464,12 +520,14 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
         Verdict::Lr02
     } else if !a.blocking.is_empty() {
         Verdict::Lr00
+    } else if p.resectability.value() == Some(&Resectability::Borderline) {
+        Verdict::Lr09
     } else if p.histology.value() == Some(&Histology::WdLiposarcoma) && p.symptomatic.is_false() {
         Verdict::Lr03
     } else {
         Verdict::Lr04
     };
-    if matches!(a.verdict, Verdict::Lr03 | Verdict::Lr04) {
+    if matches!(a.verdict, Verdict::Lr03 | Verdict::Lr04 | Verdict::Lr09) {
         match p.symptomatic.value() {
             Some(true) => {
                 let kinds: Vec<&str> = p
@@ -501,63 +559,151 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
     Some(a)
 }
 
-fn verdict_finding(a: LrAssessment) -> Finding {
+/// A duration in clinical words: months up to 24, years and months beyond (§6).
+pub fn duration_words(months: f64) -> String {
+    let whole = months.round() as i64;
+    if whole <= 24 {
+        return format!("{} months", months_text(months));
+    }
+    let (y, m) = (whole / 12, whole % 12);
+    let years = if y == 1 { "year" } else { "years" };
+    match m {
+        0 => format!("{y} {years}"),
+        1 => format!("{y} {years} 1 month"),
+        m => format!("{y} {years} {m} months"),
+    }
+}
+
+/// The histologies for which UTD (TARPSWG) names neoadjuvant therapy before re-resection
+/// (LR-07, LR-09).
+fn neoadjuvant_histology(h: Histology) -> bool {
+    matches!(
+        h,
+        Histology::DdLiposarcoma
+            | Histology::Leiomyosarcoma
+            | Histology::Ups
+            | Histology::SolitaryFibrousTumor
+            | Histology::SynovialSarcoma
+    )
+}
+
+fn verdict_finding(c: &Ctx, a: LrAssessment) -> Finding {
     let indicator = match a.verdict {
-        Verdict::Lr01 | Verdict::Lr02 => Indicator::Warning,
+        Verdict::Lr01 | Verdict::Lr02 | Verdict::Lr09 => Indicator::Warning,
         _ => Indicator::Info,
     };
     let mut f = Finding::new(a.verdict.rule(), indicator);
-    for r in &a.distant_reasons {
-        f.statements.push(format!("Reason: {r}"));
-    }
-    if a.verdict == Verdict::Lr02 {
-        for r in &a.against_reasons {
-            f.statements.push(format!("Reason: {r}"));
+    match a.verdict {
+        // LR-01 and LR-02 list only the reasons that decided them, each once, with the facts
+        // they rest on (§4.3): no resectability figures, no unknowns that cannot change them.
+        Verdict::Lr01 => {
+            for r in &a.distant_reasons {
+                f.statements.push(format!("Reason: {r}"));
+            }
+            f.decided_by = a.distant_uses;
+            f.parameters = a.distant_parameters;
+            f.suggestions.push(create(
+                "Refer to medical oncology",
+                "medical-oncology-referral",
+            ));
+        }
+        Verdict::Lr02 => {
+            for r in &a.against_reasons {
+                f.statements.push(format!("Reason: {r}"));
+            }
+            for s in &a.notes {
+                if s.starts_with("Unresectable") {
+                    f.statements.push(s.clone());
+                }
+            }
+            f.decided_by = a.against_uses;
+            f.parameters = a.against_parameters;
+            // Distant staging would turn the verdict into LR-01 (systemic therapy).
+            f.unknown = a
+                .unknown
+                .into_iter()
+                .filter(|u| u.fact == "distant_disease")
+                .collect();
+        }
+        _ => {
+            for s in &a.favourable {
+                f.statements.push(format!("Favourable: {s}"));
+            }
+            for s in &a.unfavourable {
+                f.statements.push(format!("Unfavourable: {s}"));
+            }
+            for s in &a.notes {
+                f.statements.push(s.clone());
+            }
+            if a.verdict == Verdict::Lr09 {
+                let (summary, line) = lr09_text(c);
+                f.summary = Some(summary);
+                f.statements.extend(line);
+            }
+            if a.verdict == Verdict::Lr00 {
+                let mut names: Vec<&str> =
+                    a.blocking.iter().map(|u| factor_words(u.fact)).collect();
+                names.dedup();
+                f.summary = Some(truncate_summary(format!(
+                    "Re-resection candidacy not yet assessable: {} unknown",
+                    names.join(", ")
+                )));
+            }
+            match a.verdict {
+                Verdict::Lr03 => f.suggestions.push(create(
+                    "Order re-imaging CT abdomen/pelvis",
+                    "ct-abdomen-pelvis",
+                )),
+                Verdict::Lr04 => f.suggestions.push(create(
+                    "Refer to sarcoma surgery",
+                    "sarcoma-surgery-referral",
+                )),
+                Verdict::Lr09 => f.suggestions.push(create(
+                    "Refer to the sarcoma tumour board",
+                    "tumour-board-referral",
+                )),
+                _ => {}
+            }
+            f.decided_by = a.decided_by;
+            f.unknown = a.unknown;
+            f.parameters = a.parameters;
         }
     }
-    for s in &a.favourable {
-        f.statements.push(format!("Favourable: {s}"));
-    }
-    for s in &a.unfavourable {
-        f.statements.push(format!("Unfavourable: {s}"));
-    }
-    for s in &a.notes {
-        f.statements.push(format!("Also: {s}"));
-    }
-    for u in &a.unknown {
-        f.statements.push(format!(
-            "Unknown: {} ({}): {}",
-            u.fact, u.reason, u.holds_back
-        ));
-    }
-    if a.verdict == Verdict::Lr00 {
-        let names: Vec<&str> = a.blocking.iter().map(|u| u.fact).collect();
-        f.summary = Some(truncate_summary(format!(
-            "Re-resection candidacy not yet assessable: {} unknown",
-            names.join(", ")
-        )));
-    }
-    match a.verdict {
-        Verdict::Lr01 => f.suggestions.push(create(
-            "Refer to medical oncology",
-            "medical-oncology-referral",
-        )),
-        Verdict::Lr03 => f.suggestions.push(create(
-            "Order re-imaging CT abdomen/pelvis",
-            "ct-abdomen-pelvis",
-        )),
-        Verdict::Lr04 => f.suggestions.push(create(
-            "Refer to sarcoma surgery",
-            "sarcoma-surgery-referral",
-        )),
-        _ => {}
-    }
-    f.decided_by = a.decided_by;
-    f.unknown = a.unknown;
-    f.parameters = a.parameters;
     f.parameters.sort();
     f.parameters.dedup();
     f
+}
+
+/// LR-09's summary and its line for the patient's histology (§4.3: neoadjuvant therapy first
+/// for LMS, DD-LPS, UPS, SFT and synovial sarcoma; observation an option for an asymptomatic
+/// WD-LPS).
+fn lr09_text(c: &Ctx) -> (String, Option<String>) {
+    let p = c.p;
+    match p.histology.value() {
+        Some(&h) if neoadjuvant_histology(h) => (
+            truncate_summary(format!(
+                "Borderline resectable {} recurrence: decide at the tumour board; consider neoadjuvant therapy first.",
+                h.label()
+            )),
+            Some(format!(
+                "For {}, neoadjuvant therapy before any re-resection is worth considering, ideally in a clinical trial",
+                h.label()
+            )),
+        ),
+        Some(Histology::WdLiposarcoma) if p.symptomatic.is_false() => (
+            "Borderline resectable, asymptomatic well-differentiated liposarcoma recurrence: tumour board; observation is an option."
+                .to_owned(),
+            Some(
+                "Asymptomatic well-differentiated liposarcoma: observation with re-imaging is an option"
+                    .to_owned(),
+            ),
+        ),
+        _ => (
+            "Borderline resectable local recurrence: benefit of surgery likely limited; decide at the sarcoma tumour board."
+                .to_owned(),
+            None,
+        ),
+    }
 }
 
 /// Keeps a built summary under 140 characters.
@@ -569,15 +715,16 @@ pub fn truncate_summary(s: String) -> String {
     format!("{cut}…")
 }
 
-/// LR-05 / LR-06: pre-operative treatment when resection is considered (LR-03/LR-04).
+/// LR-05 / LR-06: pre-operative treatment when re-resection is considered (LR-04) or weighed
+/// at the tumour board (LR-09); not with LR-03, where observation comes first (§4.3).
 fn lr_05_06(c: &Ctx, gaps: &mut Gaps, verdict: Verdict) -> Option<Finding> {
-    if !matches!(verdict, Verdict::Lr03 | Verdict::Lr04) {
+    if !matches!(verdict, Verdict::Lr04 | Verdict::Lr09) {
         return None;
     }
     let courses = gaps.need(
         "prior_rt",
         &c.p.radiotherapy,
-        "choice of pre-operative treatment (LR-05 / LR-06) not assessed",
+        "choice of pre-operative treatment not assessed",
     )?;
     let mut f = if courses.is_empty() {
         Finding::new(RuleId::Lr05, Indicator::Info)
@@ -596,8 +743,41 @@ fn lr_05_06(c: &Ctx, gaps: &mut Gaps, verdict: Verdict) -> Option<Finding> {
                 d.join(", ")
             }
         }));
-    f.statements
-        .push(format!("Resection considered ({})", verdict.rule()));
+    f.statements.push(
+        match verdict {
+            Verdict::Lr09 => {
+                "Borderline resectable recurrence: re-resection is weighed at the tumour board"
+            }
+            _ => "Re-resection is being considered",
+        }
+        .to_owned(),
+    );
+    if f.rule == RuleId::Lr06 {
+        // UTD: response to chemotherapy alone by histology.
+        let line = match c.p.histology.value() {
+            Some(
+                h @ (Histology::DdLiposarcoma
+                | Histology::Leiomyosarcoma
+                | Histology::SynovialSarcoma),
+            ) => Some(format!(
+                "{}: among the histologies most likely to respond to chemotherapy alone",
+                h.label()
+            )),
+            Some(h @ (Histology::Ups | Histology::SolitaryFibrousTumor)) => Some(format!(
+                "{}: downsizing with chemotherapy has been seen (TARPSWG, as summarised in UTD)",
+                h.label()
+            )),
+            Some(Histology::WdLiposarcoma) => Some(
+                "Well-differentiated liposarcoma: chemotherapy alone has little role".to_owned(),
+            ),
+            _ => None,
+        };
+        f.statements.extend(line);
+        f.decided_by
+            .extend(fact_use("histology", &c.p.histology, |h| {
+                h.label().to_owned()
+            }));
+    }
     Some(f)
 }
 
@@ -607,16 +787,9 @@ fn lr_07(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !c.local_recurrence()? {
         return None;
     }
-    let holds = "neoadjuvant systemic therapy for the recurrence (LR-07) not assessed";
+    let holds = "neoadjuvant systemic therapy for the recurrence not assessed";
     let h = *gaps.need("histology", &p.histology, holds)?;
-    if !matches!(
-        h,
-        Histology::DdLiposarcoma
-            | Histology::Leiomyosarcoma
-            | Histology::Ups
-            | Histology::SolitaryFibrousTumor
-            | Histology::SynovialSarcoma
-    ) {
+    if !neoadjuvant_histology(h) {
         return None;
     }
     // Either known failing condition silences the rule whatever the other is.
@@ -640,8 +813,8 @@ fn lr_07(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
         .extend(fact_use("dfi_months", &p.dfi_months, |m| months_text(*m)));
     f.parameters.push(ParameterId::FavorableDfiMonths);
     f.statements.push(format!(
-        "Grade {grade}, DFI {} months (< favorable_dfi_months = {})",
-        months_text(dfi),
+        "Grade {grade}, disease-free interval {} (< {} months)",
+        duration_words(dfi),
         c.params.display(ParameterId::FavorableDfiMonths)
     ));
     Some(f)
@@ -661,7 +834,7 @@ fn lr_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let complete = *gaps.need(
         "completeness",
         &recent.completeness,
-        "adjuvant therapy advice after resection of the recurrence (LR-08) not assessed",
+        "adjuvant therapy advice after resection of the recurrence not assessed",
     )?;
     if !complete.is_complete() {
         return None;

@@ -117,7 +117,9 @@ fn sites_text(s: &std::collections::BTreeSet<MetastasisSite>) -> String {
     v.join(", ")
 }
 
-/// MET-01: synchronous metastases: systemic therapy first.
+/// MET-01: synchronous metastases and no systemic therapy line started since they were
+/// found: systemic therapy first (§4.4). Silent once a line has started; when that cannot be
+/// read it still fires and names what is missing.
 fn met_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let t = gaps.need(
         "metastasis_timing",
@@ -127,12 +129,24 @@ fn met_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if *t != MetastasisTiming::Synchronous {
         return None;
     }
+    let started = super::systemic_response::systemic_started_for_metastases(c);
+    if started == Some(true) {
+        return None;
+    }
     let mut f = Finding::new(RuleId::Met01, Indicator::Info);
     f.decided_by.extend(fact_use(
         "metastasis_timing",
         &c.p.metastasis_timing,
         |_| "synchronous".to_owned(),
     ));
+    match started {
+        Some(_) => f
+            .decided_by
+            .extend(super::systemic_response::none_started_use(c)),
+        None => f
+            .unknown
+            .extend(super::systemic_response::started_unknown(c)),
+    }
     f.parameters.push(ParameterId::SynchronousWindowDays);
     f.suggestions.push(create(
         "Refer to medical oncology",

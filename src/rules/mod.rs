@@ -15,6 +15,7 @@ pub mod registry;
 pub mod scope;
 pub mod surveillance;
 pub mod systemic;
+pub mod systemic_response;
 pub mod templates;
 
 pub use templates::ORDER_TEMPLATES;

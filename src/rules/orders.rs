@@ -3,6 +3,9 @@
 //! catalogue names a better order, a recommended `Replace`.
 
 use super::local_recurrence::{Verdict, assess};
+use super::systemic_response::{
+    Reassessment, none_started_use, reassessment, started_unknown, systemic_started_for_metastases,
+};
 use super::{Ctx, FactUse, Finding, RuleId, Suggestion, create, fact_use, plain_use};
 use crate::cds_hooks::Indicator;
 use crate::clinical::{
@@ -22,8 +25,9 @@ pub(super) fn ord_01_all(c: &Ctx, orders: &[DraftOrder], out: &mut Vec<Finding>)
         return;
     }
     if let Some(lr) = assess(c) {
+        let review = reassessment(c);
         for o in orders {
-            out.extend(ord_01(o, &lr));
+            out.extend(ord_01(o, &lr, review.as_ref()));
         }
     }
 }
@@ -77,6 +81,7 @@ fn histology_use(c: &Ctx, f: &mut Finding) {
 pub(super) fn ord_01(
     o: &DraftOrder,
     lr: &super::local_recurrence::LrAssessment,
+    review: Option<&Reassessment>,
 ) -> Option<Finding> {
     if !o.is(OrderKind::RecurrenceResection) {
         return None;
@@ -86,14 +91,27 @@ pub(super) fn ord_01(
         Verdict::Lr02 => &lr.against_reasons,
         _ => return None,
     };
+    // After a favourable response MET-12 replaces LR-01 / LR-02: the order is not advised
+    // against but pointed to the tumour board re-review (§4.4).
+    if let Some(r) = review {
+        return Some(re_review(
+            RuleId::Ord01,
+            o,
+            r,
+            "this resection of the recurrence",
+        ));
+    }
     let mut f = on_order(RuleId::Ord01, Indicator::Warning, o);
-    f.statements
-        .push(format!("Recurrence assessment: {}", lr.verdict.rule()));
     for r in reasons {
         f.statements.push(format!("Reason: {r}"));
     }
-    f.decided_by.extend(lr.decided_by.iter().cloned());
-    f.parameters = lr.parameters.clone();
+    if lr.verdict == Verdict::Lr01 {
+        f.decided_by.extend(lr.distant_uses.iter().cloned());
+        f.parameters = lr.distant_parameters.clone();
+    } else {
+        f.decided_by.extend(lr.against_uses.iter().cloned());
+        f.parameters = lr.against_parameters.clone();
+    }
     f.suggestions.push(delete(o));
     f.suggestions.push(replace(
         o,
@@ -101,6 +119,26 @@ pub(super) fn ord_01(
         "medical-oncology-referral",
     ));
     Some(f)
+}
+
+/// ORD-01 / ORD-06 after a favourable response to systemic therapy (MET-12): info, pointing
+/// to the re-review at the tumour board; no delete action.
+fn re_review(rule: RuleId, o: &DraftOrder, r: &Reassessment, what: &str) -> Finding {
+    let mut f = on_order(rule, Indicator::Info, o);
+    f.summary = Some(format!(
+        "Favourable response to systemic therapy: present again at the tumour board before {what}."
+    ));
+    f.statements.push(format!(
+        "Systemic therapy given for {} (found {}); no progression recorded since the response",
+        r.situation, r.since
+    ));
+    f.decided_by.extend(r.decided_by.iter().cloned());
+    f.parameters = r.parameters.clone();
+    f.suggestions.push(create(
+        "Refer to the sarcoma tumour board",
+        "tumour-board-referral",
+    ));
+    f
 }
 
 /// ORD-02: debulking outside WD-LPS.
@@ -226,12 +264,22 @@ pub(super) fn ord_06(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if *c.p.metastasis_timing.value()? != MetastasisTiming::Synchronous {
         return None;
     }
+    // MET-01's condition (§4.4): silent once systemic therapy has started, except that after
+    // a favourable response the order is pointed to the re-review (MET-12).
+    let started = systemic_started_for_metastases(c);
+    if started == Some(true) {
+        return reassessment(c).map(|r| re_review(RuleId::Ord06, o, &r, "this metastasectomy"));
+    }
     let mut f = on_order(RuleId::Ord06, Indicator::Warning, o);
     f.decided_by.extend(fact_use(
         "metastasis_timing",
         &c.p.metastasis_timing,
         |_| "synchronous".to_owned(),
     ));
+    match started {
+        Some(_) => f.decided_by.extend(none_started_use(c)),
+        None => f.unknown.extend(started_unknown(c)),
+    }
     f.parameters.push(ParameterId::SynchronousWindowDays);
     f.suggestions.push(delete(o));
     f.suggestions.push(replace(
@@ -701,12 +749,21 @@ pub(super) fn ord_18(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if *c.p.metastasis_timing.value()? != MetastasisTiming::Synchronous {
         return None;
     }
+    // MET-01's condition (§4.4): silent once systemic therapy has started.
+    let started = systemic_started_for_metastases(c);
+    if started == Some(true) {
+        return None;
+    }
     let mut f = on_order(RuleId::Ord18, Indicator::Info, o);
     f.decided_by.extend(fact_use(
         "metastasis_timing",
         &c.p.metastasis_timing,
         |_| "synchronous".to_owned(),
     ));
+    match started {
+        Some(_) => f.decided_by.extend(none_started_use(c)),
+        None => f.unknown.extend(started_unknown(c)),
+    }
     f.parameters.push(ParameterId::SynchronousWindowDays);
     Some(f)
 }

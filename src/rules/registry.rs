@@ -15,7 +15,7 @@
 use std::fmt;
 
 use super::{Ctx, Finding, Gaps, local_recurrence, metastatic, orders, referral};
-use super::{surveillance, systemic};
+use super::{surveillance, systemic, systemic_response};
 use crate::cds_hooks::Hook;
 use crate::clinical::DraftOrder;
 use crate::knowledge::{Knowledge, Section};
@@ -85,7 +85,8 @@ pub enum IndicatorFrom {
     /// The rule's `indicator` in `knowledge/rules.json` (every rule but the two below).
     Knowledge,
     /// The finding decides it: MET-02 is info when every criterion is met and a warning when
-    /// one fails; ORD-04's boost exception is info (catalogue §4.5).
+    /// one fails; ORD-04's boost exception is info (catalogue §4.5); ORD-01 and ORD-06 are
+    /// info, pointing to the tumour board re-review, after a favourable response (MET-12, §4.4).
     Finding,
 }
 
@@ -194,6 +195,7 @@ registry! {
     Lr06 = "LR-06", LocalRecurrence, Knowledge, [DecidedWith(RuleId::Lr00)];
     Lr07 = "LR-07", LocalRecurrence, Knowledge, [DecidedWith(RuleId::Lr00)];
     Lr08 = "LR-08", LocalRecurrence, Knowledge, [DecidedWith(RuleId::Lr00)];
+    Lr09 = "LR-09", LocalRecurrence, Knowledge, [DecidedWith(RuleId::Lr00)];
     // §2.4 Metastatic RPS: one function, because MET-03 and MET-05 follow MET-02's criteria
     // and most rules share the "metastatic" gate.
     Met01 = "MET-01", Metastatic, Knowledge, [ChartGroup(metastatic::evaluate)];
@@ -207,6 +209,9 @@ registry! {
     Met09 = "MET-09", Metastatic, Knowledge, [DecidedWith(RuleId::Met01)];
     Met10 = "MET-10", Metastatic, Knowledge, [DecidedWith(RuleId::Met01)];
     Met11 = "MET-11", Metastatic, Knowledge, [DecidedWith(RuleId::Met01)];
+    // §4.4 MET-12: re-review after a favourable response; replaces LR-01, LR-02 and MET-01
+    // in the coherence pass.
+    Met12 = "MET-12", Metastatic, Knowledge, [Chart(systemic_response::met_12)];
     // §2.5 Systemic therapy
     Sys01 = "SYS-01", SystemicTherapy, Knowledge, [Chart(systemic::sys_01)];
     Sys02 = "SYS-02", SystemicTherapy, Knowledge, [Chart(systemic::sys_02)];
@@ -216,12 +221,12 @@ registry! {
     Surv02 = "SURV-02", Surveillance, Knowledge, [DecidedWith(RuleId::Surv01)];
     Surv03 = "SURV-03", Surveillance, Knowledge, [DecidedWith(RuleId::Surv01)];
     // §2.7 Order checks
-    Ord01 = "ORD-01", OrderChecks, Knowledge, [Orders(orders::ord_01_all)];
+    Ord01 = "ORD-01", OrderChecks, Finding, [Orders(orders::ord_01_all)];
     Ord02 = "ORD-02", OrderChecks, Knowledge, [Order(orders::ord_02)];
     Ord03 = "ORD-03", OrderChecks, Knowledge, [Order(orders::ord_03)];
     Ord04 = "ORD-04", OrderChecks, Finding, [Order(orders::ord_04)];
     Ord05 = "ORD-05", OrderChecks, Knowledge, [Order(orders::ord_05)];
-    Ord06 = "ORD-06", OrderChecks, Knowledge, [Order(orders::ord_06)];
+    Ord06 = "ORD-06", OrderChecks, Finding, [Order(orders::ord_06)];
     Ord07 = "ORD-07", OrderChecks, Knowledge, [Order(orders::ord_07)];
     Ord08 = "ORD-08", OrderChecks, Knowledge, [Order(orders::ord_08)];
     Ord09 = "ORD-09", OrderChecks, Knowledge, [Order(orders::ord_09)];
@@ -238,15 +243,16 @@ registry! {
     Ord20 = "ORD-20", OrderChecks, Knowledge, [Order(orders::ord_20)];
 }
 
-/// The catalogue's verdict cards (§5: never left out by `max_cards`). LR-09 and MET-12 join
-/// when they exist.
+/// The catalogue's verdict cards (§5: never left out by `max_cards`).
 pub const VERDICT_RULES: &[RuleId] = &[
     RuleId::Lr00,
     RuleId::Lr01,
     RuleId::Lr02,
     RuleId::Lr03,
     RuleId::Lr04,
+    RuleId::Lr09,
     RuleId::Met02,
+    RuleId::Met12,
 ];
 
 /// The registry row of a rule.
@@ -328,7 +334,7 @@ impl RuleId {
         entry(self).section
     }
 
-    /// One of the catalogue's verdict cards (LR-00…04, MET-02).
+    /// One of the catalogue's verdict cards (LR-00…04, LR-09, MET-02, MET-12).
     pub fn is_verdict(self) -> bool {
         VERDICT_RULES.contains(&self)
     }

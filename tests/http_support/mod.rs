@@ -63,6 +63,22 @@ impl Service {
         post_json(&self.client, &self.url(path), body).await
     }
 
+    /// Posts a CDS Hooks request to the service of its `hook`, asserts 200 and a response
+    /// valid against the CDS Hooks schemas, and returns the response.
+    pub async fn call_hook(&self, request: &Value) -> Value {
+        let service = match request["hook"].as_str() {
+            Some("patient-view") => "rps-patient-view",
+            Some("order-sign") => "rps-order-sign",
+            _ => "rps-order-select",
+        };
+        let (status, body) = self
+            .post_json(&format!("/cds-services/{service}"), request)
+            .await;
+        assert_eq!(status, 200, "{body:#}");
+        Schemas::load().assert_response(&body);
+        body
+    }
+
     /// The Prometheus text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
         let r = self.client.get(self.url("/metrics")).send().await.unwrap();
@@ -389,6 +405,34 @@ pub fn fhir_fixtures(request: &Value) -> (Value, HashMap<String, Vec<Vec<Value>>
     (patient, searches)
 }
 
+/// The card of `rule` (its `source.topic.code`); panics naming the cards there are.
+pub fn card<'b>(response: &'b Value, rule: &str) -> &'b Value {
+    response["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == rule)
+        .unwrap_or_else(|| panic!("{rule} missing from {:?}", rule_ids(response)))
+}
+
+/// Every rule id that applied, members of merged cards included (the cards'
+/// `rules-applied` extension).
+pub fn rules_applied(response: &Value) -> Vec<String> {
+    response["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            c["extension"]["https://fhir.rps-cds.org/rules-applied"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Rule ids of the cards in a response.
 pub fn rule_ids(response: &Value) -> Vec<String> {
     response["cards"]
@@ -483,6 +527,22 @@ impl ServiceProcess {
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         post_json(&self.client, &self.url(path), body).await
+    }
+
+    /// Posts a CDS Hooks request to the service of its `hook`, asserts 200 and a response
+    /// valid against the CDS Hooks schemas, and returns the response.
+    pub async fn call_hook(&self, request: &Value) -> Value {
+        let service = match request["hook"].as_str() {
+            Some("patient-view") => "rps-patient-view",
+            Some("order-sign") => "rps-order-sign",
+            _ => "rps-order-select",
+        };
+        let (status, body) = self
+            .post_json(&format!("/cds-services/{service}"), request)
+            .await;
+        assert_eq!(status, 200, "{body:#}");
+        Schemas::load().assert_response(&body);
+        body
     }
 
     /// Peak resident set size of the service process so far, in KiB.
