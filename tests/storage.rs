@@ -100,6 +100,7 @@ both_backends!(
     feedback_must_match_its_card,
     parameter_sets_are_stored_once_and_exported,
     governance_counts_per_week_and_configuration,
+    upgrade_to_the_compact_record_keeps_every_record,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -158,6 +159,26 @@ fn overridden(card: Uuid, at: DateTime<Utc>, reason: Option<(&str, &str)>) -> Fe
         override_reason_system: reason.map(|_| REASONS.into()),
         override_reason_display: reason.map(|r| r.1.into()),
         ..feedback(card, "overridden", at)
+    }
+}
+
+/// One integer the test reads straight from the store's database (`SELECT COUNT(*) …`), from
+/// an independent connection on SQLite, through the pool on PostgreSQL.
+async fn scalar(db: &TestDb, store: &AuditStore, sql: &'static str) -> i64 {
+    match store.backend() {
+        Backend::Postgres => sqlx::query_scalar(sql)
+            .fetch_one(&store.postgres_pool().unwrap())
+            .await
+            .unwrap(),
+        Backend::Sqlite => {
+            let file = db.cfg.data_dir.join("rps-cds.db");
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+                .await
+                .unwrap();
+            let n = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+            n
+        }
     }
 }
 
@@ -694,26 +715,10 @@ async fn migrations_are_idempotent_on_reopen(kind: Kind) {
     let all = export_all(&store).await;
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].id, first.id);
-    let applied: i64 = match kind {
-        Kind::Postgres => sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-            .fetch_one(&store.postgres_pool().unwrap())
-            .await
-            .unwrap(),
-        Kind::Sqlite => {
-            let file = db.cfg.data_dir.join("rps-cds.db");
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
-                .await
-                .unwrap();
-            let n = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-            n
-        }
-    };
-    // SQLite has 0003 (per-rule indexes dropped from the write path); PostgreSQL has 0001-0002.
-    let expected = if kind == Kind::Sqlite { 3 } else { 2 };
+    let applied = scalar(&db, &store, "SELECT COUNT(*) FROM _sqlx_migrations").await;
+    // SQLite: 0001-0004 (0003 dropped the per-rule indexes, 0004 the compact record);
+    // PostgreSQL: 0001-0003 (0003 the compact record).
+    let expected = if kind == Kind::Sqlite { 4 } else { 3 };
     assert_eq!(applied, expected, "each migration applied once");
     store.close().await;
 }
@@ -1059,24 +1064,7 @@ async fn parameter_sets_are_stored_once_and_exported(kind: Kind) {
     assert_eq!(one, all[0]);
     assert!(store.invocation(Uuid::new_v4()).await.unwrap().is_none());
 
-    let stored: i64 = match kind {
-        Kind::Postgres => sqlx::query_scalar("SELECT COUNT(*) FROM parameter_sets")
-            .fetch_one(&store.postgres_pool().unwrap())
-            .await
-            .unwrap(),
-        Kind::Sqlite => {
-            let file = db.cfg.data_dir.join("rps-cds.db");
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
-                .await
-                .unwrap();
-            let n = sqlx::query_scalar("SELECT COUNT(*) FROM parameter_sets")
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-            n
-        }
-    };
+    let stored = scalar(&db, &store, "SELECT COUNT(*) FROM parameter_sets").await;
     assert_eq!(stored, 2, "identical sets are stored once");
     store.close().await;
 }
@@ -1162,5 +1150,214 @@ async fn governance_counts_per_week_and_configuration(kind: Kind) {
         .unwrap();
     assert_eq!(g.weeks.len(), 1);
     assert_eq!((g.rules[0].fired, g.rules[0].overridden), (1, 1));
+    store.close().await;
+}
+
+/// A database written by the layout before the compact record (SQLite 0004, PostgreSQL 0003:
+/// rules and cards in tables of their own) is carried over on upgrade: every invocation, rule,
+/// card (with what it offered, or nothing for cards recorded before 0002) and feedback item
+/// (verified or not) reads back as before, new feedback is checked against the migrated cards,
+/// and purge still removes a migrated invocation with its cards and feedback.
+async fn upgrade_to_the_compact_record_keeps_every_record(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    // The migrations as they stood before the compact record, applied from their files (same
+    // SQL, so the same checksums the service then finds in _sqlx_migrations).
+    let scratch = tempfile::tempdir().unwrap();
+    let old = scratch.path().join("migrations");
+    std::fs::create_dir_all(&old).unwrap();
+    let (dir, names, yes, no): (&str, &[&str], &str, &str) = match kind {
+        Kind::Sqlite => (
+            "migrations/sqlite",
+            &[
+                "0001_init.sql",
+                "0002_reconstructable.sql",
+                "0003_lean_indexes.sql",
+            ],
+            "1",
+            "0",
+        ),
+        Kind::Postgres => (
+            "migrations/postgres",
+            &["0001_init.sql", "0002_reconstructable.sql"],
+            "true",
+            "false",
+        ),
+    };
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    for name in names {
+        std::fs::copy(shipped.join(name), old.join(name)).unwrap();
+    }
+    let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+
+    let (inv, bare) = (Uuid::now_v7(), Uuid::now_v7());
+    let (checked, legacy) = (Uuid::now_v7(), Uuid::now_v7());
+    let t = "2026-06-01T08:00:00.000000Z";
+    let old_rows = format!(
+        "INSERT INTO parameter_sets (digest, parameters, first_seen) VALUES \
+           ('d1', '{{\"favorable_dfi_months\":{{\"value\":24,\"source\":\"site-configuration\"}}}}', '{t}');
+         INSERT INTO invocations (id, time, service_id, hook, hook_instance, ehr_issuer, \
+           knowledge_version, patient_id, request_sha256, latency_ms, http_status, parameter_set) \
+           VALUES ('{inv}', '{t}', 'rps-cds', 'patient-view', 'hi-1', 'iss', '2026.11.1', 'pat-1', \
+           'ab', 1.5, 200, 'd1'),
+                  ('{bare}', '2026-06-01T09:00:00.000000Z', 'rps-cds', NULL, NULL, NULL, \
+           '2026.11.1', NULL, NULL, 0.5, 401, NULL);
+         INSERT INTO invocation_rules (invocation_id, rule_id, position) VALUES \
+           ('{inv}', 'WORK-04', 1), ('{inv}', 'MDT-01', 0), ('{inv}', 'DATA-01', 2);
+         INSERT INTO cards (uuid, invocation_id, position, rule_id, indicator, summary, \
+           suggestions, override_reasons) VALUES \
+           ('{legacy}', '{inv}', 1, 'WORK-04', 'info', 'Recorded before 0002', NULL, NULL),
+           ('{checked}', '{inv}', 0, 'MDT-01', 'warning', 'Discuss at the MDT', \
+            '[\"sugg-1\"]', '[\"already-addressed\",\"patient-preference\"]');
+         INSERT INTO feedback (card_uuid, service_id, outcome, accepted_suggestions, \
+           override_reason_code, override_reason_system, override_reason_display, user_comment, \
+           outcome_timestamp, received_at, verified) VALUES \
+           ('{checked}', 'rps-cds', 'accepted', '[\"sugg-1\"]', NULL, NULL, NULL, 'ok', \
+            '2026-06-01T08:05:00.000000Z', '2026-06-01T08:05:01.000000Z', {yes}),
+           ('{legacy}', 'rps-cds', 'overridden', '[]', 'old-code', NULL, 'Old', NULL, \
+            '2026-06-01T08:06:00.000000Z', '2026-06-01T08:06:01.000000Z', {no});"
+    );
+    // Written as the old service would have: the old migrations, then its rows.
+    macro_rules! write_old {
+        ($connect:expr) => {{
+            let mut conn = $connect.await.unwrap();
+            migrator.run(&mut conn).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(old_rows))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }};
+    }
+    match kind {
+        Kind::Sqlite => {
+            std::fs::create_dir_all(&db.cfg.data_dir).unwrap();
+            let file = db.cfg.data_dir.join("rps-cds.db");
+            write_old!(sqlx::SqliteConnection::connect(&format!(
+                "sqlite://{}?mode=rwc",
+                file.display()
+            )))
+        }
+        Kind::Postgres => write_old!(sqlx::PgConnection::connect(db.cfg.url.as_deref().unwrap())),
+    }
+
+    let store = db.open().await;
+    let all = export_all(&store).await;
+    assert_eq!(all.len(), 2);
+    let (a, b) = (&all[0], &all[1]);
+    assert_eq!(a.id, inv);
+    assert_eq!(
+        a.rules_fired,
+        ["MDT-01", "WORK-04", "DATA-01"],
+        "fired order kept"
+    );
+    assert_eq!(a.parameter_set.as_deref(), Some("d1"));
+    assert!(
+        a.parameters
+            .as_ref()
+            .unwrap()
+            .contains_key("favorable_dfi_months")
+    );
+    assert_eq!(a.cards.len(), 2);
+    let (c0, c1) = (&a.cards[0], &a.cards[1]);
+    assert_eq!(
+        (
+            c0.uuid,
+            c0.rule_id.as_str(),
+            c0.indicator.as_str(),
+            c0.summary.as_str()
+        ),
+        (checked, "MDT-01", "warning", "Discuss at the MDT"),
+        "card order kept"
+    );
+    assert_eq!(c0.suggestions, ["sugg-1"]);
+    assert_eq!(
+        c0.override_reasons,
+        ["already-addressed", "patient-preference"]
+    );
+    assert_eq!(c0.feedback.len(), 1);
+    assert_eq!(c0.feedback[0].user_comment.as_deref(), Some("ok"));
+    assert_eq!(
+        (c1.uuid, c1.summary.as_str()),
+        (legacy, "Recorded before 0002")
+    );
+    assert!(c1.suggestions.is_empty() && c1.override_reasons.is_empty());
+    assert_eq!(c1.feedback.len(), 1);
+    assert_eq!(
+        c1.feedback[0].override_reason_code.as_deref(),
+        Some("old-code")
+    );
+    assert_eq!((b.id, b.http_status), (bare, 401));
+    assert!(b.rules_fired.is_empty() && b.cards.is_empty());
+    assert_eq!(store.invocation(inv).await.unwrap().as_ref(), Some(a));
+
+    // The unverified item still does not count; the verified one does.
+    let stats = store.rule_stats(None, None).await.unwrap();
+    let by_rule = |r: &str| stats.iter().find(|s| s.rule_id == r).unwrap().clone();
+    let mdt = by_rule("MDT-01");
+    assert_eq!(
+        (mdt.fired, mdt.cards, mdt.feedback, mdt.accepted),
+        (1, 1, 1, 1)
+    );
+    let work = by_rule("WORK-04");
+    assert_eq!((work.fired, work.cards, work.feedback), (1, 1, 0));
+    assert_eq!((by_rule("DATA-01").fired, by_rule("DATA-01").cards), (1, 0));
+
+    // New feedback on migrated cards is checked against what they offered.
+    let at = t0() + Duration::minutes(10);
+    let mut wrong = feedback(checked, "accepted", at);
+    wrong.accepted_suggestions = vec!["sugg-9".into()];
+    let err = store
+        .record_feedback("rps-cds", &[wrong])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::FeedbackMismatch { .. }),
+        "{err:?}"
+    );
+    let err = store
+        .record_feedback("rps-cds", &[overridden(legacy, at, Some(("x", "X")))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::FeedbackMismatch { .. }),
+        "{err:?}"
+    );
+    let stored = store
+        .record_feedback(
+            "rps-cds",
+            &[overridden(checked, at, Some(("already-addressed", "Done")))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.new, 1);
+
+    // Purge removes the migrated invocation with its cards and their feedback.
+    assert_eq!(
+        store
+            .purge_older_than("2026-06-01T08:30:00Z".parse().unwrap())
+            .await
+            .unwrap(),
+        1
+    );
+    let left = export_all(&store).await;
+    assert_eq!(left.iter().map(|i| i.id).collect::<Vec<_>>(), vec![bare]);
+    let err = store
+        .record_feedback("rps-cds", &[feedback(checked, "accepted", at)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::UnknownCard(u) if u == checked),
+        "{err:?}"
+    );
+    store.close().await;
+
+    let store = db.open().await;
+    let left_feedback = scalar(&db, &store, "SELECT COUNT(*) FROM feedback").await;
+    assert_eq!(
+        left_feedback, 0,
+        "the purged cards' feedback went with them"
+    );
     store.close().await;
 }

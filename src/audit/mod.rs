@@ -462,6 +462,92 @@ fn parse_parameters(
     .transpose()
 }
 
+/// A card as the invocation's `cards` column keeps it (SQLite 0004, PostgreSQL 0003): one JSON array
+/// `[uuid, rule_id, indicator, summary, suggestions, override_reasons]`, no field names, so
+/// the row (and the pages a commit writes) stays small.
+#[derive(Serialize)]
+struct CardColumns<'a>(
+    &'a Uuid,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a [String],
+    &'a [String],
+);
+
+impl<'a> CardColumns<'a> {
+    fn of(c: &'a CardRecord) -> Self {
+        CardColumns(
+            &c.uuid,
+            &c.rule_id,
+            &c.indicator,
+            &c.summary,
+            &c.suggestions,
+            &c.override_reasons,
+        )
+    }
+}
+
+/// [`CardColumns`] read back; the two lists are null for cards recorded before 0002.
+#[derive(Deserialize)]
+struct StoredCard(
+    Uuid,
+    String,
+    String,
+    String,
+    Option<Vec<String>>,
+    Option<Vec<String>>,
+);
+
+impl StoredCard {
+    fn exported(self) -> ExportedCard {
+        ExportedCard {
+            uuid: self.0,
+            rule_id: self.1,
+            indicator: self.2,
+            summary: self.3,
+            suggestions: self.4.unwrap_or_default(),
+            override_reasons: self.5.unwrap_or_default(),
+            feedback: Vec::new(),
+        }
+    }
+}
+
+/// The `cards` column of an invocation.
+fn parse_cards(s: &str) -> Result<Vec<StoredCard>, StorageError> {
+    serde_json::from_str(s)
+        .map_err(|_| StorageError::Corrupt(format!("not a stored card list: {s:?}")))
+}
+
+/// The `rules` column of an invocation.
+fn parse_rules(s: &str) -> Result<Vec<String>, StorageError> {
+    parse_string_list(Some(s))
+}
+
+/// The suggestion uuids and override reason codes that card `uuid` offered, from the `cards`
+/// column of the invocation that `card_index` names for it.
+fn offered_by(cards: &str, uuid: Uuid) -> Result<(Vec<String>, Vec<String>), StorageError> {
+    let card = parse_cards(cards)?
+        .into_iter()
+        .find(|c| c.0 == uuid)
+        .ok_or_else(|| StorageError::Corrupt(format!("card {uuid} indexed but not stored")))?;
+    Ok((card.4.unwrap_or_default(), card.5.unwrap_or_default()))
+}
+
+/// The `rules` and `cards` columns of an invocation as the export shows them.
+fn stored_rules_and_cards(
+    rules: &str,
+    cards: &str,
+) -> Result<(Vec<String>, Vec<ExportedCard>), StorageError> {
+    Ok((
+        parse_rules(rules)?,
+        parse_cards(cards)?
+            .into_iter()
+            .map(StoredCard::exported)
+            .collect(),
+    ))
+}
+
 /// Rule ids in first-fired order, each once (the table keys on invocation + rule id).
 fn unique_rules(rules: &[String]) -> Vec<&str> {
     let mut seen = std::collections::HashSet::new();
@@ -670,67 +756,22 @@ impl GovernanceRows {
     }
 }
 
-/// Children of one page of exported invocations, assembled the same way for both backends.
+/// One page of exported invocations (rules and cards already in place: they are columns of
+/// the invocation row) and the feedback on their cards, assembled the same way for both
+/// backends.
 struct ExportPage {
     invocations: Vec<ExportedInvocation>,
-    /// (invocation id, rule id) in fired order.
-    rules: Vec<(Uuid, String)>,
-    /// (invocation id, card) in card order.
-    cards: Vec<(Uuid, ExportedCard)>,
     /// (card uuid, feedback) in outcome time order.
     feedback: Vec<(Uuid, ExportedFeedback)>,
 }
 
-/// A card row of an export page as both backends select it: invocation id, card uuid, rule
-/// id, indicator, summary, suggestion uuids and override reason codes (JSON lists).
-type ExportCardRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-);
-
 impl ExportPage {
-    /// The page from the rows both backends select alike; feedback is added by each backend
-    /// (its timestamp types differ).
-    fn from_rows(
-        invocations: Vec<ExportedInvocation>,
-        rule_rows: Vec<(String, String)>,
-        card_rows: Vec<ExportCardRow>,
-        feedback_capacity: usize,
-    ) -> Result<Self, StorageError> {
-        let rules = rule_rows
-            .into_iter()
-            .map(|(inv, rule)| Ok((parse_uuid(&inv)?, rule)))
-            .collect::<Result<_, StorageError>>()?;
-        let cards = card_rows
-            .into_iter()
-            .map(
-                |(inv, uuid, rule_id, indicator, summary, suggestions, reasons)| {
-                    Ok((
-                        parse_uuid(&inv)?,
-                        ExportedCard {
-                            uuid: parse_uuid(&uuid)?,
-                            rule_id,
-                            indicator,
-                            summary,
-                            suggestions: parse_string_list(suggestions.as_deref())?,
-                            override_reasons: parse_string_list(reasons.as_deref())?,
-                            feedback: Vec::new(),
-                        },
-                    ))
-                },
-            )
-            .collect::<Result<_, StorageError>>()?;
-        Ok(Self {
+    /// The page's invocations; feedback is added by each backend (its timestamp types differ).
+    fn new(invocations: Vec<ExportedInvocation>, feedback_capacity: usize) -> Self {
+        Self {
             invocations,
-            rules,
-            cards,
             feedback: Vec::with_capacity(feedback_capacity),
-        })
+        }
     }
 
     fn assemble(self) -> Vec<ExportedInvocation> {
@@ -738,19 +779,11 @@ impl ExportPage {
         for (card, f) in self.feedback {
             feedback.entry(card).or_default().push(f);
         }
-        let mut cards: BTreeMap<Uuid, Vec<ExportedCard>> = BTreeMap::new();
-        for (inv, mut c) in self.cards {
-            c.feedback = feedback.remove(&c.uuid).unwrap_or_default();
-            cards.entry(inv).or_default().push(c);
-        }
-        let mut rules: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
-        for (inv, r) in self.rules {
-            rules.entry(inv).or_default().push(r);
-        }
         let mut out = self.invocations;
         for inv in &mut out {
-            inv.rules_fired = rules.remove(&inv.id).unwrap_or_default();
-            inv.cards = cards.remove(&inv.id).unwrap_or_default();
+            for c in &mut inv.cards {
+                c.feedback = feedback.remove(&c.uuid).unwrap_or_default();
+            }
         }
         out
     }

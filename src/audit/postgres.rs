@@ -1,6 +1,8 @@
 //! PostgreSQL backend: a connection pool shared by the group-commit writer, feedback, reports
 //! and the JWT replay guard. A batch is written with one multi-row statement per table
-//! (UNNEST of arrays), so a group commit costs four round trips whatever its size.
+//! (UNNEST of arrays): the invocations, their rules and cards as JSONB columns of the row
+//! (migration 0003), and the card_index rows, so a group commit costs three round trips
+//! (two INSERTs and the COMMIT) whatever its size.
 
 use std::io::Write;
 use std::time::Duration;
@@ -10,10 +12,10 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use super::{
-    EXPORT_PAGE, ExportCardRow, ExportPage, ExportedFeedback, ExportedInvocation, FeedbackRecord,
+    CardColumns, EXPORT_PAGE, ExportPage, ExportedFeedback, ExportedInvocation, FeedbackRecord,
     FeedbackStored, GovernanceRows, InvocationRecord, PURGE_CHUNK, StatsRows, StorageError,
-    check_against_card, http_status, micros, parse_parameters, parse_string_list, parse_uuid,
-    unique_rules, write_jsonl,
+    check_against_card, http_status, micros, offered_by, parse_parameters, parse_string_list,
+    parse_uuid, stored_rules_and_cards, unique_rules, write_jsonl,
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -26,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "reconstructable",
         include_str!("../../migrations/postgres/0002_reconstructable.sql"),
+    ),
+    (
+        3,
+        "compact record",
+        include_str!("../../migrations/postgres/0003_compact_record.sql"),
     ),
 ];
 
@@ -59,26 +66,20 @@ pub(super) async fn write_batch(
     let mut digests = Vec::with_capacity(n);
     let mut latencies = Vec::with_capacity(n);
     let mut statuses = Vec::with_capacity(n);
-    let (mut rule_inv, mut rule_ids, mut rule_pos) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut card_ids, mut card_inv, mut card_pos) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut card_rules, mut card_ind, mut card_sum) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut card_sugg, mut card_reasons) = (Vec::new(), Vec::new());
+    let mut rules = Vec::with_capacity(n);
+    let mut cards = Vec::with_capacity(n);
+    let (mut card_ids, mut card_inv, mut card_rules) = (Vec::new(), Vec::new(), Vec::new());
+    let mut columns: Vec<CardColumns<'_>> = Vec::new();
     for rec in batch {
         let id = rec.id.to_string();
-        for (position, rule) in unique_rules(&rec.rules_fired).into_iter().enumerate() {
-            rule_inv.push(id.clone());
-            rule_ids.push(rule);
-            rule_pos.push(position as i32);
-        }
-        for (position, card) in rec.cards.iter().enumerate() {
+        rules.push(serde_json::to_string(&unique_rules(&rec.rules_fired))?);
+        columns.clear();
+        columns.extend(rec.cards.iter().map(CardColumns::of));
+        cards.push(serde_json::to_string(&columns)?);
+        for card in &rec.cards {
             card_ids.push(card.uuid.to_string());
             card_inv.push(id.clone());
-            card_pos.push(position as i32);
             card_rules.push(card.rule_id.as_str());
-            card_ind.push(card.indicator.as_str());
-            card_sum.push(card.summary.as_str());
-            card_sugg.push(serde_json::to_string(&card.suggestions)?);
-            card_reasons.push(serde_json::to_string(&card.override_reasons)?);
         }
         ids.push(id);
         times.push(micros(rec.time));
@@ -97,10 +98,11 @@ pub(super) async fn write_batch(
     let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO invocations (id, time, service_id, hook, hook_instance, ehr_issuer, \
-         knowledge_version, patient_id, request_sha256, latency_ms, http_status, parameter_set) \
+         knowledge_version, patient_id, request_sha256, latency_ms, http_status, parameter_set, \
+         rules, cards) \
          SELECT * FROM UNNEST($1::text[]::uuid[], $2::timestamptz[], $3::text[], $4::text[], \
          $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::float8[], $11::int4[], \
-         $12::text[])",
+         $12::text[], $13::text[]::jsonb[], $14::text[]::jsonb[])",
     )
     .bind(&ids)
     .bind(&times)
@@ -114,34 +116,18 @@ pub(super) async fn write_batch(
     .bind(&latencies)
     .bind(&statuses)
     .bind(&sets)
+    .bind(&rules)
+    .bind(&cards)
     .execute(&mut *tx)
     .await?;
-    if !rule_inv.is_empty() {
-        sqlx::query(
-            "INSERT INTO invocation_rules (invocation_id, rule_id, position) \
-             SELECT * FROM UNNEST($1::text[]::uuid[], $2::text[], $3::int4[])",
-        )
-        .bind(&rule_inv)
-        .bind(&rule_ids)
-        .bind(&rule_pos)
-        .execute(&mut *tx)
-        .await?;
-    }
     if !card_ids.is_empty() {
         sqlx::query(
-            "INSERT INTO cards (uuid, invocation_id, position, rule_id, indicator, summary, \
-             suggestions, override_reasons) \
-             SELECT * FROM UNNEST($1::text[]::uuid[], $2::text[]::uuid[], $3::int4[], \
-             $4::text[], $5::text[], $6::text[], $7::text[]::jsonb[], $8::text[]::jsonb[])",
+            "INSERT INTO card_index (uuid, invocation_id, rule_id) \
+             SELECT * FROM UNNEST($1::text[]::uuid[], $2::text[]::uuid[], $3::text[])",
         )
         .bind(&card_ids)
         .bind(&card_inv)
-        .bind(&card_pos)
         .bind(&card_rules)
-        .bind(&card_ind)
-        .bind(&card_sum)
-        .bind(&card_sugg)
-        .bind(&card_reasons)
         .execute(&mut *tx)
         .await?;
     }
@@ -159,25 +145,20 @@ pub(super) async fn record_feedback(
     let mut stored = FeedbackStored::default();
     for (index, item) in items.iter().enumerate() {
         let card = item.card.to_string();
-        let offered: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT c.suggestions::text, c.override_reasons::text FROM cards c \
-             JOIN invocations i ON i.id = c.invocation_id \
-             WHERE c.uuid = $1::uuid AND i.service_id = $2",
+        let cards: Option<String> = sqlx::query_scalar(
+            "SELECT i.cards::text FROM card_index k JOIN invocations i ON i.id = k.invocation_id \
+             WHERE k.uuid = $1::uuid AND i.service_id = $2",
         )
         .bind(&card)
         .bind(service_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((suggestions, reasons)) = offered else {
+        let Some(cards) = cards else {
             tx.rollback().await?;
             return Err(StorageError::UnknownCard(item.card));
         };
-        if let Err(e) = check_against_card(
-            index,
-            item,
-            &parse_string_list(suggestions.as_deref())?,
-            &parse_string_list(reasons.as_deref())?,
-        ) {
+        let (suggestions, reasons) = offered_by(&cards, item.card)?;
+        if let Err(e) = check_against_card(index, item, &suggestions, &reasons) {
             tx.rollback().await?;
             return Err(e);
         }
@@ -253,39 +234,44 @@ pub(super) async fn governance(
         };
     }
     let stats = StatsRows {
+        // Rules and cards are JSONB columns of the invocation row (0003); a card's rule id is
+        // element 1 of its array.
         fired: rows!(
-            "SELECT r.rule_id, COUNT(*) FROM invocation_rules r \
-             JOIN invocations i ON i.id = r.invocation_id WHERE {range} GROUP BY r.rule_id"
+            "SELECT r.rule_id, COUNT(*) \
+             FROM invocations i, jsonb_array_elements_text(i.rules) AS r(rule_id) \
+             WHERE {range} GROUP BY 1"
         ),
         cards: rows!(
-            "SELECT c.rule_id, COUNT(*) FROM cards c \
-             JOIN invocations i ON i.id = c.invocation_id WHERE {range} GROUP BY c.rule_id"
+            "SELECT c.card ->> 1, COUNT(*) \
+             FROM invocations i, jsonb_array_elements(i.cards) AS c(card) \
+             WHERE {range} GROUP BY 1"
         ),
         outcomes: rows!(
-            "SELECT c.rule_id, f.outcome, COUNT(*) FROM feedback f \
-             JOIN cards c ON c.uuid = f.card_uuid \
-             JOIN invocations i ON i.id = c.invocation_id \
-             WHERE f.verified AND {range} GROUP BY c.rule_id, f.outcome"
+            "SELECT k.rule_id, f.outcome, COUNT(*) FROM feedback f \
+             JOIN card_index k ON k.uuid = f.card_uuid \
+             JOIN invocations i ON i.id = k.invocation_id \
+             WHERE f.verified AND {range} GROUP BY k.rule_id, f.outcome"
         ),
         reasons: rows!(
-            "SELECT c.rule_id, f.override_reason_code, f.override_reason_system, \
+            "SELECT k.rule_id, f.override_reason_code, f.override_reason_system, \
              f.override_reason_display, COUNT(*) FROM feedback f \
-             JOIN cards c ON c.uuid = f.card_uuid \
-             JOIN invocations i ON i.id = c.invocation_id \
+             JOIN card_index k ON k.uuid = f.card_uuid \
+             JOIN invocations i ON i.id = k.invocation_id \
              WHERE f.verified AND f.outcome = 'overridden' AND {range} \
-             GROUP BY c.rule_id, f.override_reason_code, f.override_reason_system, \
+             GROUP BY k.rule_id, f.override_reason_code, f.override_reason_system, \
              f.override_reason_display"
         ),
     };
     let governance = GovernanceRows {
         fired: rows!(
-            "SELECT r.rule_id, {day}, COUNT(*) FROM invocation_rules r \
-             JOIN invocations i ON i.id = r.invocation_id WHERE {range} GROUP BY 1, 2"
+            "SELECT r.rule_id, {day}, COUNT(*) \
+             FROM invocations i, jsonb_array_elements_text(i.rules) AS r(rule_id) \
+             WHERE {range} GROUP BY 1, 2"
         ),
         outcomes: rows!(
-            "SELECT c.rule_id, {day}, f.outcome, COUNT(*) FROM feedback f \
-             JOIN cards c ON c.uuid = f.card_uuid \
-             JOIN invocations i ON i.id = c.invocation_id \
+            "SELECT k.rule_id, {day}, f.outcome, COUNT(*) FROM feedback f \
+             JOIN card_index k ON k.uuid = f.card_uuid \
+             JOIN invocations i ON i.id = k.invocation_id \
              WHERE f.verified AND {range} GROUP BY 1, 2, 3"
         ),
         configurations: rows!(
@@ -304,7 +290,7 @@ pub(super) async fn governance(
 /// The columns of an invocation as export and replay read them.
 const INVOCATION_COLUMNS: &str = "i.id::text, i.time, i.service_id, i.hook, i.hook_instance, \
     i.ehr_issuer, i.knowledge_version, i.parameter_set, p.parameters::text, i.patient_id, \
-    i.request_sha256, i.latency_ms, i.http_status::int8 \
+    i.request_sha256, i.latency_ms, i.http_status::int8, i.rules::text, i.cards::text \
     FROM invocations i LEFT JOIN parameter_sets p ON p.digest = i.parameter_set";
 
 type InvocationRow = (
@@ -321,6 +307,8 @@ type InvocationRow = (
     Option<String>,
     f64,
     i64,
+    String,
+    String,
 );
 
 pub(super) async fn export(
@@ -382,7 +370,8 @@ pub(super) async fn invocation(
     Ok(found)
 }
 
-/// Reads the rules, cards and feedback of a page of invocations and assembles them.
+/// Parses a page of invocation rows (their rules and cards are columns of the row), reads the
+/// feedback on their cards and assembles them.
 async fn page(
     tx: &mut sqlx::PgConnection,
     rows: Vec<InvocationRow>,
@@ -390,9 +379,11 @@ async fn page(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     let mut invocations = Vec::with_capacity(rows.len());
+    let mut card_uuids: Vec<String> = Vec::new();
     for r in rows {
+        let (rules_fired, cards) = stored_rules_and_cards(&r.13, &r.14)?;
+        card_uuids.extend(cards.iter().map(|c| c.uuid.to_string()));
         invocations.push(ExportedInvocation {
             id: parse_uuid(&r.0)?,
             time: r.1,
@@ -407,27 +398,10 @@ async fn page(
             request_sha256: r.10,
             latency_ms: r.11,
             http_status: http_status(r.12)?,
-            rules_fired: Vec::new(),
-            cards: Vec::new(),
+            rules_fired,
+            cards,
         });
     }
-    let rule_rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT invocation_id::text, rule_id FROM invocation_rules \
-         WHERE invocation_id = ANY($1::text[]::uuid[]) \
-         ORDER BY invocation_id, position",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    let card_rows: Vec<ExportCardRow> = sqlx::query_as(
-        "SELECT invocation_id::text, uuid::text, rule_id, indicator, summary, \
-         suggestions::text, override_reasons::text FROM cards \
-         WHERE invocation_id = ANY($1::text[]::uuid[]) \
-         ORDER BY invocation_id, position",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
     type FeedbackRow = (
         String,
         String,
@@ -444,16 +418,15 @@ async fn page(
         "SELECT f.card_uuid::text, f.outcome, f.accepted_suggestions::text, \
          f.override_reason_code, f.override_reason_system, f.override_reason_display, \
          f.user_comment, f.outcome_timestamp, f.received_at, f.service_id \
-         FROM feedback f JOIN cards c ON c.uuid = f.card_uuid \
-         WHERE c.invocation_id = ANY($1::text[]::uuid[]) \
+         FROM feedback f WHERE f.card_uuid = ANY($1::text[]::uuid[]) \
          ORDER BY f.card_uuid, f.outcome_timestamp, f.id",
     )
-    .bind(&ids)
+    .bind(&card_uuids)
     .fetch_all(&mut *tx)
     .await?;
 
     let feedback_capacity = feedback_rows.len();
-    let mut page = ExportPage::from_rows(invocations, rule_rows, card_rows, feedback_capacity)?;
+    let mut page = ExportPage::new(invocations, feedback_capacity);
     for f in feedback_rows {
         page.feedback.push((
             parse_uuid(&f.0)?,
@@ -476,17 +449,23 @@ async fn page(
 pub(super) async fn purge(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<u64, StorageError> {
     let mut total = 0u64;
     loop {
-        // Chunks keep each transaction (and its locks) short under a running service.
-        let done = sqlx::query(
-            "DELETE FROM invocations WHERE id IN \
-             (SELECT id FROM invocations WHERE time < $1 LIMIT $2)",
+        // Chunks keep each transaction (and its locks) short under a running service. One
+        // statement: the invocations (which hold their rules and cards) and their cards'
+        // card_index rows, whose feedback goes with them (ON DELETE CASCADE).
+        let deleted: i64 = sqlx::query_scalar(
+            "WITH gone AS (DELETE FROM invocations WHERE id IN \
+               (SELECT id FROM invocations WHERE time < $1 LIMIT $2) RETURNING cards), \
+             unindexed AS (DELETE FROM card_index WHERE uuid IN \
+               (SELECT (c.card ->> 0)::uuid FROM gone, jsonb_array_elements(gone.cards) AS c(card))) \
+             SELECT COUNT(*) FROM gone",
         )
         .bind(cutoff)
         .bind(PURGE_CHUNK)
-        .execute(pool)
+        .fetch_one(pool)
         .await?;
-        total += done.rows_affected();
-        if done.rows_affected() < PURGE_CHUNK as u64 {
+        let deleted = u64::try_from(deleted).unwrap_or(0);
+        total += deleted;
+        if deleted < PURGE_CHUNK as u64 {
             return Ok(total);
         }
     }

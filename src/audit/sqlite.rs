@@ -22,10 +22,11 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::{
-    EXPORT_PAGE, ExportCardRow, ExportPage, ExportedFeedback, ExportedInvocation, FeedbackRecord,
+    CardColumns, EXPORT_PAGE, ExportPage, ExportedFeedback, ExportedInvocation, FeedbackRecord,
     FeedbackStored, GovernanceRows, InvocationRecord, Job, Message, PURGE_CHUNK, StatsRows,
     StorageConfig, StorageError, answer_all, answer_one, check_against_card, http_status, micros,
-    parse_parameters, parse_string_list, parse_uuid, unique_rules, warn_batch_failed, write_jsonl,
+    offered_by, parse_parameters, parse_string_list, parse_uuid, stored_rules_and_cards,
+    unique_rules, warn_batch_failed, write_jsonl,
 };
 
 pub(super) const DEFAULT_FILE: &str = "rps-cds.db";
@@ -46,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lean indexes",
         include_str!("../../migrations/sqlite/0003_lean_indexes.sql"),
     ),
+    (
+        4,
+        "compact record",
+        include_str!("../../migrations/sqlite/0004_compact_record.sql"),
+    ),
 ];
 
 /// Longest a group commit is held back for announced records (`AuditStore::expect_record`)
@@ -59,11 +65,10 @@ const READERS: u32 = 4;
 
 const INSERT_INVOCATION: &str = "INSERT INTO invocations (id, time, service_id, hook, \
     hook_instance, ehr_issuer, knowledge_version, parameter_set, patient_id, request_sha256, \
-    latency_ms, http_status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
-const INSERT_RULE: &str =
-    "INSERT INTO invocation_rules (invocation_id, rule_id, position) VALUES (?1, ?2, ?3)";
-const INSERT_CARD: &str = "INSERT INTO cards (uuid, invocation_id, position, rule_id, \
-    indicator, summary, suggestions, override_reasons) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    latency_ms, http_status, rules, cards) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+const INSERT_CARD_INDEX: &str =
+    "INSERT INTO card_index (uuid, invocation_id, rule_id) VALUES (?1, ?2, ?3)";
 
 /// Time as stored: UTC, microseconds, fixed width, so text order is time order.
 fn ts(t: DateTime<Utc>) -> String {
@@ -240,8 +245,9 @@ fn commit_batch(conn: &mut rusqlite::Connection, batch: &mut Vec<Job>, in_flight
     }
 }
 
-/// One transaction: a prepared INSERT per row (invocation, its rules, its cards), then COMMIT.
-/// On any failure the transaction is rolled back (dropped) and nothing of the batch is kept.
+/// One transaction: a prepared INSERT per invocation (its rules and cards as JSON columns of
+/// the row) and one per card into `card_index`, then COMMIT. On any failure the transaction is
+/// rolled back (dropped) and nothing of the batch is kept.
 fn write_batch<'a>(
     conn: &mut rusqlite::Connection,
     records: impl Iterator<Item = &'a InvocationRecord>,
@@ -249,12 +255,16 @@ fn write_batch<'a>(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut invocation = tx.prepare_cached(INSERT_INVOCATION)?;
-        let mut rule = tx.prepare_cached(INSERT_RULE)?;
-        let mut card = tx.prepare_cached(INSERT_CARD)?;
+        let mut card_index = tx.prepare_cached(INSERT_CARD_INDEX)?;
         let mut id_buf = Uuid::encode_buffer();
         let mut card_buf = Uuid::encode_buffer();
+        let mut cards: Vec<CardColumns<'_>> = Vec::new();
         for rec in records {
             let id: &str = rec.id.as_hyphenated().encode_lower(&mut id_buf);
+            let rules = serde_json::to_string(&unique_rules(&rec.rules_fired))?;
+            cards.clear();
+            cards.extend(rec.cards.iter().map(CardColumns::of));
+            let cards_json = serde_json::to_string(&cards)?;
             invocation.execute(params![
                 id,
                 ts(rec.time),
@@ -268,22 +278,12 @@ fn write_batch<'a>(
                 rec.request_sha256,
                 rec.latency_ms,
                 rec.http_status,
+                rules,
+                cards_json,
             ])?;
-            for (position, rule_id) in unique_rules(&rec.rules_fired).into_iter().enumerate() {
-                rule.execute(params![id, rule_id, position as i64])?;
-            }
-            for (position, c) in rec.cards.iter().enumerate() {
+            for c in &rec.cards {
                 let uuid: &str = c.uuid.as_hyphenated().encode_lower(&mut card_buf);
-                card.execute(params![
-                    uuid,
-                    id,
-                    position as i64,
-                    c.rule_id,
-                    c.indicator,
-                    c.summary,
-                    serde_json::to_string(&c.suggestions)?,
-                    serde_json::to_string(&c.override_reasons)?,
-                ])?;
+                card_index.execute(params![uuid, id, c.rule_id])?;
             }
         }
     }
@@ -319,17 +319,36 @@ fn run_command(conn: &mut rusqlite::Connection, command: Command) {
             let _ = reply.send(done);
         }
         Command::PurgeChunk { cutoff, reply } => {
-            let done = conn
-                .prepare_cached(
-                    "DELETE FROM invocations WHERE id IN \
-                     (SELECT id FROM invocations WHERE time < ?1 LIMIT ?2)",
-                )
-                .and_then(|mut s| s.execute(params![ts(cutoff), PURGE_CHUNK]))
-                .map(|n| n as u64)
-                .map_err(StorageError::from);
-            let _ = reply.send(done);
+            let _ = reply.send(purge_chunk(conn, cutoff));
         }
     }
+}
+
+/// Deletes up to `PURGE_CHUNK` invocations older than `cutoff` in one transaction: first
+/// their cards' `card_index` rows (their feedback goes with them, ON DELETE CASCADE), then
+/// the invocation rows, which hold the rules and cards themselves.
+fn purge_chunk(
+    conn: &mut rusqlite::Connection,
+    cutoff: DateTime<Utc>,
+) -> Result<u64, StorageError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let n = {
+        let ids: Vec<String> = tx
+            .prepare_cached("SELECT id FROM invocations WHERE time < ?1 LIMIT ?2")?
+            .query_map(params![ts(cutoff), PURGE_CHUNK], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let ids = serde_json::to_string(&ids)?;
+        tx.prepare_cached(
+            "DELETE FROM card_index WHERE uuid IN (SELECT c.value ->> 0 \
+             FROM invocations i, json_each(i.cards) c \
+             WHERE i.id IN (SELECT value FROM json_each(?1)))",
+        )?
+        .execute(params![ids])?;
+        tx.prepare_cached("DELETE FROM invocations WHERE id IN (SELECT value FROM json_each(?1))")?
+            .execute(params![ids])?
+    };
+    tx.commit()?;
+    Ok(n as u64)
 }
 
 /// All or nothing: the transaction is rolled back (dropped) at the first unknown card or
@@ -344,9 +363,8 @@ fn record_feedback(
     let mut stored = FeedbackStored::default();
     {
         let mut card_query = tx.prepare_cached(
-            "SELECT c.suggestions, c.override_reasons FROM cards c \
-             JOIN invocations i ON i.id = c.invocation_id \
-             WHERE c.uuid = ?1 AND i.service_id = ?2",
+            "SELECT i.cards FROM card_index k JOIN invocations i ON i.id = k.invocation_id \
+             WHERE k.uuid = ?1 AND i.service_id = ?2",
         )?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO feedback (card_uuid, service_id, outcome, accepted_suggestions, \
@@ -357,18 +375,14 @@ fn record_feedback(
         )?;
         for (index, item) in items.iter().enumerate() {
             let card = item.card.to_string();
-            let offered: Option<(Option<String>, Option<String>)> = card_query
-                .query_row(params![card, service_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            let cards: Option<String> = card_query
+                .query_row(params![card, service_id], |r| r.get(0))
                 .optional()?;
-            let Some((suggestions, reasons)) = offered else {
+            let Some(cards) = cards else {
                 return Err(StorageError::UnknownCard(item.card));
             };
-            check_against_card(
-                index,
-                item,
-                &parse_string_list(suggestions.as_deref())?,
-                &parse_string_list(reasons.as_deref())?,
-            )?;
+            let (suggestions, reasons) = offered_by(&cards, item.card)?;
+            check_against_card(index, item, &suggestions, &reasons)?;
             let n = insert.execute(params![
                 card,
                 service_id,
@@ -395,7 +409,7 @@ fn record_feedback(
 /// The columns of an invocation as export and replay read them.
 const INVOCATION_COLUMNS: &str = "i.id, i.time, i.service_id, i.hook, i.hook_instance, \
     i.ehr_issuer, i.knowledge_version, i.parameter_set, p.parameters, i.patient_id, \
-    i.request_sha256, i.latency_ms, i.http_status \
+    i.request_sha256, i.latency_ms, i.http_status, i.rules, i.cards \
     FROM invocations i LEFT JOIN parameter_sets p ON p.digest = i.parameter_set";
 
 type InvocationRow = (
@@ -412,6 +426,8 @@ type InvocationRow = (
     Option<String>,
     f64,
     i64,
+    String,
+    String,
 );
 
 #[derive(Clone)]
@@ -479,42 +495,44 @@ impl SqliteDb {
             };
         }
         let stats = StatsRows {
+            // Rules and cards are JSON columns of the invocation row (0004); a card's rule id
+            // is element 1 of its array.
             fired: rows!(
-                "SELECT r.rule_id, COUNT(*) FROM invocation_rules r \
-                 JOIN invocations i ON i.id = r.invocation_id WHERE {range} GROUP BY r.rule_id"
+                "SELECT r.value, COUNT(*) FROM invocations i, json_each(i.rules) r \
+                 WHERE {range} GROUP BY r.value"
             ),
             cards: rows!(
-                "SELECT c.rule_id, COUNT(*) FROM cards c \
-                 JOIN invocations i ON i.id = c.invocation_id WHERE {range} GROUP BY c.rule_id"
+                "SELECT c.value ->> 1, COUNT(*) FROM invocations i, json_each(i.cards) c \
+                 WHERE {range} GROUP BY c.value ->> 1"
             ),
             outcomes: rows!(
-                "SELECT c.rule_id, f.outcome, COUNT(*) FROM feedback f \
-                 JOIN cards c ON c.uuid = f.card_uuid \
-                 JOIN invocations i ON i.id = c.invocation_id \
-                 WHERE f.verified AND {range} GROUP BY c.rule_id, f.outcome"
+                "SELECT k.rule_id, f.outcome, COUNT(*) FROM feedback f \
+                 JOIN card_index k ON k.uuid = f.card_uuid \
+                 JOIN invocations i ON i.id = k.invocation_id \
+                 WHERE f.verified AND {range} GROUP BY k.rule_id, f.outcome"
             ),
             reasons: rows!(
-                "SELECT c.rule_id, f.override_reason_code, f.override_reason_system, \
+                "SELECT k.rule_id, f.override_reason_code, f.override_reason_system, \
                  f.override_reason_display, COUNT(*) FROM feedback f \
-                 JOIN cards c ON c.uuid = f.card_uuid \
-                 JOIN invocations i ON i.id = c.invocation_id \
+                 JOIN card_index k ON k.uuid = f.card_uuid \
+                 JOIN invocations i ON i.id = k.invocation_id \
                  WHERE f.verified AND f.outcome = 'overridden' AND {range} \
-                 GROUP BY c.rule_id, f.override_reason_code, f.override_reason_system, \
+                 GROUP BY k.rule_id, f.override_reason_code, f.override_reason_system, \
                  f.override_reason_display"
             ),
         };
         let governance = GovernanceRows {
             fired: rows!(
-                "SELECT r.rule_id, substr(i.time, 1, 10), COUNT(*) FROM invocation_rules r \
-                 JOIN invocations i ON i.id = r.invocation_id WHERE {range} \
-                 GROUP BY r.rule_id, substr(i.time, 1, 10)"
+                "SELECT r.value, substr(i.time, 1, 10), COUNT(*) \
+                 FROM invocations i, json_each(i.rules) r WHERE {range} \
+                 GROUP BY r.value, substr(i.time, 1, 10)"
             ),
             outcomes: rows!(
-                "SELECT c.rule_id, substr(i.time, 1, 10), f.outcome, COUNT(*) FROM feedback f \
-                 JOIN cards c ON c.uuid = f.card_uuid \
-                 JOIN invocations i ON i.id = c.invocation_id \
+                "SELECT k.rule_id, substr(i.time, 1, 10), f.outcome, COUNT(*) FROM feedback f \
+                 JOIN card_index k ON k.uuid = f.card_uuid \
+                 JOIN invocations i ON i.id = k.invocation_id \
                  WHERE f.verified AND {range} \
-                 GROUP BY c.rule_id, substr(i.time, 1, 10), f.outcome"
+                 GROUP BY k.rule_id, substr(i.time, 1, 10), f.outcome"
             ),
             configurations: rows!(
                 "SELECT substr(i.time, 1, 10), i.knowledge_version, i.parameter_set, COUNT(*) \
@@ -597,7 +615,8 @@ impl SqliteDb {
     }
 }
 
-/// Reads the rules, cards and feedback of a page of invocations and assembles them.
+/// Parses a page of invocation rows (their rules and cards are columns of the row), reads the
+/// feedback on their cards and assembles them.
 async fn page(
     tx: &mut SqliteConnection,
     rows: Vec<InvocationRow>,
@@ -605,9 +624,11 @@ async fn page(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let ids = serde_json::to_string(&rows.iter().map(|r| &r.0).collect::<Vec<_>>())?;
     let mut invocations = Vec::with_capacity(rows.len());
+    let mut card_uuids: Vec<String> = Vec::new();
     for r in rows {
+        let (rules_fired, cards) = stored_rules_and_cards(&r.13, &r.14)?;
+        card_uuids.extend(cards.iter().map(|c| c.uuid.to_string()));
         invocations.push(ExportedInvocation {
             id: parse_uuid(&r.0)?,
             time: parse_ts(&r.1)?,
@@ -622,27 +643,11 @@ async fn page(
             request_sha256: r.10,
             latency_ms: r.11,
             http_status: http_status(r.12)?,
-            rules_fired: Vec::new(),
-            cards: Vec::new(),
+            rules_fired,
+            cards,
         });
     }
-    let rule_rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT invocation_id, rule_id FROM invocation_rules \
-         WHERE invocation_id IN (SELECT value FROM json_each($1)) \
-         ORDER BY invocation_id, position",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    let card_rows: Vec<ExportCardRow> = sqlx::query_as(
-        "SELECT invocation_id, uuid, rule_id, indicator, summary, suggestions, \
-         override_reasons FROM cards \
-         WHERE invocation_id IN (SELECT value FROM json_each($1)) \
-         ORDER BY invocation_id, position",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
+    let card_uuids = serde_json::to_string(&card_uuids)?;
     type FeedbackRow = (
         String,
         String,
@@ -659,16 +664,15 @@ async fn page(
         "SELECT f.card_uuid, f.outcome, f.accepted_suggestions, f.override_reason_code, \
          f.override_reason_system, f.override_reason_display, f.user_comment, \
          f.outcome_timestamp, f.received_at, f.service_id \
-         FROM feedback f JOIN cards c ON c.uuid = f.card_uuid \
-         WHERE c.invocation_id IN (SELECT value FROM json_each($1)) \
+         FROM feedback f WHERE f.card_uuid IN (SELECT value FROM json_each($1)) \
          ORDER BY f.card_uuid, f.outcome_timestamp, f.id",
     )
-    .bind(&ids)
+    .bind(&card_uuids)
     .fetch_all(&mut *tx)
     .await?;
 
     let feedback_capacity = feedback_rows.len();
-    let mut page = ExportPage::from_rows(invocations, rule_rows, card_rows, feedback_capacity)?;
+    let mut page = ExportPage::new(invocations, feedback_capacity);
     for f in feedback_rows {
         page.feedback.push((
             parse_uuid(&f.0)?,
