@@ -84,7 +84,21 @@ pub struct LrAssessment {
 
 pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
     if let Some(lr) = assess(c) {
-        gaps.extend(&lr.blocking);
+        // DATA-01 names only what could change the verdict (§4.3, §6): after LR-01 nothing
+        // can, after LR-02 only the distant staging (it would make the verdict LR-01).
+        match lr.verdict {
+            Verdict::Lr01 => {}
+            Verdict::Lr02 => {
+                let distant: Vec<UnknownFact> = lr
+                    .blocking
+                    .iter()
+                    .filter(|u| u.fact == "distant_disease")
+                    .cloned()
+                    .collect();
+                gaps.extend(&distant);
+            }
+            _ => gaps.extend(&lr.blocking),
+        }
         if lr.verdict == Verdict::Lr04 {
             // LR-03 (observation first) needs the histology (for WD-LPS the symptom status
             // is a blocking factor of the assessment itself).
@@ -831,6 +845,15 @@ fn lr_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
             .filter(|r| matches!(r.target, ResectionTarget::Recurrence))
             .filter(|r| r.date >= since && r.date <= c.today)
             .max_by_key(|r| r.date)?;
+    // Follow-up advice after a complete resection is moot once a new local recurrence has
+    // been found after it: the new episode's verdict carries the plan.
+    if c.p
+        .recurrence_episodes
+        .iter()
+        .any(|e| e.detected > recent.date)
+    {
+        return None;
+    }
     let complete = *gaps.need(
         "completeness",
         &recent.completeness,
