@@ -274,7 +274,15 @@ mod tests {
     fn top_level_keys_are_the_fields_of_the_configuration_type() {
         let keys = top_level_keys();
         // `auth` is never serialised (secrets), yet environment variables may set it.
-        for k in ["bind", "public_base_url", "log", "fhir", "prefetch", "auth", "storage"] {
+        for k in [
+            "bind",
+            "public_base_url",
+            "log",
+            "fhir",
+            "prefetch",
+            "auth",
+            "storage",
+        ] {
             assert!(keys.contains(&k), "{k} missing from {keys:?}");
         }
         assert!(!keys.contains(&"test_postgres_url"));
