@@ -237,7 +237,7 @@ fn unit_summary(u: &Unit<'_>, ctx: &CardContext<'_>) -> String {
 
 /// The finding's own summary (dates in clinical form), or the rule's.
 fn finding_summary(f: &Finding, rule_summary: &str) -> String {
-    clamp_summary(&display::dates_in(
+    clamp_summary(&display::clinical(
         f.summary.as_deref().unwrap_or(rule_summary),
     ))
 }
@@ -405,7 +405,7 @@ fn merged_card(
             .collect();
         sections.push(Section {
             head,
-            recommendation: rule.recommendation.trim().to_owned(),
+            recommendation: display::clinical(rule.recommendation.trim()),
             body: patient_part(f, &own, &mut shown, ctx),
             source: source_line(rule),
         });
@@ -572,7 +572,7 @@ fn card(
     let mut shown = Shown::default();
     let mut sections = vec![Section {
         head: String::new(),
-        recommendation: rule.recommendation.trim().to_owned(),
+        recommendation: display::clinical(rule.recommendation.trim()),
         body: patient_part(finding, &unknowns.listed, &mut shown, ctx),
         source: source_line(rule),
     }];
@@ -665,6 +665,11 @@ fn source_line(rule: &RuleDefinition) -> String {
 fn footer(findings: &[&Finding], rules: &str, ctx: &CardContext<'_>) -> String {
     let mut records: Vec<&str> = Vec::new();
     for f in findings {
+        for r in &f.records {
+            if !records.contains(&r.as_str()) {
+                records.push(r);
+            }
+        }
         for u in &f.decided_by {
             for r in &u.origin.references {
                 if !records.contains(&r.as_str()) {
@@ -708,13 +713,14 @@ fn patient_part(
 ) -> String {
     let mut d = String::new();
     let restates_unknown = |s: &str| {
-        f.unknown
-            .iter()
-            .any(|u| s.contains(u.fact) && s.contains(u.holds_back.as_str()))
+        f.unknown.iter().any(|u| {
+            (s.contains(u.fact) || s.contains(&display::label(u.fact)))
+                && s.contains(&display::clinical(&u.holds_back))
+        })
     };
     let mut statements: Vec<String> = Vec::new();
     for s in &f.statements {
-        let s = display::dates_in(s.trim());
+        let s = display::clinical(s.trim());
         if s.is_empty() || restates_unknown(&s) || shown.sentences.contains(&s) {
             continue;
         }
@@ -741,7 +747,10 @@ fn patient_part(
         shown.facts.push(g[0].fact);
         if g.len() == 1 {
             let core = display::fact_line(g[0].fact, &g[0].value);
-            if annotate(&mut statements, &core, &notes(g[0])) {
+            let value = display::value(g[0].fact, &g[0].value);
+            if annotate(&mut statements, &core, &notes(g[0]))
+                || (specific_value(&value) && annotate(&mut statements, &value, &notes(g[0])))
+            {
                 continue;
             }
         }
@@ -763,12 +772,15 @@ fn patient_part(
     if !unknowns.is_empty() {
         d.push_str("**Not known** (not treated as absent)\n\n");
         for line in unknowns {
-            let holds: Vec<&str> = line.iter().map(|u| u.holds_back.as_str()).collect();
+            let holds: Vec<String> = line
+                .iter()
+                .map(|u| display::clinical(&u.holds_back))
+                .collect();
             let _ = writeln!(
                 d,
                 "- {}: {} — {}",
                 display::label(line[0].fact),
-                line[0].reason,
+                display::clinical(&line[0].reason),
                 holds.join("; ")
             );
         }
@@ -792,19 +804,39 @@ fn patient_part(
     d
 }
 
-/// Adds `notes` after the first statement's mention of `core` (ASCII case aside); false when
-/// no statement names it.
+/// Adds `notes` after the first statement's mention of `core` (ASCII case aside), inside the
+/// parenthesis that follows it if there is one; false when no statement names it.
 fn annotate(statements: &mut [String], core: &str, notes: &[String]) -> bool {
     let needle = core.to_ascii_lowercase();
     for s in statements.iter_mut() {
-        if let Some(at) = s.to_ascii_lowercase().find(&needle) {
+        let lower = s.to_ascii_lowercase();
+        // A whole-word mention only ("resectable" is not in "unresectable").
+        let found = lower.match_indices(&needle).map(|(i, _)| i).find(|&i| {
+            let before = lower[..i].chars().next_back();
+            let after = lower[i + needle.len()..].chars().next();
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+        });
+        if let Some(at) = found {
             if !notes.is_empty() {
-                s.insert_str(at + core.len(), &format!(" ({})", notes.join(", ")));
+                let end = at + core.len();
+                if s[end..].starts_with(" (") {
+                    s.insert_str(end + 2, &format!("{}; ", notes.join(", ")));
+                } else {
+                    s.insert_str(end, &format!(" ({})", notes.join(", ")));
+                }
             }
             return true;
         }
     }
     false
+}
+
+/// Whether a fact's value is specific enough to be recognised in a statement ("unifocal",
+/// "dedifferentiated liposarcoma"; not "no" or "none recorded").
+fn specific_value(value: &str) -> bool {
+    value.chars().count() >= 5
+        && !matches!(value, "none recorded" | "present" | "absent" | "none found")
+        && !value.chars().any(|c| c.is_ascii_digit())
 }
 
 /// What the card says next to a fact: its date (unless the value has one) and, for a fact
@@ -958,6 +990,9 @@ fn extension(f: &Finding, rule: &RuleDefinition, ctx: &CardContext<'_>) -> Value
     }
     if let Some(order) = &f.draft_order {
         e[format!("{EXTENSION_NAMESPACE}/draft-order")] = json!(order);
+    }
+    if !f.records.is_empty() {
+        e[format!("{EXTENSION_NAMESPACE}/records")] = json!(f.records);
     }
     e
 }

@@ -291,6 +291,54 @@ pub fn dates_in(text: &str) -> String {
     out
 }
 
+/// "1 line", "2 lines" (never "line(s)").
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A text without the rule ids it cites in parentheses ("observation (LR-03) not assessed" →
+/// "observation not assessed"): rule ids belong to the card's footer line only (§6).
+pub fn without_rule_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find(" (") {
+        let after = &rest[open + 2..];
+        match after.find(')') {
+            Some(close) if is_rule_id_list(&after[..close]) => {
+                out.push_str(&rest[..open]);
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..open + 2]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// "LR-02", "MET-02, MET-03", "LR-03/LR-04".
+fn is_rule_id_list(s: &str) -> bool {
+    !s.is_empty()
+        && s.split([',', '/']).map(str::trim).all(|id| {
+            let (prefix, number) = id.split_once('-').unwrap_or(("", ""));
+            (2..=5).contains(&prefix.len())
+                && prefix.chars().all(|c| c.is_ascii_uppercase())
+                && number.len() == 2
+                && number.chars().all(|c| c.is_ascii_digit())
+        })
+}
+
+/// What every text a clinician reads goes through: dates as "13 Nov 2026", no rule ids.
+pub fn clinical(text: &str) -> String {
+    without_rule_ids(&dates_in(text))
+}
+
 /// "ECOG 1".
 pub fn ecog(e: u8) -> String {
     format!("ECOG {e}")
@@ -376,6 +424,20 @@ mod tests {
             "Resection on 3 Jan 2020 (R0), 2021-02-30, x2026-11-13"
         );
         assert_eq!(date_or_none(None), "none recorded");
+    }
+
+    #[test]
+    fn rule_ids_leave_the_prose() {
+        assert_eq!(
+            without_rule_ids("observation (LR-03) not assessed (TMC 24)"),
+            "observation not assessed (TMC 24)"
+        );
+        assert_eq!(
+            without_rule_ids("x (MET-02, MET-03) y (LR-03/LR-04)"),
+            "x y"
+        );
+        assert_eq!(count(1, "line"), "1 line");
+        assert_eq!(count(3, "record"), "3 records");
     }
 
     #[test]

@@ -140,17 +140,13 @@ pub fn clinical_words(text: &str, params: &Parameters) -> String {
     let mut out = String::with_capacity(text.len());
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
-        if word.contains('_') {
-            let w = word.as_str();
-            if let Some(p) = ParameterId::from_name(w) {
-                out.push_str(&display::param_short(params, p));
-            } else if display::fact_label(w).is_some() {
-                out.push_str(&display::lower_first(&display::label(w)));
-            } else {
-                out.push_str(&w.replace('_', " "));
-            }
+        let w = word.as_str();
+        if let Some(p) = ParameterId::from_name(w) {
+            out.push_str(&display::param_short(params, p));
+        } else if display::fact_label(w).is_some() {
+            out.push_str(&display::lower_first(&display::label(w)));
         } else {
-            out.push_str(word);
+            out.push_str(&w.replace('_', " "));
         }
         word.clear();
     };

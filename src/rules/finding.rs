@@ -32,6 +32,9 @@ pub struct Finding {
     pub suggestions: Vec<Suggestion>,
     /// For order checks: the draft order this finding is about ("MedicationRequest/123").
     pub draft_order: Option<String>,
+    /// Records the finding is about that no deciding fact names (DATA-02's invalid records):
+    /// in the card's `records` extension and footer count, never in its words.
+    pub records: Vec<String>,
 }
 
 impl Finding {
@@ -46,6 +49,7 @@ impl Finding {
             parameters: Vec::new(),
             suggestions: Vec::new(),
             draft_order: None,
+            records: Vec::new(),
         }
     }
 }
@@ -119,6 +123,7 @@ pub fn is_reference(s: &str) -> bool {
         Some((t, id)) => {
             t.len() > 1
                 && t.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && t.chars().any(|c| c.is_ascii_lowercase())
                 && t.chars().all(|c| c.is_ascii_alphabetic())
                 && !id.is_empty()
                 && id
