@@ -527,7 +527,10 @@ fn data_02_counts_set_aside_resources_and_failed_draft_orders() {
         t.contains("Observation × 2") && t.contains("Procedure × 1"),
         "{t}"
     );
-    assert!(t.contains("MedicationRequest/bad"), "{t}");
+    assert!(
+        f.records.contains(&"MedicationRequest/bad".to_owned()),
+        "{t}"
+    );
     assert!(!has(&pv(&p), RuleId::Data02));
 }
 
@@ -711,7 +714,10 @@ fn lr_04_candidate_lists_factors_and_dfi_boundary() {
     assert!(creates(f, "sarcoma-surgery-referral"));
     let t = text(f);
     assert!(
-        t.contains("Favourable: DFI 12 months (≥ favorable_dfi_months = 12)"),
+        t.contains(
+            "Favourable: disease-free interval 12 months (favourable disease-free interval \
+             from 12 months — catalogue default)"
+        ),
         "{t}"
     );
     assert!(t.contains("57 %"), "{t}");
@@ -722,7 +728,7 @@ fn lr_04_candidate_lists_factors_and_dfi_boundary() {
     assert_eq!(lr_verdicts(&fs), [RuleId::Lr04]);
     assert!(
         text(get(&fs, RuleId::Lr04))
-            .contains("Unfavourable: DFI 11 months (< favorable_dfi_months = 12)")
+            .contains("Unfavourable: disease-free interval 11 months (favourable disease-free")
     );
 }
 
@@ -939,7 +945,7 @@ fn met_02_03_candidate_and_failures() {
     let fs = pv(&metastatic());
     let f = get(&fs, RuleId::Met02);
     assert_eq!(f.indicator, Indicator::Info);
-    assert!(text(f).contains("Favourable biology: DFI 30 months"));
+    assert!(text(f).contains("Favourable biology: disease-free interval 2 years 6 months"));
     assert!(has(&fs, RuleId::Met03));
     // A failed criterion: warning, no MET-03.
     let mut p = metastatic();
@@ -966,7 +972,7 @@ fn met_02_03_candidate_and_failures() {
     p.dfi_months = k(11.0);
     assert!(
         text(get(&pv(&p), RuleId::Met02))
-            .contains("Unfavourable biology: DFI 11 months (< favorable_dfi_months = 12)")
+            .contains("Unfavourable biology: disease-free interval 11 months (favourable")
     );
 }
 
@@ -1059,7 +1065,7 @@ fn met_09_recurrent_metastases_after_metastasectomy() {
     p.dfi_months = k(8.0);
     let t = text(get(&pv(&p), RuleId::Met09));
     assert!(
-        t.contains("Against: grade 3") && t.contains("Against: DFI 8 months"),
+        t.contains("Against: grade 3") && t.contains("Against: disease-free interval 8 months"),
         "{t}"
     );
     assert!(!has(&pv(&metastatic()), RuleId::Met09));
@@ -1648,14 +1654,19 @@ fn data_02_lists_ten_records_then_how_many_more_with_paths_and_kinds_only() {
         })
         .collect();
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
-    let t = text(get(&fs, RuleId::Data02));
+    let f = get(&fs, RuleId::Data02);
+    let t = text(f);
     assert!(
-        t.contains("`Observation/o9`") && !t.contains("`Observation/o10`"),
-        "{t}"
+        f.records.contains(&"Observation/o9".to_owned())
+            && !f.records.contains(&"Observation/o10".to_owned()),
+        "{:?}",
+        f.records
     );
     assert!(t.contains("… and 3 more"), "{t}");
     assert!(
-        t.contains("`Observation/o0` (still used: its defects lie outside what the service reads)"),
+        t.contains(
+            "Observation record (still used: its defects lie outside what the service reads)"
+        ),
         "{t}"
     );
     assert!(t.contains("read in part"), "{t}");

@@ -151,7 +151,7 @@ fn figure_1_first_recurrence_multifocal_short_dfi() {
     let t = text(f);
     assert!(t.contains("Reason: multifocal recurrence"), "{t}");
     assert!(
-        t.contains("< favorable_dfi_months = 12"),
+        t.contains("Unfavourable: disease-free interval 6 months (favourable disease-free interval from 12 months"),
         "DFI 6 months shown: {t}"
     );
     assert!(t.contains("high grade"), "{t}");
@@ -216,7 +216,7 @@ fn figure_1_second_recurrence_shows_the_33_percent_figure() {
     let t = text(r.get(verdicts[0]));
     assert!(t.contains("33 %"), "{t}");
     assert!(
-        t.contains("≥ favorable_dfi_months = 12"),
+        t.contains("Favourable: disease-free interval 20 months (favourable disease-free interval from 12 months"),
         "DFI 20 months: {t}"
     );
 }
@@ -351,7 +351,10 @@ fn case_report_metachronous_liver_metastases_after_long_dfi() {
     let f = r.get(RuleId::Met02);
     assert_eq!(f.indicator, Indicator::Info, "{}", text(f));
     let t = text(f);
-    assert!(t.contains("Favourable biology: DFI"), "{t}");
+    assert!(
+        t.contains("Favourable biology: disease-free interval"),
+        "{t}"
+    );
     assert!(t.contains("low volume"), "{t}");
     assert!(r.has(RuleId::Met03));
     assert!(
@@ -369,7 +372,11 @@ fn case_report_surveillance_after_metastasectomy_and_repeat_metastases() {
     // Liver metastases again in 2017: repeat metastasectomy only with favourable biology.
     let r = run(&at(&case_report(), "2017-06-15"), Hook::PatientView);
     let f = r.get(RuleId::Met09);
-    assert!(text(f).contains("For: DFI"), "{}", text(f));
+    assert!(
+        text(f).contains("For: disease-free interval"),
+        "{}",
+        text(f)
+    );
 }
 
 // ---------------------------------------------------------------------------------------

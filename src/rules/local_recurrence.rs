@@ -176,10 +176,10 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
             .push("distant metastasis present with the local recurrence".to_owned());
     }
     if p.synchronous_local_distant.is_true() {
-        a.distant_reasons.push(
-            "local recurrence and distant metastasis detected within synchronous_window_days"
-                .to_owned(),
-        );
+        a.distant_reasons.push(format!(
+            "local recurrence and distant metastasis found together ({})",
+            crate::display::param(c.params, ParameterId::SynchronousWindowDays)
+        ));
         a.parameters.push(ParameterId::SynchronousWindowDays);
         a.decided_by.extend(fact_use(
             "synchronous_local_distant",
@@ -213,7 +213,7 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
                 let u = unknown_of(
                     "distant_disease",
                     &p.distant_disease,
-                    "whether the recurrence is isolated (distant disease rules out re-resection, LR-01)",
+                    "whether the recurrence is isolated (distant disease rules out re-resection)",
                 );
                 a.blocking.extend(u);
             }
@@ -301,15 +301,12 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
             a.parameters.push(ParameterId::PoorEcogMin);
             a.decided_by
                 .extend(fact_use("ecog", &p.ecog, |e| e.to_string()));
-            let bound = c.params.display(ParameterId::PoorEcogMin);
+            let bound = crate::display::param(c.params, ParameterId::PoorEcogMin);
             if e >= poor {
-                a.against_reasons
-                    .push(format!("ECOG {e} (≥ poor_ecog_min = {bound})"));
-                a.unfavourable
-                    .push(format!("ECOG {e} (≥ poor_ecog_min = {bound})"));
+                a.against_reasons.push(format!("ECOG {e} ({bound})"));
+                a.unfavourable.push(format!("ECOG {e} ({bound})"));
             } else {
-                a.favourable
-                    .push(format!("ECOG {e} (< poor_ecog_min = {bound})"));
+                a.favourable.push(format!("ECOG {e} ({bound})"));
             }
         }
         None => a.blocking.extend(unknown_of(
@@ -374,16 +371,16 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
             a.parameters.push(ParameterId::FavorableDfiMonths);
             a.decided_by
                 .extend(fact_use("dfi_months", &p.dfi_months, |m| months_text(*m)));
-            let shown = c.params.display(ParameterId::FavorableDfiMonths);
+            let shown = crate::display::param(c.params, ParameterId::FavorableDfiMonths);
             if m >= f64::from(dfi_bound) {
                 a.favourable.push(format!(
-                    "DFI {} months (≥ favorable_dfi_months = {shown})",
-                    months_text(m)
+                    "disease-free interval {} ({shown})",
+                    crate::display::months(m)
                 ));
             } else {
                 a.unfavourable.push(format!(
-                    "DFI {} months (< favorable_dfi_months = {shown})",
-                    months_text(m)
+                    "disease-free interval {} ({shown})",
+                    crate::display::months(m)
                 ));
             }
         }
@@ -526,15 +523,17 @@ fn verdict_finding(a: LrAssessment) -> Finding {
     }
     for u in &a.unknown {
         f.statements.push(format!(
-            "Unknown: {} ({}): {}",
-            u.fact, u.reason, u.holds_back
+            "Not known: {} ({}): {}",
+            crate::display::label(u.fact),
+            u.reason,
+            u.holds_back
         ));
     }
     if a.verdict == Verdict::Lr00 {
         let names: Vec<&str> = a.blocking.iter().map(|u| u.fact).collect();
         f.summary = Some(truncate_summary(format!(
-            "Re-resection candidacy not yet assessable: {} unknown",
-            names.join(", ")
+            "Re-resection candidacy not yet assessable: {} not known",
+            crate::display::lower_first(&crate::display::labels(&names))
         )));
     }
     match a.verdict {
@@ -640,9 +639,9 @@ fn lr_07(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
         .extend(fact_use("dfi_months", &p.dfi_months, |m| months_text(*m)));
     f.parameters.push(ParameterId::FavorableDfiMonths);
     f.statements.push(format!(
-        "Grade {grade}, DFI {} months (< favorable_dfi_months = {})",
-        months_text(dfi),
-        c.params.display(ParameterId::FavorableDfiMonths)
+        "Grade {grade}, disease-free interval {} ({})",
+        crate::display::months(dfi),
+        crate::display::param(c.params, ParameterId::FavorableDfiMonths)
     ));
     Some(f)
 }

@@ -230,12 +230,11 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
             m.parameters.push(ParameterId::PoorEcogMin);
             m.decided_by
                 .extend(fact_use("ecog", &p.ecog, |e| e.to_string()));
-            let bound = c.params.display(ParameterId::PoorEcogMin);
+            let bound = crate::display::param(c.params, ParameterId::PoorEcogMin);
             if e >= c.params.poor_ecog_min {
-                m.failed
-                    .push(format!("ECOG {e} (≥ poor_ecog_min = {bound})"));
+                m.failed.push(format!("ECOG {e} ({bound})"));
             } else {
-                m.met.push(format!("ECOG {e} (< poor_ecog_min = {bound})"));
+                m.met.push(format!("ECOG {e} ({bound})"));
             }
         }
         None => m.unknown.extend(unknown_of(
@@ -251,10 +250,12 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
             let n = p
                 .metastatic_lesion_count
                 .value()
-                .map_or_else(String::new, |n| format!("{n} lesion(s), "));
+                .map_or_else(String::new, |n| {
+                    format!("{n} {}; ", if *n == 1 { "lesion" } else { "lesions" })
+                });
             let s = format!(
-                "{n}low_volume_max_lesions = {}",
-                c.params.display(ParameterId::LowVolumeMaxLesions)
+                "{n}{}",
+                crate::display::param(c.params, ParameterId::LowVolumeMaxLesions)
             );
             if low {
                 m.favourable.push(format!("low volume ({s})"));
@@ -277,16 +278,16 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
             m.parameters.push(ParameterId::FavorableDfiMonths);
             m.decided_by
                 .extend(fact_use("dfi_months", &p.dfi_months, |d| months_text(*d)));
-            let bound = c.params.display(ParameterId::FavorableDfiMonths);
+            let bound = crate::display::param(c.params, ParameterId::FavorableDfiMonths);
             if d >= f64::from(c.params.favorable_dfi_months) {
                 m.favourable.push(format!(
-                    "DFI {} months (≥ favorable_dfi_months = {bound})",
-                    months_text(d)
+                    "disease-free interval {} ({bound})",
+                    crate::display::months(d)
                 ));
             } else {
                 m.unfavourable.push(format!(
-                    "DFI {} months (< favorable_dfi_months = {bound})",
-                    months_text(d)
+                    "disease-free interval {} ({bound})",
+                    crate::display::months(d)
                 ));
             }
         }
@@ -340,16 +341,20 @@ fn met_02_finding(m: Met02) -> Finding {
     }
     for u in &m.unknown {
         f.statements.push(format!(
-            "Unknown: {} ({}): {}",
-            u.fact, u.reason, u.holds_back
+            "Not known: {} ({}): {}",
+            crate::display::label(u.fact),
+            u.reason,
+            u.holds_back
         ));
     }
     f.summary = Some(truncate_summary(if !m.failed.is_empty() {
         format!("Metastasectomy not supported: {}", m.failed.join("; "))
     } else if !m.unknown.is_empty() {
         format!(
-            "Metastasectomy: no criterion failed, {} fact(s) still unknown",
-            m.unknown.len()
+            "Metastasectomy: no criterion failed; {} not known yet",
+            crate::display::lower_first(&crate::display::labels(
+                &m.unknown.iter().map(|u| u.fact).collect::<Vec<_>>()
+            ))
         )
     } else {
         "Metastasectomy candidate: primary resected, disease resectable, ECOG adequate".to_owned()
@@ -392,7 +397,7 @@ fn missing_extrapulmonary(c: &Ctx) -> Option<(bool, bool)> {
 fn met_05_finding(c: &Ctx, abdomen: bool, bone: bool) -> Finding {
     let mut f = Finding::new(RuleId::Met05, Indicator::Warning);
     f.parameters.push(ParameterId::StagingCtMaxAgeDays);
-    let max = c.params.display(ParameterId::StagingCtMaxAgeDays);
+    let max = crate::display::param(c.params, ParameterId::StagingCtMaxAgeDays);
     f.decided_by.extend(fact_use(
         "last_ct_abdomen_pelvis",
         &c.p.last_ct_abdomen_pelvis,
@@ -404,14 +409,14 @@ fn met_05_finding(c: &Ctx, abdomen: bool, bone: bool) -> Finding {
         }));
     if abdomen {
         f.statements.push(format!(
-            "No CT abdomen/pelvis within staging_ct_max_age_days = {max}"
+            "No CT abdomen/pelvis in the current window ({max})"
         ));
         f.suggestions
             .push(create("Order CT abdomen/pelvis", "ct-abdomen-pelvis"));
     }
     if bone {
         f.statements.push(format!(
-            "No bone scan or FDG-PET within staging_ct_max_age_days = {max}"
+            "No bone scan or FDG-PET in the current window ({max})"
         ));
         f.suggestions.push(create("Order a bone scan", "bone-scan"));
         f.suggestions.push(create("Order an FDG-PET", "fdg-pet"));
@@ -606,16 +611,16 @@ fn met_09(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
             f.parameters.push(ParameterId::FavorableDfiMonths);
             f.decided_by
                 .extend(fact_use("dfi_months", &p.dfi_months, |d| months_text(*d)));
-            let bound = c.params.display(ParameterId::FavorableDfiMonths);
+            let bound = crate::display::param(c.params, ParameterId::FavorableDfiMonths);
             if d < f64::from(c.params.favorable_dfi_months) {
                 f.statements.push(format!(
-                    "Against: DFI {} months (< favorable_dfi_months = {bound})",
-                    months_text(d)
+                    "Against: disease-free interval {} ({bound})",
+                    crate::display::months(d)
                 ));
             } else {
                 f.statements.push(format!(
-                    "For: DFI {} months (≥ favorable_dfi_months = {bound})",
-                    months_text(d)
+                    "For: disease-free interval {} ({bound})",
+                    crate::display::months(d)
                 ));
             }
         }

@@ -254,8 +254,8 @@ pub(super) fn ord_08(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
             super::date_text(*d)
         }));
     f.statements.push(format!(
-        "No pulmonary function test within pft_validity_days = {}",
-        c.params.display(ParameterId::PftValidityDays)
+        "No pulmonary function tests in the current window ({})",
+        crate::display::param(c.params, ParameterId::PftValidityDays)
     ));
     f.suggestions.push(create(
         "Order pulmonary function tests",
@@ -400,9 +400,9 @@ pub(super) fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
         ""
     };
     line.push_str(&format!(
-        " = {at_least}{total:.0} mg/m² doxorubicin-equivalent (> doxorubicin_lifetime_max_mg_m2 = {}; epirubicin_to_doxorubicin_factor = {})",
-        c.params.display(ParameterId::DoxorubicinLifetimeMaxMgM2),
-        c.params.display(ParameterId::EpirubicinToDoxorubicinFactor)
+        " = {at_least}{total:.0} mg/m² doxorubicin-equivalent (over the {}; {})",
+        crate::display::param(c.params, ParameterId::DoxorubicinLifetimeMaxMgM2),
+        crate::display::param(c.params, ParameterId::EpirubicinToDoxorubicinFactor)
     ));
     f.statements.push(line);
     f.summary = Some(format!(

@@ -15,13 +15,7 @@ fn state_use(c: &Ctx, f: &mut Finding) {
 }
 
 pub fn state_label(s: DiseaseState) -> &'static str {
-    match s {
-        DiseaseState::NoEvidenceOfDisease => "no evidence of disease",
-        DiseaseState::PrimaryUntreated => "primary, untreated",
-        DiseaseState::LocalRecurrence => "local recurrence",
-        DiseaseState::DistantMetastasis => "distant metastasis",
-        DiseaseState::LocalAndDistant => "local recurrence and distant metastasis",
-    }
+    crate::display::disease_state(s)
 }
 
 /// Local recurrence or metastatic disease; records the gap when the state is unknown.
@@ -107,9 +101,9 @@ fn staging_ct(
         .extend(fact_use(fact_name, fact, |d| date_text(*d)));
     f.parameters.push(ParameterId::StagingCtMaxAgeDays);
     f.statements.push(format!(
-        "Last {what}: {} (staging_ct_max_age_days = {})",
+        "Last {what}: {} ({})",
         date_text(last),
-        c.params.display(ParameterId::StagingCtMaxAgeDays)
+        crate::display::param(c.params, ParameterId::StagingCtMaxAgeDays)
     ));
     f.summary = Some(match last {
         Some(d) => format!("No {what} in the last {max} days (last {d}): restage before treatment"),
@@ -263,7 +257,11 @@ pub(super) fn hist_01(c: &Ctx) -> Option<Finding> {
         let agents: Vec<&str> = h.agents.iter().map(|a| a.label()).collect();
         f.decided_by
             .extend(fact_use("systemic_history", &c.p.systemic_history, |h| {
-                format!("{} line(s): {}", h.lines.len(), agents.join(", "))
+                format!(
+                    "{}: {}",
+                    crate::display::count(h.lines.len(), "line"),
+                    agents.join(", ")
+                )
             }));
     }
     f.decided_by.extend(fact_use(

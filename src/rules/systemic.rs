@@ -138,7 +138,11 @@ pub(super) fn sys_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let given: Vec<&str> = history.agents.iter().map(|a| a.label()).collect();
     f.decided_by
         .extend(fact_use("systemic_history", &p.systemic_history, |h| {
-            format!("{} line(s): {}", h.lines.len(), given.join(", "))
+            format!(
+                "{}: {}",
+                crate::display::count(h.lines.len(), "line"),
+                given.join(", ")
+            )
         }));
     f.decided_by
         .extend(fact_use("histology", &p.histology, |h| {
