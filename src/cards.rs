@@ -748,8 +748,8 @@ fn patient_part(
         if g.len() == 1 {
             let core = display::fact_line(g[0].fact, &g[0].value);
             let value = display::value(g[0].fact, &g[0].value);
-            if annotate(&mut statements, &core, &notes(g[0]))
-                || (specific_value(&value) && annotate(&mut statements, &value, &notes(g[0])))
+            if annotate(&mut statements, &core, &notes(g[0]), false)
+                || (specific_value(&value) && annotate(&mut statements, &value, &notes(g[0]), true))
             {
                 continue;
             }
@@ -805,8 +805,9 @@ fn patient_part(
 }
 
 /// Adds `notes` after the first statement's mention of `core` (ASCII case aside), inside the
-/// parenthesis that follows it if there is one; false when no statement names it.
-fn annotate(statements: &mut [String], core: &str, notes: &[String]) -> bool {
+/// parenthesis that follows it if there is one, or at the statement's end (`at_end`, for a
+/// value named inside a longer phrase); false when no statement names it.
+fn annotate(statements: &mut [String], core: &str, notes: &[String], at_end: bool) -> bool {
     let needle = core.to_ascii_lowercase();
     for s in statements.iter_mut() {
         let lower = s.to_ascii_lowercase();
@@ -819,7 +820,9 @@ fn annotate(statements: &mut [String], core: &str, notes: &[String]) -> bool {
         if let Some(at) = found {
             if !notes.is_empty() {
                 let end = at + core.len();
-                if s[end..].starts_with(" (") {
+                if at_end {
+                    s.push_str(&format!(" ({})", notes.join(", ")));
+                } else if s[end..].starts_with(" (") {
                     s.insert_str(end + 2, &format!("{}; ", notes.join(", ")));
                 } else {
                     s.insert_str(end, &format!(" ({})", notes.join(", ")));

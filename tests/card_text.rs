@@ -495,7 +495,10 @@ fn gallery() -> String {
         .filter(|(n, _)| n.starts_with("examples/"))
     {
         let cards = response["cards"].as_array().unwrap();
-        d.push_str(&format!("\n## `{name}`\n\n{} cards.\n", cards.len()));
+        d.push_str(&format!(
+            "\n## `{name}`\n\n{}.\n",
+            display::count(cards.len(), "card")
+        ));
         for (i, card) in cards.iter().enumerate() {
             d.push_str(&format!(
                 "\n### {}. {} — {}\n\n",
