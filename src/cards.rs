@@ -7,12 +7,13 @@ use serde_json::{Value, json};
 
 use crate::cds_hooks::Indicator;
 use crate::cds_hooks::response::{
-    Action, ActionType, Card, Coding, SelectionBehavior, Source, Suggestion,
+    Action, ActionType, Card, Coding, Link, LinkType, SelectionBehavior, Source, Suggestion,
 };
+use crate::display;
 use crate::knowledge::{
     Knowledge, OVERRIDE_REASON_SYSTEM, ParameterId, Parameters, RULE_SYSTEM, RuleDefinition,
 };
-use crate::rules::{Finding, RuleId, Suggestion as SuggestionSpec};
+use crate::rules::{FactUse, Finding, RuleId, Suggestion as SuggestionSpec, UnknownFact};
 
 /// CDS Hooks requires summaries under 140 characters.
 pub const MAX_SUMMARY_CHARS: usize = 139;
@@ -26,7 +27,17 @@ pub struct CardContext<'a> {
     /// The patient the request is about (`context.patientId`): subject of suggested orders.
     pub patient_id: &'a str,
     pub encounter_id: Option<&'a str>,
+    /// The service's public address (`public_base_url`): each card links to its rule's
+    /// section of `GET /rules` there.
+    pub public_base_url: &'a str,
 }
+
+/// Longest `detail` of an info card, and of a verdict card (catalogue §6).
+pub const MAX_INFO_DETAIL_CHARS: usize = 700;
+pub const MAX_VERDICT_DETAIL_CHARS: usize = 1500;
+
+/// The label of every card's link to its rule on `GET /rules`.
+pub const RULE_LINK_LABEL: &str = "Rule and evidence";
 
 /// Findings shown as one card (§5): each applicable recommendation is its own line with its
 /// own statement, evidence level and suggestion; the card's rule id is the first member that
@@ -137,8 +148,9 @@ pub fn render(findings: &[Finding], ctx: &CardContext<'_>) -> Rendered {
         .iter()
         .flat_map(|u| u.findings.iter().map(|f| f.rule))
         .collect();
+    let plan = UnknownPlan::of(&units, ctx);
     let (kept, left_out) = limit(units, ctx.parameters.max_cards as usize);
-    let mut cards: Vec<Card> = kept.iter().map(|u| unit_card(u, ctx)).collect();
+    let mut cards: Vec<Card> = kept.iter().map(|u| unit_card(u, &plan, ctx)).collect();
     if !left_out.is_empty()
         && let Some(last) = cards.last_mut()
     {
@@ -184,22 +196,29 @@ fn limit(units: Vec<Unit<'_>>, max: usize) -> (Vec<Unit<'_>>, Vec<Unit<'_>>) {
     (kept, left_out)
 }
 
-/// The last card names each card left out by its summary line.
+/// The last card names each card left out by its summary line, above its footer.
 fn name_left_out(card: &mut Card, left_out: &[Unit<'_>], ctx: &CardContext<'_>) {
     let summaries: Vec<(RuleId, String)> = left_out
         .iter()
         .map(|u| (u.lead().rule, unit_summary(u, ctx)))
         .collect();
+    let n = summaries.len();
     let mut list = format!(
-        "\n\n**Not shown: {} more recommendation(s)** (at most `max_cards` = {} cards per \
-         response; open the chart's CDS view for all)\n\n",
-        summaries.len(),
-        ctx.parameters.display(ParameterId::MaxCards)
+        "**Not shown: {n} more {}** ({}; open the chart's CDS view for all)\n\n",
+        if n == 1 {
+            "recommendation"
+        } else {
+            "recommendations"
+        },
+        display::param(ctx.parameters, ParameterId::MaxCards)
     );
     for (_, s) in &summaries {
         let _ = writeln!(list, "- {s}");
     }
-    card.detail.push_str(list.trim_end());
+    list.push('\n');
+    // Above the footer line, which stays last.
+    let at = card.detail.rfind("\n\n").map_or(0, |i| i + 2);
+    card.detail.insert_str(at, &list);
     if let Some(e) = card.extension.as_mut() {
         e[format!("{EXTENSION_NAMESPACE}/left-out")] = summaries
             .iter()
@@ -216,25 +235,30 @@ fn unit_summary(u: &Unit<'_>, ctx: &CardContext<'_>) -> String {
         _ => {
             let f = u.lead();
             let rule = ctx.knowledge.rule(f.rule.as_str());
-            clamp_summary(
-                f.summary
-                    .as_deref()
-                    .or(rule.map(|r| r.summary.as_str()))
-                    .unwrap_or_default(),
-            )
+            finding_summary(f, rule.map_or("", |r| r.summary.as_str()))
         }
     }
 }
 
-fn unit_card(u: &Unit<'_>, ctx: &CardContext<'_>) -> Card {
+/// The finding's own summary (dates in clinical form), or the rule's.
+fn finding_summary(f: &Finding, rule_summary: &str) -> String {
+    clamp_summary(&display::clinical(
+        f.summary.as_deref().unwrap_or(rule_summary),
+    ))
+}
+
+fn unit_card(u: &Unit<'_>, plan: &UnknownPlan, ctx: &CardContext<'_>) -> Card {
     let rules: Vec<&RuleDefinition> = u
         .findings
         .iter()
         .filter_map(|f| ctx.knowledge.rule(f.rule.as_str()))
         .collect();
+    let unknowns = plan.for_unit(u);
     match u.merged {
-        Some(g) if u.findings.len() > 1 => merged_card(&MERGED_CARDS[g], &u.findings, &rules, ctx),
-        _ => card(u.lead(), rules[0], ctx),
+        Some(g) if u.findings.len() > 1 => {
+            merged_card(&MERGED_CARDS[g], &u.findings, &rules, &unknowns, ctx)
+        }
+        _ => card(u.lead(), rules[0], &unknowns, ctx),
     }
 }
 
@@ -243,28 +267,160 @@ fn merged_summary(m: &MergedCard, findings: &[&Finding], ctx: &CardContext<'_>) 
     let titles: Vec<String> = findings
         .iter()
         .filter_map(|f| ctx.knowledge.rule(f.rule.as_str()))
-        .map(|r| lower_first(&r.title))
+        .map(|r| display::lower_first(&r.title))
         .collect();
     clamp_summary(&format!("{}: {}", m.title, titles.join("; ")))
 }
 
-/// Lower-cases the first letter unless the word is an acronym ("PET").
-fn lower_first(s: &str) -> String {
-    let mut chars = s.chars();
-    match (chars.next(), chars.next()) {
-        (Some(a), Some(b)) if a.is_uppercase() && b.is_lowercase() => {
-            a.to_lowercase().chain(s.chars().skip(1)).collect()
+/// Where each unknown fact of the response is listed (catalogue §6: once per response). The
+/// verdict card lists what holds its verdict back, next to the verdict; the Missing
+/// information card lists every other unknown; any other card lists only the unknowns that
+/// neither of those lists, and otherwise points to the card that has them.
+struct UnknownPlan {
+    /// Fact key → the title of the verdict card that lists it.
+    verdict: Vec<(&'static str, String)>,
+    /// Fact keys on the Missing information card (when the response has one).
+    missing: Vec<&'static str>,
+}
+
+/// What one card shows of the unknowns.
+#[derive(Default)]
+struct CardUnknowns<'f> {
+    /// Listed here, one line per fact.
+    listed: Vec<Vec<&'f UnknownFact>>,
+    /// Unknowns this card depends on that another card lists (its words).
+    elsewhere: Vec<String>,
+}
+
+fn is_missing_card(u: &Unit<'_>) -> bool {
+    u.merged == Some(MISSING_INFORMATION)
+}
+
+fn is_verdict_card(u: &Unit<'_>) -> bool {
+    u.findings.iter().any(|f| f.rule.is_verdict())
+}
+
+impl UnknownPlan {
+    fn of(units: &[Unit<'_>], ctx: &CardContext<'_>) -> Self {
+        let mut verdict = Vec::new();
+        for u in units.iter().filter(|u| is_verdict_card(u)) {
+            let title = ctx
+                .knowledge
+                .rule(u.lead().rule.as_str())
+                .map_or_else(String::new, |r| display::lower_first(&r.title));
+            for f in &u.findings {
+                for x in &f.unknown {
+                    if !verdict.iter().any(|(k, _)| *k == x.fact) {
+                        verdict.push((x.fact, title.clone()));
+                    }
+                }
+            }
         }
-        _ => s.to_owned(),
+        let missing = units
+            .iter()
+            .filter(|u| is_missing_card(u))
+            .flat_map(|u| u.findings.iter().flat_map(|f| f.unknown.iter()))
+            .map(|x| x.fact)
+            .filter(|k| !verdict.iter().any(|(v, _)| v == k))
+            .collect();
+        Self { verdict, missing }
+    }
+
+    fn for_unit<'f>(&self, u: &Unit<'f>) -> CardUnknowns<'f> {
+        let mut out = CardUnknowns::default();
+        let verdict_card = is_verdict_card(u);
+        let missing_card = is_missing_card(u);
+        for f in &u.findings {
+            for x in &f.unknown {
+                let on_verdict = self.verdict.iter().find(|(k, _)| *k == x.fact);
+                let elsewhere = if verdict_card {
+                    None
+                } else if let Some((_, title)) = on_verdict {
+                    Some(format!("the {title} card"))
+                } else if !missing_card && self.missing.contains(&x.fact) {
+                    Some("the Missing information card".to_owned())
+                } else {
+                    None
+                };
+                match elsewhere {
+                    Some(card) => {
+                        if !out.elsewhere.contains(&card) {
+                            out.elsewhere.push(card);
+                        }
+                    }
+                    None => match out.listed.iter_mut().find(|l| l[0].fact == x.fact) {
+                        Some(line) => {
+                            if !line.iter().any(|y| y.holds_back == x.holds_back) {
+                                line.push(x);
+                            }
+                        }
+                        None => out.listed.push(vec![x]),
+                    },
+                }
+            }
+        }
+        out
     }
 }
 
+/// A merged line's statement without the situation it opens with ("Recurrent or metastatic
+/// RPS: review …" → "Review …"): every line of the card shares it, and the deciding facts
+/// say the patient's own situation.
+fn without_situation(summary: &str) -> String {
+    match summary.split_once(": ") {
+        Some((situation, rest)) if situation.contains("RPS") && !rest.is_empty() => {
+            let mut chars = rest.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
+        _ => summary.to_owned(),
+    }
+}
+
+/// The patient part of a card as running text for a merged card's bullet: "**Decided by**"
+/// and "**Not known**" lists become "Decided by: a; b.", statements sentences.
+fn inline_lists(part: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    // (heading, items) of the list being read; statements before any heading have none.
+    let mut list: Option<(String, Vec<String>)> = None;
+    let close = |list: &mut Option<(String, Vec<String>)>, out: &mut Vec<String>| {
+        if let Some((h, items)) = list.take() {
+            if items.is_empty() {
+                out.push(format!("{h}."));
+            } else {
+                out.push(format!("{h}: {}.", items.join("; ")));
+            }
+        }
+    };
+    for line in part.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line.strip_prefix("- ") {
+            Some(item) => {
+                let item = item.trim_end_matches('.').to_owned();
+                match list.as_mut() {
+                    Some((_, items)) => items.push(item),
+                    None => out.push(format!("{item}.")),
+                }
+            }
+            None => {
+                close(&mut list, &mut out);
+                list = Some((line.replace("**", "").trim().to_owned(), Vec::new()));
+            }
+        }
+    }
+    close(&mut list, &mut out);
+    out.join(" ")
+}
+
 /// A merged card (§5): one line per recommendation with its own statement, evidence level and
-/// suggestion; the suggestions are independent (`any`).
+/// suggestion; the suggestions are independent (`any`). Each fact, unknown and threshold is
+/// shown once, in the first line that uses it.
 fn merged_card(
     m: &MergedCard,
     findings: &[&Finding],
     rules: &[&RuleDefinition],
+    unknowns: &CardUnknowns<'_>,
     ctx: &CardContext<'_>,
 ) -> Card {
     let lead = rules[0];
@@ -273,33 +429,49 @@ fn merged_card(
         .map(|f| f.indicator)
         .min()
         .unwrap_or(Indicator::Info);
-    let mut detail = String::new();
     let mut suggestions = Vec::new();
     let mut lines = Vec::new();
+    let mut sections = Vec::new();
+    let mut shown = Shown::default();
     for (f, rule) in findings.iter().zip(rules) {
         let line_suggestions: Vec<Suggestion> = f
             .suggestions
             .iter()
             .filter_map(|s| suggestion(s, ctx))
             .collect();
-        let summary = clamp_summary(f.summary.as_deref().unwrap_or(&rule.summary));
-        let _ = write!(detail, "### {}\n\n{summary}", rule.title);
+        let summary = finding_summary(f, &rule.summary);
+        // One bullet per recommendation (§5): its title, evidence level, statement,
+        // suggestion and the patient facts behind it, so four lines fit an info card.
+        // The titles are the card's summary; the line starts with the statement.
+        // Levels as the consensus writes them ("(IVA)"), and each suggestion after an arrow:
+        // four recommendations must fit an info card.
+        let mut head = format!("- {}", without_situation(&summary).trim_end_matches('.'));
         if let Some(level) = &rule.evidence {
-            let _ = write!(detail, " (evidence {level})");
+            let _ = write!(head, " ({level})");
         }
-        detail.push_str("\n\n");
+        head.push('.');
         for s in &line_suggestions {
-            let _ = writeln!(detail, "Suggestion: {}", s.label);
+            let _ = write!(head, " → {}.", s.label.trim_end_matches('.'));
         }
-        if !line_suggestions.is_empty() {
-            detail.push('\n');
+        // The card's unknowns are listed once, in the line of the finding that has them.
+        let own: Vec<Vec<&UnknownFact>> = unknowns
+            .listed
+            .iter()
+            .filter(|l| f.unknown.iter().any(|x| x.fact == l[0].fact) && shown.unknown(l[0].fact))
+            .cloned()
+            .collect();
+        let patient = inline_lists(&patient_part(f, &own, &mut shown, ctx));
+        if !patient.is_empty() {
+            head.push(' ');
+            head.push_str(&patient);
         }
-        detail.push_str(&body(f, rule, ctx));
-        let _ = write!(detail, "Source: {}", rule.source.label);
-        if let Some(level) = &rule.evidence {
-            let _ = write!(detail, " — evidence {level}");
-        }
-        detail.push_str(".\n\n");
+        head.push_str("\n\n");
+        sections.push(Section {
+            head,
+            recommendation: display::clinical(rule.recommendation.trim()),
+            body: String::new(),
+            source: source_line(rule),
+        });
         lines.push(json!({
             "rule": rule.id,
             "summary": summary,
@@ -309,12 +481,9 @@ fn merged_card(
         suggestions.extend(line_suggestions);
     }
     let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
-    let _ = write!(
-        detail,
-        "Rules {} · knowledge base {}.",
-        ids.join(", "),
-        ctx.knowledge.version
-    );
+    let tail = elsewhere_line(&unknowns.elsewhere);
+    let footer = footer(findings, &format!("Rules {}", ids.join(", ")), ctx);
+    let detail = fit(&mut sections, &tail, &footer, limit_of(findings));
     let mut extension = json!({
         format!("{EXTENSION_NAMESPACE}/rule"): lead.id,
         format!("{EXTENSION_NAMESPACE}/rules-applied"): ids,
@@ -334,6 +503,7 @@ fn merged_card(
         selection_behavior: (!suggestions.is_empty()).then_some(SelectionBehavior::Any),
         suggestions,
         override_reasons: override_reasons(indicator, ctx),
+        links: vec![rule_link(&lead.id, ctx)],
         extension: Some(extension),
     }
 }
@@ -374,6 +544,19 @@ fn merged_facts(findings: &[&Finding], ctx: &CardContext<'_>) -> Vec<(String, Va
             Value::Object(params),
         ),
     ]
+}
+
+/// The link of every card to its rule's section of `GET /rules`.
+fn rule_link(rule_id: &str, ctx: &CardContext<'_>) -> Link {
+    Link {
+        label: RULE_LINK_LABEL.to_owned(),
+        url: format!(
+            "{}/rules#{rule_id}",
+            ctx.public_base_url.trim_end_matches('/')
+        ),
+        kind: LinkType::Absolute,
+        app_context: None,
+    }
 }
 
 fn source(rule: &RuleDefinition) -> Source {
@@ -433,7 +616,12 @@ fn selection_behavior(specs: &[SuggestionSpec]) -> Option<SelectionBehavior> {
     }
 }
 
-fn card(finding: &Finding, rule: &RuleDefinition, ctx: &CardContext<'_>) -> Card {
+fn card(
+    finding: &Finding,
+    rule: &RuleDefinition,
+    unknowns: &CardUnknowns<'_>,
+    ctx: &CardContext<'_>,
+) -> Card {
     let suggestions: Vec<Suggestion> = finding
         .suggestions
         .iter()
@@ -444,17 +632,28 @@ fn card(finding: &Finding, rule: &RuleDefinition, ctx: &CardContext<'_>) -> Card
     } else {
         selection_behavior(&finding.suggestions)
     };
+    let mut shown = Shown::default();
+    let mut sections = vec![Section {
+        head: String::new(),
+        recommendation: display::clinical(rule.recommendation.trim()),
+        body: patient_part(finding, &unknowns.listed, &mut shown, ctx),
+        source: source_line(rule),
+    }];
+    let tail = elsewhere_line(&unknowns.elsewhere);
+    let footer = footer(&[finding], &format!("Rule {}", rule.id), ctx);
+    let detail = fit(&mut sections, &tail, &footer, limit_of(&[finding]));
     Card {
         // Time-ordered (v7): the audit trail keys cards by uuid, and ordered keys append to
         // its index instead of touching a random page per card on every commit.
         uuid: uuid::Uuid::now_v7().to_string(),
-        summary: clamp_summary(finding.summary.as_deref().unwrap_or(&rule.summary)),
-        detail: detail(finding, rule, ctx),
+        summary: finding_summary(finding, &rule.summary),
+        detail,
         indicator: finding.indicator,
         source: source(rule),
         suggestions,
         selection_behavior,
         override_reasons: override_reasons(finding.indicator, ctx),
+        links: vec![rule_link(&rule.id, ctx)],
         extension: Some(extension(finding, rule, ctx)),
     }
 }
@@ -468,70 +667,386 @@ fn clamp_summary(s: &str) -> String {
     out
 }
 
-fn detail(f: &Finding, rule: &RuleDefinition, ctx: &CardContext<'_>) -> String {
-    let mut d = body(f, rule, ctx);
-    let _ = write!(d, "Source: {}", rule.source.label);
-    if let Some(level) = &rule.evidence {
-        let _ = write!(d, " — evidence {level}");
+/// The longest detail a card of these findings may have (§6).
+fn limit_of(findings: &[&Finding]) -> usize {
+    if findings.iter().any(|f| f.rule.is_verdict()) {
+        MAX_VERDICT_DETAIL_CHARS
+    } else {
+        MAX_INFO_DETAIL_CHARS
     }
-    let _ = write!(
-        d,
-        ". Rule {} · knowledge base {}.",
-        rule.id, ctx.knowledge.version
-    );
-    d
 }
 
-/// The recommendation, the patient's statements, the deciding facts, the unknowns and the
-/// parameters: everything of a card's detail but its source line.
-fn body(f: &Finding, rule: &RuleDefinition, ctx: &CardContext<'_>) -> String {
-    let mut d = String::new();
-    d.push_str(rule.recommendation.trim());
-    d.push_str("\n\n");
-    if !f.statements.is_empty() {
-        for s in &f.statements {
-            let _ = writeln!(d, "- {s}");
+/// One recommendation of a card: its heading (merged cards), the knowledge base's
+/// recommendation text, the patient's part and the source line.
+struct Section {
+    head: String,
+    recommendation: String,
+    body: String,
+    source: String,
+}
+
+/// What a card already shows, so each fact, unknown, threshold and sentence appears once.
+#[derive(Default)]
+struct Shown {
+    facts: Vec<&'static str>,
+    unknowns: Vec<&'static str>,
+    thresholds: Vec<ParameterId>,
+    sentences: Vec<String>,
+}
+
+impl Shown {
+    /// True the first time `fact`'s unknown line is asked for.
+    fn unknown(&mut self, fact: &'static str) -> bool {
+        if self.unknowns.contains(&fact) {
+            false
+        } else {
+            self.unknowns.push(fact);
+            true
         }
-        d.push('\n');
     }
-    if !f.decided_by.is_empty() {
-        d.push_str("**Patient facts that decided this**\n\n");
-        for fact in &f.decided_by {
-            let _ = write!(d, "- `{}`: {}", fact.fact, fact.value);
-            if let Some(p) = &fact.provenance {
-                let _ = write!(d, " ({p})");
+}
+
+/// "Source: … — evidence IVA." The level is added only when the label does not already name
+/// it (labels cite statements with their levels: "st. 24 (IVA)").
+fn source_line(rule: &RuleDefinition) -> String {
+    let mut line = format!("Source: {}", rule.source.label.trim_end_matches('.'));
+    if let Some(level) = &rule.evidence {
+        let named = level
+            .split([';', ','])
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .all(|l| rule.source.label.contains(l));
+        if !named {
+            let _ = write!(line, " — evidence {level}");
+        }
+    }
+    line.push('.');
+    line
+}
+
+/// "From the chart: 6 records · Rule LR-04 · knowledge 2026.12.1".
+fn footer(findings: &[&Finding], rules: &str, ctx: &CardContext<'_>) -> String {
+    let mut records: Vec<&str> = Vec::new();
+    for f in findings {
+        for r in &f.records {
+            if !records.contains(&r.as_str()) {
+                records.push(r);
             }
-            d.push('\n');
+        }
+        for u in &f.decided_by {
+            for r in &u.origin.references {
+                if !records.contains(&r.as_str()) {
+                    records.push(r);
+                }
+            }
+        }
+    }
+    let mut parts = Vec::with_capacity(3);
+    match records.len() {
+        0 => {}
+        1 => parts.push("From the chart: 1 record".to_owned()),
+        n => parts.push(format!("From the chart: {n} records")),
+    }
+    parts.push(rules.to_owned());
+    parts.push(format!("knowledge {}", ctx.knowledge.version));
+    parts.join(" · ")
+}
+
+/// Points to the cards that list the unknowns this card depends on.
+fn elsewhere_line(cards: &[String]) -> String {
+    if cards.is_empty() {
+        return String::new();
+    }
+    format!(
+        "What else is not known (not treated as absent) is listed on {}.",
+        display::join_and(cards)
+    )
+}
+
+/// The patient's statements, the deciding facts, the unknowns listed on this card and the
+/// thresholds used: each once per card (`shown`). A fact a statement already names ("Criterion
+/// met: ECOG 0 …") is annotated there with its date and origin instead of being listed again;
+/// a statement that restates an unknown (names it and what it holds back) gives way to the
+/// unknown's own line, here or on the card that lists it.
+fn patient_part(
+    f: &Finding,
+    unknowns: &[Vec<&UnknownFact>],
+    shown: &mut Shown,
+    ctx: &CardContext<'_>,
+) -> String {
+    let mut d = String::new();
+    let restates_unknown = |s: &str| {
+        f.unknown.iter().any(|u| {
+            (s.contains(u.fact) || s.contains(&display::label(u.fact)))
+                && s.contains(&display::clinical(&u.holds_back))
+        })
+    };
+    let mut statements: Vec<String> = Vec::new();
+    for s in &f.statements {
+        let s = display::clinical(s.trim());
+        if s.is_empty() || restates_unknown(&s) || shown.sentences.contains(&s) {
+            continue;
+        }
+        shown.sentences.push(s.clone());
+        statements.push(s);
+    }
+    // One line per fact: several values of one fact share it.
+    let mut facts: Vec<Vec<&FactUse>> = Vec::new();
+    for u in &f.decided_by {
+        if shown.facts.contains(&u.fact) {
+            continue;
+        }
+        match facts.iter_mut().find(|g| g[0].fact == u.fact) {
+            Some(g) => {
+                if !g.iter().any(|v| v.value == u.value) {
+                    g.push(u);
+                }
+            }
+            None => facts.push(vec![u]),
+        }
+    }
+    let mut listed: Vec<String> = Vec::new();
+    for g in &facts {
+        shown.facts.push(g[0].fact);
+        if g.len() == 1 {
+            let core = display::fact_line(g[0].fact, &g[0].value);
+            let value = display::value(g[0].fact, &g[0].value);
+            if annotate(&mut statements, &core, &notes(g[0]), false)
+                || (specific_value(&value) && annotate(&mut statements, &value, &notes(g[0]), true))
+            {
+                continue;
+            }
+        }
+        listed.push(fact_text(g));
+    }
+    for s in &statements {
+        let _ = writeln!(d, "- {s}");
+    }
+    if !statements.is_empty() {
+        d.push('\n');
+    }
+    if !listed.is_empty() {
+        d.push_str("**Decided by**\n\n");
+        for line in &listed {
+            let _ = writeln!(d, "- {line}");
         }
         d.push('\n');
     }
-    if !f.unknown.is_empty() {
+    if !unknowns.is_empty() {
         d.push_str("**Not known** (not treated as absent)\n\n");
-        for u in &f.unknown {
-            let _ = writeln!(d, "- `{}`: {} — {}", u.fact, u.reason, u.holds_back);
-        }
-        d.push('\n');
-    }
-    if !f.parameters.is_empty() {
-        d.push_str("**Parameters used**\n\n");
-        for p in &f.parameters {
-            let source = ctx
-                .knowledge
-                .parameter_definitions
+        for line in unknowns {
+            let holds: Vec<String> = line
                 .iter()
-                .find(|def| def.name == p.name())
-                .map(|def| def.source.as_str())
-                .unwrap_or("");
+                .map(|u| display::clinical(&u.holds_back))
+                .collect();
             let _ = writeln!(
                 d,
-                "- `{}` = {} ({source})",
-                p.name(),
-                ctx.parameters.display(*p)
+                "- {}: {} — {}",
+                display::label(line[0].fact),
+                display::clinical(&line[0].reason),
+                holds.join("; ")
             );
         }
         d.push('\n');
     }
+    let text_so_far: String = statements.join(" ");
+    let mut thresholds: Vec<String> = Vec::new();
+    for p in &f.parameters {
+        if shown.thresholds.contains(p) {
+            continue;
+        }
+        shown.thresholds.push(*p);
+        let t = display::param(ctx.parameters, *p);
+        if !text_so_far.contains(&t) {
+            thresholds.push(t);
+        }
+    }
+    if !thresholds.is_empty() {
+        let _ = write!(d, "**Thresholds:** {}\n\n", thresholds.join("; "));
+    }
     d
+}
+
+/// Adds `notes` after the first statement's mention of `core` (ASCII case aside), inside the
+/// parenthesis that follows it if there is one, or at the statement's end (`at_end`, for a
+/// value named inside a longer phrase); false when no statement names it.
+fn annotate(statements: &mut [String], core: &str, notes: &[String], at_end: bool) -> bool {
+    let needle = core.to_ascii_lowercase();
+    for s in statements.iter_mut() {
+        let lower = s.to_ascii_lowercase();
+        // A whole-word mention only ("resectable" is not in "unresectable").
+        let found = lower.match_indices(&needle).map(|(i, _)| i).find(|&i| {
+            let before = lower[..i].chars().next_back();
+            let after = lower[i + needle.len()..].chars().next();
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+        });
+        if let Some(at) = found {
+            // Notes the statement already gives (the date of a dated list) are not repeated.
+            let notes: Vec<&String> = notes.iter().filter(|n| !s.contains(n.as_str())).collect();
+            let notes: Vec<String> = notes.into_iter().cloned().collect();
+            if !notes.is_empty() {
+                let end = at + core.len();
+                if at_end {
+                    s.push_str(&format!(" ({})", notes.join(", ")));
+                } else if s[end..].starts_with(" (") {
+                    s.insert_str(end + 2, &format!("{}; ", notes.join(", ")));
+                } else {
+                    s.insert_str(end, &format!(" ({})", notes.join(", ")));
+                }
+            }
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a fact's value is specific enough to be recognised in a statement ("unifocal",
+/// "dedifferentiated liposarcoma"; not "no" or "none recorded").
+fn specific_value(value: &str) -> bool {
+    value.chars().count() >= 5
+        && !matches!(value, "none recorded" | "present" | "absent" | "none found")
+        && !value.chars().any(|c| c.is_ascii_digit())
+}
+
+/// What the card says next to a fact: its date (unless the value has one) and, for a fact
+/// read from free text, where ("from a clinical note").
+fn notes(u: &FactUse) -> Vec<String> {
+    let mut notes: Vec<String> = Vec::new();
+    let value = display::dates_in(&u.value);
+    let has_date = value != u.value
+        || value.split(' ').any(|w| {
+            w.len() == 4
+                && (w.starts_with("19") || w.starts_with("20"))
+                && w.chars().all(|c| c.is_ascii_digit())
+        });
+    if let Some(d) = u.origin.date
+        && !has_date
+    {
+        notes.push(display::date(d));
+    }
+    if let Some(r) = u.origin.read_from
+        && let Some(n) = display::read_from_note(r, &u.origin.references)
+    {
+        notes.push(n.to_owned());
+    }
+    if let Some(n) = &u.origin.note
+        && !n
+            .split([' ', ',', '(', ')'])
+            .any(|w| crate::rules::is_reference(w) || w.contains('_'))
+    {
+        notes.push(display::dates_in(n));
+    }
+    notes
+}
+
+/// "ECOG 1 (2 Oct 2026)", "Grade 3 (from the text of a report)", "Histology: dedifferentiated
+/// liposarcoma"; several values of one fact on one line.
+fn fact_text(uses: &[&FactUse]) -> String {
+    let key = uses[0].fact;
+    let mut out = String::new();
+    for (i, u) in uses.iter().enumerate() {
+        if i == 0 {
+            out.push_str(&display::fact_line(key, &u.value));
+        } else {
+            let _ = write!(out, "; {}", display::value(key, &u.value));
+        }
+        let n = notes(u);
+        if !n.is_empty() {
+            let _ = write!(out, " ({})", n.join(", "));
+        }
+    }
+    out
+}
+
+/// Sentences of a text ("st. 24" and "e.g." do not end one).
+fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let b = text.as_bytes();
+    for (i, _) in text.match_indices(". ") {
+        let next_upper = b.get(i + 2).is_some_and(|c| c.is_ascii_uppercase());
+        let word = text[start..i].rsplit(' ').next().unwrap_or("");
+        let abbreviation = matches!(word, "st" | "e.g" | "i.e" | "vs" | "approx" | "cf");
+        if next_upper && !abbreviation {
+            out.push(text[start..=i].trim());
+            start = i + 2;
+        }
+    }
+    if start < text.len() {
+        out.push(text[start..].trim());
+    }
+    out
+}
+
+/// Composes the detail within `max` characters. Only the knowledge base's recommendation
+/// texts are shortened (their last sentences first, then whole texts, last section first):
+/// the patient's statements, facts, unknowns, thresholds, sources with their evidence levels
+/// and the footer always stay. What was cut is behind the card's "Rule and evidence" link.
+fn fit(sections: &mut [Section], tail: &str, footer: &str, max: usize) -> String {
+    let compose = |sections: &[Section], cut: bool| {
+        let mut d = String::new();
+        for s in sections {
+            d.push_str(&s.head);
+            if !s.recommendation.is_empty() {
+                d.push_str(&s.recommendation);
+                d.push_str("\n\n");
+            }
+            d.push_str(&s.body);
+            if !s.source.is_empty() {
+                d.push_str(&s.source);
+                d.push_str("\n\n");
+            }
+        }
+        if !tail.is_empty() {
+            d.push_str(tail);
+            d.push_str("\n\n");
+        }
+        if cut {
+            d.push_str("More under Rule and evidence.\n\n");
+        }
+        d.push_str(footer);
+        d
+    };
+    let full = compose(sections, false);
+    if full.chars().count() <= max {
+        return full;
+    }
+    loop {
+        let d = compose(sections, true);
+        if d.chars().count() <= max {
+            return d;
+        }
+        // The longest recommendation with more than one sentence loses its last one; when
+        // each is down to one, the last section's goes.
+        let longest = sections
+            .iter_mut()
+            .filter(|s| sentences(&s.recommendation).len() > 1)
+            .max_by_key(|s| s.recommendation.len());
+        match longest {
+            Some(s) => {
+                let kept = sentences(&s.recommendation);
+                s.recommendation = kept[..kept.len() - 1].join(" ");
+            }
+            None => match sections
+                .iter_mut()
+                .rev()
+                .find(|s| !s.recommendation.is_empty())
+            {
+                Some(s) => s.recommendation.clear(),
+                // A merged card's line keeps its evidence level in its heading; its source
+                // label goes behind the link (the card's own source names the first).
+                None => match sections
+                    .iter_mut()
+                    .rev()
+                    .find(|s| !s.head.is_empty() && !s.source.is_empty())
+                {
+                    Some(s) => s.source.clear(),
+                    // Nothing left to shorten: the essentials alone are longer than `max`.
+                    None => return d,
+                },
+            },
+        }
+    }
 }
 
 fn extension(f: &Finding, rule: &RuleDefinition, ctx: &CardContext<'_>) -> Value {
@@ -545,13 +1060,35 @@ fn extension(f: &Finding, rule: &RuleDefinition, ctx: &CardContext<'_>) -> Value
     if let Some(order) = &f.draft_order {
         e[format!("{EXTENSION_NAMESPACE}/draft-order")] = json!(order);
     }
+    if !f.records.is_empty() {
+        e[format!("{EXTENSION_NAMESPACE}/records")] = json!(f.records);
+    }
     e
 }
 
-/// The finding's deciding facts, unknowns and parameters as extension entries.
+/// The finding's deciding facts (with their references, how and when they were read),
+/// unknowns and parameters as extension entries: the machine-readable provenance the prose
+/// leaves out.
 fn fact_extension(f: &Finding, ctx: &CardContext<'_>) -> Value {
+    let decided: Vec<Value> = f
+        .decided_by
+        .iter()
+        .map(|x| {
+            let mut v = json!({"fact": x.fact, "value": x.value, "provenance": x.provenance});
+            if !x.origin.references.is_empty() {
+                v["references"] = json!(x.origin.references);
+            }
+            if let Some(r) = x.origin.read_from {
+                v["readFrom"] = json!(r.label());
+            }
+            if let Some(d) = x.origin.date {
+                v["date"] = json!(d.to_string());
+            }
+            v
+        })
+        .collect();
     json!({
-        format!("{EXTENSION_NAMESPACE}/decided-by"): f.decided_by.iter().map(|x| json!({"fact": x.fact, "value": x.value, "provenance": x.provenance})).collect::<Vec<_>>(),
+        format!("{EXTENSION_NAMESPACE}/decided-by"): decided,
         format!("{EXTENSION_NAMESPACE}/unknown"): f.unknown.iter().map(|x| json!({"fact": x.fact, "reason": x.reason, "holdsBack": x.holds_back})).collect::<Vec<_>>(),
         format!("{EXTENSION_NAMESPACE}/parameters"): f.parameters.iter().map(|p| (p.name().to_owned(), json!(ctx.parameters.display(*p)))).collect::<serde_json::Map<_, _>>(),
     })

@@ -30,7 +30,8 @@ pub struct Config {
     /// Address the HTTP server binds.
     pub bind: SocketAddr,
     /// The service's external base URL as EHRs call it (behind any proxy). The JWT `aud`
-    /// claim must equal this plus the endpoint path.
+    /// claim must equal this plus the endpoint path; each card's "Rule and evidence" link is
+    /// this plus `/rules#RULE-ID`.
     pub public_base_url: String,
     /// HTTP worker threads; 0 = one per core.
     pub workers: usize,

@@ -157,6 +157,8 @@ pub struct Engine {
     /// Input bytes being read and evaluated at once, request bodies and fetched FHIR data
     /// (`max_inflight_body_bytes`).
     pub budget: Arc<ByteBudget>,
+    /// `public_base_url`: cards link to `{public_base_url}/rules#RULE-ID`.
+    pub public_base_url: String,
 }
 
 impl Engine {
@@ -182,6 +184,7 @@ impl Engine {
             max_draft_orders: config.max_draft_orders,
             on_prefetch_failure: config.prefetch.on_failure,
             budget: ByteBudget::new(config.max_inflight_body_bytes),
+            public_base_url: config.public_base_url.clone(),
         })
     }
 
@@ -693,6 +696,7 @@ impl Engine {
             parameters: &self.parameters,
             patient_id: &request.context.patient_id,
             encounter_id: request.context.encounter_id.as_deref(),
+            public_base_url: &self.public_base_url,
         };
         let rendered = cards::render(&findings, &ctx);
         // Every id that applied, merged and left-out cards included: the audit trail and the

@@ -15,6 +15,7 @@ pub mod cds_hooks;
 pub mod cli;
 pub mod clinical;
 pub mod config;
+pub mod display;
 pub mod engine;
 pub mod fhir;
 pub mod http;

@@ -1025,7 +1025,7 @@ fn lines_responses_favourable_and_progression() {
     assert!(
         pic.systemic_history
             .describe()
-            .starts_with("line 1 from 2024-06-01: doxorubicin + ifosfamide (regression)")
+            .starts_with("line 1 from 1 Jun 2024: doxorubicin + ifosfamide (regression)")
     );
 }
 

@@ -382,14 +382,23 @@ async fn care_team_and_missing_information_are_one_card_each_listing_every_rule(
     );
     assert_eq!(care["selectionBehavior"], "any");
     let detail = care["detail"].as_str().unwrap();
+    // One bullet per recommendation, each with its own level; the titles are the summary.
     for (title, level) in [
-        ("Sarcoma tumour board review", "VA"),
-        ("Palliative care and goals of care", "IA; VB"),
-        ("Clinical trial enrolment", "VA"),
-        ("Expert sarcoma pathology review", "VA; IVA"),
+        ("sarcoma tumour board review", "VA"),
+        ("palliative care and goals of care", "IA; VB"),
+        ("clinical trial enrolment", "VA"),
+        ("expert sarcoma pathology review", "VA; IVA"),
     ] {
-        assert!(detail.contains(&format!("### {title}")), "{detail}");
-        assert!(detail.contains(&format!("evidence {level}")), "{detail}");
+        assert!(
+            care["summary"].as_str().unwrap().contains(title),
+            "{care:#}"
+        );
+        assert!(
+            detail
+                .lines()
+                .any(|l| l.starts_with("- ") && l.contains(&format!("({level})"))),
+            "{detail}"
+        );
     }
     let lines = care["extension"][format!("{EXT}/recommendations")]
         .as_array()

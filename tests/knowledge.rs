@@ -569,3 +569,30 @@ fn clinical_rules_doc_is_current() {
         );
     }
 }
+
+/// Issue 13: every parameter has a clinical label (a threshold with `{value}`, never its key),
+/// and cards show it with the value in force and where it comes from.
+#[test]
+fn every_parameter_has_a_clinical_label() {
+    let k = knowledge();
+    let params = k.parameters(&BTreeMap::new()).unwrap();
+    for def in &k.parameter_definitions {
+        assert!(def.label.contains("{value}"), "{}: {}", def.name, def.label);
+        assert!(
+            !def.label.contains(&def.name),
+            "{}: {}",
+            def.name,
+            def.label
+        );
+        let id = ParameterId::from_name(&def.name).unwrap();
+        let shown = params.threshold(id);
+        assert!(
+            shown.ends_with(" — catalogue default") && !shown.contains('_'),
+            "{shown}"
+        );
+    }
+    assert_eq!(
+        params.threshold(ParameterId::PoorEcogMin),
+        "poor performance status from ECOG 3 — catalogue default"
+    );
+}

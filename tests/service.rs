@@ -450,10 +450,12 @@ async fn an_invalid_resource_is_set_aside_reported_in_data_02_and_the_rest_still
         .find(|c| c["source"]["topic"]["code"] == "DATA-02")
         .unwrap();
     assert_eq!(data02["indicator"], "warning");
-    let detail = data02["detail"].as_str().unwrap();
     assert!(
-        detail.contains(&format!("Observation/{ecog_id}")),
-        "DATA-02 names the resource: {detail}"
+        data02["extension"]["https://fhir.rps-cds.org/records"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(format!("Observation/{ecog_id}"))),
+        "DATA-02 names the resource in its records: {data02:#}"
     );
     // Other cards are still produced; the ECOG-dependent verdict is no longer a candidacy.
     assert!(rules.contains(&"MDT-01".to_owned()), "{rules:?}");

@@ -401,7 +401,7 @@ fn met02_tmc24_an_unresectable_local_recurrence_fails_the_first_criterion() {
     assert!(
         statements
             .iter()
-            .any(|s| s.starts_with("Unknown: resectability")),
+            .any(|s| s.starts_with("Not known: Resectability")),
         "{statements:?}"
     );
     assert!(!statements.iter().any(|s| s.contains("Criterion not met")));

@@ -58,6 +58,25 @@ pub enum SelectionBehavior {
     Any,
 }
 
+/// A card link (CDS Hooks 2.0 "Link"): `absolute` opens `url` as it is, `smart` launches a
+/// SMART app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkType {
+    Absolute,
+    Smart,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Link {
+    pub label: String,
+    pub url: String,
+    #[serde(rename = "type")]
+    pub kind: LinkType,
+    #[serde(rename = "appContext", skip_serializing_if = "Option::is_none")]
+    pub app_context: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Card {
     pub uuid: String,
@@ -71,6 +90,10 @@ pub struct Card {
     pub selection_behavior: Option<SelectionBehavior>,
     #[serde(rename = "overrideReasons", skip_serializing_if = "Vec::is_empty")]
     pub override_reasons: Vec<Coding>,
+    /// The rule's section of `GET /rules` ("Rule and evidence"): the reasoning a short card
+    /// leaves out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
     /// Machine-readable provenance of the card (rule, knowledge version, facts); CDS Hooks
     /// allows an `extension` object on a card.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,11 +1,13 @@
 //! Plain-word display of facts for cards, the list of unknown facts (DATA-01) and derived
-//! views the rules use often.
+//! views the rules use often. The words and formats come from [`crate::display`], which the
+//! rules and the cards use too: one vocabulary.
 
 use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
 use super::picture::*;
+use crate::display;
 use crate::rules::{FactUse, UnknownFact};
 
 impl Provenance {
@@ -42,6 +44,7 @@ impl<T: Describe> Fact<T> {
                 fact,
                 value: value.describe(),
                 provenance: Some(provenance.describe()),
+                origin: crate::rules::origin_of(provenance),
             }),
             Fact::Unknown(_) => None,
         }
@@ -89,16 +92,13 @@ impl Describe for f64 {
 
 impl Describe for NaiveDate {
     fn describe(&self) -> String {
-        self.to_string()
+        display::date(*self)
     }
 }
 
 impl Describe for Option<NaiveDate> {
     fn describe(&self) -> String {
-        match self {
-            Some(d) => d.to_string(),
-            None => "none recorded".to_owned(),
-        }
+        display::date_or_none(*self)
     }
 }
 
@@ -116,14 +116,7 @@ impl Describe for Completeness {
 
 impl Describe for DiseaseState {
     fn describe(&self) -> String {
-        match self {
-            DiseaseState::NoEvidenceOfDisease => "no evidence of disease",
-            DiseaseState::PrimaryUntreated => "primary tumour not resected",
-            DiseaseState::LocalRecurrence => "local recurrence",
-            DiseaseState::DistantMetastasis => "distant metastasis",
-            DiseaseState::LocalAndDistant => "local recurrence and distant metastasis",
-        }
-        .to_owned()
+        display::disease_state(*self).to_owned()
     }
 }
 
@@ -139,12 +132,7 @@ impl Describe for Focality {
 
 impl Describe for Resectability {
     fn describe(&self) -> String {
-        match self {
-            Resectability::Resectable => "resectable",
-            Resectability::Borderline => "borderline resectable",
-            Resectability::Unresectable => "unresectable",
-        }
-        .to_owned()
+        display::resectability(*self).to_owned()
     }
 }
 
@@ -182,7 +170,7 @@ impl Describe for Response {
 
 fn list_or_none(items: Vec<String>) -> String {
     if items.is_empty() {
-        "none recorded".to_owned()
+        display::NONE_RECORDED.to_owned()
     } else {
         items.join(", ")
     }
@@ -229,7 +217,7 @@ impl Describe for Resection {
             Some(c) => c.describe(),
             None => "completeness unknown".to_owned(),
         };
-        format!("{} ({completeness})", self.date)
+        format!("{} ({completeness})", display::date(self.date))
     }
 }
 
@@ -260,10 +248,10 @@ impl Describe for Vec<RadiotherapyCourse> {
             self.iter()
                 .map(|c| {
                     let dose = match c.total_dose_gy.value() {
-                        Some(g) => format!("{g:.1} Gy"),
+                        Some(g) => display::dose_gy(*g),
                         None => "dose not recorded".to_owned(),
                     };
-                    format!("{} {} ({dose})", c.timing.describe(), c.date)
+                    format!("{} {} ({dose})", c.timing.describe(), display::date(c.date))
                 })
                 .collect(),
         )
@@ -286,7 +274,7 @@ impl Describe for SystemicHistory {
                 format!(
                     "line {} from {}: {} ({response})",
                     l.number,
-                    l.start,
+                    display::date(l.start),
                     agents.join(" + ")
                 )
             })

@@ -476,8 +476,8 @@ impl<'a, 'i> Extractor<'a, 'i> {
             .sum();
         (n > 0).then(|| {
             format!(
-                "{n} {} resource(s) were set aside; there may be more",
-                types.join("/")
+                "{} set aside; there may be more",
+                crate::display::count(n, &format!("{} record", types.join("/")))
             )
         })
     }

@@ -111,24 +111,45 @@ impl Unknown {
                     crate::clinical::WithheldReason::Unavailable => "could not be read",
                 }
             ),
+            // The records themselves are in the card's extension, not in its words.
             Unknown::Defective { resources } => format!(
-                "the record that carries it failed validation where it records it ({})",
-                resources.join(", ")
+                "the {} that {} it failed validation where it records it",
+                records(resources.len()),
+                if resources.len() == 1 {
+                    "carries"
+                } else {
+                    "carry"
+                }
             ),
             Unknown::FromDefective { resources } => format!(
-                "recorded only in records that failed validation ({}), which favourable \
-                 advice does not rely on",
-                resources.join(", ")
+                "recorded only in {} that failed validation, which favourable advice does not \
+                 rely on",
+                records(resources.len())
             ),
             Unknown::Conflicting(why) => format!("conflicting records: {why}"),
             Unknown::Unreadable(why) => format!("recorded but unreadable: {why}"),
-            Unknown::DependsOn(facts) => format!("depends on unknown {}", facts.join(", ")),
+            Unknown::DependsOn(facts) => format!(
+                "depends on {}, not known",
+                crate::display::lower_first(&crate::display::labels(facts))
+            ),
             Unknown::Outdated { last, max_age_days } => match last {
-                Some(d) => format!("last recorded {d}, older than {max_age_days} days"),
+                Some(d) => format!(
+                    "last recorded {}, older than {max_age_days} days",
+                    crate::display::date(*d)
+                ),
                 None => format!("nothing recorded in the last {max_age_days} days"),
             },
             Unknown::NotApplicable => "not applicable".to_owned(),
         }
+    }
+}
+
+/// "record" or "2 records".
+fn records(n: usize) -> String {
+    if n == 1 {
+        "record".to_owned()
+    } else {
+        format!("{n} records")
     }
 }
 

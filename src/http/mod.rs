@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod body;
 pub mod errors;
+pub mod rules_page;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -302,6 +303,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("GET", "/admin/rules/stats"),
     ("GET", "/admin"),
+    ("GET", "/rules"),
 ];
 
 /// All routes; unknown paths get a 404 OperationOutcome and wrong methods a 405.
@@ -352,6 +354,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/admin")
             .route(web::get().to(admin_handler))
+            .default_service(web::to(|| not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/rules")
+            .route(web::get().to(rules_handler))
             .default_service(web::to(|| not_allowed("GET"))),
     )
     .default_service(web::to(|| async {
@@ -710,6 +717,17 @@ async fn admin_handler(
         .content_type("text/html; charset=utf-8")
         .insert_header(("Content-Security-Policy", admin::CONTENT_SECURITY_POLICY))
         .body(page))
+}
+
+/// The knowledge base as HTML, the target of each card's "Rule and evidence" link. Public: it
+/// holds no patient data, and a clinician opens it from the EHR in a browser without a CDS
+/// client token.
+async fn rules_handler(state: web::Data<AppState>) -> HttpResponse {
+    let page = rules_page::render(&state.engine.knowledge, &state.engine.parameters);
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", admin::CONTENT_SECURITY_POLICY))
+        .body(page)
 }
 
 /// CDS Hooks bodies are JSON; anything else is a 415, not a parse error.

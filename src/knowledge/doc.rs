@@ -61,13 +61,17 @@ pub fn render_clinical_rules_doc(k: &Knowledge) -> String {
          it used. Sources: TMC n = TARPSWG metastatic RPS consensus, statement n; EXT = a fact \
          from outside the seed documents.\n"
     );
-    let _ = writeln!(out, "| parameter | default | unit | meaning | source |");
-    let _ = writeln!(out, "|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| parameter | a card shows | default | unit | meaning | source |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
     for p in &k.parameter_definitions {
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} |",
             p.name,
+            cell(&p.label.replace("{value}", &p.default.to_string())),
             p.default,
             cell(&p.unit),
             cell(&p.description),

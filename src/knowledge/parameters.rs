@@ -100,6 +100,9 @@ impl ParameterId {
 #[serde(deny_unknown_fields)]
 pub struct ParameterDefinition {
     pub name: String,
+    /// The parameter as a clinical threshold, with `{value}` where the value in force goes
+    /// ("poor performance status from ECOG {value}"): cards show this, never the name.
+    pub label: String,
     pub default: f64,
     pub unit: String,
     pub description: String,
@@ -134,7 +137,32 @@ pub struct Parameters {
     /// Which values differ from the knowledge base's defaults (shown in cards).
     #[serde(skip)]
     overridden: Vec<ParameterId>,
+    /// The clinical labels of `knowledge/parameters.json` (presentation only).
+    #[serde(skip)]
+    labels: Labels,
 }
+
+/// Parameter labels by id. Presentation, not a value: two parameter sets with the same values
+/// are equal whatever their labels.
+#[derive(Debug, Clone, Default)]
+struct Labels(BTreeMap<ParameterId, String>);
+
+impl PartialEq for Labels {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The labels of the knowledge base compiled into the binary, for [`Parameters::default`].
+static EMBEDDED_LABELS: std::sync::LazyLock<BTreeMap<ParameterId, String>> =
+    std::sync::LazyLock::new(|| {
+        let defs: Vec<ParameterDefinition> =
+            serde_json::from_str(include_str!("../../knowledge/parameters.json"))
+                .unwrap_or_default();
+        defs.into_iter()
+            .filter_map(|d| ParameterId::from_name(&d.name).map(|id| (id, d.label)))
+            .collect()
+    });
 
 impl Default for Parameters {
     /// The catalogue's defaults (rps-knowledge.md §1). `knowledge/parameters.json` must agree;
@@ -157,6 +185,7 @@ impl Default for Parameters {
             egfr_min: 60,
             surveillance_assessment_max_age_days: 120,
             overridden: Vec::new(),
+            labels: Labels(EMBEDDED_LABELS.clone()),
         }
     }
 }
@@ -170,12 +199,17 @@ impl Parameters {
         overrides: &BTreeMap<String, f64>,
     ) -> Result<Self, ParameterError> {
         let mut values = BTreeMap::new();
+        let mut labels = BTreeMap::new();
         for def in definitions {
             let id = ParameterId::from_name(&def.name)
                 .ok_or_else(|| ParameterError::Unknown(def.name.clone()))?;
             if values.insert(id, def.default).is_some() {
                 return Err(ParameterError::Duplicate(def.name.clone()));
             }
+            if !def.label.contains("{value}") || def.label.contains(id.name()) {
+                return Err(ParameterError::Label(id.name()));
+            }
+            labels.insert(id, def.label.clone());
         }
         if let Some(missing) = ParameterId::ALL.iter().find(|id| !values.contains_key(id)) {
             return Err(ParameterError::Undefined(missing.name()));
@@ -225,6 +259,7 @@ impl Parameters {
             surveillance_assessment_max_age_days: v(ParameterId::SurveillanceAssessmentMaxAgeDays)
                 as u32,
             overridden,
+            labels: Labels(labels),
         })
     }
 
@@ -313,6 +348,43 @@ impl ParameterSet {
 }
 
 impl Parameters {
+    /// The parameter as a clinical threshold with the value in force and where it comes from:
+    /// "poor performance status from ECOG 3 — catalogue default" ("— site setting" when the
+    /// site's configuration changed it).
+    pub fn threshold(&self, id: ParameterId) -> String {
+        let origin = if self.overridden.contains(&id) {
+            "site setting"
+        } else {
+            "catalogue default"
+        };
+        format!("{} — {origin}", self.threshold_text(id))
+    }
+
+    /// The threshold without its origin ("poor performance status from ECOG 3").
+    pub fn threshold_text(&self, id: ParameterId) -> String {
+        let value = self.number(id);
+        match self.labels.0.get(&id) {
+            Some(label) => label.replace("{value}", &value),
+            // Only a set built without definitions lacks labels; still no key in the text.
+            None => format!("{} {value}", id.name().replace('_', " ")),
+        }
+    }
+
+    /// Whether the site's configuration set this value.
+    pub fn is_site_setting(&self, id: ParameterId) -> bool {
+        self.overridden.contains(&id)
+    }
+
+    /// The value in force as printed ("3", "0.5").
+    fn number(&self, id: ParameterId) -> String {
+        let v = self.value(id);
+        if v.fract() == 0.0 {
+            format!("{}", v as i64)
+        } else {
+            format!("{v}")
+        }
+    }
+
     /// The value in force as a number.
     pub fn value(&self, id: ParameterId) -> f64 {
         match id {
@@ -379,6 +451,11 @@ pub enum ParameterError {
     },
     #[error("parameter `{name}` = {value} must be a whole number")]
     NotInteger { name: &'static str, value: f64 },
+    #[error(
+        "parameter `{0}` needs a clinical label with {{value}} in knowledge/parameters.json, \
+         without its name"
+    )]
+    Label(&'static str),
 }
 
 #[cfg(test)]
@@ -391,6 +468,7 @@ mod tests {
             .iter()
             .map(|id| ParameterDefinition {
                 name: id.name().to_owned(),
+                label: "test threshold {value}".to_owned(),
                 default: d.display(*id).parse().unwrap(),
                 unit: String::new(),
                 description: String::new(),
@@ -410,6 +488,33 @@ mod tests {
             "18 (site configuration)"
         );
         assert_eq!(p.display(ParameterId::PoorEcogMin), "3");
+        assert_eq!(
+            p.threshold(ParameterId::FavorableDfiMonths),
+            "test threshold 18 — site setting"
+        );
+        assert_eq!(
+            p.threshold(ParameterId::PoorEcogMin),
+            "test threshold 3 — catalogue default"
+        );
+    }
+
+    #[test]
+    fn labels_come_from_the_knowledge_base_and_name_no_key() {
+        let d = Parameters::default();
+        assert_eq!(
+            d.threshold(ParameterId::PoorEcogMin),
+            "poor performance status from ECOG 3 — catalogue default"
+        );
+        for id in ParameterId::ALL {
+            let t = d.threshold(id);
+            assert!(!t.contains('_') && !t.contains('{'), "{t}");
+        }
+        let mut bad = defs();
+        bad[0].label = "no placeholder".to_owned();
+        assert!(matches!(
+            Parameters::resolve(&bad, &BTreeMap::new()),
+            Err(ParameterError::Label(_))
+        ));
     }
 
     #[test]

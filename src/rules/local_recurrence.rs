@@ -447,12 +447,12 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
             if m >= f64::from(dfi_bound) {
                 a.favourable.push(format!(
                     "disease-free interval {} (≥ {shown} months)",
-                    duration_words(m)
+                    crate::display::months(m)
                 ));
             } else {
                 a.unfavourable.push(format!(
                     "disease-free interval {} (< {shown} months)",
-                    duration_words(m)
+                    crate::display::months(m)
                 ));
             }
         }
@@ -571,21 +571,6 @@ fn assess_on(c: &Ctx) -> Option<LrAssessment> {
     all.append(&mut a.unknown);
     a.unknown = all;
     Some(a)
-}
-
-/// A duration in clinical words: months up to 24, years and months beyond (§6).
-pub fn duration_words(months: f64) -> String {
-    let whole = months.round() as i64;
-    if whole <= 24 {
-        return format!("{} months", months_text(months));
-    }
-    let (y, m) = (whole / 12, whole % 12);
-    let years = if y == 1 { "year" } else { "years" };
-    match m {
-        0 => format!("{y} {years}"),
-        1 => format!("{y} {years} 1 month"),
-        m => format!("{y} {years} {m} months"),
-    }
 }
 
 /// The histologies for which UTD (TARPSWG) names neoadjuvant therapy before re-resection
@@ -828,7 +813,7 @@ fn lr_07(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     f.parameters.push(ParameterId::FavorableDfiMonths);
     f.statements.push(format!(
         "Grade {grade}, disease-free interval {} (< {} months)",
-        duration_words(dfi),
+        crate::display::months(dfi),
         c.params.display(ParameterId::FavorableDfiMonths)
     ));
     Some(f)

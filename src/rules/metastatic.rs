@@ -262,15 +262,11 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
             m.parameters.push(ParameterId::PoorEcogMin);
             m.decided_by
                 .extend(fact_use("ecog", &p.ecog, |e| e.to_string()));
-            let bound = c.params.display(ParameterId::PoorEcogMin);
+            let bound = crate::display::param(c.params, ParameterId::PoorEcogMin);
             if e >= c.params.poor_ecog_min {
-                m.failed.push(format!(
-                    "ECOG {e} (poor performance status from ECOG {bound})"
-                ));
+                m.failed.push(format!("ECOG {e} ({bound})"));
             } else {
-                m.met.push(format!(
-                    "ECOG {e} (poor performance status from ECOG {bound})"
-                ));
+                m.met.push(format!("ECOG {e} ({bound})"));
             }
         }
         None => m.unknown.extend(unknown_of(
@@ -287,10 +283,12 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
             let n = p
                 .metastatic_lesion_count
                 .value()
-                .map_or_else(String::new, |n| lesions_text(*n) + ", ");
+                .map_or_else(String::new, |n| {
+                    format!("{n} {}; ", if *n == 1 { "lesion" } else { "lesions" })
+                });
             let s = format!(
-                "{n}low volume up to {} lesions",
-                c.params.display(ParameterId::LowVolumeMaxLesions)
+                "{n}{}",
+                crate::display::param(c.params, ParameterId::LowVolumeMaxLesions)
             );
             if low {
                 m.favourable.push(format!("low volume ({s})"));
@@ -313,16 +311,16 @@ pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
             m.parameters.push(ParameterId::FavorableDfiMonths);
             m.decided_by
                 .extend(fact_use("dfi_months", &p.dfi_months, |d| months_text(*d)));
-            let bound = c.params.display(ParameterId::FavorableDfiMonths);
+            let bound = crate::display::param(c.params, ParameterId::FavorableDfiMonths);
             if d >= f64::from(c.params.favorable_dfi_months) {
                 m.favourable.push(format!(
-                    "disease-free interval {} (≥ {bound} months: favourable)",
-                    duration_text(d)
+                    "disease-free interval {} ({bound})",
+                    crate::display::months(d)
                 ));
             } else {
                 m.unfavourable.push(format!(
-                    "disease-free interval {} (< {bound} months)",
-                    duration_text(d)
+                    "disease-free interval {} ({bound})",
+                    crate::display::months(d)
                 ));
             }
         }
@@ -360,26 +358,6 @@ fn lesions_text(n: u32) -> String {
         "1 lesion".to_owned()
     } else {
         format!("{n} lesions")
-    }
-}
-
-/// A duration in months as a clinician writes it: "8 months", "14.5 months", over 24 months
-/// "2 years 10 months" (§6).
-pub(super) fn duration_text(months: f64) -> String {
-    if months <= 24.0 {
-        return format!("{} months", months_text(months));
-    }
-    let whole = months.round() as i64;
-    let (y, m) = (whole / 12, whole % 12);
-    let years = if y == 1 {
-        "1 year".to_owned()
-    } else {
-        format!("{y} years")
-    };
-    match m {
-        0 => years,
-        1 => format!("{years} 1 month"),
-        m => format!("{years} {m} months"),
     }
 }
 
@@ -438,17 +416,20 @@ fn met_02_finding(m: Met02) -> Finding {
     }
     for u in &m.unknown {
         f.statements.push(format!(
-            "Unknown: {} ({}): {}",
-            u.fact, u.reason, u.holds_back
+            "Not known: {} ({}): {}",
+            crate::display::label(u.fact),
+            u.reason,
+            u.holds_back
         ));
     }
     f.summary = Some(truncate_summary(if !m.failed.is_empty() {
         format!("Metastasectomy not supported: {}", m.failed.join("; "))
     } else if !m.unknown.is_empty() {
-        let missing: Vec<&str> = m.unknown.iter().map(|u| u.holds_back.as_str()).collect();
         format!(
-            "Metastasectomy: no criterion failed; still unknown: {}",
-            missing.join("; ")
+            "Metastasectomy: no criterion failed; {} not known yet",
+            crate::display::lower_first(&crate::display::labels(
+                &m.unknown.iter().map(|u| u.fact).collect::<Vec<_>>()
+            ))
         )
     } else {
         "Metastasectomy candidate: primary resected, disease resectable, ECOG adequate".to_owned()
@@ -491,7 +472,7 @@ fn missing_extrapulmonary(c: &Ctx) -> Option<(bool, bool)> {
 fn met_05_finding(c: &Ctx, abdomen: bool, bone: bool) -> Finding {
     let mut f = Finding::new(RuleId::Met05, Indicator::Warning);
     f.parameters.push(ParameterId::StagingCtMaxAgeDays);
-    let max = c.params.display(ParameterId::StagingCtMaxAgeDays);
+    let max = crate::display::param(c.params, ParameterId::StagingCtMaxAgeDays);
     f.decided_by.extend(fact_use(
         "last_ct_abdomen_pelvis",
         &c.p.last_ct_abdomen_pelvis,
@@ -502,14 +483,16 @@ fn met_05_finding(c: &Ctx, abdomen: bool, bone: bool) -> Finding {
             date_text(*d)
         }));
     if abdomen {
-        f.statements
-            .push(format!("No CT abdomen/pelvis in the last {max} days"));
+        f.statements.push(format!(
+            "No CT abdomen/pelvis in the current window ({max})"
+        ));
         f.suggestions
             .push(create("Order CT abdomen/pelvis", "ct-abdomen-pelvis"));
     }
     if bone {
-        f.statements
-            .push(format!("No bone scan or FDG-PET in the last {max} days"));
+        f.statements.push(format!(
+            "No bone scan or FDG-PET in the current window ({max})"
+        ));
         f.suggestions.push(create("Order a bone scan", "bone-scan"));
         f.suggestions.push(create("Order an FDG-PET", "fdg-pet"));
     }
@@ -716,16 +699,16 @@ fn met_09(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
             f.parameters.push(ParameterId::FavorableDfiMonths);
             f.decided_by
                 .extend(fact_use("dfi_months", &p.dfi_months, |d| months_text(*d)));
-            let bound = c.params.display(ParameterId::FavorableDfiMonths);
+            let bound = crate::display::param(c.params, ParameterId::FavorableDfiMonths);
             if d < f64::from(c.params.favorable_dfi_months) {
                 f.statements.push(format!(
-                    "Against: disease-free interval {} (< {bound} months)",
-                    duration_text(d)
+                    "Against: disease-free interval {} ({bound})",
+                    crate::display::months(d)
                 ));
             } else {
                 f.statements.push(format!(
-                    "For: disease-free interval {} (≥ {bound} months)",
-                    duration_text(d)
+                    "For: disease-free interval {} ({bound})",
+                    crate::display::months(d)
                 ));
             }
         }

@@ -27,8 +27,9 @@ use chrono::NaiveDate;
 use crate::cds_hooks::Hook;
 use crate::clinical::{DiseaseState, DraftOrder, Fact, InvalidUse, Picture, Provenance};
 use crate::knowledge::Parameters;
+pub use finding::is_reference;
 
-pub use finding::{FactUse, Finding, RuleId, Suggestion, UnknownFact};
+pub use finding::{FactUse, Finding, Origin, RuleId, Suggestion, UnknownFact};
 use registry::Evaluation;
 
 /// A resource that failed FHIR validation (DATA-02).
@@ -310,16 +311,29 @@ pub fn fact_use<T>(
             fact: name,
             value: show(value),
             provenance: Some(provenance_text(provenance)),
+            origin: origin_of(provenance),
         }),
         Fact::Unknown(_) => None,
     }
 }
 
-/// A fact use for a value that is not a picture fact (a resection's date, a draft order).
+/// The structured origin of a picture fact's provenance.
+pub fn origin_of(p: &Provenance) -> Origin {
+    Origin {
+        references: p.resources.clone(),
+        read_from: Some(p.read_from),
+        date: p.date,
+        note: p.note.clone(),
+    }
+}
+
+/// A fact use for a value that is not a picture fact (a resection's date, a draft order). The
+/// provenance line ("Procedure/p1, coded") is read into its structured origin.
 pub fn plain_use(name: &'static str, value: String, provenance: Option<String>) -> FactUse {
     FactUse {
         fact: name,
         value,
+        origin: provenance.as_deref().map(Origin::parse).unwrap_or_default(),
         provenance,
     }
 }
@@ -333,7 +347,8 @@ pub fn unknown_of<T>(name: &'static str, fact: &Fact<T>, holds_back: &str) -> Op
     })
 }
 
-/// Months with at most one decimal ("8", "14.5").
+/// Months with at most one decimal ("8", "14.5"); cards show durations with
+/// [`crate::display::months`] ("2 years 10 months").
 pub fn months_text(m: f64) -> String {
     if (m - m.round()).abs() < 0.05 {
         format!("{}", m.round() as i64)
@@ -342,9 +357,9 @@ pub fn months_text(m: f64) -> String {
     }
 }
 
-/// A date that may be absent ("none recorded").
+/// A date that may be absent ("13 Nov 2026", "none recorded").
 pub fn date_text(d: Option<NaiveDate>) -> String {
-    d.map_or_else(|| "none recorded".to_owned(), |d| d.to_string())
+    crate::display::date_or_none(d)
 }
 
 /// `Create` suggestion of an order template.

@@ -319,8 +319,8 @@ pub(super) fn ord_08(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
             super::date_text(*d)
         }));
     f.statements.push(format!(
-        "No pulmonary function test within pft_validity_days = {}",
-        c.params.display(ParameterId::PftValidityDays)
+        "No pulmonary function tests in the current window ({})",
+        crate::display::param(c.params, ParameterId::PftValidityDays)
     ));
     f.suggestions.push(create(
         "Order pulmonary function tests",
@@ -595,8 +595,10 @@ pub(super) fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     let dose = &c.p.anthracycline_dose;
     let mut f = on_order(RuleId::Ord14, Indicator::Critical, o);
     f.parameters.push(ParameterId::DoxorubicinLifetimeMaxMgM2);
-    f.parameters
-        .push(ParameterId::EpirubicinToDoxorubicinFactor);
+    if epirubicin_involved(c, all) {
+        f.parameters
+            .push(ParameterId::EpirubicinToDoxorubicinFactor);
+    }
     let prior = n.prior;
     let prior_text = if dose.is_exact() {
         f.decided_by.extend(fact_use(
@@ -627,9 +629,8 @@ pub(super) fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     }
     let at_least = if n.exact { "" } else { "at least " };
     line.push_str(&format!(
-        " = {at_least}{:.0} mg/m² doxorubicin-equivalent, over {}",
+        " = {at_least}{:.0} mg/m² doxorubicin-equivalent, over the lifetime limit",
         n.total,
-        limit_text(c)
     ));
     if epirubicin_involved(c, all) {
         line.push_str(&format!(

@@ -19,13 +19,7 @@ fn state_use(c: &Ctx, f: &mut Finding) {
 }
 
 pub fn state_label(s: DiseaseState) -> &'static str {
-    match s {
-        DiseaseState::NoEvidenceOfDisease => "no evidence of disease",
-        DiseaseState::PrimaryUntreated => "primary, untreated",
-        DiseaseState::LocalRecurrence => "local recurrence",
-        DiseaseState::DistantMetastasis => "distant metastasis",
-        DiseaseState::LocalAndDistant => "local recurrence and distant metastasis",
-    }
+    crate::display::disease_state(s)
 }
 
 /// Local recurrence or metastatic disease; records the gap when the state is unknown.
@@ -126,9 +120,9 @@ fn staging_ct(
         .extend(fact_use(fact_name, fact, |d| date_text(*d)));
     f.parameters.push(ParameterId::StagingCtMaxAgeDays);
     f.statements.push(format!(
-        "Last {what}: {} (staging_ct_max_age_days = {})",
+        "Last {what}: {} ({})",
         date_text(last),
-        c.params.display(ParameterId::StagingCtMaxAgeDays)
+        crate::display::param(c.params, ParameterId::StagingCtMaxAgeDays)
     ));
     f.summary = Some(match last {
         Some(d) => format!("No {what} in the last {max} days (last {d}): restage before treatment"),
@@ -350,17 +344,19 @@ pub(super) fn path_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
         Some(Some(d)) => f
             .statements
             .push(format!("A molecular pathology test is recorded ({d})")),
-        Some(None) if lps => f.statements.push(
-            "No molecular test recorded: confirm well-differentiated / dedifferentiated \
-             liposarcoma by MDM2 amplification (TMC 11, IVA)"
-                .to_owned(),
-        ),
+        Some(None) if lps => f
+            .statements
+            .push("No molecular test recorded: confirm by MDM2 amplification (IVA)".to_owned()),
         _ => {}
     }
-    f.decided_by
-        .extend(fact_use("molecular_test", &c.p.molecular_test, |d| {
-            date_text(*d)
-        }));
+    // The statement above says what the molecular test record shows; listed as a deciding
+    // fact only when no statement does.
+    if f.statements.is_empty() {
+        f.decided_by
+            .extend(fact_use("molecular_test", &c.p.molecular_test, |d| {
+                date_text(*d)
+            }));
+    }
     Some(f)
 }
 

@@ -89,8 +89,8 @@ pub fn data_02(input: &RuleInput) -> Option<Finding> {
         }
         let list: Vec<String> = per_type.iter().map(|(t, n)| format!("{t} × {n}")).collect();
         f.statements.push(format!(
-            "{} resource(s) failed FHIR validation: {}",
-            input.invalid_resources.len(),
+            "{} failed FHIR validation: {}",
+            crate::display::count(input.invalid_resources.len(), "record"),
             list.join(", ")
         ));
         // Each resource by type and id with the paths that failed (capped so that a chart of
@@ -105,10 +105,15 @@ pub fn data_02(input: &RuleInput) -> Option<Finding> {
                 }
                 InvalidUse::Used => "still used: its defects lie outside what the service reads",
             };
+            // The record's id is for the integration team (the card's `records` extension),
+            // not for the clinician's words.
+            f.records.extend(
+                r.id.as_ref()
+                    .map(|id| format!("{}/{}", r.resource_type, id)),
+            );
             f.statements.push(format!(
-                "`{}/{}` ({how}): {}",
+                "{} record ({how}): {}",
                 r.resource_type,
-                r.id.as_deref().unwrap_or("(no id)"),
                 r.problems.join("; ")
             ));
         }
@@ -128,10 +133,10 @@ pub fn data_02(input: &RuleInput) -> Option<Finding> {
     }
     if !input.invalid_draft_orders.is_empty() {
         f.statements.push(format!(
-            "{} draft order(s) failed validation and could not be checked: {}",
-            input.invalid_draft_orders.len(),
-            input.invalid_draft_orders.join(", ")
+            "{} failed validation and could not be checked",
+            crate::display::count(input.invalid_draft_orders.len(), "draft order")
         ));
+        f.records.extend(input.invalid_draft_orders.iter().cloned());
     }
     let left_out = input
         .invalid_resources
@@ -142,11 +147,13 @@ pub fn data_02(input: &RuleInput) -> Option<Finding> {
     let total = input.invalid_resources.len() + input.invalid_draft_orders.len();
     f.summary = Some(if left_out > 0 {
         format!(
-            "{total} record(s) failed validation, {left_out} left out: advice may be incomplete"
+            "{} failed validation, {left_out} left out: advice may be incomplete",
+            crate::display::count(total, "record")
         )
     } else {
         format!(
-            "{total} record(s) failed validation; their defects did not keep them from being read"
+            "{} failed validation; their defects did not keep them from being read",
+            crate::display::count(total, "record")
         )
     });
     Some(f)

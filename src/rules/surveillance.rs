@@ -89,9 +89,9 @@ fn overdue(
     f.decided_by
         .extend(fact_use(fact_name, fact, |d| date_text(*d)));
     f.statements.push(format!(
-        "Last {what}: {}; due by {due}; surveillance_grace_days = {}",
+        "Last {what}: {}; due by {due}; {}",
         date_text(last),
-        c.params.display(ParameterId::SurveillanceGraceDays)
+        crate::display::param(c.params, ParameterId::SurveillanceGraceDays)
     ));
     f.summary = Some(format!(
         "Surveillance {what} overdue: due by {due}, last {}",

@@ -338,10 +338,9 @@ pub(super) fn sys_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 
 /// "1 line: doxorubicin", "2 lines: doxorubicin, ifosfamide" (§6: no "line(s)").
 pub(super) fn lines_text(n: usize, agents: &[&str]) -> String {
-    let lines = if n == 1 {
-        "1 line".to_owned()
-    } else {
-        format!("{n} lines")
-    };
-    format!("{lines}: {}", agents.join(", "))
+    format!(
+        "{}: {}",
+        crate::display::count(n, "line"),
+        agents.join(", ")
+    )
 }

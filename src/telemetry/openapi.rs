@@ -292,6 +292,7 @@ mod tests {
             ("GET", "/openapi.json"),
             ("GET", "/admin/rules/stats"),
             ("GET", "/admin"),
+            ("GET", "/rules"),
         ];
         let mut expected: Vec<(String, String)> = expected
             .iter()
