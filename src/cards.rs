@@ -150,7 +150,15 @@ pub fn render(findings: &[Finding], ctx: &CardContext<'_>) -> Rendered {
         .collect();
     let plan = UnknownPlan::of(&units, ctx);
     let (kept, left_out) = limit(units, ctx.parameters.max_cards as usize);
-    let mut cards: Vec<Card> = kept.iter().map(|u| unit_card(u, &plan, ctx)).collect();
+    // The last card names the cards left out; it is composed with that list, so its
+    // length limit holds with it.
+    let note = (!left_out.is_empty()).then(|| left_out_note(&left_out, ctx));
+    let last = kept.len().saturating_sub(1);
+    let mut cards: Vec<Card> = kept
+        .iter()
+        .enumerate()
+        .map(|(i, u)| unit_card(u, &plan, ctx, note.as_deref().filter(|_| i == last)))
+        .collect();
     if !left_out.is_empty()
         && let Some(last) = cards.last_mut()
     {
@@ -197,12 +205,22 @@ fn limit(units: Vec<Unit<'_>>, max: usize) -> (Vec<Unit<'_>>, Vec<Unit<'_>>) {
 }
 
 /// The last card names each card left out by its summary line, above its footer.
-fn name_left_out(card: &mut Card, left_out: &[Unit<'_>], ctx: &CardContext<'_>) {
-    let summaries: Vec<(RuleId, String)> = left_out
-        .iter()
-        .map(|u| (u.lead().rule, unit_summary(u, ctx)))
-        .collect();
-    let n = summaries.len();
+/// The end of a card's detail before its footer: where its other unknowns are listed, and
+/// the cards left out when it is the last card.
+fn tail_of(unknowns: &CardUnknowns<'_>) -> String {
+    let mut tail = elsewhere_line(&unknowns.elsewhere);
+    if let Some(note) = &unknowns.note {
+        if !tail.is_empty() {
+            tail.push_str("\n\n");
+        }
+        tail.push_str(note);
+    }
+    tail
+}
+
+/// The words naming the cards left out (§5), for the last card's detail.
+fn left_out_note(left_out: &[Unit<'_>], ctx: &CardContext<'_>) -> String {
+    let n = left_out.len();
     let mut list = format!(
         "**Not shown: {n} more {}** ({}; open the chart's CDS view for all)\n\n",
         if n == 1 {
@@ -212,13 +230,18 @@ fn name_left_out(card: &mut Card, left_out: &[Unit<'_>], ctx: &CardContext<'_>) 
         },
         display::param(ctx.parameters, ParameterId::MaxCards)
     );
-    for (_, s) in &summaries {
-        let _ = writeln!(list, "- {s}");
+    for u in left_out {
+        let _ = writeln!(list, "- {}", unit_summary(u, ctx));
     }
-    list.push('\n');
-    // Above the footer line, which stays last.
-    let at = card.detail.rfind("\n\n").map_or(0, |i| i + 2);
-    card.detail.insert_str(at, &list);
+    list.trim_end().to_owned()
+}
+
+/// The left-out cards in the last card's extension.
+fn name_left_out(card: &mut Card, left_out: &[Unit<'_>], ctx: &CardContext<'_>) {
+    let summaries: Vec<(RuleId, String)> = left_out
+        .iter()
+        .map(|u| (u.lead().rule, unit_summary(u, ctx)))
+        .collect();
     if let Some(e) = card.extension.as_mut() {
         e[format!("{EXTENSION_NAMESPACE}/left-out")] = summaries
             .iter()
@@ -247,13 +270,19 @@ fn finding_summary(f: &Finding, rule_summary: &str) -> String {
     ))
 }
 
-fn unit_card(u: &Unit<'_>, plan: &UnknownPlan, ctx: &CardContext<'_>) -> Card {
+fn unit_card(
+    u: &Unit<'_>,
+    plan: &UnknownPlan,
+    ctx: &CardContext<'_>,
+    left_out_note: Option<&str>,
+) -> Card {
     let rules: Vec<&RuleDefinition> = u
         .findings
         .iter()
         .filter_map(|f| ctx.knowledge.rule(f.rule.as_str()))
         .collect();
-    let unknowns = plan.for_unit(u);
+    let mut unknowns = plan.for_unit(u);
+    unknowns.note = left_out_note.map(str::to_owned);
     match u.merged {
         Some(g) if u.findings.len() > 1 => {
             merged_card(&MERGED_CARDS[g], &u.findings, &rules, &unknowns, ctx)
@@ -281,6 +310,9 @@ struct UnknownPlan {
     verdict: Vec<(&'static str, String)>,
     /// Fact keys on the Missing information card (when the response has one).
     missing: Vec<&'static str>,
+    /// Any other unknown: the first card that lists it (its lead rule and title); later
+    /// cards point to it (two order checks on one draft needing the same fact).
+    first_other: Vec<(&'static str, RuleId, String)>,
 }
 
 /// What one card shows of the unknowns.
@@ -290,6 +322,8 @@ struct CardUnknowns<'f> {
     listed: Vec<Vec<&'f UnknownFact>>,
     /// Unknowns this card depends on that another card lists (its words).
     elsewhere: Vec<String>,
+    /// The cards left out, named on the last card (§5).
+    note: Option<String>,
 }
 
 fn is_missing_card(u: &Unit<'_>) -> bool {
@@ -322,8 +356,30 @@ impl UnknownPlan {
             .flat_map(|u| u.findings.iter().flat_map(|f| f.unknown.iter()))
             .map(|x| x.fact)
             .filter(|k| !verdict.iter().any(|(v, _)| v == k))
-            .collect();
-        Self { verdict, missing }
+            .collect::<Vec<_>>();
+        let mut first_other: Vec<(&'static str, RuleId, String)> = Vec::new();
+        for u in units
+            .iter()
+            .filter(|u| !is_verdict_card(u) && !is_missing_card(u))
+        {
+            let title = ctx
+                .knowledge
+                .rule(u.lead().rule.as_str())
+                .map_or_else(String::new, |r| display::lower_first(&r.title));
+            for x in u.findings.iter().flat_map(|f| f.unknown.iter()) {
+                let placed = verdict.iter().any(|(k, _)| *k == x.fact)
+                    || missing.contains(&x.fact)
+                    || first_other.iter().any(|(k, _, _)| *k == x.fact);
+                if !placed {
+                    first_other.push((x.fact, u.lead().rule, title.clone()));
+                }
+            }
+        }
+        Self {
+            verdict,
+            missing,
+            first_other,
+        }
     }
 
     fn for_unit<'f>(&self, u: &Unit<'f>) -> CardUnknowns<'f> {
@@ -339,6 +395,13 @@ impl UnknownPlan {
                     Some(format!("the {title} card"))
                 } else if !missing_card && self.missing.contains(&x.fact) {
                     Some("the Missing information card".to_owned())
+                } else if let Some((_, _, title)) = self
+                    .first_other
+                    .iter()
+                    .find(|(k, lead, _)| *k == x.fact && *lead != u.lead().rule)
+                    .filter(|_| !missing_card)
+                {
+                    Some(format!("the {title} card"))
                 } else {
                     None
                 };
@@ -471,6 +534,7 @@ fn merged_card(
             recommendation: display::clinical(rule.recommendation.trim()),
             body: String::new(),
             source: source_line(rule),
+            short_source: String::new(),
         });
         lines.push(json!({
             "rule": rule.id,
@@ -481,7 +545,7 @@ fn merged_card(
         suggestions.extend(line_suggestions);
     }
     let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
-    let tail = elsewhere_line(&unknowns.elsewhere);
+    let tail = tail_of(unknowns);
     let footer = footer(findings, &format!("Rules {}", ids.join(", ")), ctx);
     let detail = fit(&mut sections, &tail, &footer, limit_of(findings));
     let mut extension = json!({
@@ -638,8 +702,13 @@ fn card(
         recommendation: display::clinical(rule.recommendation.trim()),
         body: patient_part(finding, &unknowns.listed, &mut shown, ctx),
         source: source_line(rule),
+        short_source: rule
+            .evidence
+            .as_ref()
+            .map(|level| format!("Evidence {level}."))
+            .unwrap_or_default(),
     }];
-    let tail = elsewhere_line(&unknowns.elsewhere);
+    let tail = tail_of(unknowns);
     let footer = footer(&[finding], &format!("Rule {}", rule.id), ctx);
     let detail = fit(&mut sections, &tail, &footer, limit_of(&[finding]));
     Card {
@@ -683,6 +752,9 @@ struct Section {
     recommendation: String,
     body: String,
     source: String,
+    /// What the source line becomes when the card must be shorter still: the evidence
+    /// level alone (the full label is the card's `source.label`, shown by every EHR).
+    short_source: String,
 }
 
 /// What a card already shows, so each fact, unknown, threshold and sentence appears once.
@@ -835,10 +907,22 @@ fn patient_part(
     if !unknowns.is_empty() {
         d.push_str("**Not known** (not treated as absent)\n\n");
         for line in unknowns {
-            let holds: Vec<String> = line
-                .iter()
-                .map(|u| display::clinical(&u.holds_back))
-                .collect();
+            // What the unknown holds back, each once; a long list names the first three
+            // (the rest are the cards' own business and the Rule and evidence page's).
+            let mut holds: Vec<String> = Vec::new();
+            for u in line.iter() {
+                for h in display::clinical(&u.holds_back).split("; ") {
+                    if !h.is_empty() && !holds.iter().any(|x| x == h) {
+                        holds.push(h.to_owned());
+                    }
+                }
+            }
+            if holds.len() > 3 {
+                let more = holds.len() - 3;
+                holds.truncate(3);
+                let last = holds.pop().unwrap_or_default();
+                holds.push(format!("{last} and {more} more"));
+            }
             let _ = writeln!(
                 d,
                 "- {}: {} — {}",
@@ -1041,8 +1125,13 @@ fn fit(sections: &mut [Section], tail: &str, footer: &str, max: usize) -> String
                     .find(|s| !s.head.is_empty() && !s.source.is_empty())
                 {
                     Some(s) => s.source.clear(),
-                    // Nothing left to shorten: the essentials alone are longer than `max`.
-                    None => return d,
+                    None => match sections.iter_mut().find(|s| {
+                        s.head.is_empty() && !s.source.is_empty() && s.source != s.short_source
+                    }) {
+                        Some(s) => s.source = s.short_source.clone(),
+                        // Nothing left to shorten: the essentials alone are longer than `max`.
+                        None => return d,
+                    },
                 },
             },
         }

@@ -131,6 +131,11 @@ pub const FACTS: &[FactLabel] = &[
         Labelled,
     ),
     fact("metastasis_detected", "Metastases detected", Labelled),
+    fact(
+        "anthracycline_dose_documented",
+        "Documented anthracycline dose",
+        Labelled,
+    ),
     fact("current_smoker", "Current smoker", Labelled),
     fact(
         "pulmonary_function_tested",

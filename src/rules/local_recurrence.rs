@@ -735,10 +735,7 @@ fn lr_05_06(c: &Ctx, gaps: &mut Gaps, verdict: Verdict) -> Option<Finding> {
             if cs.is_empty() {
                 "none recorded".to_owned()
             } else {
-                let d: Vec<String> = cs
-                    .iter()
-                    .map(|rt| format!("{} {}", rt.procedure, rt.date))
-                    .collect();
+                let d: Vec<String> = cs.iter().map(|rt| crate::display::date(rt.date)).collect();
                 d.join(", ")
             }
         }));
@@ -850,8 +847,12 @@ fn lr_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let mut f = Finding::new(RuleId::Lr08, Indicator::Info);
     f.decided_by.push(plain_use(
         "recurrence_resection",
-        format!("{} on {}", recent.procedure, recent.date),
-        Some(recent.read_from.label().to_owned()),
+        crate::display::date(recent.date),
+        Some(format!(
+            "{}, {}",
+            recent.procedure,
+            recent.read_from.label()
+        )),
     ));
     f.decided_by
         .extend(fact_use("completeness", &recent.completeness, |c| {

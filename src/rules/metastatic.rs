@@ -638,8 +638,12 @@ fn met_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let mut f = Finding::new(RuleId::Met08, Indicator::Warning);
     f.decided_by.push(plain_use(
         "metastasectomy",
-        format!("{} on {}", last_op.procedure, last_op.date),
-        Some(last_op.read_from.label().to_owned()),
+        crate::display::date(last_op.date),
+        Some(format!(
+            "{}, {}",
+            last_op.procedure,
+            last_op.read_from.label()
+        )),
     ));
     f.decided_by
         .extend(fact_use("last_imaging", &c.p.last_imaging, |d| {

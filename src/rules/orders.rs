@@ -211,8 +211,8 @@ pub(super) fn ord_04(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     );
     f.decided_by.push(plain_use(
         "recurrence_resection",
-        format!("{} on {} ({completeness:?})", last.procedure, last.date),
-        Some(last.read_from.label().to_owned()),
+        format!("{} ({completeness:?})", crate::display::date(last.date)),
+        Some(format!("{}, {}", last.procedure, last.read_from.label())),
     ));
     if boost {
         f.decided_by.extend(prior_rt_use(c));
@@ -559,14 +559,6 @@ fn cumulative_dose(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Cumula
     })
 }
 
-/// "the lifetime limit of 450 mg/m²".
-fn limit_text(c: &Ctx) -> String {
-    format!(
-        "the lifetime limit of {} mg/m² doxorubicin-equivalent",
-        c.params.display(ParameterId::DoxorubicinLifetimeMaxMgM2)
-    )
-}
-
 /// Whether an epirubicin record or draft order is involved (the conversion factor is used).
 fn epirubicin_involved(c: &Ctx, all: &[DraftOrder]) -> bool {
     c.p.anthracycline_dose
@@ -609,7 +601,7 @@ pub(super) fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
         format!("{prior:.0}")
     } else {
         f.decided_by.push(plain_use(
-            "anthracycline_cumulative_dose",
+            "anthracycline_dose_documented",
             format!("at least {prior:.0} mg/m² doxorubicin-equivalent"),
             (!dose.counted.is_empty()).then(|| dose.counted.join(", ")),
         ));
@@ -869,9 +861,8 @@ pub(super) fn ord_19(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
         "No earlier dose is documented".to_owned()
     };
     f.statements.push(format!(
-        "{before}; {this_text}; whether the total stays within {} cannot be told until the \
-         earlier doses are known.",
-        limit_text(c)
+        "{before}; {this_text}; whether the total stays within the lifetime limit cannot be \
+         told until the earlier doses are known."
     ));
     f.summary = Some(if exposure_unknown {
         "Earlier anthracycline treatment unknown: establish the cumulative dose before ordering"

@@ -297,17 +297,24 @@ pub(super) fn hist_02(c: &Ctx) -> Option<Finding> {
         return None;
     }
     let mut f = Finding::new(RuleId::Hist02, Indicator::Info);
-    for rt in courses.iter().filter(|rt| !rt.total_dose_gy.is_known()) {
-        f.statements.push(format!(
-            "Radiotherapy course {} ({}) has no recorded dose",
-            rt.procedure, rt.date
-        ));
-        f.unknown.extend(unknown_of(
-            "prior_rt_dose",
-            &rt.total_dose_gy,
-            "re-irradiation and pre-operative RT planning",
-        ));
-    }
+    let dates: Vec<String> = courses
+        .iter()
+        .filter(|rt| !rt.total_dose_gy.is_known())
+        .map(|rt| crate::display::date(rt.date))
+        .collect();
+    // One statement for every course without a dose; it is what the card asks to record,
+    // so it is not listed again as an unknown.
+    f.statements.push(if dates.len() == 1 {
+        format!(
+            "The radiotherapy course of {} has no recorded dose",
+            dates[0]
+        )
+    } else {
+        format!(
+            "The radiotherapy courses of {} have no recorded dose",
+            dates.join(", ")
+        )
+    });
     Some(f)
 }
 

@@ -83,8 +83,12 @@ fn overdue(
     f.parameters.push(ParameterId::SurveillanceGraceDays);
     f.decided_by.push(plain_use(
         "last_resection",
-        format!("{} on {}", last_resection.procedure, last_resection.date),
-        Some(last_resection.read_from.label().to_owned()),
+        crate::display::date(last_resection.date),
+        Some(format!(
+            "{}, {}",
+            last_resection.procedure,
+            last_resection.read_from.label()
+        )),
     ));
     f.decided_by
         .extend(fact_use(fact_name, fact, |d| date_text(*d)));
@@ -177,8 +181,8 @@ fn surv_03(c: &Ctx, gaps: &mut Gaps, last: &Resection) -> Option<Finding> {
         }));
     f.decided_by.push(plain_use(
         "last_resection",
-        format!("{} on {}", last.procedure, last.date),
-        Some(last.read_from.label().to_owned()),
+        crate::display::date(last.date),
+        Some(format!("{}, {}", last.procedure, last.read_from.label())),
     ));
     Some(f)
 }

@@ -301,7 +301,7 @@ pub(super) fn sys_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
             continue;
         }
         let again = if given {
-            " again (the earlier ifosfamide line did not progress)"
+            " again (the earlier line did not progress)"
         } else {
             ""
         };

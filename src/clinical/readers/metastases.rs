@@ -488,10 +488,9 @@ impl<'a> Extractor<'a, '_> {
             return Fact::Unknown(Unknown::NotApplicable);
         };
         let Some(detected) = first.detected else {
-            return Fact::Unknown(Unknown::Unreadable(format!(
-                "{} has no detection date",
-                first.source
-            )));
+            return Fact::Unknown(Unknown::Unreadable(
+                "a metastasis record has no detection date".to_owned(),
+            ));
         };
         let window = i64::from(self.params.synchronous_window_days);
         let dx_date = diagnosis.as_ref().and_then(|d| d.date);

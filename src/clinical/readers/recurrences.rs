@@ -213,16 +213,16 @@ impl<'a> Extractor<'a, '_> {
                     Some(c) => !c.is_complete(),
                     None => {
                         uncertain = Some(format!(
-                            "completeness of {}, which resected the recurrence, is not recorded",
-                            r.procedure
+                            "the completeness of the resection of the recurrence ({}) is not recorded",
+                            crate::display::date(r.date)
                         ));
                         true
                     }
                 }
             } else if let Some(r) = untargeted {
                 uncertain = Some(format!(
-                    "{} after the recurrence does not say what it resected",
-                    r.procedure
+                    "a resection after the recurrence ({}) does not say what it resected",
+                    crate::display::date(r.date)
                 ));
                 true
             } else {
