@@ -448,12 +448,20 @@ fn inline_lists(part: &str) -> String {
     let mut out: Vec<String> = Vec::new();
     // (heading, items) of the list being read; statements before any heading have none.
     let mut list: Option<(String, Vec<String>)> = None;
-    let close = |list: &mut Option<(String, Vec<String>)>, out: &mut Vec<String>| {
+    // What the unknowns of the current list hold back, each once.
+    let mut held: Vec<String> = Vec::new();
+    let close = |list: &mut Option<(String, Vec<String>)>,
+                 out: &mut Vec<String>,
+                 held: &mut Vec<String>| {
         if let Some((h, items)) = list.take() {
             if items.is_empty() {
                 out.push(format!("{h}."));
             } else {
                 out.push(format!("{h}: {}.", items.join("; ")));
+            }
+            if !held.is_empty() {
+                out.push(format!("Not assessed for now: {}.", held.join("; ")));
+                held.clear();
             }
         }
     };
@@ -461,18 +469,41 @@ fn inline_lists(part: &str) -> String {
         match line.strip_prefix("- ") {
             Some(item) => {
                 let item = item.trim_end_matches('.').to_owned();
+                // An unknown "Label: reason — what it holds back" keeps only "Label (reason)";
+                // what they hold back is said once after the list (see `close`).
+                if let Some((what, holds)) = item.split_once(" — ")
+                    && let Some((_, items)) = list.as_mut()
+                {
+                    let what = match what.split_once(": ") {
+                        Some((label, "not recorded")) => label.to_owned(),
+                        Some((label, reason)) => format!("{label} ({reason})"),
+                        None => what.to_owned(),
+                    };
+                    items.push(what);
+                    for h in holds.split("; ").map(str::trim) {
+                        let h = h.trim_end_matches(" not assessed");
+                        if !held.iter().any(|x| x == h) {
+                            held.push(h.to_owned());
+                        }
+                    }
+                    continue;
+                }
                 match list.as_mut() {
                     Some((_, items)) => items.push(item),
                     None => out.push(format!("{item}.")),
                 }
             }
             None => {
-                close(&mut list, &mut out);
-                list = Some((line.replace("**", "").trim().to_owned(), Vec::new()));
+                close(&mut list, &mut out, &mut held);
+                // "Not known (not treated as absent)" → "Not known": in running text the
+                // list says it, and the card's summary says nothing was assumed.
+                let heading = line.replace("**", "");
+                let heading = heading.split(" (").next().unwrap_or("").trim().to_owned();
+                list = Some((heading, Vec::new()));
             }
         }
     }
-    close(&mut list, &mut out);
+    close(&mut list, &mut out, &mut held);
     out.join(" ")
 }
 
@@ -830,7 +861,7 @@ fn elsewhere_line(cards: &[String]) -> String {
         return String::new();
     }
     format!(
-        "What else is not known (not treated as absent) is listed on {}.",
+        "Other unknowns (not treated as absent): see {}.",
         display::join_and(cards)
     )
 }

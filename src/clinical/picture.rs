@@ -113,12 +113,11 @@ impl Unknown {
             ),
             // The records themselves are in the card's extension, not in its words.
             Unknown::Defective { resources } => format!(
-                "the {} that {} it failed validation where it records it",
-                records(resources.len()),
+                "defective where the {} records it",
                 if resources.len() == 1 {
-                    "carries"
+                    "record"
                 } else {
-                    "carry"
+                    "records"
                 }
             ),
             Unknown::FromDefective { resources } => format!(

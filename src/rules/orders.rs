@@ -805,12 +805,12 @@ pub(super) fn ord_19(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     f.unknown.extend(super::unknown_of(
         "prior_anthracycline",
         &c.p.prior_anthracycline,
-        "whether earlier anthracycline treatment counts toward the lifetime limit",
+        "earlier doses toward the lifetime limit",
     ));
     f.unknown.extend(super::unknown_of(
         "anthracycline_cumulative_dose",
         &dose.total_mg_m2,
-        "whether this order stays within the lifetime limit",
+        "the total against the lifetime limit",
     ));
     // The records without an established dose, by agent and reason, with their dates.
     let mut groups: Vec<(Agent, &str, Vec<String>)> = Vec::new();
@@ -858,11 +858,10 @@ pub(super) fn ord_19(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     let before = if n.prior > 0.0 {
         format!("At least {:.0} mg/m² is documented before", n.prior)
     } else {
-        "No earlier dose is documented".to_owned()
+        "No earlier dose is established".to_owned()
     };
     f.statements.push(format!(
-        "{before}; {this_text}; whether the total stays within the lifetime limit cannot be \
-         told until the earlier doses are known."
+        "{before}; {this_text}; the total is not known until the earlier doses are."
     ));
     f.summary = Some(if exposure_unknown {
         "Earlier anthracycline treatment unknown: establish the cumulative dose before ordering"

@@ -301,7 +301,12 @@ pub(super) fn hist_02(c: &Ctx) -> Option<Finding> {
         .iter()
         .filter(|rt| !rt.total_dose_gy.is_known())
         .map(|rt| crate::display::date(rt.date))
-        .collect();
+        .fold(Vec::new(), |mut v: Vec<String>, d| {
+            if !v.contains(&d) {
+                v.push(d);
+            }
+            v
+        });
     // One statement for every course without a dose; it is what the card asks to record,
     // so it is not listed again as an unknown.
     f.statements.push(if dates.len() == 1 {

@@ -301,7 +301,7 @@ pub(super) fn sys_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
             continue;
         }
         let again = if given {
-            " again (the earlier line did not progress)"
+            " again (no progression on it)"
         } else {
             ""
         };

@@ -646,13 +646,7 @@ pub fn assert_card_text(path: &str, response: &Value) {
     if response.get("cards").and_then(Value::as_array).is_none() {
         return;
     }
-    // Lengths are asserted on the charts of tests/card_text.rs only: across every chart of
-    // the suite a few cards (DATA-01 with long unknown lists, ORD-19) still run over their
-    // limit, which issue 13 leaves open; every other check holds for every chart.
-    let problems: Vec<String> = card_lint::problems(path, response)
-        .into_iter()
-        .filter(|p| !p.contains(" characters (at most "))
-        .collect();
+    let problems = card_lint::problems(path, response);
     assert!(
         problems.is_empty(),
         "{} card text problem(s) (catalogue §6):\n{}",
