@@ -113,7 +113,7 @@ impl Unknown {
             ),
             // The records themselves are in the card's extension, not in its words.
             Unknown::Defective { resources } => format!(
-                "defective where the {} records it",
+                "the {} failed validation at this element",
                 if resources.len() == 1 {
                     "record"
                 } else {
