@@ -471,8 +471,9 @@ fn inline_lists(part: &str) -> String {
                 let item = item.trim_end_matches('.').to_owned();
                 // An unknown "Label: reason — what it holds back" keeps only "Label (reason)";
                 // what they hold back is said once after the list (see `close`).
-                if let Some((what, holds)) = item.split_once(" — ")
-                    && let Some((_, items)) = list.as_mut()
+                if let Some((heading, items)) = list.as_mut()
+                    && heading.starts_with("Not known")
+                    && let Some((what, holds)) = item.split_once(" — ")
                 {
                     let what = match what.split_once(": ") {
                         Some((label, "not recorded")) => label.to_owned(),
@@ -1287,6 +1288,22 @@ fn create_action(label: &str, template_id: &str, ctx: &CardContext<'_>) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_merged_line_reads_its_lists_as_running_text() {
+        let part = "- Criterion met: ECOG 0\n\n**Decided by**\n\n- ECOG 0 (poor performance status \
+                    from ECOG 3 — catalogue default)\n- Sarcomatosis: none\n\n**Not known** (not \
+                    treated as absent)\n\n- Symptoms: not recorded — active surveillance not \
+                    assessed\n- Low-volume disease: lesion count unknown — active surveillance \
+                    not assessed; metastasectomy candidacy not assessed\n";
+        assert_eq!(
+            inline_lists(part),
+            "Criterion met: ECOG 0. Decided by: ECOG 0 (poor performance status from ECOG 3 — \
+             catalogue default); Sarcomatosis: none. Not known: Symptoms; Low-volume disease \
+             (lesion count unknown). Not assessed for now: active surveillance; metastasectomy \
+             candidacy."
+        );
+    }
 
     #[test]
     fn long_summaries_are_clamped_below_140() {
