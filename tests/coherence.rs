@@ -166,7 +166,7 @@ fn order_sign(mut r: Value, orders: &[Value]) -> Value {
 
 /// Posts the call to its service; checks status and schema; returns the response.
 async fn call(svc: &Service, request: &Value) -> Value {
-    http_support::call_service(svc, request).await
+    svc.call_hook(request).await
 }
 
 /// Every rule id that applied (merged members included).

@@ -7,7 +7,7 @@ mod http_support;
 mod support;
 
 use chrono::{Days, Utc};
-use http_support::{Schemas, Service, rule_ids};
+use http_support::{Schemas, Service, card, rule_ids};
 use serde_json::{Value, json};
 use support::fhir::*;
 
@@ -48,15 +48,6 @@ async fn post(svc: &Service, hook: &str, chart: &Chart) -> Value {
     assert_eq!(status, 200, "{body:#}");
     Schemas::load().assert_response(&body);
     body
-}
-
-fn card<'b>(body: &'b Value, rule: &str) -> &'b Value {
-    body["cards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["source"]["topic"]["code"] == rule)
-        .unwrap_or_else(|| panic!("{rule} missing from {:?}", rule_ids(body)))
 }
 
 fn verdicts(body: &Value) -> Vec<String> {

@@ -13,8 +13,8 @@ mod http_support;
 mod support;
 
 use http_support::{
-    Service, add_to_prefetch, applied_rule_ids, call_service, example, prefetch_resource,
-    remove_from_prefetch, rule_ids,
+    Service, add_to_prefetch, example, prefetch_resource, remove_from_prefetch, rule_ids,
+    rules_applied,
 };
 use rps_cds::cds_hooks::Hook;
 use rps_cds::knowledge::{Knowledge, Parameters};
@@ -151,7 +151,7 @@ fn lung_ablation() -> Value {
 }
 
 fn applies(response: &Value, rule: &str) -> bool {
-    applied_rule_ids(response).iter().any(|r| r == rule)
+    rules_applied(response).iter().any(|r| r == rule)
 }
 
 /// The card whose rules-applied includes `rule` (its own card or the merged one).
@@ -165,7 +165,7 @@ fn card_with<'a>(response: &'a Value, rule: &str) -> &'a Value {
                 .as_array()
                 .is_some_and(|a| a.iter().any(|x| x == rule))
         })
-        .unwrap_or_else(|| panic!("no card with {rule}: {:?}", applied_rule_ids(response)))
+        .unwrap_or_else(|| panic!("no card with {rule}: {:?}", rules_applied(response)))
 }
 
 /// Every fact listed unknown in a response's cards (DATA-01 and verdict cards).
@@ -239,8 +239,8 @@ fn silenced_by(response: &Value, rule: &str) -> Option<String> {
 #[tokio::test]
 async fn met03_tmc23_observation_needs_every_criterion_known_and_symptoms_known_absent() {
     let svc = Service::default().await;
-    let fires = call_service(&svc, &resectable(metastatic())).await;
-    assert!(applies(&fires, "MET-03"), "{:?}", applied_rule_ids(&fires));
+    let fires = svc.call_hook(&resectable(metastatic())).await;
+    assert!(applies(&fires, "MET-03"), "{:?}", rules_applied(&fires));
     let label = card_with(&fires, "MET-03")["source"]["label"]
         .as_str()
         .unwrap()
@@ -253,7 +253,7 @@ async fn met03_tmc23_observation_needs_every_criterion_known_and_symptoms_known_
 
     // Near miss: resectability not assessed — MET-02 finds no criterion failed, but one is
     // unknown, so no observation advice (v1 gave it).
-    let near = call_service(&svc, &metastatic()).await;
+    let near = svc.call_hook(&metastatic()).await;
     assert!(applies(&near, "MET-02") && !applies(&near, "MET-03"));
     assert!(
         unknown_facts(&near).contains(&"resectability".to_owned()),
@@ -263,7 +263,7 @@ async fn met03_tmc23_observation_needs_every_criterion_known_and_symptoms_known_
 
     // Unknown: every criterion met but no symptom assessment: symptoms are unknown, not
     // absent; MET-03 stays silent and DATA-01 names the missing assessment.
-    let unknown = call_service(&svc, &resectable(shipped())).await;
+    let unknown = svc.call_hook(&resectable(shipped())).await;
     assert!(!applies(&unknown, "MET-03"));
     assert!(unknown_facts(&unknown).contains(&"symptomatic".to_owned()));
     svc.stop().await;
@@ -286,20 +286,17 @@ async fn met02_tmc25_short_stable_disease_reads_stable_for_n_of_m_months() {
             "Patient's condition stable",
         ),
     );
-    let short = call_service(&svc, &r).await;
+    let short = svc.call_hook(&r).await;
     let detail = text_of(card_with(&short, "MET-02"));
     assert!(detail.contains("stable for 1.5 of 6 months"), "{detail}");
     assert!(!detail.contains("no favourable response"), "{detail}");
 
     // One stable assessment measures no duration yet; progression on the line is named.
-    let single = text_of(card_with(
-        &call_service(&svc, &metastatic()).await,
-        "MET-02",
-    ));
+    let single = text_of(card_with(&svc.call_hook(&metastatic()).await, "MET-02"));
     assert!(single.contains("stable at a single assessment"), "{single}");
     let mut r = metastatic();
     add_to_prefetch(&mut r, "observations", worsened("v2-worse", &days_ago(3)));
-    let worse = text_of(card_with(&call_service(&svc, &r).await, "MET-02"));
+    let worse = text_of(card_with(&svc.call_hook(&r).await, "MET-02"));
     assert!(worse.contains("progression on the last line"), "{worse}");
 
     // Near miss: a regression on the line is a favourable response.
@@ -310,7 +307,7 @@ async fn met02_tmc25_short_stable_disease_reads_stable_for_n_of_m_months() {
         "268910001",
         "Patient's condition improved",
     );
-    let good = call_service(&svc, &r).await;
+    let good = svc.call_hook(&r).await;
     let detail = text_of(card_with(&good, "MET-02"));
     assert!(
         detail.contains("favourable response to systemic therapy"),
@@ -321,7 +318,7 @@ async fn met02_tmc25_short_stable_disease_reads_stable_for_n_of_m_months() {
     // Unknown: no response recorded for the line: the response is listed unknown.
     let mut r = metastatic();
     remove_from_prefetch(&mut r, "observations", "met-disease-status");
-    let unknown = call_service(&svc, &r).await;
+    let unknown = svc.call_hook(&r).await;
     assert!(applies(&unknown, "MET-02"));
     assert!(
         unknown_facts(&unknown).contains(&"favorable_systemic_response".to_owned()),
@@ -416,26 +413,28 @@ async fn met05_tmc27_order_hooks_silent_when_the_request_orders_the_staging() {
     let pulmonary = draft("pm-1", cc(SCT, "232632009", "Pulmonary metastasectomy"));
     let pet = draft("pet-1", cc(SCT, "443271005", "PET/CT FDG"));
     // Fires: the metastasectomy alone (CT abdomen recent, no bone scan or PET).
-    let fires = call_service(
-        &svc,
-        &order_sign(metastatic(), std::slice::from_ref(&pulmonary)),
-    )
-    .await;
+    let fires = svc
+        .call_hook(&order_sign(metastatic(), std::slice::from_ref(&pulmonary)))
+        .await;
     let met05 = card_with(&fires, "MET-05");
     assert_eq!(
         met05["extension"][format!("{EXT}/draft-order")],
         "ServiceRequest/pm-1"
     );
     // A lung ablation is definitive treatment too.
-    let ablation = call_service(&svc, &order_sign(metastatic(), &[lung_ablation()])).await;
+    let ablation = svc
+        .call_hook(&order_sign(metastatic(), &[lung_ablation()]))
+        .await;
     assert!(
         applies(&ablation, "MET-05"),
         "{:?}",
-        applied_rule_ids(&ablation)
+        rules_applied(&ablation)
     );
     // Near miss: the PET ordered in the same request.
-    let near = call_service(&svc, &order_sign(metastatic(), &[pulmonary.clone(), pet])).await;
-    assert!(!applies(&near, "MET-05"), "{:?}", applied_rule_ids(&near));
+    let near = svc
+        .call_hook(&order_sign(metastatic(), &[pulmonary.clone(), pet]))
+        .await;
+    assert!(!applies(&near, "MET-05"), "{:?}", rules_applied(&near));
     // Unknown: the imaging reports could not be read (one set aside): whether staging is
     // missing is unknown, and MET-05 does not claim it is.
     let mut r = metastatic();
@@ -444,11 +443,11 @@ async fn met05_tmc27_order_hooks_silent_when_the_request_orders_the_staging() {
         "diagnosticReports",
         invalid("DiagnosticReport", "bad-dr", ct_report_code()),
     );
-    let unknown = call_service(&svc, &order_sign(r, &[pulmonary])).await;
+    let unknown = svc.call_hook(&order_sign(r, &[pulmonary])).await;
     assert!(
         !applies(&unknown, "MET-05"),
         "{:?}",
-        applied_rule_ids(&unknown)
+        rules_applied(&unknown)
     );
     svc.stop().await;
 }
@@ -485,7 +484,7 @@ fn after_metastasectomy(mut r: Value) -> Value {
 #[tokio::test]
 async fn met09_repeat_metastasectomy_cites_tmc35_36_and_the_case_report() {
     let svc = Service::default().await;
-    let fires = call_service(&svc, &after_metastasectomy(metastatic())).await;
+    let fires = svc.call_hook(&after_metastasectomy(metastatic())).await;
     let label = card_with(&fires, "MET-09")["source"]["label"]
         .as_str()
         .unwrap()
@@ -499,7 +498,7 @@ async fn met09_repeat_metastasectomy_cites_tmc35_36_and_the_case_report() {
         "{label}"
     );
     // Near miss: no earlier metastasectomy.
-    let near = call_service(&svc, &metastatic()).await;
+    let near = svc.call_hook(&metastatic()).await;
     assert!(!applies(&near, "MET-09"));
     // (MET-09's condition is unchanged in v2, only its source: its unknown-fact case is
     // tests/rules.rs::met_09_recurrent_metastases_after_metastasectomy.)
@@ -513,7 +512,7 @@ async fn met09_repeat_metastasectomy_cites_tmc35_36_and_the_case_report() {
 async fn met11_tmc38_surveillance_needs_a_current_assessment_and_no_line_ongoing() {
     let svc = Service::default().await;
     // Fires: the doxorubicin order completed (four of four cycles), stable on 2026-11-17.
-    let fires = call_service(&svc, &metastatic()).await;
+    let fires = svc.call_hook(&metastatic()).await;
     let card = card_with(&fires, "MET-11");
     let label = card["source"]["label"].as_str().unwrap();
     assert!(label.ends_with("st. 38 (VB)"), "{label}");
@@ -528,24 +527,24 @@ async fn met11_tmc38_surveillance_needs_a_current_assessment_and_no_line_ongoing
     let mut r = metastatic();
     prefetch_resource(&mut r, "medicationRequests", "met-doxorubicin-order")["status"] =
         json!("active");
-    let ongoing = call_service(&svc, &r).await;
+    let ongoing = svc.call_hook(&r).await;
     assert!(
         !applies(&ongoing, "MET-11"),
         "{:?}",
-        applied_rule_ids(&ongoing)
+        rules_applied(&ongoing)
     );
 
     // Near miss: progression since.
     let mut r = metastatic();
     add_to_prefetch(&mut r, "observations", worsened("v2-worse", &days_ago(3)));
-    let progressing = call_service(&svc, &r).await;
+    let progressing = svc.call_hook(&r).await;
     assert!(!applies(&progressing, "MET-11"));
 
     // Unknown: the last disease-status record is older than 120 days.
     let mut r = metastatic();
     prefetch_resource(&mut r, "observations", "met-disease-status")["effectiveDateTime"] =
         json!(days_ago(200));
-    let stale = call_service(&svc, &r).await;
+    let stale = svc.call_hook(&r).await;
     assert!(!applies(&stale, "MET-11"));
     assert!(
         unknown_facts(&stale).contains(&"latest_disease_status".to_owned()),
@@ -557,7 +556,7 @@ async fn met11_tmc38_surveillance_needs_a_current_assessment_and_no_line_ongoing
     // on is unknown, and MET-11 does not assume it ended.
     let mut r = metastatic();
     remove_from_prefetch(&mut r, "medicationRequests", "met-doxorubicin-order");
-    let undecided = call_service(&svc, &r).await;
+    let undecided = svc.call_hook(&r).await;
     assert!(!applies(&undecided, "MET-11"));
     assert!(unknown_facts(&undecided).contains(&"systemic_line_ongoing".to_owned()));
     svc.stop().await;
@@ -584,22 +583,20 @@ fn with_sarcomatosis(mut r: Value) -> Value {
 #[tokio::test]
 async fn met07_sarcomatosis_never_appears_with_met02_met03_or_met11() {
     let svc = Service::default().await;
-    let near = call_service(&svc, &resectable(metastatic())).await;
+    let near = svc.call_hook(&resectable(metastatic())).await;
     for rule in ["MET-02", "MET-03", "MET-11"] {
-        assert!(
-            applies(&near, rule),
-            "{rule}: {:?}",
-            applied_rule_ids(&near)
-        );
+        assert!(applies(&near, rule), "{rule}: {:?}", rules_applied(&near));
     }
     assert!(!applies(&near, "MET-07"));
-    let both = call_service(&svc, &with_sarcomatosis(resectable(metastatic()))).await;
-    assert!(applies(&both, "MET-07"), "{:?}", applied_rule_ids(&both));
+    let both = svc
+        .call_hook(&with_sarcomatosis(resectable(metastatic())))
+        .await;
+    assert!(applies(&both, "MET-07"), "{:?}", rules_applied(&both));
     for rule in ["MET-02", "MET-03", "MET-11"] {
         assert!(
             !applies(&both, rule),
             "{rule} with MET-07: {:?}",
-            applied_rule_ids(&both)
+            rules_applied(&both)
         );
         if let Some(by) = silenced_by(&both, rule) {
             assert_eq!(by, "sarcomatosis-silences-local-treatment");
@@ -634,7 +631,7 @@ fn with_focality(mut r: Value, code: &str) -> Value {
 async fn sys01_tmc40_41_first_line_fits_the_histology_and_covers_multifocal_recurrence() {
     let svc = Service::default().await;
     // Fires: metastatic leiomyosarcoma, no systemic therapy: doxorubicin + dacarbazine.
-    let lms = call_service(&svc, &untreated(metastatic())).await;
+    let lms = svc.call_hook(&untreated(metastatic())).await;
     let summary = card_with(&lms, "SYS-01")["summary"]
         .as_str()
         .unwrap()
@@ -644,7 +641,9 @@ async fn sys01_tmc40_41_first_line_fits_the_histology_and_covers_multifocal_recu
 
     // Fires: a multifocal DD-LPS local recurrence (LR-02 multifocal): the summary speaks of
     // ifosfamide or dacarbazine and not of LMS or SFT.
-    let ddlps = call_service(&svc, &with_focality(local_recurrence(), "multifocal")).await;
+    let ddlps = svc
+        .call_hook(&with_focality(local_recurrence(), "multifocal"))
+        .await;
     let card = card_with(&ddlps, "SYS-01");
     let summary = card["summary"].as_str().unwrap();
     assert!(summary.contains("ifosfamide"), "{summary}");
@@ -654,15 +653,15 @@ async fn sys01_tmc40_41_first_line_fits_the_histology_and_covers_multifocal_recu
     }
 
     // Near miss: the unifocal resectable recurrence of the example.
-    let near = call_service(&svc, &local_recurrence()).await;
-    assert!(!applies(&near, "SYS-01"), "{:?}", applied_rule_ids(&near));
+    let near = svc.call_hook(&local_recurrence()).await;
+    assert!(!applies(&near, "SYS-01"), "{:?}", rules_applied(&near));
     // Near miss: metastatic but already treated.
-    assert!(!applies(&call_service(&svc, &metastatic()).await, "SYS-01"));
+    assert!(!applies(&svc.call_hook(&metastatic()).await, "SYS-01"));
 
     // Unknown: focality not recorded (resectable): SYS-01 does not assume unifocal.
     let mut r = local_recurrence();
     remove_from_prefetch(&mut r, "observations", "lr-focality");
-    let unknown = call_service(&svc, &r).await;
+    let unknown = svc.call_hook(&r).await;
     assert!(!applies(&unknown, "SYS-01"));
     assert!(unknown_facts(&unknown).contains(&"focality".to_owned()));
     svc.stop().await;
@@ -676,17 +675,13 @@ async fn sys01_tmc40_41_first_line_fits_the_histology_and_covers_multifocal_recu
 async fn sys02_tmc43_next_line_only_at_progression_intolerance_or_contraindication() {
     let svc = Service::default().await;
     // Silent: the doxorubicin line ended with stable disease.
-    let silent = call_service(&svc, &metastatic()).await;
-    assert!(
-        !applies(&silent, "SYS-02"),
-        "{:?}",
-        applied_rule_ids(&silent)
-    );
+    let silent = svc.call_hook(&metastatic()).await;
+    assert!(!applies(&silent, "SYS-02"), "{:?}", rules_applied(&silent));
 
     // Fires: progression after the line.
     let mut r = metastatic();
     add_to_prefetch(&mut r, "observations", worsened("v2-worse", &days_ago(3)));
-    let progression = call_service(&svc, &r).await;
+    let progression = svc.call_hook(&r).await;
     let text = lines_with(card_with(&progression, "SYS-02"), "Option:");
     for option in [
         "trabectedin (TMC 43b, IB)",
@@ -709,7 +704,7 @@ async fn sys02_tmc43_next_line_only_at_progression_intolerance_or_contraindicati
             "2026-11-20",
         ),
     );
-    let cardiac = call_service(&svc, &r).await;
+    let cardiac = svc.call_hook(&r).await;
     assert!(text_of(card_with(&cardiac, "SYS-02")).contains("cardiomyopathy"));
 
     // Fires: the line stopped for intolerance.
@@ -717,7 +712,7 @@ async fn sys02_tmc43_next_line_only_at_progression_intolerance_or_contraindicati
     let order = prefetch_resource(&mut r, "medicationRequests", "met-doxorubicin-order");
     order["status"] = json!("stopped");
     order["statusReason"] = json!({"text": "Stopped for toxicity"});
-    let intolerance = call_service(&svc, &r).await;
+    let intolerance = svc.call_hook(&r).await;
     assert!(text_of(card_with(&intolerance, "SYS-02")).contains("intolerance"));
 
     // Near miss: cardiomyopathy, but a line (the doxorubicin order, active) is under way
@@ -734,13 +729,13 @@ async fn sys02_tmc43_next_line_only_at_progression_intolerance_or_contraindicati
     );
     prefetch_resource(&mut r, "medicationRequests", "met-doxorubicin-order")["status"] =
         json!("active");
-    assert!(!applies(&call_service(&svc, &r).await, "SYS-02"));
+    assert!(!applies(&svc.call_hook(&r).await, "SYS-02"));
 
     // Unknown: no response recorded for the line: whether it progressed is unknown; SYS-02
     // stays silent and DATA-01 names it.
     let mut r = metastatic();
     remove_from_prefetch(&mut r, "observations", "met-disease-status");
-    let unknown = call_service(&svc, &r).await;
+    let unknown = svc.call_hook(&r).await;
     assert!(!applies(&unknown, "SYS-02"));
     assert!(unknown_facts(&unknown).contains(&"progression_on_systemic".to_owned()));
     svc.stop().await;
@@ -786,15 +781,18 @@ async fn sys02_tmc43a_ifosfamide_again_only_after_a_line_that_did_not_progress()
         add_to_prefetch(&mut r, "observations", worsened("v2-worse", &days_ago(3)));
         r
     };
-    let responded = call_service(&svc, &ddlps(("268910001", "Patient's condition improved"))).await;
+    let responded = svc
+        .call_hook(&ddlps(("268910001", "Patient's condition improved")))
+        .await;
     let text = lines_with(card_with(&responded, "SYS-02"), "Option:");
     assert!(
         text.contains("ifosfamide") && text.contains("43a"),
         "{text}"
     );
     assert!(text.contains("eribulin (TMC 43c, IB)"), "{text}");
-    let progressed =
-        call_service(&svc, &ddlps(("271299001", "Patient's condition worsened"))).await;
+    let progressed = svc
+        .call_hook(&ddlps(("271299001", "Patient's condition worsened")))
+        .await;
     let text = lines_with(card_with(&progressed, "SYS-02"), "Option:");
     assert!(text.contains("eribulin") && !text.contains("43a"), "{text}");
     svc.stop().await;
@@ -805,7 +803,9 @@ async fn sys02_tmc43a_ifosfamide_again_only_after_a_line_that_did_not_progress()
 #[tokio::test]
 async fn mdt02_mdt03_tmc21_22_39_also_for_a_multifocal_local_recurrence() {
     let svc = Service::default().await;
-    let fires = call_service(&svc, &with_focality(local_recurrence(), "multifocal")).await;
+    let fires = svc
+        .call_hook(&with_focality(local_recurrence(), "multifocal"))
+        .await;
     let care = card_with(&fires, "MDT-02");
     let applied = care["extension"][format!("{EXT}/rules-applied")].clone();
     assert!(
@@ -814,12 +814,12 @@ async fn mdt02_mdt03_tmc21_22_39_also_for_a_multifocal_local_recurrence() {
     );
     assert_eq!(care["source"]["topic"]["code"], "MDT-01");
     // Near miss: the unifocal recurrence.
-    let near = call_service(&svc, &local_recurrence()).await;
+    let near = svc.call_hook(&local_recurrence()).await;
     assert!(!applies(&near, "MDT-02") && !applies(&near, "MDT-03"));
     // Unknown: focality not recorded.
     let mut r = local_recurrence();
     remove_from_prefetch(&mut r, "observations", "lr-focality");
-    let unknown = call_service(&svc, &r).await;
+    let unknown = svc.call_hook(&r).await;
     assert!(!applies(&unknown, "MDT-02"));
     assert!(unknown_facts(&unknown).contains(&"focality".to_owned()));
     svc.stop().await;
@@ -831,22 +831,22 @@ async fn mdt02_mdt03_tmc21_22_39_also_for_a_multifocal_local_recurrence() {
 #[tokio::test]
 async fn scope01_tmc43h_43i_pecoma_and_imt_get_their_one_line() {
     let svc = Service::default().await;
-    let pecoma = call_service(&svc, &with_histology(metastatic(), "8714/3", "PEComa")).await;
+    let pecoma = svc
+        .call_hook(&with_histology(metastatic(), "8714/3", "PEComa"))
+        .await;
     assert_eq!(rule_ids(&pecoma), ["SCOPE-01"]);
     let text = text_of(&pecoma["cards"][0]);
     assert!(
         text.contains("sirolimus") && text.contains("43h, VB"),
         "{text}"
     );
-    let imt = call_service(
-        &svc,
-        &with_histology(
+    let imt = svc
+        .call_hook(&with_histology(
             metastatic(),
             "8825/1",
             "Inflammatory myofibroblastic tumour",
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(rule_ids(&imt), ["SCOPE-01"]);
     let text = text_of(&imt["cards"][0]);
     assert!(
@@ -854,7 +854,9 @@ async fn scope01_tmc43h_43i_pecoma_and_imt_get_their_one_line() {
         "{text}"
     );
     // Near miss: GIST is out of scope without such a line.
-    let gist = call_service(&svc, &with_histology(metastatic(), "8936/3", "GIST")).await;
+    let gist = svc
+        .call_hook(&with_histology(metastatic(), "8936/3", "GIST"))
+        .await;
     assert_eq!(rule_ids(&gist), ["SCOPE-01"]);
     let text = text_of(&gist["cards"][0]);
     assert!(
@@ -877,7 +879,7 @@ fn pathology_review() -> Value {
 #[tokio::test]
 async fn path01_tmc11_expert_pathology_review_joins_the_care_team_card() {
     let svc = Service::default().await;
-    let fires = call_service(&svc, &metastatic()).await;
+    let fires = svc.call_hook(&metastatic()).await;
     let care = card_with(&fires, "PATH-01");
     assert_eq!(care["source"]["topic"]["code"], "MDT-01");
     assert!(
@@ -887,13 +889,13 @@ async fn path01_tmc11_expert_pathology_review_joins_the_care_team_card() {
     assert!(!rule_ids(&fires).contains(&"PATH-01".to_owned()));
     // Also for a local recurrence.
     assert!(applies(
-        &call_service(&svc, &local_recurrence()).await,
+        &svc.call_hook(&local_recurrence()).await,
         "PATH-01"
     ));
     // Near miss: a review is recorded.
     let mut r = metastatic();
     add_to_prefetch(&mut r, "diagnosticReports", pathology_review());
-    assert!(!applies(&call_service(&svc, &r).await, "PATH-01"));
+    assert!(!applies(&svc.call_hook(&r).await, "PATH-01"));
     // Unknown: the pathology review report failed validation where its status is: whether a
     // review was done is unknown.
     let mut r = metastatic();
@@ -906,7 +908,7 @@ async fn path01_tmc11_expert_pathology_review_joins_the_care_team_card() {
             json!({"text": "Sarcoma pathology review"}),
         ),
     );
-    let unknown = call_service(&svc, &r).await;
+    let unknown = svc.call_hook(&r).await;
     assert!(!applies(&unknown, "PATH-01"));
     assert!(unknown_facts(&unknown).contains(&"expert_pathology_review".to_owned()));
     svc.stop().await;
@@ -930,7 +932,7 @@ async fn work06_tmc12_14_biopsy_before_ablation_of_an_undiagnosed_lesion() {
     // Patient-view: ablation considered (MET-04, lung metastases), Li-Fraumeni, no biopsy.
     let mut r = metastatic();
     add_to_prefetch(&mut r, "conditions", li_fraumeni());
-    let fires = call_service(&svc, &r).await;
+    let fires = svc.call_hook(&r).await;
     let card = card_with(&fires, "WORK-06");
     assert!(
         card["source"]["label"]
@@ -939,7 +941,9 @@ async fn work06_tmc12_14_biopsy_before_ablation_of_an_undiagnosed_lesion() {
             .contains("st. 12 (VB), st. 14 (VB)")
     );
     // Order-sign: the ablation order itself.
-    let sign = call_service(&svc, &order_sign(r.clone(), &[lung_ablation()])).await;
+    let sign = svc
+        .call_hook(&order_sign(r.clone(), &[lung_ablation()]))
+        .await;
     let card = card_with(&sign, "WORK-06");
     assert_eq!(
         card["extension"][format!("{EXT}/draft-order")],
@@ -949,14 +953,13 @@ async fn work06_tmc12_14_biopsy_before_ablation_of_an_undiagnosed_lesion() {
     // Near miss: the lung metastasis was biopsied.
     let mut biopsied = r.clone();
     add_to_prefetch(&mut biopsied, "procedures", biopsy_of_lung_metastasis());
-    assert!(!applies(&call_service(&svc, &biopsied).await, "WORK-06"));
-    let sign = call_service(&svc, &order_sign(biopsied, &[lung_ablation()])).await;
+    assert!(!applies(&svc.call_hook(&biopsied).await, "WORK-06"));
+    let sign = svc
+        .call_hook(&order_sign(biopsied, &[lung_ablation()]))
+        .await;
     assert!(!applies(&sign, "WORK-06"));
     // Near miss: no hereditary syndrome or second cancer.
-    assert!(!applies(
-        &call_service(&svc, &metastatic()).await,
-        "WORK-06"
-    ));
+    assert!(!applies(&svc.call_hook(&metastatic()).await, "WORK-06"));
 
     // Unknown: a histology (pathology) Observation failed validation where its status is: the
     // lesion may have a tissue diagnosis, and WORK-06 does not claim it has none.
@@ -970,7 +973,7 @@ async fn work06_tmc12_14_biopsy_before_ablation_of_an_undiagnosed_lesion() {
     bad["effectiveDateTime"] = json!("2026-09-01");
     bad.as_object_mut().unwrap().remove("performedDateTime");
     add_to_prefetch(&mut unknown, "observations", bad);
-    let unknown = call_service(&svc, &unknown).await;
+    let unknown = svc.call_hook(&unknown).await;
     assert!(!applies(&unknown, "WORK-06"));
     assert!(unknown_facts(&unknown).contains(&"metastasis_biopsied".to_owned()));
     svc.stop().await;
@@ -985,7 +988,7 @@ async fn hist03_tmc2_primary_resection_known_only_from_history() {
     // Fires: the primary resection without its completeness (R0/R1/R2).
     let mut r = metastatic();
     remove_from_prefetch(&mut r, "observations", "met-residual-tumour");
-    let fires = call_service(&svc, &r).await;
+    let fires = svc.call_hook(&r).await;
     let card = card_with(&fires, "HIST-03");
     assert!(
         card["summary"]
@@ -996,17 +999,14 @@ async fn hist03_tmc2_primary_resection_known_only_from_history() {
     );
     assert_eq!(card["source"]["topic"]["code"], "DATA-01");
     // Near miss: the resection with date and completeness.
-    assert!(!applies(
-        &call_service(&svc, &metastatic()).await,
-        "HIST-03"
-    ));
+    assert!(!applies(&svc.call_hook(&metastatic()).await, "HIST-03"));
     // Fires: the resection recorded without its date.
     let mut r = metastatic();
     prefetch_resource(&mut r, "procedures", "met-primary-resection")
         .as_object_mut()
         .unwrap()
         .remove("performedDateTime");
-    assert!(applies(&call_service(&svc, &r).await, "HIST-03"));
+    assert!(applies(&svc.call_hook(&r).await, "HIST-03"));
     // Unknown: the resection Procedure failed validation: what it recorded (the primary's
     // resection, and with it the disease state) is unknown; HIST-03 does not claim it is
     // missing, and DATA-01 names what held it back.
@@ -1022,7 +1022,7 @@ async fn hist03_tmc2_primary_resection_known_only_from_history() {
                 "text": "En bloc resection of retroperitoneal tumour"}),
         ),
     );
-    let unknown = call_service(&svc, &r).await;
+    let unknown = svc.call_hook(&r).await;
     assert!(!applies(&unknown, "HIST-03"));
     assert!(
         !held_back(&unknown, "(HIST-03)").is_empty(),
@@ -1045,7 +1045,7 @@ async fn card_counts_metastatic_example_within_six() {
             resectable(metastatic()),
         ),
     ] {
-        let r = call_service(&svc, &request).await;
+        let r = svc.call_hook(&request).await;
         let n = r["cards"].as_array().unwrap().len();
         println!("{name}: {n} cards {:?}", rule_ids(&r));
         assert!(n <= 6, "{name}: {n} cards {:?}", rule_ids(&r));

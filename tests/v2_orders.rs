@@ -8,7 +8,7 @@ mod http_support;
 mod support;
 
 use chrono::{Days, Utc};
-use http_support::{Schemas, Service, rule_ids};
+use http_support::{Schemas, Service, card, rule_ids};
 use serde_json::{Value, json};
 use support::fhir::*;
 
@@ -58,15 +58,6 @@ async fn sign_and_select(svc: &Service, chart: &Chart) -> Value {
     let select = post(svc, "order-select", chart).await;
     assert_eq!(rule_ids(&sign), rule_ids(&select));
     sign
-}
-
-fn card<'b>(body: &'b Value, rule: &str) -> &'b Value {
-    body["cards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["source"]["topic"]["code"] == rule)
-        .unwrap_or_else(|| panic!("{rule} missing from {:?}", rule_ids(body)))
 }
 
 fn has(body: &Value, rule: &str) -> bool {

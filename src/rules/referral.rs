@@ -288,27 +288,19 @@ pub(super) fn hist_01(c: &Ctx) -> Option<Finding> {
 /// HIST-02: prior radiotherapy without a recorded dose.
 pub(super) fn hist_02(c: &Ctx) -> Option<Finding> {
     let courses = c.p.radiotherapy.value()?;
-    let undosed: Vec<&str> = courses
-        .iter()
-        .filter(|rt| !rt.total_dose_gy.is_known())
-        .map(|rt| rt.procedure.as_str())
-        .collect();
-    if undosed.is_empty() {
+    let mut dates: Vec<String> = Vec::new();
+    for rt in courses.iter().filter(|rt| !rt.total_dose_gy.is_known()) {
+        let d = crate::display::date(rt.date);
+        if !dates.contains(&d) {
+            dates.push(d);
+        }
+    }
+    if dates.is_empty() {
         return None;
     }
     let mut f = Finding::new(RuleId::Hist02, Indicator::Info);
-    let dates: Vec<String> = courses
-        .iter()
-        .filter(|rt| !rt.total_dose_gy.is_known())
-        .map(|rt| crate::display::date(rt.date))
-        .fold(Vec::new(), |mut v: Vec<String>, d| {
-            if !v.contains(&d) {
-                v.push(d);
-            }
-            v
-        });
-    // One statement for every course without a dose; it is what the card asks to record,
-    // so it is not listed again as an unknown.
+    // One statement for every course without a dose: the missing dose is what the card is
+    // about, so it is not listed again as an unknown (that pushed the card over its limit).
     f.statements.push(if dates.len() == 1 {
         format!(
             "The radiotherapy course of {} has no recorded dose",

@@ -535,22 +535,6 @@ impl ServiceProcess {
         post_json(&self.client, &self.url(path), body).await
     }
 
-    /// Posts a CDS Hooks request to the service of its `hook`, asserts 200 and a response
-    /// valid against the CDS Hooks schemas, and returns the response.
-    pub async fn call_hook(&self, request: &Value) -> Value {
-        let service = match request["hook"].as_str() {
-            Some("patient-view") => "rps-patient-view",
-            Some("order-sign") => "rps-order-sign",
-            _ => "rps-order-select",
-        };
-        let (status, body) = self
-            .post_json(&format!("/cds-services/{service}"), request)
-            .await;
-        assert_eq!(status, 200, "{body:#}");
-        Schemas::load().assert_response(&body);
-        body
-    }
-
     /// Peak resident set size of the service process so far, in KiB.
     pub fn vm_hwm_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
@@ -605,39 +589,6 @@ pub fn remove_from_prefetch(request: &mut Value, key: &str, id: &str) {
     let before = entries.len();
     entries.retain(|e| e["resource"]["id"] != id);
     assert_eq!(entries.len() + 1, before, "{id} in {key}");
-}
-
-/// Posts a hook request to its service, checks status 200 and the CDS Hooks response schema.
-pub async fn call_service(svc: &Service, request: &Value) -> Value {
-    let service = match request["hook"].as_str().unwrap() {
-        "patient-view" => "rps-patient-view",
-        "order-sign" => "rps-order-sign",
-        _ => "rps-order-select",
-    };
-    let (status, body) = svc
-        .post_json(&format!("/cds-services/{service}"), request)
-        .await;
-    assert_eq!(status, 200, "{body:#}");
-    Schemas::load().assert_response(&body);
-    body
-}
-
-/// Every rule id that applied to a response (merged-card members included).
-pub fn applied_rule_ids(response: &Value) -> Vec<String> {
-    let key = "https://fhir.rps-cds.org/rules-applied";
-    response["cards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| {
-            c["extension"][key]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// Panics with every clinician-text problem of a CDS Hooks response (a response without cards
