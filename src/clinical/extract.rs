@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::ClinicalInput;
 use super::SetAsideResource;
-use super::fhir::{Concept, Vocab, clinical_date, is_excluded, str_at};
+use super::json::{Concept, Vocab, clinical_date, is_excluded, str_at};
 use super::picture::*;
 use super::readers::view::{Defects, Read, Rec, current_reader};
 use super::readers::{self, ReaderSpec};
@@ -306,7 +306,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
             .iter()
             .map(|i| (i.resource, Some(Defects::new(&i.defects))));
         for (v, defects) in valid.chain(invalid) {
-            let ty = super::fhir::resource_type(v);
+            let ty = super::json::resource_type(v);
             let reference = format!("{ty}/{}", str_at(v, "id").unwrap_or("?"));
             // An invalid resource whose classifying elements cannot be read could concern any
             // fact of its type: the type is set aside as a whole.
@@ -566,7 +566,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
             .collect();
         Picture {
             as_of: self.input.as_of,
-            patient: self.input.patient.map(super::fhir::reference_of),
+            patient: self.input.patient.map(super::json::reference_of),
             diagnosis: dx.diagnosis,
             histology: self.taint(dx_t, dx.histology),
             site_retroperitoneal: dx.site_retroperitoneal,
@@ -770,7 +770,7 @@ pub(crate) fn body_site_keys<'a>(v: &impl Read<'a>) -> Vec<String> {
     let mut keys: Vec<String> = v
         .array("bodySite")
         .flat_map(|b| {
-            let codes: Vec<String> = super::fhir::array(b, "coding")
+            let codes: Vec<String> = super::json::array(b, "coding")
                 .filter_map(|c| Some(format!("{}|{}", str_at(c, "system")?, str_at(c, "code")?)))
                 .collect();
             if codes.is_empty() {

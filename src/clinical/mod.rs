@@ -18,7 +18,7 @@ mod anthracycline;
 mod describe;
 mod episodes;
 mod extract;
-pub(crate) mod fhir;
+pub(crate) mod json;
 pub mod orders;
 pub mod picture;
 pub(crate) mod readers;

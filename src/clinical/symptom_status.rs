@@ -11,7 +11,7 @@
 
 use chrono::NaiveDate;
 
-use super::fhir::{Concept, Vocab};
+use super::json::{Concept, Vocab};
 use super::picture::{Fact, Provenance, ReadFrom, Symptom, SymptomKind, Unknown};
 use super::symptom_text::{Polarity, mentions};
 

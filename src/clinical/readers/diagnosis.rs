@@ -11,7 +11,7 @@ use crate::clinical::extract::{
     CONDITION_OBS, Cand, Extractor, OBSERVATION, ObsKind, is_recurrence_status, latest,
     value_concept,
 };
-use crate::clinical::fhir::{self, Concept, str_at};
+use crate::clinical::json::{self, Concept, str_at};
 use crate::clinical::picture::*;
 use crate::knowledge::MatchedBy;
 
@@ -42,7 +42,7 @@ const HISTOLOGY_EXTENSION: &str = "mcode-histology-morphology-behavior";
 const SECONDARY_CANCER_PROFILE: &str = "mcode-secondary-cancer-condition";
 
 fn is_secondary(meta: &Value) -> bool {
-    fhir::array(meta, "profile")
+    json::array(meta, "profile")
         .filter_map(Value::as_str)
         .any(|p| p.contains(SECONDARY_CANCER_PROFILE))
 }
@@ -381,7 +381,7 @@ impl<'a> Extractor<'a, '_> {
         let Some(p) = self.input.patient else {
             return self.not_recorded(&["Patient"]);
         };
-        let Some(birth) = str_at(p, "birthDate").and_then(fhir::parse_date) else {
+        let Some(birth) = str_at(p, "birthDate").and_then(json::parse_date) else {
             return Fact::Unknown(Unknown::NotRecorded);
         };
         let t = self.today;
@@ -397,7 +397,7 @@ impl<'a> Extractor<'a, '_> {
         Fact::known(
             years as u32,
             Provenance {
-                resources: vec![fhir::reference_of(p)],
+                resources: vec![json::reference_of(p)],
                 read_from: ReadFrom::Derived,
                 date: Some(birth),
                 note: None,

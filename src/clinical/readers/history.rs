@@ -10,7 +10,7 @@ use crate::clinical::extract::{
     CONDITION, CONDITION_ACTIVITY, CONDITION_OBS, Cand, Extractor, ICD10, ICD10CM, ICDO3,
     OBSERVATION, ObsKind, condition_active, derived, latest, with_note,
 };
-use crate::clinical::fhir::{self, Concept};
+use crate::clinical::json::{self, Concept};
 use crate::clinical::picture::*;
 use crate::clinical::symptom_text::{Polarity, mentions};
 
@@ -58,7 +58,7 @@ impl<'a> Extractor<'a, '_> {
                 renal.push(Cand::new(c.rec, true, rf));
             }
             if let Some(m) = v.matches("li-fraumeni", &c.code) {
-                li_fraumeni.push(Cand::new(c.rec, true, fhir::read_from(m)));
+                li_fraumeni.push(Cand::new(c.rec, true, json::read_from(m)));
             }
             if !c.sarcoma_or_metastasis
                 && self.is_other_cancer(&c.code, c.histology_ext)
@@ -144,7 +144,7 @@ impl<'a> Extractor<'a, '_> {
         let measure = |kind: ObsKind| -> Vec<Cand<f64>> {
             self.observations_of(kind)
                 .filter_map(|rec| {
-                    let (x, _) = rec.get("valueQuantity").and_then(fhir::quantity)?;
+                    let (x, _) = rec.get("valueQuantity").and_then(json::quantity)?;
                     Some(Cand::new(rec, x, ReadFrom::Code))
                 })
                 .collect()

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::view::{Read, Reading};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::extract::{Extractor, IMAGING, with_note};
-use crate::clinical::fhir::Concept;
+use crate::clinical::json::Concept;
 use crate::clinical::orders::ImagingKind;
 use crate::clinical::picture::*;
 

@@ -14,7 +14,7 @@ use crate::clinical::extract::{
     CONDITION_OBS, Cand, Extractor, ICDO3, OBSERVATION, ObsKind, PROCEDURE, absence,
     body_site_keys, derived, latest, months_between, with_note,
 };
-use crate::clinical::fhir::Concept;
+use crate::clinical::json::Concept;
 use crate::clinical::picture::*;
 use crate::knowledge::MatchedBy;
 

@@ -4,7 +4,7 @@
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::extract::{Extractor, MCODE, PROCEDURE, with_note};
-use crate::clinical::fhir::{self, Concept, quantity, str_at};
+use crate::clinical::json::{self, Concept, quantity, str_at};
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
@@ -123,7 +123,7 @@ fn collect_extension_concepts<'v>(
         if let Some(c) = e.get("valueCodeableConcept") {
             out.add(c);
         }
-        collect_extension_concepts(fhir::array(e, "extension"), out);
+        collect_extension_concepts(json::array(e, "extension"), out);
     }
 }
 
@@ -136,7 +136,7 @@ pub(crate) fn total_dose_gy<'a>(v: &impl Read<'a>) -> Option<f64> {
                 u.ends_with(DOSE_EXTENSION) || u == format!("{MCODE}{DOSE_EXTENSION}")
             })
         })
-        .flat_map(|e| fhir::array(e, "extension"))
+        .flat_map(|e| json::array(e, "extension"))
         .filter(|e| str_at(e, "url") == Some("totalDoseDelivered"))
         .filter_map(|e| e.get("valueQuantity").and_then(quantity))
         .map(|(x, unit)| match unit {

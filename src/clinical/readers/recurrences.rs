@@ -16,7 +16,7 @@ use crate::clinical::extract::{
     CONDITION_OBS, Cand, Extractor, OBSERVATION, ObsKind, absence, body_site_keys, derived, latest,
     with_note,
 };
-use crate::clinical::fhir;
+use crate::clinical::json;
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
@@ -165,8 +165,8 @@ impl<'a> Extractor<'a, '_> {
                     .iter()
                     .find_map(|k| c.get(k))
                     .and_then(|a| match a {
-                        serde_json::Value::String(x) => fhir::parse_date(x),
-                        _ => fhir::str_at(a, "start").and_then(fhir::parse_date),
+                        serde_json::Value::String(x) => json::parse_date(x),
+                        _ => json::str_at(a, "start").and_then(json::parse_date),
                     });
                 disease_gone.push(abated.unwrap_or(e.detected));
             }
@@ -445,7 +445,7 @@ impl<'a> Extractor<'a, '_> {
                     Focality::Multifocal,
                     Provenance {
                         resources: vec![cur.source.clone()],
-                        read_from: fhir::read_from(m),
+                        read_from: json::read_from(m),
                         date: Some(cur.detected),
                         note: None,
                     },

@@ -9,7 +9,7 @@ use super::{ReaderSpec, TypeReads};
 use crate::clinical::extract::{
     Cand, Extractor, OBSERVATION, ObsKind, SCT, derived, latest, with_note,
 };
-use crate::clinical::fhir::Concept;
+use crate::clinical::json::Concept;
 use crate::clinical::picture::*;
 use crate::knowledge::OBSERVATION_SYSTEM;
 

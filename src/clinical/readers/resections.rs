@@ -14,7 +14,7 @@ use super::{ReaderSpec, TypeReads};
 use crate::clinical::extract::{
     Cand, Extractor, OBSERVATION, ObsKind, PROCEDURE, derived, latest, value_concept,
 };
-use crate::clinical::fhir::{self, Concept};
+use crate::clinical::json::{self, Concept};
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
@@ -161,7 +161,7 @@ impl<'a> Extractor<'a, '_> {
                     retroperitoneal,
                     met_site,
                     organs,
-                    read_from: fhir::read_from(m),
+                    read_from: json::read_from(m),
                     completeness: Fact::Unknown(Unknown::NotRecorded),
                     rupture: Fact::Unknown(Unknown::NotRecorded),
                 });

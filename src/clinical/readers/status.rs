@@ -5,7 +5,7 @@
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::extract::{Cand, Extractor, OBSERVATION, ObsKind, latest};
-use crate::clinical::fhir::{Concept, str_at};
+use crate::clinical::json::{Concept, str_at};
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {

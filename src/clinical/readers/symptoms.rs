@@ -14,7 +14,7 @@ use crate::clinical::extract::{
     CONDITION_ACTIVITY, CONDITION_OBS, Extractor, ObsKind, condition_active, value_concept,
     with_note,
 };
-use crate::clinical::fhir::{self, Concept};
+use crate::clinical::json::{self, Concept};
 use crate::clinical::picture::*;
 use crate::clinical::symptom_status::{self, SymptomReading, SymptomRecord, SymptomTerms};
 use crate::knowledge::OBSERVATION_SYSTEM;
@@ -70,7 +70,7 @@ impl<'a> Extractor<'a, '_> {
             if !self.vocab.by_code("symptom-observation", &code) {
                 texts.extend(code.texts());
             }
-            texts.extend(rec.array("note").filter_map(|n| fhir::str_at(n, "text")));
+            texts.extend(rec.array("note").filter_map(|n| json::str_at(n, "text")));
             let mut c = value_concept(rec);
             c.add(rec.get("code").unwrap_or(&Value::Null));
             let body = rec.concept_all("bodySite");

@@ -14,7 +14,7 @@ use crate::clinical::anthracycline::{self, BsaRecord, DoseEntry, DoseInputs, Dos
 use crate::clinical::extract::{
     Extractor, MEDICATION, OBSERVATION, ObsKind, derived, months_between, with_note,
 };
-use crate::clinical::fhir::{self, Concept, Vocab, quantity, str_at};
+use crate::clinical::json::{self, Concept, Vocab, quantity, str_at};
 use crate::clinical::picture::*;
 
 const MEDICATION_VALUES: &[&str] = &[
@@ -382,11 +382,11 @@ pub(crate) fn medication_concept<'v>(
             v.array("contained")
                 .find(|m| str_at(m, "id") == Some(local))
         } else {
-            medications.get(fhir::normalise_reference(r)).copied()
+            medications.get(json::normalise_reference(r)).copied()
         };
         if let Some(m) = med {
             c.add(m.get("code").unwrap_or(&Value::Null));
-            for ing in fhir::array(m, "ingredient") {
+            for ing in json::array(m, "ingredient") {
                 c.add(ing.get("itemCodeableConcept").unwrap_or(&Value::Null));
             }
         }

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::ReaderSpec;
-use crate::clinical::fhir::{self, Concept};
+use crate::clinical::json::{self, Concept};
 
 thread_local! {
     /// The reader whose code is running. The picture is built synchronously on one thread,
@@ -73,12 +73,12 @@ pub(crate) trait Read<'a> {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .find_map(|c| fhir::str_at(c, "code"))
+            .find_map(|c| json::str_at(c, "code"))
     }
 
     /// The references at `key` (a Reference or an array of them), normalised.
     fn references(&self, key: &str) -> Vec<&'a str> {
-        fhir::references_in(self.get(key))
+        json::references_in(self.get(key))
     }
 }
 
@@ -100,7 +100,7 @@ pub(crate) const MODIFIER_ELEMENTS: &[&str] = &[
     "patient",
 ];
 
-/// The elements [`fhir::clinical_date`] takes the clinical date from, which every reader
+/// The elements [`json::clinical_date`] takes the clinical date from, which every reader
 /// reads through [`Rec::date`].
 pub(crate) const DATE_ELEMENTS: &[&str] = &[
     "effectiveDateTime",
@@ -276,7 +276,7 @@ impl<'a> Rec<'a> {
         let date = if defects.blocks_date() {
             None
         } else {
-            fhir::clinical_date(v)
+            json::clinical_date(v)
         };
         Rec {
             v,
@@ -286,7 +286,7 @@ impl<'a> Rec<'a> {
         }
     }
 
-    /// The clinical date (`effective[x]`, `onset[x]` … see [`fhir::clinical_date`]).
+    /// The clinical date (`effective[x]`, `onset[x]` … see [`json::clinical_date`]).
     pub(crate) fn date(&self) -> Option<NaiveDate> {
         if let (Some(d), Some(spec)) = (&self.defects, current_reader()) {
             d.record(spec.family, "(date)", d.blocks_date());
@@ -295,7 +295,7 @@ impl<'a> Rec<'a> {
     }
 
     pub(crate) fn resource_type(&self) -> &'a str {
-        fhir::resource_type(self.v)
+        json::resource_type(self.v)
     }
 
     pub(crate) fn defects(&self) -> Option<&Defects> {
