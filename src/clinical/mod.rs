@@ -16,10 +16,10 @@
 
 mod anthracycline;
 mod describe;
+pub mod draft_orders;
 mod episodes;
 mod extract;
 pub(crate) mod json;
-pub mod orders;
 pub mod picture;
 pub(crate) mod readers;
 mod symptom_status;
@@ -28,11 +28,11 @@ mod symptom_text;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-pub use extract::{VALUE_SETS, build_picture};
-pub use orders::{
+pub use draft_orders::{
     DraftOrder, ImagingKind, OrderKind, classify_draft_order, classify_draft_order_in_part,
     draft_order_checkable, draft_order_use,
 };
+pub use extract::{VALUE_SETS, build_picture};
 pub use picture::*;
 pub use readers::{InvalidUse, invalid_use};
 
