@@ -550,7 +550,7 @@ pub fn met_05_orders(c: &Ctx, orders: &[DraftOrder], out: &mut Vec<Finding>) {
         }
         let mut f = met_05_finding(c, abdomen, bone);
         f.draft_order = Some(o.reference.clone());
-        f.decided_by.push(super::orders::order_use(o));
+        f.decided_by.push(super::order_checks::order_use(o));
         out.push(f);
     }
 }

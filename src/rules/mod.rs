@@ -9,7 +9,7 @@ pub mod coherence;
 pub mod finding;
 pub mod local_recurrence;
 pub mod metastatic;
-pub mod orders;
+pub mod order_checks;
 pub mod referral;
 pub mod registry;
 pub mod scope;
@@ -133,9 +133,9 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
         findings.extend(data02);
         if input.hook.has_draft_orders() {
             for order in input.draft_orders {
-                findings.extend(orders::ord_16(&ctx, order));
+                findings.extend(order_checks::ord_16(&ctx, order));
             }
-            orders::ord_14_without_diagnosis(&ctx, input, &mut findings);
+            order_checks::ord_14_without_diagnosis(&ctx, input, &mut findings);
         }
         return findings;
     }

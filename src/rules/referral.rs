@@ -449,7 +449,7 @@ pub(super) fn work_06_order(c: &Ctx, o: &DraftOrder, _all: &[DraftOrder]) -> Opt
     f.decided_by.extend(fact_use(name, biopsied, |_| {
         "no biopsy or pathology of the lesion recorded".to_owned()
     }));
-    f.decided_by.push(super::orders::order_use(o));
+    f.decided_by.push(super::order_checks::order_use(o));
     f.draft_order = Some(o.reference.clone());
     f.suggestions
         .push(create("Order a biopsy of the lesion", "biopsy"));
