@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::json::{self, Vocab};
+use super::concepts::{self, Vocab};
+use super::json;
 use super::picture::{
     Agent, DiseaseState, Fact, MetastasisSite, Picture, Provenance, ReadFrom, Unknown,
 };
@@ -245,10 +246,10 @@ fn classify<'v>(
     }
     // Neo-adjuvant first: "adjuvant" is a substring of it.
     let timing = if let Some(m) = v.matches("neoadjuvant", &intent) {
-        Some((true, json::read_from(m)))
+        Some((true, concepts::read_from(m)))
     } else {
         v.matches("adjuvant", &intent)
-            .map(|m| (false, json::read_from(m)))
+            .map(|m| (false, concepts::read_from(m)))
     };
 
     let body_retro = v.matches("site-retroperitoneum", &body).is_some()
@@ -262,7 +263,7 @@ fn classify<'v>(
             push(
                 &mut kinds,
                 OrderKind::FineNeedleAspiration,
-                json::read_from(m),
+                concepts::read_from(m),
             );
         } else if v.by_code("biopsy-core", &all)
             || (v.by_text("biopsy-core", &all) && v.matches("biopsy-any", &all).is_some())
@@ -274,28 +275,36 @@ fn classify<'v>(
             };
             push(&mut kinds, OrderKind::CoreBiopsy, rf);
         } else if let Some(m) = v.matches("biopsy-any", &all) {
-            push(&mut kinds, OrderKind::Biopsy, json::read_from(m));
+            push(&mut kinds, OrderKind::Biopsy, concepts::read_from(m));
         } else if let Some(m) = v.matches("radiotherapy-procedure", &code) {
             let k = match timing {
                 Some((true, _)) => OrderKind::PreoperativeRt,
                 Some((false, _)) => OrderKind::PostoperativeRt,
                 None => OrderKind::Radiotherapy,
             };
-            push(&mut kinds, k, json::read_from(m));
+            push(&mut kinds, k, concepts::read_from(m));
         } else {
             if let Some(m) = v.matches("pulmonary-metastasectomy", &all) {
                 push(
                     &mut kinds,
                     OrderKind::PulmonaryMetastasectomy,
-                    json::read_from(m),
+                    concepts::read_from(m),
                 );
-                push(&mut kinds, OrderKind::Metastasectomy, json::read_from(m));
+                push(
+                    &mut kinds,
+                    OrderKind::Metastasectomy,
+                    concepts::read_from(m),
+                );
             }
             if let Some(m) = v.matches("metastasectomy", &all) {
-                push(&mut kinds, OrderKind::Metastasectomy, json::read_from(m));
+                push(
+                    &mut kinds,
+                    OrderKind::Metastasectomy,
+                    concepts::read_from(m),
+                );
             }
             if let Some(m) = v.matches("resection-procedure", &code) {
-                let rf = json::read_from(m);
+                let rf = concepts::read_from(m);
                 if let Some(met) = reason_metastasis {
                     push(&mut kinds, OrderKind::Metastasectomy, rf);
                     if met.site == Some(MetastasisSite::Lung) {
@@ -320,13 +329,13 @@ fn classify<'v>(
             }
         }
         if let Some(m) = v.matches("debulking", &all) {
-            push(&mut kinds, OrderKind::Debulking, json::read_from(m));
+            push(&mut kinds, OrderKind::Debulking, concepts::read_from(m));
         }
         if let Some(m) = v.matches("hipec", &all) {
-            push(&mut kinds, OrderKind::Hipec, json::read_from(m));
+            push(&mut kinds, OrderKind::Hipec, concepts::read_from(m));
         }
         if let Some(m) = v.matches("ablation", &all) {
-            let rf = json::read_from(m);
+            let rf = concepts::read_from(m);
             push(&mut kinds, OrderKind::Ablation, rf);
             if body_lung || reason_metastasis.is_some_and(|m| m.site == Some(MetastasisSite::Lung))
             {
@@ -358,7 +367,7 @@ fn classify<'v>(
                 push(
                     &mut kinds,
                     OrderKind::ImagingForEquivocalOrResponse,
-                    json::read_from(m),
+                    concepts::read_from(m),
                 );
             }
         }

@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use super::ClinicalInput;
 use super::SetAsideResource;
-use super::json::{Concept, Vocab, clinical_date, is_excluded, str_at};
+use super::concepts::{Concept, Vocab};
+use super::json::{clinical_date, is_excluded, str_at};
 use super::picture::*;
 use super::readers::view::{Defects, Read, Rec, current_reader};
 use super::readers::{self, ReaderSpec};

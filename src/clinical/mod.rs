@@ -15,6 +15,7 @@
 //! order. [`VALUE_SETS`] lists the value sets both need (checked at start-up).
 
 mod anthracycline;
+pub(crate) mod concepts;
 mod describe;
 pub mod draft_orders;
 mod episodes;

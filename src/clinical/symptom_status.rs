@@ -11,7 +11,7 @@
 
 use chrono::NaiveDate;
 
-use super::json::{Concept, Vocab};
+use super::concepts::{Concept, Vocab};
 use super::picture::{Fact, Provenance, ReadFrom, Symptom, SymptomKind, Unknown};
 use super::symptom_text::{Polarity, mentions};
 

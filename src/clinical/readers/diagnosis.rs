@@ -7,11 +7,12 @@ use serde_json::Value;
 
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
     CONDITION_OBS, Cand, Extractor, OBSERVATION, ObsKind, is_recurrence_status, latest,
     value_concept,
 };
-use crate::clinical::json::{self, Concept, str_at};
+use crate::clinical::json::{self, str_at};
 use crate::clinical::picture::*;
 use crate::knowledge::MatchedBy;
 

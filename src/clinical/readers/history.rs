@@ -6,11 +6,12 @@ use serde_json::Value;
 use super::diagnosis::CondInfo;
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::{self, Concept};
 use crate::clinical::extract::{
     CONDITION, CONDITION_ACTIVITY, CONDITION_OBS, Cand, Extractor, ICD10, ICD10CM, ICDO3,
     OBSERVATION, ObsKind, condition_active, derived, latest, with_note,
 };
-use crate::clinical::json::{self, Concept};
+use crate::clinical::json;
 use crate::clinical::picture::*;
 use crate::clinical::symptom_text::{Polarity, mentions};
 
@@ -58,7 +59,7 @@ impl<'a> Extractor<'a, '_> {
                 renal.push(Cand::new(c.rec, true, rf));
             }
             if let Some(m) = v.matches("li-fraumeni", &c.code) {
-                li_fraumeni.push(Cand::new(c.rec, true, json::read_from(m)));
+                li_fraumeni.push(Cand::new(c.rec, true, concepts::read_from(m)));
             }
             if !c.sarcoma_or_metastasis
                 && self.is_other_cancer(&c.code, c.histology_ext)

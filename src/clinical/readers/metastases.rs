@@ -10,11 +10,11 @@ use super::imaging::ImagingFacts;
 use super::status::StatusObs;
 use super::view::{Read, Reading};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
     CONDITION_OBS, Cand, Extractor, ICDO3, OBSERVATION, ObsKind, PROCEDURE, absence,
     body_site_keys, derived, latest, months_between, with_note,
 };
-use crate::clinical::json::Concept;
 use crate::clinical::picture::*;
 use crate::knowledge::MatchedBy;
 

@@ -4,8 +4,8 @@
 
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts;
 use crate::clinical::extract::{Extractor, derived};
-use crate::clinical::json;
 use crate::clinical::picture::*;
 use chrono::NaiveDate;
 
@@ -69,10 +69,10 @@ impl<'a> Extractor<'a, '_> {
             }
             let Some(date) = rec.date() else { continue };
             if let Some(m) = is_review {
-                review.push((date, rec.reference.clone(), json::read_from(m)));
+                review.push((date, rec.reference.clone(), concepts::read_from(m)));
             }
             if let Some(m) = is_molecular {
-                molecular.push((date, rec.reference.clone(), json::read_from(m)));
+                molecular.push((date, rec.reference.clone(), concepts::read_from(m)));
             }
         }
         let latest = |v: Vec<(NaiveDate, String, ReadFrom)>| -> Fact<Option<NaiveDate>> {

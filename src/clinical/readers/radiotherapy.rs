@@ -3,8 +3,9 @@
 
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{Extractor, MCODE, PROCEDURE, with_note};
-use crate::clinical::json::{self, Concept, quantity, str_at};
+use crate::clinical::json::{self, quantity, str_at};
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {

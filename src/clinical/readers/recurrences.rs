@@ -12,6 +12,7 @@ use super::resections::ProcedureRecs;
 use super::status::StatusObs;
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts;
 use crate::clinical::extract::{
     CONDITION_OBS, Cand, Extractor, OBSERVATION, ObsKind, absence, body_site_keys, derived, latest,
     with_note,
@@ -445,7 +446,7 @@ impl<'a> Extractor<'a, '_> {
                     Focality::Multifocal,
                     Provenance {
                         resources: vec![cur.source.clone()],
-                        read_from: json::read_from(m),
+                        read_from: concepts::read_from(m),
                         date: Some(cur.detected),
                         note: None,
                     },

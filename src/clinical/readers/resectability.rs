@@ -6,10 +6,10 @@ use serde_json::Value;
 
 use super::view::{Read, Reading};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
     Cand, Extractor, OBSERVATION, ObsKind, SCT, derived, latest, with_note,
 };
-use crate::clinical::json::Concept;
 use crate::clinical::picture::*;
 use crate::knowledge::OBSERVATION_SYSTEM;
 

@@ -11,10 +11,10 @@ use super::diagnosis::DiagnosisFacts;
 use super::metastases::MetRec;
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::{self, Concept};
 use crate::clinical::extract::{
     Cand, Extractor, OBSERVATION, ObsKind, PROCEDURE, derived, latest, value_concept,
 };
-use crate::clinical::json::{self, Concept};
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
@@ -161,7 +161,7 @@ impl<'a> Extractor<'a, '_> {
                     retroperitoneal,
                     met_site,
                     organs,
-                    read_from: json::read_from(m),
+                    read_from: concepts::read_from(m),
                     completeness: Fact::Unknown(Unknown::NotRecorded),
                     rupture: Fact::Unknown(Unknown::NotRecorded),
                 });

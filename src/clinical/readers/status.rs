@@ -4,8 +4,9 @@
 
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{Cand, Extractor, OBSERVATION, ObsKind, latest};
-use crate::clinical::json::{Concept, str_at};
+use crate::clinical::json::str_at;
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {

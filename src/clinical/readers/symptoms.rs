@@ -10,11 +10,12 @@ use serde_json::Value;
 use super::diagnosis::CondInfo;
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
     CONDITION_ACTIVITY, CONDITION_OBS, Extractor, ObsKind, condition_active, value_concept,
     with_note,
 };
-use crate::clinical::json::{self, Concept};
+use crate::clinical::json;
 use crate::clinical::picture::*;
 use crate::clinical::symptom_status::{self, SymptomReading, SymptomRecord, SymptomTerms};
 use crate::knowledge::OBSERVATION_SYSTEM;

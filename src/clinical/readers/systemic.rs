@@ -11,10 +11,11 @@ use super::status::StatusObs;
 use super::view::{Read, Reading, Rec};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::anthracycline::{self, BsaRecord, DoseEntry, DoseInputs, DoseRecord};
+use crate::clinical::concepts::{Concept, Vocab};
 use crate::clinical::extract::{
     Extractor, MEDICATION, OBSERVATION, ObsKind, derived, months_between, with_note,
 };
-use crate::clinical::json::{self, Concept, Vocab, quantity, str_at};
+use crate::clinical::json::{self, quantity, str_at};
 use crate::clinical::picture::*;
 
 const MEDICATION_VALUES: &[&str] = &[

@@ -8,7 +8,8 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::ReaderSpec;
-use crate::clinical::json::{self, Concept};
+use crate::clinical::concepts::Concept;
+use crate::clinical::json;
 
 thread_local! {
     /// The reader whose code is running. The picture is built synchronously on one thread,
