@@ -186,7 +186,8 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
 
 /// The picture and parameters with the evaluation date, shared by every rule.
 pub struct Ctx<'a> {
-    pub p: &'a Picture,
+    /// The clinical picture the rules read.
+    pub picture: &'a Picture,
     pub params: &'a Parameters,
     /// The evaluation date (`as_of`); every "within N days / months" counts back from it.
     pub today: NaiveDate,
@@ -197,11 +198,11 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(p: &'a Picture, params: &'a Parameters) -> Self {
+    pub fn new(picture: &'a Picture, params: &'a Parameters) -> Self {
         Self {
-            p,
+            picture,
             params,
-            today: p.as_of.date_naive(),
+            today: picture.as_of.date_naive(),
             cautious: None,
         }
     }
@@ -213,7 +214,7 @@ impl<'a> Ctx<'a> {
 
     /// The disease state when known.
     pub fn state(&self) -> Option<DiseaseState> {
-        self.p.disease_state.value().copied()
+        self.picture.disease_state.value().copied()
     }
 
     /// Local recurrence present (alone or with distant disease); `None` when unknown.
