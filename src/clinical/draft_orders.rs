@@ -11,7 +11,7 @@ use super::json;
 use super::picture::{
     Agent, DiseaseState, Fact, MetastasisSite, Picture, Provenance, ReadFrom, Unknown,
 };
-use super::readers::view::{Defects, Read, Rec};
+use super::readers::view::{Defects, Read, Record};
 use super::readers::{InvalidUse, agents_in, is_mg_per_m2, medication_concept};
 use crate::knowledge::{Parameters, Terminology};
 
@@ -178,7 +178,7 @@ pub fn classify_draft_order_in_part(
     if defects.is_empty() {
         return classify_draft_order(order, medications, picture, terminology, params);
     }
-    let view = Rec::with_defects(order, json::reference_of(order), Defects::new(defects));
+    let view = Record::with_defects(order, json::reference_of(order), Defects::new(defects));
     classify(&view, medications, picture, terminology, params)
 }
 

@@ -17,7 +17,7 @@ use super::SetAsideResource;
 use super::concepts::{Concept, Vocab};
 use super::json::{clinical_date, is_excluded, str_at};
 use super::picture::*;
-use super::readers::view::{Defects, Read, Rec, current_reader};
+use super::readers::view::{Defects, Read, Record, current_reader};
 use super::readers::{self, ReaderSpec};
 use crate::knowledge::{OBSERVATION_SYSTEM, Parameters, Terminology};
 
@@ -185,7 +185,7 @@ pub(crate) struct Cand<T> {
 }
 
 impl<T> Cand<T> {
-    pub(crate) fn new(rec: &Rec, value: T, read_from: ReadFrom) -> Self {
+    pub(crate) fn new(rec: &Record, value: T, read_from: ReadFrom) -> Self {
         Cand {
             date: rec.date(),
             value,
@@ -266,13 +266,13 @@ pub(crate) struct Extractor<'a, 'i> {
     pub(crate) params: &'i Parameters,
     pub(crate) today: NaiveDate,
     set_aside_types: BTreeMap<&'a str, usize>,
-    pub(crate) conditions: Vec<Rec<'a>>,
+    pub(crate) conditions: Vec<Record<'a>>,
     /// Observations with what each records (from its code alone).
-    pub(crate) observations: Vec<(Rec<'a>, ObsKind)>,
-    pub(crate) procedures: Vec<Rec<'a>>,
-    pub(crate) medication_uses: Vec<Rec<'a>>,
+    pub(crate) observations: Vec<(Record<'a>, ObsKind)>,
+    pub(crate) procedures: Vec<Record<'a>>,
+    pub(crate) medication_uses: Vec<Record<'a>>,
     pub(crate) medications: BTreeMap<String, &'a Value>,
-    pub(crate) imaging: Vec<Rec<'a>>,
+    pub(crate) imaging: Vec<Record<'a>>,
 }
 
 impl<'a, 'i> Extractor<'a, 'i> {
@@ -333,8 +333,8 @@ impl<'a, 'i> Extractor<'a, 'i> {
                 continue;
             }
             let rec = match defects {
-                None => Rec::new(v, reference, clinical_date(v)),
-                Some(d) => Rec::with_defects(v, reference, d),
+                None => Record::new(v, reference, clinical_date(v)),
+                Some(d) => Record::with_defects(v, reference, d),
             };
             if is_excluded(&rec) {
                 continue;
@@ -364,7 +364,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
     }
 
     /// The Observations that record `kind`, in input order.
-    pub(crate) fn observations_of(&self, kind: ObsKind) -> impl Iterator<Item = &Rec<'a>> {
+    pub(crate) fn observations_of(&self, kind: ObsKind) -> impl Iterator<Item = &Record<'a>> {
         self.observations
             .iter()
             .filter(move |(_, k)| *k == kind)
@@ -411,7 +411,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
     }
 
     /// Every record kept for reading.
-    fn records(&self) -> impl Iterator<Item = &Rec<'a>> {
+    fn records(&self) -> impl Iterator<Item = &Record<'a>> {
         self.conditions
             .iter()
             .chain(self.observations.iter().map(|(r, _)| r))

@@ -5,7 +5,7 @@
 use chrono::{Datelike, NaiveDate};
 use serde_json::Value;
 
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
@@ -62,7 +62,7 @@ pub(crate) enum CondClass {
 
 /// One Condition, classified once for every reader.
 pub(crate) struct CondInfo<'r, 'a> {
-    pub(crate) rec: &'r Rec<'a>,
+    pub(crate) rec: &'r Record<'a>,
     pub(crate) code: Concept<'a>,
     pub(crate) body: Concept<'a>,
     pub(crate) histology: Option<(Histology, ReadFrom)>,
@@ -73,16 +73,16 @@ pub(crate) struct CondInfo<'r, 'a> {
 }
 
 /// An RPS diagnosis Condition: how it matched and its histology, if it names one.
-type DxCond<'r, 'a> = (&'r Rec<'a>, ReadFrom, Option<(Histology, ReadFrom)>);
+type DxCond<'r, 'a> = (&'r Record<'a>, ReadFrom, Option<(Histology, ReadFrom)>);
 
 /// What the diagnosis reader found.
 pub(crate) struct DiagnosisFacts<'r, 'a> {
     pub(crate) diagnosis: Option<RpsDiagnosis>,
     /// Diagnosis Conditions whose status says recurrence / relapse.
-    pub(crate) recurrence_conds: Vec<&'r Rec<'a>>,
+    pub(crate) recurrence_conds: Vec<&'r Record<'a>>,
     /// The other diagnosis Conditions (neither the diagnosis nor recurrence-status): the
     /// recurrence reader decides which are recurrences charted with another status.
-    pub(crate) other_dx_conds: Vec<&'r Rec<'a>>,
+    pub(crate) other_dx_conds: Vec<&'r Record<'a>>,
     pub(crate) histology: Fact<Histology>,
     pub(crate) site_retroperitoneal: Fact<bool>,
     pub(crate) grade: Fact<u8>,
@@ -173,7 +173,7 @@ impl<'a> Extractor<'a, '_> {
 
     /// The mCODE histology extension's value. For an invalid Condition each extension is
     /// read only where intact; `uncertain` is set when a defective one may be it.
-    fn histology_extension(&self, rec: &Rec<'a>, uncertain: &mut bool) -> Option<&'a Value> {
+    fn histology_extension(&self, rec: &Record<'a>, uncertain: &mut bool) -> Option<&'a Value> {
         let is_histology =
             |e: &Value| str_at(e, "url").is_some_and(|u| u.ends_with(HISTOLOGY_EXTENSION));
         let Some(d) = rec.defects().filter(|d| d.blocks("extension")) else {
@@ -363,7 +363,7 @@ impl<'a> Extractor<'a, '_> {
         }
     }
 
-    fn grade_of(&self, obs: &Rec<'a>) -> Option<(u8, ReadFrom)> {
+    fn grade_of(&self, obs: &Record<'a>) -> Option<(u8, ReadFrom)> {
         if let Some(i) = obs.get("valueInteger").and_then(Value::as_u64) {
             return (1..=3).contains(&i).then_some((i as u8, ReadFrom::Code));
         }

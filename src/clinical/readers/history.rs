@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::diagnosis::CondInfo;
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::{self, Concept};
 use crate::clinical::extract::{
@@ -105,7 +105,7 @@ impl<'a> Extractor<'a, '_> {
             Err(u) => Fact::Unknown(u),
         };
 
-        let pft: Vec<&Rec> = self.observations_of(ObsKind::Pft).collect();
+        let pft: Vec<&Record> = self.observations_of(ObsKind::Pft).collect();
         let last_pft_rec = pft
             .iter()
             .filter(|r| r.date().is_some())

@@ -46,8 +46,8 @@ pub(crate) struct TypeReads {
     /// `medication[x]`, `category`, `bodySite` …).
     pub(crate) classifying: &'static [&'static str],
     /// The elements the reader takes values from (besides the classifying ones and the
-    /// clinical date, which every reader reads through `Rec::date`). Debug builds check
-    /// every read against them (`view::Rec`'s `Read::get`).
+    /// clinical date, which every reader reads through `Record::date`). Debug builds check
+    /// every read against them (`view::Record`'s `Read::get`).
     #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub(crate) values: &'static [&'static str],
 }

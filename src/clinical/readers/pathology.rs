@@ -2,7 +2,7 @@
 //! (PATH-01, rps-knowledge.md §4.7), and whether the metastases have a tissue diagnosis
 //! (WORK-06).
 
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts;
 use crate::clinical::extract::{Extractor, derived};
@@ -40,7 +40,7 @@ impl<'a> Extractor<'a, '_> {
     /// `histology_obs`: dates of histology Observations (a pathology result).
     pub(crate) fn read_pathology(
         &self,
-        biopsies: &[&Rec<'a>],
+        biopsies: &[&Record<'a>],
         metastases: &[Metastasis],
         histology_obs: &[(Option<NaiveDate>, String)],
     ) -> PathologyFacts {
@@ -101,7 +101,7 @@ impl<'a> Extractor<'a, '_> {
     /// then on. Not applicable without an active metastasis.
     fn metastasis_biopsied(
         &self,
-        biopsies: &[&Rec<'a>],
+        biopsies: &[&Record<'a>],
         metastases: &[Metastasis],
         histology_obs: &[(Option<NaiveDate>, String)],
     ) -> Fact<bool> {

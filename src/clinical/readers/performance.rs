@@ -1,6 +1,6 @@
 //! Performance status: ECOG Observations, and Karnofsky converted to ECOG.
 
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::extract::{
     Cand, Extractor, LOINC, OBSERVATION, ObsKind, integer_value, latest,
@@ -46,7 +46,7 @@ impl Extractor<'_, '_> {
 }
 
 /// ECOG from `valueInteger` 0–5 or LOINC answers LA9622-7 … LA9627-6.
-fn ecog_value(obs: &Rec) -> Option<u8> {
+fn ecog_value(obs: &Record) -> Option<u8> {
     if let Some(i) = integer_value(obs) {
         return (0..=5).contains(&i).then_some(i as u8);
     }

@@ -1,7 +1,7 @@
 //! Radiotherapy: courses from radiotherapy Procedures, their timing relative to the
 //! resections (pre-, intra-, post-operative or without resection) and total dose.
 
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{Extractor, MCODE, PROCEDURE, with_note};
@@ -26,7 +26,7 @@ const RT_RESECTION_WINDOW_DAYS: i64 = 180;
 impl Extractor<'_, '_> {
     pub(crate) fn radiotherapy(
         &self,
-        recs: &[&Rec],
+        recs: &[&Record],
         resections: &[Resection],
     ) -> Fact<Vec<RadiotherapyCourse>> {
         let _reading = Reading::start(&SPEC);

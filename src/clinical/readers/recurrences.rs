@@ -10,7 +10,7 @@ use super::diagnosis::DiagnosisFacts;
 use super::metastases::{MetActivity, MetRec};
 use super::resections::ProcedureRecs;
 use super::status::StatusObs;
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts;
 use crate::clinical::extract::{
@@ -355,7 +355,7 @@ impl<'a> Extractor<'a, '_> {
             ),
         };
 
-        let focality_obs: Vec<(&Rec, Focality)> = self
+        let focality_obs: Vec<(&Record, Focality)> = self
             .observations_of(ObsKind::Focality)
             .filter_map(|rec| {
                 let vc = rec.concept("valueCodeableConcept");
@@ -409,7 +409,7 @@ impl<'a> Extractor<'a, '_> {
         &self,
         current: &Option<RecurrenceEpisode>,
         episodes: &[RecurrenceEpisode],
-        observations: &[(&Rec, Focality)],
+        observations: &[(&Record, Focality)],
     ) -> Fact<Focality> {
         let Some(cur) = current else {
             return Fact::Unknown(Unknown::NotApplicable);

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::diagnosis::DiagnosisFacts;
 use super::metastases::MetRec;
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::{self, Concept};
 use crate::clinical::extract::{
@@ -42,7 +42,7 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
 /// A parsed resection Procedure before its target is settled.
 #[derive(Debug)]
 pub(crate) struct ResectionRec<'a> {
-    pub(crate) rec: &'a Rec<'a>,
+    pub(crate) rec: &'a Record<'a>,
     pub(crate) date: NaiveDate,
     pub(crate) reasons: Vec<&'a str>,
     pub(crate) retroperitoneal: bool,
@@ -55,8 +55,8 @@ pub(crate) struct ResectionRec<'a> {
 
 /// Residual-tumour Observations (R0/R1/R2, or unreadable) and rupture Observations.
 pub(crate) struct CompletenessRecs<'r, 'a> {
-    residual: Vec<(&'r Rec<'a>, Result<Completeness, ()>, ReadFrom)>,
-    rupture: Vec<(&'r Rec<'a>, bool)>,
+    residual: Vec<(&'r Record<'a>, Result<Completeness, ()>, ReadFrom)>,
+    rupture: Vec<(&'r Record<'a>, bool)>,
 }
 
 /// The completed Procedures, by what they are.
@@ -64,8 +64,8 @@ pub(crate) struct ProcedureRecs<'r, 'a> {
     /// Dated resections, oldest first, with completeness and rupture attached.
     pub(crate) resections: Vec<ResectionRec<'r>>,
     pub(crate) undated_resections: Vec<String>,
-    pub(crate) rt_recs: Vec<&'r Rec<'a>>,
-    pub(crate) biopsies: Vec<&'r Rec<'a>>,
+    pub(crate) rt_recs: Vec<&'r Record<'a>>,
+    pub(crate) biopsies: Vec<&'r Record<'a>>,
 }
 
 impl<'a> Extractor<'a, '_> {
@@ -105,8 +105,8 @@ impl<'a> Extractor<'a, '_> {
         let v = &self.vocab;
         let mut resection_recs: Vec<ResectionRec> = Vec::new();
         let mut undated_resections = Vec::new();
-        let mut rt_recs: Vec<&Rec> = Vec::new();
-        let mut biopsies: Vec<&Rec> = Vec::new();
+        let mut rt_recs: Vec<&Record> = Vec::new();
+        let mut biopsies: Vec<&Record> = Vec::new();
         for rec in &self.procedures {
             // What the Procedure is comes first: only then are its values read.
             let code = rec.concept("code");
@@ -309,10 +309,10 @@ impl<'a> Extractor<'a, '_> {
     fn attach_completeness(
         &self,
         resections: &mut [ResectionRec],
-        residual: &[(&Rec, Result<Completeness, ()>, ReadFrom)],
-        rupture: &[(&Rec, bool)],
+        residual: &[(&Record, Result<Completeness, ()>, ReadFrom)],
+        rupture: &[(&Record, bool)],
     ) {
-        let target = |rec: &Rec| -> Option<usize> {
+        let target = |rec: &Record| -> Option<usize> {
             let mut refs = rec.references("partOf");
             refs.extend(rec.references("focus"));
             if let Some(i) = resections

@@ -2,7 +2,7 @@
 //! the local or distant progression qualifier). Recurrences, metastases and the responses
 //! to systemic therapy all read them.
 
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{Cand, Extractor, OBSERVATION, ObsKind, latest};
@@ -22,7 +22,7 @@ const PROGRESSION_QUALIFIER: &str = "http://hl7.org/fhir/us/codex-radiation-ther
 
 /// A disease-status Observation: its value, and whether the progression qualifier says
 /// local (`Some(true)`) or distant (`Some(false)`).
-pub(crate) type StatusObs<'r, 'a> = (&'r Rec<'a>, DiseaseStatus, Option<bool>);
+pub(crate) type StatusObs<'r, 'a> = (&'r Record<'a>, DiseaseStatus, Option<bool>);
 
 impl<'a> Extractor<'a, '_> {
     pub(crate) fn disease_status_records(&self) -> Vec<StatusObs<'_, 'a>> {
@@ -48,7 +48,7 @@ impl<'a> Extractor<'a, '_> {
         }
     }
 
-    fn disease_status_of(&self, obs: &Rec<'a>) -> Option<(DiseaseStatus, Option<bool>)> {
+    fn disease_status_of(&self, obs: &Record<'a>) -> Option<(DiseaseStatus, Option<bool>)> {
         let c = obs.concept("valueCodeableConcept");
         let (s, _) = self.vocab.first(
             &[

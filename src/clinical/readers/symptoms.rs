@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::diagnosis::CondInfo;
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
@@ -116,7 +116,7 @@ impl<'a> Extractor<'a, '_> {
     fn symptom_of(
         &self,
         terms: &SymptomTerms,
-        rec: &Rec,
+        rec: &Record,
         c: &Concept,
         texts: &[&str],
         negated: bool,

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::status::StatusObs;
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::anthracycline::{self, BsaRecord, DoseEntry, DoseInputs, DoseRecord};
 use crate::clinical::concepts::{Concept, Vocab};
@@ -127,7 +127,7 @@ impl<'a> Extractor<'a, '_> {
 
     fn agents_of(
         &self,
-        v: &Rec<'a>,
+        v: &Record<'a>,
         memo: &mut HashMap<String, Vec<(Agent, ReadFrom)>>,
     ) -> Vec<(Agent, ReadFrom)> {
         let c = medication_concept(v, &self.medications);
@@ -141,7 +141,7 @@ impl<'a> Extractor<'a, '_> {
         statuses: &[(NaiveDate, DiseaseStatus)],
     ) -> (Fact<SystemicHistory>, Fact<bool>, Fact<bool>) {
         struct Event<'r> {
-            rec: &'r Rec<'r>,
+            rec: &'r Record<'r>,
             agents: Vec<Agent>,
         }
         let mut events: Vec<Event> = Vec::new();

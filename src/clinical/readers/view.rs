@@ -102,7 +102,7 @@ pub(crate) const MODIFIER_ELEMENTS: &[&str] = &[
 ];
 
 /// The elements [`json::clinical_date`] takes the clinical date from, which every reader
-/// reads through [`Rec::date`].
+/// reads through [`Record::date`].
 pub(crate) const DATE_ELEMENTS: &[&str] = &[
     "effectiveDateTime",
     "effectivePeriod",
@@ -254,7 +254,7 @@ impl Defects {
 
 /// A resource kept for extraction.
 #[derive(Debug)]
-pub(crate) struct Rec<'a> {
+pub(crate) struct Record<'a> {
     v: &'a Value,
     pub(crate) reference: String,
     date: Option<NaiveDate>,
@@ -262,9 +262,9 @@ pub(crate) struct Rec<'a> {
     defects: Option<Box<Defects>>,
 }
 
-impl<'a> Rec<'a> {
+impl<'a> Record<'a> {
     pub(crate) fn new(v: &'a Value, reference: String, date: Option<NaiveDate>) -> Self {
-        Rec {
+        Record {
             v,
             reference,
             date,
@@ -279,7 +279,7 @@ impl<'a> Rec<'a> {
         } else {
             json::clinical_date(v)
         };
-        Rec {
+        Record {
             v,
             reference,
             date,
@@ -310,7 +310,7 @@ impl<'a> Rec<'a> {
     }
 }
 
-impl<'a> Read<'a> for Rec<'a> {
+impl<'a> Read<'a> for Record<'a> {
     fn get(&self, key: &str) -> Option<&'a Value> {
         // The declaration of each reader is what the taint logic goes by: a read it does not
         // declare is a defect of the reader (caught by the test suite in debug builds).
@@ -361,7 +361,7 @@ mod tests {
     fn declared_reads_succeed_and_the_scope_ends_with_its_guard() {
         let v = json!({"resourceType": "Observation", "code": {"text": "x"},
                        "valueQuantity": {"value": 1}});
-        let rec = Rec::new(&v, "Observation/o".into(), None);
+        let rec = Record::new(&v, "Observation/o".into(), None);
         {
             let _r = Reading::start(&TEST_SPEC);
             assert!(rec.get("code").is_some());
@@ -378,7 +378,7 @@ mod tests {
     #[should_panic(expected = "the test reader reads Observation.valueString without declaring it")]
     fn an_undeclared_read_is_a_defect_of_the_reader() {
         let v = json!({"resourceType": "Observation", "valueString": "x"});
-        let rec = Rec::new(&v, "Observation/o".into(), None);
+        let rec = Record::new(&v, "Observation/o".into(), None);
         let _r = Reading::start(&TEST_SPEC);
         rec.get("valueString");
     }
@@ -424,7 +424,7 @@ mod defect_tests {
     fn an_unusable_record_yields_only_its_classifying_elements_to_a_reader() {
         let v = serde_json::json!({"resourceType": "Observation", "status": "finalised",
             "code": {"text": "x"}, "valueQuantity": {"value": 1}});
-        let rec = Rec::with_defects(
+        let rec = Record::with_defects(
             &v,
             "Observation/o".into(),
             Defects::new(&paths(&["/status"])),
