@@ -176,7 +176,7 @@ pub(crate) fn months_between(from: NaiveDate, to: NaiveDate) -> f64 {
 
 /// A value read from one resource, candidate for latest-wins.
 #[derive(Debug, Clone)]
-pub(crate) struct Cand<T> {
+pub(crate) struct Candidate<T> {
     pub(crate) date: Option<NaiveDate>,
     pub(crate) value: T,
     pub(crate) reference: String,
@@ -184,9 +184,9 @@ pub(crate) struct Cand<T> {
     pub(crate) note: Option<String>,
 }
 
-impl<T> Cand<T> {
+impl<T> Candidate<T> {
     pub(crate) fn new(rec: &Record, value: T, read_from: ReadFrom) -> Self {
-        Cand {
+        Candidate {
             date: rec.date(),
             value,
             reference: rec.reference.clone(),
@@ -210,11 +210,13 @@ impl<T> Cand<T> {
 
 /// Latest by clinical date wins (undated records rank oldest); different values on the
 /// latest date conflict.
-pub(crate) fn latest<T: PartialEq>(cands: Vec<Cand<T>>) -> Result<Option<Cand<T>>, Unknown> {
+pub(crate) fn latest<T: PartialEq>(
+    cands: Vec<Candidate<T>>,
+) -> Result<Option<Candidate<T>>, Unknown> {
     let Some(max) = cands.iter().map(|c| c.date).max() else {
         return Ok(None);
     };
-    let mut at_max: Vec<Cand<T>> = cands.into_iter().filter(|c| c.date == max).collect();
+    let mut at_max: Vec<Candidate<T>> = cands.into_iter().filter(|c| c.date == max).collect();
     let first = at_max.remove(0);
     if let Some(other) = at_max.iter().find(|c| c.value != first.value) {
         return Err(Unknown::Conflicting(format!(
@@ -821,8 +823,8 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn cand<T>(date: Option<&str>, value: T, id: &str) -> Cand<T> {
-        Cand {
+    fn cand<T>(date: Option<&str>, value: T, id: &str) -> Candidate<T> {
+        Candidate {
             date: date.map(d),
             value,
             reference: id.to_owned(),

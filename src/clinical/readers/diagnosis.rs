@@ -9,7 +9,7 @@ use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
-    CONDITION_OBS, Cand, Extractor, OBSERVATION, ObsKind, is_recurrence_status, latest,
+    CONDITION_OBS, Candidate, Extractor, OBSERVATION, ObsKind, is_recurrence_status, latest,
     value_concept,
 };
 use crate::clinical::json::{self, str_at};
@@ -237,7 +237,7 @@ impl<'a> Extractor<'a, '_> {
         };
         let mut recurrence_conds = Vec::new();
         let mut other_dx_conds = Vec::new();
-        let mut histology_cands: Vec<Cand<Histology>> = Vec::new();
+        let mut histology_cands: Vec<Candidate<Histology>> = Vec::new();
         let dx_ref = diagnosis.as_ref().map(|d| d.condition.as_str());
         for (rec, _, h) in &dx_conds {
             if is_recurrence_status(rec.first_code("clinicalStatus")) {
@@ -246,7 +246,7 @@ impl<'a> Extractor<'a, '_> {
                 other_dx_conds.push(*rec);
             }
             if let Some((h, rf)) = h {
-                histology_cands.push(Cand::new(rec, *h, *rf));
+                histology_cands.push(Candidate::new(rec, *h, *rf));
             }
         }
         let mut histology_obs_dates = Vec::new();
@@ -254,14 +254,14 @@ impl<'a> Extractor<'a, '_> {
             histology_obs_dates.push((rec.date(), rec.reference.clone()));
             let vc = value_concept(rec);
             if let Some((h, rf)) = self.histology_of(&vc) {
-                histology_cands.push(Cand::new(rec, h, rf));
+                histology_cands.push(Candidate::new(rec, h, rf));
             }
         }
         let mut grade_cands = Vec::new();
         let mut grade_unreadable = None;
         for rec in self.observations_of(ObsKind::Grade) {
             match self.grade_of(rec) {
-                Some((g, rf)) => grade_cands.push(Cand::new(rec, g, rf)),
+                Some((g, rf)) => grade_cands.push(Candidate::new(rec, g, rf)),
                 None => grade_unreadable = Some(rec.reference.clone()),
             }
         }

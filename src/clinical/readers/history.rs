@@ -8,7 +8,7 @@ use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::{self, Concept};
 use crate::clinical::extract::{
-    CONDITION, CONDITION_ACTIVITY, CONDITION_OBS, Cand, Extractor, ICD10, ICD10CM, ICDO3,
+    CONDITION, CONDITION_ACTIVITY, CONDITION_OBS, Candidate, Extractor, ICD10, ICD10CM, ICDO3,
     OBSERVATION, ObsKind, condition_active, derived, latest, with_note,
 };
 use crate::clinical::json;
@@ -46,20 +46,20 @@ impl<'a> Extractor<'a, '_> {
     pub(crate) fn read_history(&self, conds: &[CondInfo<'_, 'a>]) -> HistoryFacts {
         let _reading = Reading::start(&SPEC);
         let v = &self.vocab;
-        let mut li_fraumeni: Vec<Cand<bool>> = Vec::new();
+        let mut li_fraumeni: Vec<Candidate<bool>> = Vec::new();
         let mut other_cancers: Vec<String> = Vec::new();
-        let mut cardiac: Vec<Cand<bool>> = Vec::new();
-        let mut renal: Vec<Cand<bool>> = Vec::new();
+        let mut cardiac: Vec<Candidate<bool>> = Vec::new();
+        let mut renal: Vec<Candidate<bool>> = Vec::new();
         for c in conds {
             // Sequelae of earlier treatment count whatever their clinical status.
             if let Some(rf) = self.sequela_of("cardiomyopathy-condition", &c.code) {
-                cardiac.push(Cand::new(c.rec, true, rf));
+                cardiac.push(Candidate::new(c.rec, true, rf));
             }
             if let Some(rf) = self.sequela_of("renal-impairment-condition", &c.code) {
-                renal.push(Cand::new(c.rec, true, rf));
+                renal.push(Candidate::new(c.rec, true, rf));
             }
             if let Some(m) = v.matches("li-fraumeni", &c.code) {
-                li_fraumeni.push(Cand::new(c.rec, true, concepts::read_from(m)));
+                li_fraumeni.push(Candidate::new(c.rec, true, concepts::read_from(m)));
             }
             if !c.sarcoma_or_metastasis
                 && self.is_other_cancer(&c.code, c.histology_ext)
@@ -90,7 +90,7 @@ impl<'a> Extractor<'a, '_> {
                 ],
                 &vc,
             ) {
-                Some((b, rf)) => smoking_cands.push(Cand::new(rec, b, rf)),
+                Some((b, rf)) => smoking_cands.push(Candidate::new(rec, b, rf)),
                 None => smoking_unreadable = Some(rec.reference.clone()),
             }
         }
@@ -142,11 +142,11 @@ impl<'a> Extractor<'a, '_> {
             },
             None => self.none_recorded(false, OBSERVATION),
         };
-        let measure = |kind: ObsKind| -> Vec<Cand<f64>> {
+        let measure = |kind: ObsKind| -> Vec<Candidate<f64>> {
             self.observations_of(kind)
                 .filter_map(|rec| {
                     let (x, _) = rec.get("valueQuantity").and_then(json::quantity)?;
-                    Some(Cand::new(rec, x, ReadFrom::Code))
+                    Some(Candidate::new(rec, x, ReadFrom::Code))
                 })
                 .collect()
         };
@@ -198,8 +198,8 @@ impl<'a> Extractor<'a, '_> {
     /// `min` (LVEF %, eGFR); closed world like other conditions.
     fn sequela(
         &self,
-        conditions: Vec<Cand<bool>>,
-        measures: Vec<Cand<f64>>,
+        conditions: Vec<Candidate<bool>>,
+        measures: Vec<Candidate<f64>>,
         min: u32,
         (what, unit): (&str, &str),
     ) -> Fact<bool> {
@@ -217,7 +217,7 @@ impl<'a> Extractor<'a, '_> {
                     m.value,
                     if below { "below" } else { "not below" }
                 );
-                Cand {
+                Candidate {
                     date: m.date,
                     value: below,
                     reference: m.reference,

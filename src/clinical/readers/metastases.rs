@@ -12,7 +12,7 @@ use super::view::{Read, Reading};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
-    CONDITION_OBS, Cand, Extractor, ICDO3, OBSERVATION, ObsKind, PROCEDURE, absence,
+    CONDITION_OBS, Candidate, Extractor, ICDO3, OBSERVATION, ObsKind, PROCEDURE, absence,
     body_site_keys, derived, latest, months_between, with_note,
 };
 use crate::clinical::picture::*;
@@ -254,13 +254,13 @@ impl<'a> Extractor<'a, '_> {
                 self.none_recorded(false, CONDITION_OBS)
             }
         };
-        let lesion_counts: Vec<Cand<u32>> = self
+        let lesion_counts: Vec<Candidate<u32>> = self
             .observations_of(ObsKind::LesionCount)
             .filter_map(|rec| {
                 let n = rec
                     .get("valueInteger")
                     .and_then(serde_json::Value::as_u64)?;
-                Some(Cand::new(rec, n as u32, ReadFrom::Code))
+                Some(Candidate::new(rec, n as u32, ReadFrom::Code))
             })
             .collect();
         // The count is known only from a lesion-count Observation (§4.1); metastasis

@@ -14,8 +14,8 @@ use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts;
 use crate::clinical::extract::{
-    CONDITION_OBS, Cand, Extractor, OBSERVATION, ObsKind, absence, body_site_keys, derived, latest,
-    with_note,
+    CONDITION_OBS, Candidate, Extractor, OBSERVATION, ObsKind, absence, body_site_keys, derived,
+    latest, with_note,
 };
 use crate::clinical::json;
 use crate::clinical::picture::*;
@@ -415,7 +415,7 @@ impl<'a> Extractor<'a, '_> {
             return Fact::Unknown(Unknown::NotApplicable);
         };
         // An RPS focality Observation about this recurrence (focus), or dated since it.
-        let cands: Vec<Cand<Focality>> = observations
+        let cands: Vec<Candidate<Focality>> = observations
             .iter()
             .filter(|(r, _)| {
                 let focus = r.references("focus");
@@ -425,7 +425,7 @@ impl<'a> Extractor<'a, '_> {
                     focus.contains(&cur.source.as_str())
                 }
             })
-            .map(|(r, f)| Cand::new(r, *f, ReadFrom::Code))
+            .map(|(r, f)| Candidate::new(r, *f, ReadFrom::Code))
             .collect();
         match latest(cands) {
             Ok(Some(c)) => return c.into_fact(),

@@ -13,7 +13,7 @@ use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::{self, Concept};
 use crate::clinical::extract::{
-    Cand, Extractor, OBSERVATION, ObsKind, PROCEDURE, derived, latest, value_concept,
+    Candidate, Extractor, OBSERVATION, ObsKind, PROCEDURE, derived, latest, value_concept,
 };
 use crate::clinical::picture::*;
 
@@ -327,12 +327,12 @@ impl<'a> Extractor<'a, '_> {
         let residual_targets: Vec<Option<usize>> =
             residual.iter().map(|(r, ..)| target(r)).collect();
         let rupture_targets: Vec<Option<usize>> = rupture.iter().map(|(r, _)| target(r)).collect();
-        let mut per: BTreeMap<usize, Vec<Cand<Completeness>>> = BTreeMap::new();
+        let mut per: BTreeMap<usize, Vec<Candidate<Completeness>>> = BTreeMap::new();
         let mut unreadable: BTreeMap<usize, String> = BTreeMap::new();
         for ((rec, value, rf), t) in residual.iter().zip(residual_targets) {
             let Some(i) = t else { continue };
             match value {
-                Ok(c) => per.entry(i).or_default().push(Cand::new(rec, *c, *rf)),
+                Ok(c) => per.entry(i).or_default().push(Candidate::new(rec, *c, *rf)),
                 Err(()) => {
                     unreadable.insert(i, rec.reference.clone());
                 }
@@ -348,12 +348,12 @@ impl<'a> Extractor<'a, '_> {
                 },
             };
         }
-        let mut per: BTreeMap<usize, Vec<Cand<bool>>> = BTreeMap::new();
+        let mut per: BTreeMap<usize, Vec<Candidate<bool>>> = BTreeMap::new();
         for ((rec, b), t) in rupture.iter().zip(rupture_targets) {
             if let Some(i) = t {
                 per.entry(i)
                     .or_default()
-                    .push(Cand::new(rec, *b, ReadFrom::Code));
+                    .push(Candidate::new(rec, *b, ReadFrom::Code));
             }
         }
         for (i, r) in resections.iter_mut().enumerate() {

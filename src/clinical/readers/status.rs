@@ -5,7 +5,7 @@
 use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
-use crate::clinical::extract::{Cand, Extractor, OBSERVATION, ObsKind, latest};
+use crate::clinical::extract::{Candidate, Extractor, OBSERVATION, ObsKind, latest};
 use crate::clinical::json::str_at;
 use crate::clinical::picture::*;
 
@@ -37,9 +37,9 @@ impl<'a> Extractor<'a, '_> {
 
     pub(crate) fn latest_disease_status(&self, status_obs: &[StatusObs]) -> Fact<DiseaseStatus> {
         let _reading = Reading::start(&SPEC);
-        let cands: Vec<Cand<DiseaseStatus>> = status_obs
+        let cands: Vec<Candidate<DiseaseStatus>> = status_obs
             .iter()
-            .map(|(r, s, _)| Cand::new(r, *s, ReadFrom::Code))
+            .map(|(r, s, _)| Candidate::new(r, *s, ReadFrom::Code))
             .collect();
         match latest(cands) {
             Ok(Some(c)) => c.into_fact(),
