@@ -50,7 +50,7 @@ fn is_secondary(meta: &Value) -> bool {
 
 /// What a Condition is about, decided from its classifying elements.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum CondClass {
+pub(crate) enum ConditionClass {
     /// The RPS diagnosis (or a recurrence of it), and how it was recognised.
     Diagnosis(ReadFrom),
     /// A metastasis: (site, how read, sarcomatosis morphology).
@@ -61,19 +61,19 @@ pub(crate) enum CondClass {
 }
 
 /// One Condition, classified once for every reader.
-pub(crate) struct CondInfo<'r, 'a> {
+pub(crate) struct ClassifiedCondition<'r, 'a> {
     pub(crate) rec: &'r Record<'a>,
     pub(crate) code: Concept<'a>,
     pub(crate) body: Concept<'a>,
     pub(crate) histology: Option<(Histology, ReadFrom)>,
     pub(crate) histology_ext: Option<&'a Value>,
-    pub(crate) class: CondClass,
+    pub(crate) class: ConditionClass,
     /// An RPS or sarcoma diagnosis code, or any metastasis (so not another cancer).
     pub(crate) sarcoma_or_metastasis: bool,
 }
 
 /// An RPS diagnosis Condition: how it matched and its histology, if it names one.
-type DxCond<'r, 'a> = (&'r Record<'a>, ReadFrom, Option<(Histology, ReadFrom)>);
+type DiagnosisCondition<'r, 'a> = (&'r Record<'a>, ReadFrom, Option<(Histology, ReadFrom)>);
 
 /// What the diagnosis reader found.
 pub(crate) struct DiagnosisFacts<'r, 'a> {
@@ -93,7 +93,7 @@ pub(crate) struct DiagnosisFacts<'r, 'a> {
 }
 
 impl<'a> Extractor<'a, '_> {
-    pub(crate) fn classify_conditions(&self) -> Vec<CondInfo<'_, 'a>> {
+    pub(crate) fn classify_conditions(&self) -> Vec<ClassifiedCondition<'_, 'a>> {
         let _reading = Reading::start(&SPEC);
         let v = &self.vocab;
         self.conditions
@@ -126,39 +126,39 @@ impl<'a> Extractor<'a, '_> {
                         .then_some(MatchedBy::Text)
                 });
                 let class = if rps_code && met.is_none() {
-                    CondClass::Diagnosis(ReadFrom::Code)
+                    ConditionClass::Diagnosis(ReadFrom::Code)
                 } else if let Some((site, read_from, morph)) =
                     met.filter(|(_, rf, _)| *rf == ReadFrom::Code)
                 {
-                    CondClass::Metastasis(site, read_from, morph)
+                    ConditionClass::Metastasis(site, read_from, morph)
                 } else if sarcoma && retro.is_some() {
                     let by_text = histology.is_some_and(|(_, rf)| rf == ReadFrom::Text)
                         && !v.by_code("sarcoma-diagnosis", &code)
                         || retro == Some(MatchedBy::Text);
-                    CondClass::Diagnosis(if by_text {
+                    ConditionClass::Diagnosis(if by_text {
                         ReadFrom::Text
                     } else {
                         ReadFrom::Code
                     })
                 } else if let Some((site, read_from, morph)) = met {
-                    CondClass::Metastasis(site, read_from, morph)
+                    ConditionClass::Metastasis(site, read_from, morph)
                 } else if retro.is_some() && !self.is_symptom_concept(&code) {
-                    CondClass::RetroMass
+                    ConditionClass::RetroMass
                 } else {
-                    CondClass::Other
+                    ConditionClass::Other
                 };
                 if uncertain && let Some(d) = rec.defects() {
                     // What the extension or profile would have said is unknown: for a
                     // diagnosis, metastasis or mass it is its histology or kind; for any other
                     // Condition, whether it is another primary cancer.
-                    let family = if class == CondClass::Other {
+                    let family = if class == ConditionClass::Other {
                         super::HISTORY.family
                     } else {
                         SPEC.family
                     };
                     d.note_blocked(family, "extension");
                 }
-                CondInfo {
+                ClassifiedCondition {
                     rec,
                     code,
                     body,
@@ -203,18 +203,21 @@ impl<'a> Extractor<'a, '_> {
         found
     }
 
-    pub(crate) fn read_diagnosis<'r>(&self, conds: &[CondInfo<'r, 'a>]) -> DiagnosisFacts<'r, 'a> {
+    pub(crate) fn read_diagnosis<'r>(
+        &self,
+        conds: &[ClassifiedCondition<'r, 'a>],
+    ) -> DiagnosisFacts<'r, 'a> {
         let _reading = Reading::start(&SPEC);
-        let mut dx_conds: Vec<DxCond<'r, 'a>> = conds
+        let mut dx_conds: Vec<DiagnosisCondition<'r, 'a>> = conds
             .iter()
             .filter_map(|c| match c.class {
-                CondClass::Diagnosis(rf) => Some((c.rec, rf, c.histology)),
+                ConditionClass::Diagnosis(rf) => Some((c.rec, rf, c.histology)),
                 _ => None,
             })
             .collect();
         let retro_masses = conds
             .iter()
-            .filter(|c| c.class == CondClass::RetroMass)
+            .filter(|c| c.class == ConditionClass::RetroMass)
             .map(|c| c.rec.reference.clone())
             .collect();
         // The diagnosis: the earliest RPS Condition that is not itself a recurrence.

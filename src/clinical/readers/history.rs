@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::diagnosis::CondInfo;
+use super::diagnosis::ClassifiedCondition;
 use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::{self, Concept};
@@ -43,7 +43,7 @@ pub(crate) struct HistoryFacts {
 }
 
 impl<'a> Extractor<'a, '_> {
-    pub(crate) fn read_history(&self, conds: &[CondInfo<'_, 'a>]) -> HistoryFacts {
+    pub(crate) fn read_history(&self, conds: &[ClassifiedCondition<'_, 'a>]) -> HistoryFacts {
         let _reading = Reading::start(&SPEC);
         let v = &self.vocab;
         let mut li_fraumeni: Vec<Candidate<bool>> = Vec::new();

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
-use super::diagnosis::{CondClass, CondInfo, DiagnosisFacts};
+use super::diagnosis::{ClassifiedCondition, ConditionClass, DiagnosisFacts};
 use super::imaging::ImagingFacts;
 use super::status::StatusObs;
 use super::view::{Read, Reading};
@@ -80,12 +80,12 @@ pub(crate) struct MetastasisFacts {
 
 impl<'a> Extractor<'a, '_> {
     /// The metastasis Conditions, in record order.
-    pub(crate) fn metastasis_records(&self, conds: &[CondInfo]) -> Vec<MetRec> {
+    pub(crate) fn metastasis_records(&self, conds: &[ClassifiedCondition]) -> Vec<MetRec> {
         let _reading = Reading::start(&SPEC);
         conds
             .iter()
             .filter_map(|c| match c.class {
-                CondClass::Metastasis(site, read_from, morph) => {
+                ConditionClass::Metastasis(site, read_from, morph) => {
                     let status = c.rec.first_code("clinicalStatus");
                     let intra_abdominal = site == Some(MetastasisSite::Peritoneum)
                         || ["abdom", "mesenter", "oment", "peritone"]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::diagnosis::CondInfo;
+use super::diagnosis::ClassifiedCondition;
 use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
@@ -46,7 +46,7 @@ impl<'a> Extractor<'a, '_> {
     /// a current symptom assessment).
     pub(crate) fn read_symptoms(
         &self,
-        conds: &[CondInfo<'_, 'a>],
+        conds: &[ClassifiedCondition<'_, 'a>],
     ) -> (Fact<Vec<Symptom>>, Fact<bool>) {
         let _reading = Reading::start(&SPEC);
         let mut records: Vec<SymptomRecord> = Vec::new();
