@@ -36,7 +36,7 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
 
 /// A metastasis Condition or distant-progression Observation before activity is settled.
 #[derive(Debug)]
-pub(crate) struct MetRec {
+pub(crate) struct MetastasisRecord {
     pub(crate) source: String,
     pub(crate) site: Option<MetastasisSite>,
     detected: Option<NaiveDate>,
@@ -51,14 +51,14 @@ pub(crate) struct MetRec {
 }
 
 /// The metastases with their activity settled.
-pub(crate) struct MetActivity {
+pub(crate) struct MetastasisActivity {
     /// Sorted by detection date (undated last).
     pub(crate) metastases: Vec<Metastasis>,
     /// Per metastasis record (in record order): still active.
-    met_active: Vec<bool>,
+    metastasis_active: Vec<bool>,
 }
 
-impl MetActivity {
+impl MetastasisActivity {
     pub(crate) fn active(&self) -> Vec<&Metastasis> {
         self.metastases.iter().filter(|m| m.active).collect()
     }
@@ -80,7 +80,10 @@ pub(crate) struct MetastasisFacts {
 
 impl<'a> Extractor<'a, '_> {
     /// The metastasis Conditions, in record order.
-    pub(crate) fn metastasis_records(&self, conds: &[ClassifiedCondition]) -> Vec<MetRec> {
+    pub(crate) fn metastasis_records(
+        &self,
+        conds: &[ClassifiedCondition],
+    ) -> Vec<MetastasisRecord> {
         let _reading = Reading::start(&SPEC);
         conds
             .iter()
@@ -103,7 +106,7 @@ impl<'a> Extractor<'a, '_> {
                             c.rec.date()
                         )
                     });
-                    Some(MetRec {
+                    Some(MetastasisRecord {
                         source: c.rec.reference.clone(),
                         site,
                         detected: c.rec.date(),
@@ -123,15 +126,15 @@ impl<'a> Extractor<'a, '_> {
     /// settles which metastases are active: not resolved, not completely resected.
     pub(crate) fn metastases(
         &self,
-        met_recs: &mut Vec<MetRec>,
+        met_recs: &mut Vec<MetastasisRecord>,
         status_obs: &[StatusObs],
         resections: &[Resection],
-    ) -> MetActivity {
+    ) -> MetastasisActivity {
         let _reading = Reading::start(&SPEC);
         let has_met_condition = met_recs.iter().any(|m| m.source.starts_with("Condition/"));
         for (rec, s, local) in status_obs {
             if *s == DiseaseStatus::Worsened && *local == Some(false) && !has_met_condition {
-                met_recs.push(MetRec {
+                met_recs.push(MetastasisRecord {
                     source: rec.reference.clone(),
                     site: None,
                     detected: rec.date(),
@@ -143,7 +146,7 @@ impl<'a> Extractor<'a, '_> {
                 });
             }
         }
-        let met_active: Vec<bool> = met_recs
+        let metastasis_active: Vec<bool> = met_recs
             .iter()
             .map(|m| {
                 let removed = resections.iter().any(|r| {
@@ -156,7 +159,7 @@ impl<'a> Extractor<'a, '_> {
             .collect();
         let mut metastases: Vec<Metastasis> = met_recs
             .iter()
-            .zip(&met_active)
+            .zip(&metastasis_active)
             .map(|(m, active)| Metastasis {
                 source: m.source.clone(),
                 site: m.site,
@@ -167,17 +170,17 @@ impl<'a> Extractor<'a, '_> {
             })
             .collect();
         metastases.sort_by_key(|m| (m.detected.is_none(), m.detected));
-        MetActivity {
+        MetastasisActivity {
             metastases,
-            met_active,
+            metastasis_active,
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn read_metastases(
         &self,
-        met_recs: &[MetRec],
-        mets: &MetActivity,
+        met_recs: &[MetastasisRecord],
+        mets: &MetastasisActivity,
         imaging: &ImagingFacts,
         dx: &DiagnosisFacts,
         resections: &[Resection],
@@ -234,7 +237,7 @@ impl<'a> Extractor<'a, '_> {
         let sarcomatosis = {
             let peritoneal: Vec<String> = met_recs
                 .iter()
-                .zip(&mets.met_active)
+                .zip(&mets.metastasis_active)
                 .filter(|(m, active)| {
                     **active
                         && (m.site == Some(MetastasisSite::Peritoneum) || m.sarcomatosis_morphology)
@@ -278,7 +281,7 @@ impl<'a> Extractor<'a, '_> {
         let metastatic_lesions_at_least = {
             let mut keys: BTreeSet<&str> = BTreeSet::new();
             let mut sources: Vec<String> = Vec::new();
-            for (m, active) in met_recs.iter().zip(&mets.met_active) {
+            for (m, active) in met_recs.iter().zip(&mets.metastasis_active) {
                 if let (true, Some(k)) = (*active, m.count_key.as_deref()) {
                     keys.insert(k);
                     sources.push(m.source.clone());

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 
 use super::diagnosis::DiagnosisFacts;
-use super::metastases::{MetActivity, MetRec};
+use super::metastases::{MetastasisActivity, MetastasisRecord};
 use super::resections::ProcedureRecs;
 use super::status::StatusObs;
 use super::view::{Read, Reading, Record};
@@ -80,7 +80,7 @@ impl<'a> Extractor<'a, '_> {
         &self,
         dx: &DiagnosisFacts,
         procs: &ProcedureRecs,
-        met_recs: &[MetRec],
+        met_recs: &[MetastasisRecord],
         status_obs: &[StatusObs],
     ) -> Vec<RecurrenceEpisode> {
         let _reading = Reading::start(&SPEC);
@@ -250,7 +250,7 @@ impl<'a> Extractor<'a, '_> {
         activity: &EpisodeActivity,
         resections: &[Resection],
         procs: &ProcedureRecs,
-        mets: &MetActivity,
+        mets: &MetastasisActivity,
         primary_resection: &Fact<Option<Resection>>,
     ) -> RecurrenceFacts {
         let _reading = Reading::start(&SPEC);

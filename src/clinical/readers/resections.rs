@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::diagnosis::DiagnosisFacts;
-use super::metastases::MetRec;
+use super::metastases::MetastasisRecord;
 use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::{self, Concept};
@@ -187,7 +187,7 @@ impl<'a> Extractor<'a, '_> {
         &self,
         procs: &ProcedureRecs,
         episodes: &[RecurrenceEpisode],
-        met_recs: &[MetRec],
+        met_recs: &[MetastasisRecord],
         dx: &DiagnosisFacts,
     ) -> Vec<Resection> {
         let _reading = Reading::start(&SPEC);
