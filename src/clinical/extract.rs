@@ -526,7 +526,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
         let bsa = self.bsa_records();
         let systemic = self.read_systemic(&status_obs, &bsa);
         let history = self.read_history(&conds);
-        let radiotherapy = self.radiotherapy(&procs.rt_recs, &resections);
+        let radiotherapy = self.radiotherapy(&procs.rt_records, &resections);
         let pathology =
             self.read_pathology(&procs.biopsies, &mets.metastases, &dx.histology_obs_dates);
 

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 
 use super::diagnosis::DiagnosisFacts;
 use super::metastases::{MetastasisActivity, MetastasisRecord};
-use super::resections::ProcedureRecs;
+use super::resections::ProcedureRecords;
 use super::status::StatusObs;
 use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
@@ -79,13 +79,13 @@ impl<'a> Extractor<'a, '_> {
     pub(crate) fn recurrence_episodes(
         &self,
         dx: &DiagnosisFacts,
-        procs: &ProcedureRecs,
+        procs: &ProcedureRecords,
         met_recs: &[MetastasisRecord],
         status_obs: &[StatusObs],
     ) -> Vec<RecurrenceEpisode> {
         let _reading = Reading::start(&SPEC);
         let met_sources: BTreeSet<&str> = met_recs.iter().map(|m| m.source.as_str()).collect();
-        let is_met_resection = |r: &super::resections::ResectionRec| {
+        let is_met_resection = |r: &super::resections::ResectionRecord| {
             r.reasons.iter().any(|x| met_sources.contains(x)) || r.met_site.is_some()
         };
         // v2: a later RPS Condition is a recurrence whatever its current clinicalStatus (EHRs
@@ -249,7 +249,7 @@ impl<'a> Extractor<'a, '_> {
         episodes: &[RecurrenceEpisode],
         activity: &EpisodeActivity,
         resections: &[Resection],
-        procs: &ProcedureRecs,
+        procs: &ProcedureRecords,
         mets: &MetastasisActivity,
         primary_resection: &Fact<Option<Resection>>,
     ) -> RecurrenceFacts {

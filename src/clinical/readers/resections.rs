@@ -41,7 +41,7 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
 
 /// A parsed resection Procedure before its target is settled.
 #[derive(Debug)]
-pub(crate) struct ResectionRec<'a> {
+pub(crate) struct ResectionRecord<'a> {
     pub(crate) rec: &'a Record<'a>,
     pub(crate) date: NaiveDate,
     pub(crate) reasons: Vec<&'a str>,
@@ -54,22 +54,22 @@ pub(crate) struct ResectionRec<'a> {
 }
 
 /// Residual-tumour Observations (R0/R1/R2, or unreadable) and rupture Observations.
-pub(crate) struct CompletenessRecs<'r, 'a> {
+pub(crate) struct CompletenessRecords<'r, 'a> {
     residual: Vec<(&'r Record<'a>, Result<Completeness, ()>, ReadFrom)>,
     rupture: Vec<(&'r Record<'a>, bool)>,
 }
 
 /// The completed Procedures, by what they are.
-pub(crate) struct ProcedureRecs<'r, 'a> {
+pub(crate) struct ProcedureRecords<'r, 'a> {
     /// Dated resections, oldest first, with completeness and rupture attached.
-    pub(crate) resections: Vec<ResectionRec<'r>>,
+    pub(crate) resections: Vec<ResectionRecord<'r>>,
     pub(crate) undated_resections: Vec<String>,
-    pub(crate) rt_recs: Vec<&'r Record<'a>>,
+    pub(crate) rt_records: Vec<&'r Record<'a>>,
     pub(crate) biopsies: Vec<&'r Record<'a>>,
 }
 
 impl<'a> Extractor<'a, '_> {
-    pub(crate) fn completeness_records(&self) -> CompletenessRecs<'_, 'a> {
+    pub(crate) fn completeness_records(&self) -> CompletenessRecords<'_, 'a> {
         let _reading = Reading::start(&SPEC);
         let v = &self.vocab;
         let residual = self
@@ -94,18 +94,18 @@ impl<'a> Extractor<'a, '_> {
             .observations_of(ObsKind::Rupture)
             .filter_map(|rec| Some((rec, rec.get("valueBoolean").and_then(Value::as_bool)?)))
             .collect();
-        CompletenessRecs { residual, rupture }
+        CompletenessRecords { residual, rupture }
     }
 
     pub(crate) fn read_procedures<'r>(
         &'r self,
-        completeness: &CompletenessRecs<'r, 'a>,
-    ) -> ProcedureRecs<'r, 'a> {
+        completeness: &CompletenessRecords<'r, 'a>,
+    ) -> ProcedureRecords<'r, 'a> {
         let _reading = Reading::start(&SPEC);
         let v = &self.vocab;
-        let mut resection_recs: Vec<ResectionRec> = Vec::new();
+        let mut resection_recs: Vec<ResectionRecord> = Vec::new();
         let mut undated_resections = Vec::new();
-        let mut rt_recs: Vec<&Record> = Vec::new();
+        let mut rt_records: Vec<&Record> = Vec::new();
         let mut biopsies: Vec<&Record> = Vec::new();
         for rec in &self.procedures {
             // What the Procedure is comes first: only then are its values read.
@@ -129,7 +129,7 @@ impl<'a> Extractor<'a, '_> {
             if biopsy {
                 biopsies.push(rec);
             } else if radiotherapy {
-                rt_recs.push(rec);
+                rt_records.push(rec);
             } else if let Some(m) = resection {
                 let Some(date) = rec.date() else {
                     undated_resections.push(rec.reference.clone());
@@ -154,7 +154,7 @@ impl<'a> Extractor<'a, '_> {
                             .is_none()
                     })
                     .count() as u32;
-                resection_recs.push(ResectionRec {
+                resection_recs.push(ResectionRecord {
                     rec,
                     date,
                     reasons: rec.references("reasonReference"),
@@ -173,10 +173,10 @@ impl<'a> Extractor<'a, '_> {
             &completeness.residual,
             &completeness.rupture,
         );
-        ProcedureRecs {
+        ProcedureRecords {
             resections: resection_recs,
             undated_resections,
-            rt_recs,
+            rt_records,
             biopsies,
         }
     }
@@ -185,7 +185,7 @@ impl<'a> Extractor<'a, '_> {
     /// reason, or a local resection after a recurrence episode), else the primary.
     pub(crate) fn resection_targets(
         &self,
-        procs: &ProcedureRecs,
+        procs: &ProcedureRecords,
         episodes: &[RecurrenceEpisode],
         met_recs: &[MetastasisRecord],
         dx: &DiagnosisFacts,
@@ -258,7 +258,7 @@ impl<'a> Extractor<'a, '_> {
     pub(crate) fn primary_resection(
         &self,
         resections: &[Resection],
-        procs: &ProcedureRecs,
+        procs: &ProcedureRecords,
         dx: &DiagnosisFacts,
     ) -> (Fact<Option<Resection>>, Vec<Resection>) {
         let _reading = Reading::start(&SPEC);
@@ -308,7 +308,7 @@ impl<'a> Extractor<'a, '_> {
     /// nearest resection on or before the Observation's date. Latest wins per resection.
     fn attach_completeness(
         &self,
-        resections: &mut [ResectionRec],
+        resections: &mut [ResectionRecord],
         residual: &[(&Record, Result<Completeness, ()>, ReadFrom)],
         rupture: &[(&Record, bool)],
     ) {
