@@ -270,7 +270,7 @@ pub(crate) struct Extractor<'a, 'i> {
     set_aside_types: BTreeMap<&'a str, usize>,
     pub(crate) conditions: Vec<Record<'a>>,
     /// Observations with what each records (from its code alone).
-    pub(crate) observations: Vec<(Record<'a>, ObsKind)>,
+    pub(crate) observations: Vec<(Record<'a>, ObservationKind)>,
     pub(crate) procedures: Vec<Record<'a>>,
     pub(crate) medication_uses: Vec<Record<'a>>,
     pub(crate) medications: BTreeMap<String, &'a Value>,
@@ -302,7 +302,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
             imaging: Vec::new(),
         };
         // Observations repeat their codes (serial ECOGs, labs): classify each code once.
-        let mut obs_kinds: HashMap<String, ObsKind> = HashMap::new();
+        let mut obs_kinds: HashMap<String, ObservationKind> = HashMap::new();
         let valid = input.resources.iter().map(|&v| (v, None));
         let invalid = input
             .invalid
@@ -366,7 +366,10 @@ impl<'a, 'i> Extractor<'a, 'i> {
     }
 
     /// The Observations that record `kind`, in input order.
-    pub(crate) fn observations_of(&self, kind: ObsKind) -> impl Iterator<Item = &Record<'a>> {
+    pub(crate) fn observations_of(
+        &self,
+        kind: ObservationKind,
+    ) -> impl Iterator<Item = &Record<'a>> {
         self.observations
             .iter()
             .filter(move |(_, k)| *k == kind)
@@ -661,57 +664,57 @@ impl<'a, 'i> Extractor<'a, 'i> {
         }
     }
 
-    fn obs_kind(&self, code: &Concept) -> ObsKind {
+    fn obs_kind(&self, code: &Concept) -> ObservationKind {
         let v = &self.vocab;
         let rps = |c: &str| code.has_code(OBSERVATION_SYSTEM, c);
         if rps("rupture-or-piecemeal") {
-            ObsKind::Rupture
+            ObservationKind::Rupture
         } else if rps("focality") {
-            ObsKind::Focality
+            ObservationKind::Focality
         } else if rps("metastatic-lesion-count") {
-            ObsKind::LesionCount
+            ObservationKind::LesionCount
         } else if rps("resectability") {
-            ObsKind::Resectability
+            ObservationKind::Resectability
         } else if v.by_code("ecog-observation", code) {
-            ObsKind::Ecog
+            ObservationKind::Ecog
         } else if v.by_code("disease-status-observation", code) {
-            ObsKind::DiseaseStatus
+            ObservationKind::DiseaseStatus
         } else if v.by_code("histology-observation", code) {
-            ObsKind::Histology
+            ObservationKind::Histology
         } else if v.by_code("grade-observation", code) {
-            ObsKind::Grade
+            ObservationKind::Grade
         } else if v.by_code("residual-tumour-observation", code) {
-            ObsKind::Residual
+            ObservationKind::Residual
         } else if v.by_code("critical-structure-observation", code) {
-            ObsKind::Critical
+            ObservationKind::Critical
         } else if v.by_code("karnofsky-observation", code) {
-            ObsKind::Karnofsky
+            ObservationKind::Karnofsky
         } else if v.by_code("bsa-observation", code) {
-            ObsKind::Bsa
+            ObservationKind::Bsa
         } else if v.by_code("smoking-observation", code) {
-            ObsKind::Smoking
+            ObservationKind::Smoking
         } else if v.by_code("pft-observation", code) {
-            ObsKind::Pft
+            ObservationKind::Pft
         } else if rps("symptom-assessment") {
-            ObsKind::SymptomAssessment
+            ObservationKind::SymptomAssessment
         } else if v.by_code("lvef-observation", code) {
-            ObsKind::Lvef
+            ObservationKind::Lvef
         } else if v.by_code("egfr-observation", code) {
-            ObsKind::Egfr
+            ObservationKind::Egfr
         } else if v.by_code("symptom-observation", code)
             || self.is_symptom_concept(code)
             || v.by_code(super::symptom_status::ASYMPTOMATIC, code)
         {
-            ObsKind::Symptom
+            ObservationKind::Symptom
         } else {
-            ObsKind::Other
+            ObservationKind::Other
         }
     }
 }
 
 /// What an Observation records, from its code alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ObsKind {
+pub(crate) enum ObservationKind {
     Histology,
     Grade,
     Residual,

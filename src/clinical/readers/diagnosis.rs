@@ -9,8 +9,8 @@ use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
-    CONDITION_OBS, Candidate, Extractor, OBSERVATION, ObsKind, is_recurrence_status, latest,
-    value_concept,
+    CONDITION_OBS, Candidate, Extractor, OBSERVATION, ObservationKind, is_recurrence_status,
+    latest, value_concept,
 };
 use crate::clinical::json::{self, str_at};
 use crate::clinical::picture::*;
@@ -253,7 +253,7 @@ impl<'a> Extractor<'a, '_> {
             }
         }
         let mut histology_obs_dates = Vec::new();
-        for rec in self.observations_of(ObsKind::Histology) {
+        for rec in self.observations_of(ObservationKind::Histology) {
             histology_obs_dates.push((rec.date(), rec.reference.clone()));
             let vc = value_concept(rec);
             if let Some((h, rf)) = self.histology_of(&vc) {
@@ -262,7 +262,7 @@ impl<'a> Extractor<'a, '_> {
         }
         let mut grade_cands = Vec::new();
         let mut grade_unreadable = None;
-        for rec in self.observations_of(ObsKind::Grade) {
+        for rec in self.observations_of(ObservationKind::Grade) {
             match self.grade_of(rec) {
                 Some((g, rf)) => grade_cands.push(Candidate::new(rec, g, rf)),
                 None => grade_unreadable = Some(rec.reference.clone()),

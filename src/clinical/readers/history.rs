@@ -9,7 +9,7 @@ use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::{self, Concept};
 use crate::clinical::extract::{
     CONDITION, CONDITION_ACTIVITY, CONDITION_OBS, Candidate, Extractor, ICD10, ICD10CM, ICDO3,
-    OBSERVATION, ObsKind, condition_active, derived, latest, with_note,
+    OBSERVATION, ObservationKind, condition_active, derived, latest, with_note,
 };
 use crate::clinical::json;
 use crate::clinical::picture::*;
@@ -80,7 +80,7 @@ impl<'a> Extractor<'a, '_> {
 
         let mut smoking_cands = Vec::new();
         let mut smoking_unreadable = None;
-        for rec in self.observations_of(ObsKind::Smoking) {
+        for rec in self.observations_of(ObservationKind::Smoking) {
             let vc = rec.concept("valueCodeableConcept");
             match v.first(
                 &[
@@ -105,7 +105,7 @@ impl<'a> Extractor<'a, '_> {
             Err(u) => Fact::Unknown(u),
         };
 
-        let pft: Vec<&Record> = self.observations_of(ObsKind::Pft).collect();
+        let pft: Vec<&Record> = self.observations_of(ObservationKind::Pft).collect();
         let last_pft_rec = pft
             .iter()
             .filter(|r| r.date().is_some())
@@ -142,7 +142,7 @@ impl<'a> Extractor<'a, '_> {
             },
             None => self.none_recorded(false, OBSERVATION),
         };
-        let measure = |kind: ObsKind| -> Vec<Candidate<f64>> {
+        let measure = |kind: ObservationKind| -> Vec<Candidate<f64>> {
             self.observations_of(kind)
                 .filter_map(|rec| {
                     let (x, _) = rec.get("valueQuantity").and_then(json::quantity)?;
@@ -152,13 +152,13 @@ impl<'a> Extractor<'a, '_> {
         };
         let cardiomyopathy_or_heart_failure = self.sequela(
             cardiac,
-            measure(ObsKind::Lvef),
+            measure(ObservationKind::Lvef),
             self.params.lvef_min_percent,
             ("LVEF", "%"),
         );
         let renal_impairment = self.sequela(
             renal,
-            measure(ObsKind::Egfr),
+            measure(ObservationKind::Egfr),
             self.params.egfr_min,
             ("eGFR", "mL/min/1.73 m²"),
         );

@@ -7,12 +7,12 @@ use chrono::NaiveDate;
 
 use super::diagnosis::{ClassifiedCondition, ConditionClass, DiagnosisFacts};
 use super::imaging::ImagingFacts;
-use super::status::StatusObs;
+use super::status::StatusObservation;
 use super::view::{Read, Reading};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
-    CONDITION_OBS, Candidate, Extractor, ICDO3, OBSERVATION, ObsKind, PROCEDURE, absence,
+    CONDITION_OBS, Candidate, Extractor, ICDO3, OBSERVATION, ObservationKind, PROCEDURE, absence,
     body_site_keys, derived, latest, months_between, with_note,
 };
 use crate::clinical::picture::*;
@@ -127,7 +127,7 @@ impl<'a> Extractor<'a, '_> {
     pub(crate) fn metastases(
         &self,
         met_recs: &mut Vec<MetastasisRecord>,
-        status_obs: &[StatusObs],
+        status_obs: &[StatusObservation],
         resections: &[Resection],
     ) -> MetastasisActivity {
         let _reading = Reading::start(&SPEC);
@@ -258,7 +258,7 @@ impl<'a> Extractor<'a, '_> {
             }
         };
         let lesion_counts: Vec<Candidate<u32>> = self
-            .observations_of(ObsKind::LesionCount)
+            .observations_of(ObservationKind::LesionCount)
             .filter_map(|rec| {
                 let n = rec
                     .get("valueInteger")

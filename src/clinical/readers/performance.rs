@@ -3,7 +3,7 @@
 use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::extract::{
-    Candidate, Extractor, LOINC, OBSERVATION, ObsKind, integer_value, latest,
+    Candidate, Extractor, LOINC, OBSERVATION, ObservationKind, integer_value, latest,
 };
 use crate::clinical::picture::*;
 
@@ -22,12 +22,12 @@ impl Extractor<'_, '_> {
         let mut ecog_cands = Vec::new();
         for (rec, kind) in &self.observations {
             match kind {
-                ObsKind::Ecog => {
+                ObservationKind::Ecog => {
                     if let Some(e) = ecog_value(rec) {
                         ecog_cands.push(Candidate::new(rec, e, ReadFrom::Code));
                     }
                 }
-                ObsKind::Karnofsky => {
+                ObservationKind::Karnofsky => {
                     if let Some(k) = integer_value(rec) {
                         let mut c = Candidate::new(rec, karnofsky_to_ecog(k), ReadFrom::Derived);
                         c.note = Some(format!("Karnofsky {k} converted"));

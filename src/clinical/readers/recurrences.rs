@@ -9,13 +9,13 @@ use chrono::NaiveDate;
 use super::diagnosis::DiagnosisFacts;
 use super::metastases::{MetastasisActivity, MetastasisRecord};
 use super::resections::ProcedureRecords;
-use super::status::StatusObs;
+use super::status::StatusObservation;
 use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts;
 use crate::clinical::extract::{
-    CONDITION_OBS, Candidate, Extractor, OBSERVATION, ObsKind, absence, body_site_keys, derived,
-    latest, with_note,
+    CONDITION_OBS, Candidate, Extractor, OBSERVATION, ObservationKind, absence, body_site_keys,
+    derived, latest, with_note,
 };
 use crate::clinical::json;
 use crate::clinical::picture::*;
@@ -81,7 +81,7 @@ impl<'a> Extractor<'a, '_> {
         dx: &DiagnosisFacts,
         procs: &ProcedureRecords,
         met_recs: &[MetastasisRecord],
-        status_obs: &[StatusObs],
+        status_obs: &[StatusObservation],
     ) -> Vec<RecurrenceEpisode> {
         let _reading = Reading::start(&SPEC);
         let met_sources: BTreeSet<&str> = met_recs.iter().map(|m| m.source.as_str()).collect();
@@ -126,7 +126,7 @@ impl<'a> Extractor<'a, '_> {
             .filter(|r| r.completeness.value().is_some_and(|c| c.is_complete()))
             .map(|r| r.date)
             .collect();
-        let mut local_obs: Vec<&StatusObs> = status_obs
+        let mut local_obs: Vec<&StatusObservation> = status_obs
             .iter()
             .filter(|(_, s, local)| *s == DiseaseStatus::Worsened && *local == Some(true))
             .collect();
@@ -356,7 +356,7 @@ impl<'a> Extractor<'a, '_> {
         };
 
         let focality_obs: Vec<(&Record, Focality)> = self
-            .observations_of(ObsKind::Focality)
+            .observations_of(ObservationKind::Focality)
             .filter_map(|rec| {
                 let vc = rec.concept("valueCodeableConcept");
                 let f = if vc.has_code(crate::knowledge::OBSERVATION_SYSTEM, "multifocal") {

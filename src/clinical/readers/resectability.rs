@@ -8,7 +8,7 @@ use super::view::{Read, Reading};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
-    Candidate, Extractor, OBSERVATION, ObsKind, SCT, derived, latest, with_note,
+    Candidate, Extractor, OBSERVATION, ObservationKind, SCT, derived, latest, with_note,
 };
 use crate::clinical::picture::*;
 use crate::knowledge::OBSERVATION_SYSTEM;
@@ -33,7 +33,7 @@ impl Extractor<'_, '_> {
         let _reading = Reading::start(&SPEC);
         let mut critical: BTreeMap<CriticalStructure, Candidate<bool>> = BTreeMap::new();
         let mut critical_seen: Vec<String> = Vec::new();
-        for rec in self.observations_of(ObsKind::Critical) {
+        for rec in self.observations_of(ObservationKind::Critical) {
             let involved = rec
                 .get("valueBoolean")
                 .and_then(Value::as_bool)
@@ -49,7 +49,7 @@ impl Extractor<'_, '_> {
             }
         }
         let resectability_cands: Vec<Candidate<Resectability>> = self
-            .observations_of(ObsKind::Resectability)
+            .observations_of(ObservationKind::Resectability)
             .filter_map(|rec| {
                 let vc = rec.concept("valueCodeableConcept");
                 let (_, r) = [

@@ -13,7 +13,7 @@ use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::{self, Concept};
 use crate::clinical::extract::{
-    Candidate, Extractor, OBSERVATION, ObsKind, PROCEDURE, derived, latest, value_concept,
+    Candidate, Extractor, OBSERVATION, ObservationKind, PROCEDURE, derived, latest, value_concept,
 };
 use crate::clinical::picture::*;
 
@@ -73,7 +73,7 @@ impl<'a> Extractor<'a, '_> {
         let _reading = Reading::start(&SPEC);
         let v = &self.vocab;
         let residual = self
-            .observations_of(ObsKind::Residual)
+            .observations_of(ObservationKind::Residual)
             .map(|rec| {
                 let vc = value_concept(rec);
                 let r = v.first(
@@ -91,7 +91,7 @@ impl<'a> Extractor<'a, '_> {
             })
             .collect();
         let rupture = self
-            .observations_of(ObsKind::Rupture)
+            .observations_of(ObservationKind::Rupture)
             .filter_map(|rec| Some((rec, rec.get("valueBoolean").and_then(Value::as_bool)?)))
             .collect();
         CompletenessRecords { residual, rupture }

@@ -5,7 +5,7 @@
 use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
-use crate::clinical::extract::{Candidate, Extractor, OBSERVATION, ObsKind, latest};
+use crate::clinical::extract::{Candidate, Extractor, OBSERVATION, ObservationKind, latest};
 use crate::clinical::json::str_at;
 use crate::clinical::picture::*;
 
@@ -22,12 +22,12 @@ const PROGRESSION_QUALIFIER: &str = "http://hl7.org/fhir/us/codex-radiation-ther
 
 /// A disease-status Observation: its value, and whether the progression qualifier says
 /// local (`Some(true)`) or distant (`Some(false)`).
-pub(crate) type StatusObs<'r, 'a> = (&'r Record<'a>, DiseaseStatus, Option<bool>);
+pub(crate) type StatusObservation<'r, 'a> = (&'r Record<'a>, DiseaseStatus, Option<bool>);
 
 impl<'a> Extractor<'a, '_> {
-    pub(crate) fn disease_status_records(&self) -> Vec<StatusObs<'_, 'a>> {
+    pub(crate) fn disease_status_records(&self) -> Vec<StatusObservation<'_, 'a>> {
         let _reading = Reading::start(&SPEC);
-        self.observations_of(ObsKind::DiseaseStatus)
+        self.observations_of(ObservationKind::DiseaseStatus)
             .filter_map(|rec| {
                 let (s, local) = self.disease_status_of(rec)?;
                 Some((rec, s, local))
@@ -35,7 +35,10 @@ impl<'a> Extractor<'a, '_> {
             .collect()
     }
 
-    pub(crate) fn latest_disease_status(&self, status_obs: &[StatusObs]) -> Fact<DiseaseStatus> {
+    pub(crate) fn latest_disease_status(
+        &self,
+        status_obs: &[StatusObservation],
+    ) -> Fact<DiseaseStatus> {
         let _reading = Reading::start(&SPEC);
         let cands: Vec<Candidate<DiseaseStatus>> = status_obs
             .iter()

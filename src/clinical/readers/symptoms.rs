@@ -12,7 +12,7 @@ use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
-    CONDITION_ACTIVITY, CONDITION_OBS, Extractor, ObsKind, condition_active, value_concept,
+    CONDITION_ACTIVITY, CONDITION_OBS, Extractor, ObservationKind, condition_active, value_concept,
     with_note,
 };
 use crate::clinical::json;
@@ -61,7 +61,7 @@ impl<'a> Extractor<'a, '_> {
                 records.push(s);
             }
         }
-        for rec in self.observations_of(ObsKind::Symptom) {
+        for rec in self.observations_of(ObservationKind::Symptom) {
             let negated = rec.get("valueBoolean").and_then(Value::as_bool) == Some(false);
             let value = value_concept(rec);
             let code = rec.concept("code");
@@ -79,7 +79,7 @@ impl<'a> Extractor<'a, '_> {
                 records.push(s);
             }
         }
-        for rec in self.observations_of(ObsKind::SymptomAssessment) {
+        for rec in self.observations_of(ObservationKind::SymptomAssessment) {
             let vc = rec.concept("valueCodeableConcept");
             let reading = if vc.has_code(OBSERVATION_SYSTEM, "none") {
                 SymptomReading::NoneFound

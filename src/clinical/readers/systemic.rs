@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::NaiveDate;
 use serde_json::Value;
 
-use super::status::StatusObs;
+use super::status::StatusObservation;
 use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::anthracycline::{self, BsaRecord, DoseEntry, DoseInputs, DoseRecord};
 use crate::clinical::concepts::{Concept, Vocab};
 use crate::clinical::extract::{
-    Extractor, MEDICATION, OBSERVATION, ObsKind, derived, months_between, with_note,
+    Extractor, MEDICATION, OBSERVATION, ObservationKind, derived, months_between, with_note,
 };
 use crate::clinical::json::{self, quantity, str_at};
 use crate::clinical::picture::*;
@@ -84,7 +84,7 @@ fn is_given<'a>(rec: &impl Read<'a>) -> bool {
 impl<'a> Extractor<'a, '_> {
     pub(crate) fn bsa_records(&self) -> Vec<BsaRec> {
         let _reading = Reading::start(&SPEC);
-        self.observations_of(ObsKind::Bsa)
+        self.observations_of(ObservationKind::Bsa)
             .filter_map(|rec| {
                 let (m2, _) = rec.get("valueQuantity").and_then(quantity)?;
                 Some((rec.date(), m2, rec.reference.clone()))
@@ -92,7 +92,11 @@ impl<'a> Extractor<'a, '_> {
             .collect()
     }
 
-    pub(crate) fn read_systemic(&self, status_obs: &[StatusObs], bsa: &[BsaRec]) -> SystemicFacts {
+    pub(crate) fn read_systemic(
+        &self,
+        status_obs: &[StatusObservation],
+        bsa: &[BsaRec],
+    ) -> SystemicFacts {
         let _reading = Reading::start(&SPEC);
         let statuses: Vec<(NaiveDate, DiseaseStatus)> = status_obs
             .iter()
@@ -332,7 +336,7 @@ impl<'a> Extractor<'a, '_> {
             });
         }
         let unusable: Vec<(Option<NaiveDate>, &str)> = self
-            .observations_of(ObsKind::Bsa)
+            .observations_of(ObservationKind::Bsa)
             .filter(|rec| {
                 !rec.get("valueQuantity")
                     .and_then(quantity)
