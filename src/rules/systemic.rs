@@ -109,7 +109,7 @@ pub(super) fn sys_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 }
 
 /// One later-line option of TMC 43 and the histologies it fits.
-struct Option2 {
+struct LaterLineOption {
     text: &'static str,
     /// The statement's letter and level ("43a, IB").
     cite: &'static str,
@@ -118,8 +118,8 @@ struct Option2 {
     given_if: &'static [Agent],
 }
 
-const SECOND_LINE: &[Option2] = &[
-    Option2 {
+const SECOND_LINE: &[LaterLineOption] = &[
+    LaterLineOption {
         text: "ifosfamide (infusional for DD-LPS, synovial sarcoma, MPNST; high-dose for synovial sarcoma)",
         cite: "43a, IB",
         // ORD-09: limited activity in leiomyosarcoma and SFT.
@@ -131,31 +131,31 @@ const SECOND_LINE: &[Option2] = &[
         },
         given_if: &[Agent::Ifosfamide],
     },
-    Option2 {
+    LaterLineOption {
         text: "trabectedin",
         cite: "43b, IB",
         fits: |h| h == Histology::Leiomyosarcoma || h.is_liposarcoma(),
         given_if: &[Agent::Trabectedin],
     },
-    Option2 {
+    LaterLineOption {
         text: "eribulin",
         cite: "43c, IB",
         fits: Histology::is_liposarcoma,
         given_if: &[Agent::Eribulin],
     },
-    Option2 {
+    LaterLineOption {
         text: "pazopanib",
         cite: "43d, IB",
         fits: |h| !h.is_liposarcoma(),
         given_if: &[Agent::Pazopanib],
     },
-    Option2 {
+    LaterLineOption {
         text: "gemcitabine alone or with docetaxel or dacarbazine",
         cite: "43e, IB",
         fits: |_| true,
         given_if: &[Agent::Gemcitabine],
     },
-    Option2 {
+    LaterLineOption {
         text: "dacarbazine",
         cite: "43f, IB",
         fits: |h| {
@@ -166,7 +166,7 @@ const SECOND_LINE: &[Option2] = &[
         },
         given_if: &[Agent::Dacarbazine],
     },
-    Option2 {
+    LaterLineOption {
         text: "antiangiogenic agents (sunitinib, pazopanib, temozolomide)",
         cite: "43g, IVB",
         fits: |h| h == Histology::SolitaryFibrousTumor,
