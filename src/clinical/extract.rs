@@ -622,7 +622,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
                 history.cardiomyopathy_or_heart_failure,
             ),
             renal_impairment: self.taint(&[(&HISTORY, CONDITION_OBS)], history.renal_impairment),
-            favorable_systemic_response: self.taint(systemic_t, systemic.favorable),
+            favorable_systemic_response: self.taint(systemic_t, systemic.favourable),
             progression_on_systemic: self.taint(systemic_t, systemic.progression),
             body_surface_area_m2: self
                 .taint(&[(&SYSTEMIC, OBSERVATION)], systemic.body_surface_area_m2),

@@ -874,6 +874,8 @@ pub struct Picture {
     /// `egfr_min` (ORD-20).
     pub renal_impairment: Fact<bool>,
     /// Regression, or stable disease for ≥ `favorable_stable_months`, on systemic therapy.
+    /// Named as the catalogue names the fact (its American spelling is the fact's name in
+    /// responses); other identifiers spell "favourable".
     pub favorable_systemic_response: Fact<bool>,
     /// Progression during the current or last line.
     pub progression_on_systemic: Fact<bool>,

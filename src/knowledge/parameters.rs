@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Identifies one parameter; its `name()` is the key in `knowledge/parameters.json` and in the
-/// configuration.
+/// configuration. The variants mirror the keys as the catalogue spells them (`favorable_…`:
+/// sites already set these keys), so they keep that spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParameterId {

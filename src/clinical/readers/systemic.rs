@@ -66,7 +66,7 @@ pub(crate) type BsaRec = (Option<NaiveDate>, f64, String);
 /// The systemic-therapy facts.
 pub(crate) struct SystemicFacts {
     pub(crate) history: Fact<SystemicHistory>,
-    pub(crate) favorable: Fact<bool>,
+    pub(crate) favourable: Fact<bool>,
     pub(crate) progression: Fact<bool>,
     pub(crate) body_surface_area_m2: Fact<f64>,
     pub(crate) prior_anthracycline: Fact<bool>,
@@ -102,7 +102,7 @@ impl<'a> Extractor<'a, '_> {
             .iter()
             .filter_map(|(r, s, _)| Some((r.date()?, *s)))
             .collect();
-        let (history, favorable, progression) = self.systemic(&statuses);
+        let (history, favourable, progression) = self.systemic(&statuses);
         let (prior_anthracycline, anthracycline_dose) = self.anthracycline(bsa);
         let body_surface_area_m2 = bsa
             .iter()
@@ -121,7 +121,7 @@ impl<'a> Extractor<'a, '_> {
             .unwrap_or_else(|| self.not_recorded(OBSERVATION));
         SystemicFacts {
             history,
-            favorable,
+            favourable,
             progression,
             body_surface_area_m2,
             prior_anthracycline,
@@ -264,7 +264,7 @@ impl<'a> Extractor<'a, '_> {
             .collect();
         let resources: Vec<String> = events.iter().map(|e| e.rec.reference.clone()).collect();
         let last_date = lines.last().map(|l| l.end);
-        let favorable = {
+        let favourable = {
             let fav = lines.iter().find(|l| {
                 l.best_response == Some(Response::Regression)
                     || l.stable_months
@@ -294,7 +294,7 @@ impl<'a> Extractor<'a, '_> {
                 derived(history, resources, last_date),
                 self.incomplete_note(MEDICATION),
             ),
-            favorable,
+            favourable,
             progression,
         )
     }
