@@ -255,7 +255,8 @@ impl Defects {
 /// A resource kept for extraction.
 #[derive(Debug)]
 pub(crate) struct Record<'a> {
-    v: &'a Value,
+    /// The resource's JSON.
+    resource: &'a Value,
     pub(crate) reference: String,
     date: Option<NaiveDate>,
     /// Set for a resource that failed validation: every read is checked against them.
@@ -265,7 +266,7 @@ pub(crate) struct Record<'a> {
 impl<'a> Record<'a> {
     pub(crate) fn new(v: &'a Value, reference: String, date: Option<NaiveDate>) -> Self {
         Record {
-            v,
+            resource: v,
             reference,
             date,
             defects: None,
@@ -280,7 +281,7 @@ impl<'a> Record<'a> {
             json::clinical_date(v)
         };
         Record {
-            v,
+            resource: v,
             reference,
             date,
             defects: Some(Box::new(defects)),
@@ -296,7 +297,7 @@ impl<'a> Record<'a> {
     }
 
     pub(crate) fn resource_type(&self) -> &'a str {
-        json::resource_type(self.v)
+        json::resource_type(self.resource)
     }
 
     pub(crate) fn defects(&self) -> Option<&Defects> {
@@ -306,7 +307,7 @@ impl<'a> Record<'a> {
     /// The element `key` even where it has defects, for a reader that reads it item by item
     /// around them ([`Defects::blocks_path`]) instead of through [`Read::get`].
     pub(crate) fn raw_around_defects(&self, key: &str) -> Option<&'a Value> {
-        self.v.get(key)
+        self.resource.get(key)
     }
 }
 
@@ -338,7 +339,7 @@ impl<'a> Read<'a> for Record<'a> {
                 return None;
             }
         }
-        self.v.get(key)
+        self.resource.get(key)
     }
 }
 
