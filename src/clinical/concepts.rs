@@ -151,7 +151,8 @@ fn find_bounded(text: &str, word: &str, end_bounded: bool) -> bool {
 }
 
 /// Abbreviations the value sets deliberately leave out because a substring match would be
-/// unsafe; matched here as whole words only (value-set notes in notes/valuesets.md).
+/// unsafe; matched here as whole words only (the value-set table in
+/// `knowledge/tools/build_valuesets.py` notes each one it leaves to the extractor).
 fn whole_word_extras(value_set: &str) -> &'static [&'static str] {
     match value_set {
         "histology-ups" => &["ups"],

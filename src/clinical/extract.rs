@@ -1,4 +1,4 @@
-//! Builds the [`Picture`] from validated FHIR resources (input-profile.md).
+//! Builds the [`Picture`] from validated FHIR resources (docs/input-profile.md).
 //!
 //! One pass sorts the resources by type (borrowed, never cloned) and drops the ones the
 //! profile ignores (entered in error, refuted, not done, cancelled) and those dated after

@@ -1,4 +1,4 @@
-//! Symptoms and the symptom assessment (rps-knowledge.md §4.1 `symptomatic`, "symptom
+//! Symptoms and the symptom assessment (docs/clinical-spec.md §4.1 `symptomatic`, "symptom
 //! text"): what one record says ([`read_record`]), and what all of them say together
 //! ([`combine`]).
 //!

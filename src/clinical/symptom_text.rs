@@ -1,4 +1,4 @@
-//! Negation-aware, whole-word reading of symptom text (rps-knowledge.md §4.1 "symptom text").
+//! Negation-aware, whole-word reading of symptom text (docs/clinical-spec.md §4.1 "symptom text").
 //!
 //! A term (a value set's text fallback, e.g. "pain" or "shortness of breath") is found as whole
 //! words; its last word may carry a plural or adjective ending ("pains", "painful"), and the

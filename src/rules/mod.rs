@@ -1,4 +1,4 @@
-//! The catalogue's rules (rps-knowledge.md §2): each a small typed function over the clinical
+//! The catalogue's rules (docs/clinical-spec.md §2): each a small typed function over the clinical
 //! picture (and, for order checks, the draft orders), returning findings.
 //!
 //! Entry point: [`evaluate`]. Rules read the picture by reference; nothing large is cloned.

@@ -147,7 +147,7 @@ macro_rules! registry {
             }
         }
 
-        /// Every rule, in catalogue order (rps-knowledge.md §2.1 … §2.7).
+        /// Every rule, in catalogue order (docs/clinical-spec.md §2.1 … §2.7).
         pub static REGISTRY: &[RuleEntry] = &[
             $( RuleEntry {
                 id: RuleId::$variant,

@@ -1,5 +1,5 @@
 //! Pathology: expert sarcoma pathology review and molecular confirmation of the subtype
-//! (PATH-01, rps-knowledge.md §4.7), and whether the metastases have a tissue diagnosis
+//! (PATH-01, docs/clinical-spec.md §4.7), and whether the metastases have a tissue diagnosis
 //! (WORK-06).
 
 use super::view::{Read, Reading, Record};

@@ -50,7 +50,7 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
 };
 
 /// Local recurrence Conditions at different sites detected this close together are one
-/// multifocal recurrence (input-profile "focality").
+/// multifocal recurrence (docs/input-profile.md "focality").
 const MULTIFOCAL_WINDOW_DAYS: i64 = 30;
 
 fn is_resolved_status(s: Option<&str>) -> bool {

@@ -1,7 +1,7 @@
 //! Symptoms: tumour-related pain, obstruction, dyspnoea, cord compression and bone pain
 //! from active Conditions and symptom Observations (text read negation-aware and whole-word,
 //! `symptom_text`), and the symptom assessment that makes their absence known
-//! (`symptom_status`, rps-knowledge.md §4.1).
+//! (`symptom_status`, docs/clinical-spec.md §4.1).
 
 use std::collections::BTreeMap;
 
