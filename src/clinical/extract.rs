@@ -530,8 +530,11 @@ impl<'a, 'i> Extractor<'a, 'i> {
         let systemic = self.read_systemic(&status_obs, &bsa);
         let history = self.read_history(&conds);
         let radiotherapy = self.radiotherapy(&procs.rt_records, &resections);
-        let pathology =
-            self.read_pathology(&procs.biopsies, &mets.metastases, &dx.histology_obs_dates);
+        let pathology = self.read_pathology(
+            &procs.biopsies,
+            &mets.metastases,
+            &dx.histology_observation_dates,
+        );
 
         // A blocked read of an invalid record leaves out what it records: the facts of the
         // readers that made it, and of those built on what they read, are unknown.

@@ -62,7 +62,7 @@ pub(crate) enum ConditionClass {
 
 /// One Condition, classified once for every reader.
 pub(crate) struct ClassifiedCondition<'r, 'a> {
-    pub(crate) rec: &'r Record<'a>,
+    pub(crate) record: &'r Record<'a>,
     pub(crate) code: Concept<'a>,
     pub(crate) body: Concept<'a>,
     pub(crate) histology: Option<(Histology, ReadFrom)>,
@@ -82,13 +82,13 @@ pub(crate) struct DiagnosisFacts<'r, 'a> {
     pub(crate) recurrence_conds: Vec<&'r Record<'a>>,
     /// The other diagnosis Conditions (neither the diagnosis nor recurrence-status): the
     /// recurrence reader decides which are recurrences charted with another status.
-    pub(crate) other_dx_conds: Vec<&'r Record<'a>>,
+    pub(crate) other_diagnosis_conditions: Vec<&'r Record<'a>>,
     pub(crate) histology: Fact<Histology>,
     pub(crate) site_retroperitoneal: Fact<bool>,
     pub(crate) grade: Fact<u8>,
     pub(crate) age_years: Fact<u32>,
     /// Dates of the histology (pathology) Observations, for "recurrence biopsied".
-    pub(crate) histology_obs_dates: Vec<(Option<NaiveDate>, String)>,
+    pub(crate) histology_observation_dates: Vec<(Option<NaiveDate>, String)>,
     pub(crate) retro_masses: Vec<String>,
 }
 
@@ -159,7 +159,7 @@ impl<'a> Extractor<'a, '_> {
                     d.note_blocked(family, "extension");
                 }
                 ClassifiedCondition {
-                    rec,
+                    record: rec,
                     code,
                     body,
                     histology,
@@ -211,14 +211,14 @@ impl<'a> Extractor<'a, '_> {
         let mut dx_conds: Vec<DiagnosisCondition<'r, 'a>> = conds
             .iter()
             .filter_map(|c| match c.class {
-                ConditionClass::Diagnosis(rf) => Some((c.rec, rf, c.histology)),
+                ConditionClass::Diagnosis(rf) => Some((c.record, rf, c.histology)),
                 _ => None,
             })
             .collect();
         let retro_masses = conds
             .iter()
             .filter(|c| c.class == ConditionClass::RetroMass)
-            .map(|c| c.rec.reference.clone())
+            .map(|c| c.record.reference.clone())
             .collect();
         // The diagnosis: the earliest RPS Condition that is not itself a recurrence.
         dx_conds.sort_by_key(|(r, _, _)| (r.date().is_none(), r.date()));
@@ -239,22 +239,22 @@ impl<'a> Extractor<'a, '_> {
             None => None,
         };
         let mut recurrence_conds = Vec::new();
-        let mut other_dx_conds = Vec::new();
+        let mut other_diagnosis_conditions = Vec::new();
         let mut histology_cands: Vec<Candidate<Histology>> = Vec::new();
         let dx_ref = diagnosis.as_ref().map(|d| d.condition.as_str());
         for (rec, _, h) in &dx_conds {
             if is_recurrence_status(rec.first_code("clinicalStatus")) {
                 recurrence_conds.push(*rec);
             } else if Some(rec.reference.as_str()) != dx_ref {
-                other_dx_conds.push(*rec);
+                other_diagnosis_conditions.push(*rec);
             }
             if let Some((h, rf)) = h {
                 histology_cands.push(Candidate::new(rec, *h, *rf));
             }
         }
-        let mut histology_obs_dates = Vec::new();
+        let mut histology_observation_dates = Vec::new();
         for rec in self.observations_of(ObservationKind::Histology) {
-            histology_obs_dates.push((rec.date(), rec.reference.clone()));
+            histology_observation_dates.push((rec.date(), rec.reference.clone()));
             let vc = value_concept(rec);
             if let Some((h, rf)) = self.histology_of(&vc) {
                 histology_cands.push(Candidate::new(rec, h, rf));
@@ -297,12 +297,12 @@ impl<'a> Extractor<'a, '_> {
         DiagnosisFacts {
             diagnosis,
             recurrence_conds,
-            other_dx_conds,
+            other_diagnosis_conditions,
             histology,
             site_retroperitoneal,
             grade,
             age_years: self.age(),
-            histology_obs_dates,
+            histology_observation_dates,
             retro_masses,
         }
     }

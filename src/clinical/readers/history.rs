@@ -53,19 +53,19 @@ impl<'a> Extractor<'a, '_> {
         for c in conds {
             // Sequelae of earlier treatment count whatever their clinical status.
             if let Some(rf) = self.sequela_of("cardiomyopathy-condition", &c.code) {
-                cardiac.push(Candidate::new(c.rec, true, rf));
+                cardiac.push(Candidate::new(c.record, true, rf));
             }
             if let Some(rf) = self.sequela_of("renal-impairment-condition", &c.code) {
-                renal.push(Candidate::new(c.rec, true, rf));
+                renal.push(Candidate::new(c.record, true, rf));
             }
             if let Some(m) = v.matches("li-fraumeni", &c.code) {
-                li_fraumeni.push(Candidate::new(c.rec, true, concepts::read_from(m)));
+                li_fraumeni.push(Candidate::new(c.record, true, concepts::read_from(m)));
             }
             if !c.sarcoma_or_metastasis
                 && self.is_other_cancer(&c.code, c.histology_ext)
-                && condition_active(c.rec)
+                && condition_active(c.record)
             {
-                other_cancers.push(c.rec.reference.clone());
+                other_cancers.push(c.record.reference.clone());
             }
         }
         let li_fraumeni = match latest(li_fraumeni) {

@@ -89,7 +89,7 @@ impl<'a> Extractor<'a, '_> {
             .iter()
             .filter_map(|c| match c.class {
                 ConditionClass::Metastasis(site, read_from, morph) => {
-                    let status = c.rec.first_code("clinicalStatus");
+                    let status = c.record.first_code("clinicalStatus");
                     let intra_abdominal = site == Some(MetastasisSite::Peritoneum)
                         || ["abdom", "mesenter", "oment", "peritone"]
                             .iter()
@@ -102,14 +102,14 @@ impl<'a> Extractor<'a, '_> {
                     let count_key = (!no_count).then(|| {
                         format!(
                             "{site:?}|{}|{:?}",
-                            body_site_keys(c.rec).join(","),
-                            c.rec.date()
+                            body_site_keys(c.record).join(","),
+                            c.record.date()
                         )
                     });
                     Some(MetastasisRecord {
-                        source: c.rec.reference.clone(),
+                        source: c.record.reference.clone(),
                         site,
-                        detected: c.rec.date(),
+                        detected: c.record.date(),
                         resolved: matches!(status, Some("resolved" | "remission" | "inactive")),
                         intra_abdominal,
                         read_from,

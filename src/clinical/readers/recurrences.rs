@@ -86,7 +86,7 @@ impl<'a> Extractor<'a, '_> {
         let _reading = Reading::start(&SPEC);
         let met_sources: BTreeSet<&str> = met_recs.iter().map(|m| m.source.as_str()).collect();
         let is_met_resection = |r: &super::resections::ResectionRecord| {
-            r.reasons.iter().any(|x| met_sources.contains(x)) || r.met_site.is_some()
+            r.reasons.iter().any(|x| met_sources.contains(x)) || r.metastasis_site.is_some()
         };
         // v2: a later RPS Condition is a recurrence whatever its current clinicalStatus (EHRs
         // mark treated recurrences resolved): one with an onset after the first resection
@@ -99,7 +99,7 @@ impl<'a> Extractor<'a, '_> {
             .filter(|r| r.retroperitoneal || r.reasons.iter().any(|x| Some(*x) == dx_ref))
             .map(|r| r.date)
             .min();
-        let later = dx.other_dx_conds.iter().filter(|rec| {
+        let later = dx.other_diagnosis_conditions.iter().filter(|rec| {
             let has_onset = rec.get("onsetDateTime").is_some() || rec.get("onsetPeriod").is_some();
             has_onset && first_local_resection.is_some_and(|f| rec.date().is_some_and(|d| d > f))
         });
@@ -379,7 +379,7 @@ impl<'a> Extractor<'a, '_> {
                         || b.date().is_some_and(|d| d >= e.detected)
                 });
                 let by_pathology = dx
-                    .histology_obs_dates
+                    .histology_observation_dates
                     .iter()
                     .find(|(d, _)| d.is_some_and(|d| d >= e.detected));
                 match (by_procedure, by_pathology) {

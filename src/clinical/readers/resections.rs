@@ -42,11 +42,11 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
 /// A parsed resection Procedure before its target is settled.
 #[derive(Debug)]
 pub(crate) struct ResectionRecord<'a> {
-    pub(crate) rec: &'a Record<'a>,
+    pub(crate) record: &'a Record<'a>,
     pub(crate) date: NaiveDate,
     pub(crate) reasons: Vec<&'a str>,
     pub(crate) retroperitoneal: bool,
-    pub(crate) met_site: Option<MetastasisSite>,
+    pub(crate) metastasis_site: Option<MetastasisSite>,
     organs: u32,
     read_from: ReadFrom,
     pub(crate) completeness: Fact<Completeness>,
@@ -138,7 +138,7 @@ impl<'a> Extractor<'a, '_> {
                 let body = rec.concept_all("bodySite");
                 let retroperitoneal = v.matches("site-retroperitoneum", &body).is_some()
                     || v.by_text("site-retroperitoneum", &code);
-                let met_site = if v.by_code("site-lung", &body)
+                let metastasis_site = if v.by_code("site-lung", &body)
                     || v.matches("pulmonary-metastasectomy", &code).is_some()
                 {
                     Some(MetastasisSite::Lung)
@@ -155,11 +155,11 @@ impl<'a> Extractor<'a, '_> {
                     })
                     .count() as u32;
                 resection_recs.push(ResectionRecord {
-                    rec,
+                    record: rec,
                     date,
                     reasons: rec.references("reasonReference"),
                     retroperitoneal,
-                    met_site,
+                    metastasis_site,
                     organs,
                     read_from: concepts::read_from(m),
                     completeness: Fact::Unknown(Unknown::NotRecorded),
@@ -208,7 +208,7 @@ impl<'a> Extractor<'a, '_> {
                     .find(|x| x.source == **m)
                     .and_then(|x| x.site);
                 ResectionTarget::Metastasis {
-                    site: site.or(r.met_site),
+                    site: site.or(r.metastasis_site),
                     condition: Some((*m).to_owned()),
                 }
             } else if r.reasons.iter().any(|x| episode_sources.contains(*x)) {
@@ -221,7 +221,7 @@ impl<'a> Extractor<'a, '_> {
                 } else {
                     ResectionTarget::Unknown
                 }
-            } else if let Some(site) = r.met_site {
+            } else if let Some(site) = r.metastasis_site {
                 ResectionTarget::Metastasis {
                     site: Some(site),
                     condition: None,
@@ -238,13 +238,13 @@ impl<'a> Extractor<'a, '_> {
                 _ => {}
             }
             resections.push(Resection {
-                procedure: r.rec.reference.clone(),
+                procedure: r.record.reference.clone(),
                 date: r.date,
                 target,
                 completeness: r.completeness.clone(),
                 rupture_or_piecemeal: r.rupture.clone(),
                 organs_resected: if r.organs > 0 {
-                    derived(r.organs, vec![r.rec.reference.clone()], Some(r.date))
+                    derived(r.organs, vec![r.record.reference.clone()], Some(r.date))
                 } else {
                     Fact::Unknown(Unknown::NotRecorded)
                 },
@@ -317,7 +317,7 @@ impl<'a> Extractor<'a, '_> {
             refs.extend(rec.references("focus"));
             if let Some(i) = resections
                 .iter()
-                .position(|r| refs.contains(&r.rec.reference.as_str()))
+                .position(|r| refs.contains(&r.record.reference.as_str()))
             {
                 return Some(i);
             }

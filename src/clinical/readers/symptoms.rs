@@ -55,8 +55,8 @@ impl<'a> Extractor<'a, '_> {
             let texts: Vec<&str> = c.code.texts().collect();
             // What the Condition says (from its classifying code) comes first: only a
             // symptom record's status is read.
-            if let Some(s) = self.symptom_of(&terms, c.rec, &c.code, &texts, false, &c.body)
-                && condition_active(c.rec)
+            if let Some(s) = self.symptom_of(&terms, c.record, &c.code, &texts, false, &c.body)
+                && condition_active(c.record)
             {
                 records.push(s);
             }

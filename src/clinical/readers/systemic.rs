@@ -145,7 +145,7 @@ impl<'a> Extractor<'a, '_> {
         statuses: &[(NaiveDate, DiseaseStatus)],
     ) -> (Fact<SystemicHistory>, Fact<bool>, Fact<bool>) {
         struct Event<'r> {
-            rec: &'r Record<'r>,
+            record: &'r Record<'r>,
             agents: Vec<Agent>,
         }
         let mut events: Vec<Event> = Vec::new();
@@ -165,7 +165,10 @@ impl<'a> Extractor<'a, '_> {
                 Some("completed" | "active" | "stopped" | "in-progress")
             );
             if status_ok {
-                events.push(Event { rec, agents });
+                events.push(Event {
+                    record: rec,
+                    agents,
+                });
             }
         }
         if events.is_empty() {
@@ -183,11 +186,14 @@ impl<'a> Extractor<'a, '_> {
         }
         // Lines: agents started within LINE_WINDOW_DAYS of the line's start, or agents
         // already in it, continue a line; a new agent later opens the next.
-        let mut dated: Vec<&Event> = events.iter().filter(|e| e.rec.date().is_some()).collect();
-        dated.sort_by_key(|e| e.rec.date());
+        let mut dated: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.record.date().is_some())
+            .collect();
+        dated.sort_by_key(|e| e.record.date());
         let mut lines: Vec<SystemicLine> = Vec::new();
         for e in dated {
-            let d = e.rec.date().expect("filtered");
+            let d = e.record.date().expect("filtered");
             let continues = lines.last().is_some_and(|l| {
                 (d - l.start).num_days() <= LINE_WINDOW_DAYS
                     || e.agents.iter().all(|a| l.agents.contains(a))
@@ -209,20 +215,20 @@ impl<'a> Extractor<'a, '_> {
             let l = lines.last_mut().expect("pushed");
             l.end = l.end.max(d);
             l.agents.extend(e.agents.iter().copied());
-            l.resources.push(e.rec.reference.clone());
+            l.resources.push(e.record.reference.clone());
             // An order or statement says whether the line is still given; an administration
             // is completed dose by dose and says nothing about the line.
-            let status = e.rec.str("status");
+            let status = e.record.str("status");
             if matches!(status, Some("active" | "in-progress")) {
                 l.ongoing = Some(true);
-            } else if e.rec.resource_type() != "MedicationAdministration"
+            } else if e.record.resource_type() != "MedicationAdministration"
                 && matches!(status, Some("completed" | "stopped"))
                 && l.ongoing.is_none()
             {
                 l.ongoing = Some(false);
             }
             if status == Some("stopped") || status == Some("completed") {
-                let reason = e.rec.concept_all("statusReason");
+                let reason = e.record.concept_all("statusReason");
                 if self.vocab.matches("therapy-intolerance", &reason).is_some() {
                     l.intolerance = true;
                 }
@@ -262,7 +268,7 @@ impl<'a> Extractor<'a, '_> {
             .iter()
             .flat_map(|e| e.agents.iter().copied())
             .collect();
-        let resources: Vec<String> = events.iter().map(|e| e.rec.reference.clone()).collect();
+        let resources: Vec<String> = events.iter().map(|e| e.record.reference.clone()).collect();
         let last_date = lines.last().map(|l| l.end);
         let favourable = {
             let fav = lines.iter().find(|l| {
