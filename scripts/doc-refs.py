@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Documentation references: every file a comment or document names must be in the repository.
 
-Scans the comments of Rust, Python and shell files, and Markdown and TOML files whole, for
-file paths (`docs/clinical-spec.md`, `src/clinical/json.rs`, `../shared/…`, `*.md`) and
-reports
+Scans Markdown whole and the comments of Rust, Python (with docstrings), shell, YAML, TOML,
+SQL, Lua, the Dockerfile and the CI script for file paths (`docs/clinical-spec.md`,
+`src/clinical/json.rs`, `../shared/…`, `*.md`) and reports
   - references to files outside the repository (`../shared/…`, the clinical specification's
     original files, seed documents by file name, design notes), and
   - references to repository files that do not exist.
@@ -46,7 +46,15 @@ NOT_FILES = re.compile(
     r"|^README\.md$|(?:^|/)mod\.rs$|^(?:lib|main)\.rs$"
 )
 
-COMMENT = {".rs": re.compile(r"//.*$"), ".py": re.compile(r"#.*$"), ".sh": re.compile(r"#.*$")}
+HASH_COMMENT = re.compile(r"#.*$")
+COMMENT = {
+    ".rs": re.compile(r"//.*$"),
+    ".sql": re.compile(r"--.*$"),
+    ".lua": re.compile(r"--.*$"),
+    **{ext: HASH_COMMENT for ext in (".py", ".sh", ".yaml", ".yml", ".toml")},
+}
+# Files without a telling extension whose `#` comments count.
+HASH_FILES = ("run", "Dockerfile", ".dockerignore", ".gitignore")
 
 
 def texts(path: Path):
@@ -57,10 +65,10 @@ def texts(path: Path):
         lines = path.read_text(encoding="utf-8").splitlines()
     except (UnicodeDecodeError, OSError):
         return
-    pattern = COMMENT.get(path.suffix)
+    pattern = HASH_COMMENT if path.name in HASH_FILES else COMMENT.get(path.suffix)
     in_docstring = False
     for n, line in enumerate(lines, 1):
-        if path.suffix in (".md", ".toml") or path.name == "run":
+        if path.suffix == ".md":
             yield n, line
             continue
         if path.suffix == ".py":
@@ -98,7 +106,7 @@ def main() -> int:
     findings = []
     for name in files:
         path = ROOT / name
-        if path.suffix not in (".rs", ".py", ".sh", ".md", ".toml") and path.name != "run":
+        if path.suffix not in (*COMMENT, ".md") and path.name not in HASH_FILES:
             continue
         if path == Path(__file__).resolve():
             continue  # this file names the patterns it looks for
