@@ -1,6 +1,6 @@
-//! §2.7 Order checks: ORD-01..ORD-18 (order-select, order-sign). Each finding is about one
-//! draft order (`draft_order`), and its suggestions act on it: a `Delete`, and where the
-//! catalogue names a better order, a recommended `Replace`.
+//! Order checks (docs/clinical-spec.md §2.7, §4.5): ORD-01..ORD-20 (order-select,
+//! order-sign). Each finding is about one draft order (`draft_order`), and its suggestions act
+//! on it: a `Delete`, and where the catalogue names a better order, a recommended `Replace`.
 
 use super::local_recurrence::{Verdict, assess};
 use super::systemic_response::{
