@@ -6,7 +6,8 @@ SQL, Lua, the Dockerfile and the CI script for file paths (`docs/clinical-spec.m
 `src/clinical/json.rs`, `../shared/…`, `*.md`) and reports
   - references to files outside the repository (`../shared/…`, the clinical specification's
     original files, seed documents by file name, design notes), and
-  - references to repository files that do not exist.
+  - references to repository files that do not exist, and
+  - catalogue sections ("§4.1") that docs/clinical-spec.md does not have.
 A path is looked up relative to the repository root, to the citing file's directory, and to
 `src/` (module paths such as `clinical/json.rs`). The test data that tests read at run time
 from beside the checkout (`../shared/realdata/`, and the seed documents the card-text check
@@ -31,6 +32,9 @@ OUTSIDE = re.compile(
 )
 # Run-time inputs beside the checkout that tests read (see the module doc).
 ALLOWED_OUTSIDE = re.compile(r"^(?:\.\./)?shared/(?:realdata|seeds)\b|^(?:\.\./)+shared/(?:realdata|seeds)\b")
+
+SPEC = "docs/clinical-spec.md"
+SECTION = re.compile(r"§ ?(\d+(?:\.\d+)*)")
 
 # The line of docs/clinical-spec.md and docs/input-profile.md that names the file each copies.
 PROVENANCE = "Copied from the specification's"
@@ -103,6 +107,10 @@ def main() -> int:
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     tracked = set(files)
+    # "§4.1" cites a section of the catalogue: it must be one of its headings.
+    sections = set(
+        re.findall(r"^#+ (\d+(?:\.\d+)*)\.? ", (ROOT / SPEC).read_text(encoding="utf-8"), re.M)
+    )
     findings = []
     for name in files:
         path = ROOT / name
@@ -113,6 +121,9 @@ def main() -> int:
         for n, text in texts(path):
             if PROVENANCE in text:
                 continue
+            for m in SECTION.finditer(text):
+                if m.group(1) not in sections:
+                    findings.append(f"{name}:{n}: no such section of {SPEC}: §{m.group(1)}")
             spans = []
             for m in OUTSIDE.finditer(text):
                 ref = m.group(0)
