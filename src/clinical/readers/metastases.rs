@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 
 use super::diagnosis::{ClassifiedCondition, ConditionClass, DiagnosisFacts};
+use super::disease_status::StatusObservation;
 use super::imaging::ImagingFacts;
-use super::status::StatusObservation;
 use super::view::{Read, Reading};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts::Concept;

@@ -7,6 +7,7 @@
 //! it asks the view for.
 
 mod diagnosis;
+mod disease_status;
 mod history;
 mod imaging;
 mod metastases;
@@ -16,12 +17,12 @@ mod radiotherapy;
 mod recurrences;
 mod resectability;
 mod resections;
-mod status;
 mod symptoms;
 mod systemic;
 pub(crate) mod view;
 
 pub(crate) use diagnosis::SPEC as DIAGNOSIS;
+pub(crate) use disease_status::SPEC as STATUS;
 pub(crate) use history::SPEC as HISTORY;
 pub(crate) use imaging::SPEC as IMAGING;
 pub(crate) use metastases::SPEC as METASTASES;
@@ -33,7 +34,6 @@ pub(crate) use radiotherapy::SPEC as RADIOTHERAPY;
 pub(crate) use recurrences::SPEC as RECURRENCES;
 pub(crate) use resectability::SPEC as RESECTABILITY;
 pub(crate) use resections::SPEC as RESECTIONS;
-pub(crate) use status::SPEC as STATUS;
 pub(crate) use symptoms::SPEC as SYMPTOMS;
 pub(crate) use systemic::SPEC as SYSTEMIC;
 pub(crate) use systemic::{agents_in, is_mg_per_m2, medication_concept};

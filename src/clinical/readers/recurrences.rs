@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 
 use super::diagnosis::DiagnosisFacts;
+use super::disease_status::StatusObservation;
 use super::metastases::{MetastasisActivity, MetastasisRecord};
 use super::resections::ProcedureRecords;
-use super::status::StatusObservation;
 use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::concepts;

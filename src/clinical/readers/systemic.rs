@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::NaiveDate;
 use serde_json::Value;
 
-use super::status::StatusObservation;
+use super::disease_status::StatusObservation;
 use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::anthracycline::{self, BsaRecord, DoseEntry, DoseInputs, DoseRecord};
