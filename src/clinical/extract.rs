@@ -539,8 +539,8 @@ impl<'a, 'i> Extractor<'a, 'i> {
         // A blocked read of an invalid record leaves out what it records: the facts of the
         // readers that made it, and of those built on what they read, are unknown.
         use readers::{
-            DIAGNOSIS, HISTORY, IMAGING as IMG, METASTASES, PATHOLOGY, PERFORMANCE, RADIOTHERAPY,
-            RECURRENCES, RESECTABILITY, RESECTIONS, STATUS, SYMPTOMS, SYSTEMIC,
+            DIAGNOSIS, DISEASE_STATUS, HISTORY, IMAGING as IMG, METASTASES, PATHOLOGY, PERFORMANCE,
+            RADIOTHERAPY, RECURRENCES, RESECTABILITY, RESECTIONS, SYMPTOMS, SYSTEMIC,
         };
         let dx_t: &[(&ReaderSpec, &[&str])] = &[(&DIAGNOSIS, CONDITION_OBS)];
         let resection_t: &[(&ReaderSpec, &[&str])] =
@@ -549,19 +549,19 @@ impl<'a, 'i> Extractor<'a, 'i> {
             (&RECURRENCES, IMAGING),
             (&RECURRENCES, CONDITION_OBS),
             (&DIAGNOSIS, CONDITION),
-            (&STATUS, OBSERVATION),
+            (&DISEASE_STATUS, OBSERVATION),
             (&RESECTIONS, &["Procedure", "Observation"]),
         ];
         let met_t: &[(&ReaderSpec, &[&str])] = &[
             (&METASTASES, CONDITION_OBS),
-            (&STATUS, OBSERVATION),
+            (&DISEASE_STATUS, OBSERVATION),
             (&RESECTIONS, &["Procedure", "Observation"]),
             (&IMG, IMAGING),
         ];
         let systemic_t: &[(&ReaderSpec, &[&str])] = &[
             (&SYSTEMIC, MEDICATION),
             (&SYSTEMIC, OBSERVATION),
-            (&STATUS, OBSERVATION),
+            (&DISEASE_STATUS, OBSERVATION),
         ];
         let read_in_part = self
             .records()
@@ -611,7 +611,8 @@ impl<'a, 'i> Extractor<'a, 'i> {
             ecog: self.taint(&[(&PERFORMANCE, OBSERVATION)], ecog),
             symptoms: self.taint(&[(&SYMPTOMS, CONDITION_OBS)], symptoms),
             symptomatic: self.taint(&[(&SYMPTOMS, CONDITION_OBS)], symptomatic),
-            latest_disease_status: self.taint(&[(&STATUS, OBSERVATION)], latest_disease_status),
+            latest_disease_status: self
+                .taint(&[(&DISEASE_STATUS, OBSERVATION)], latest_disease_status),
             systemic_history: self.taint(systemic_t, systemic.history),
             prior_anthracycline: self.taint(systemic_t, systemic.prior_anthracycline),
             // The lower bound counts valid records only; a defective read makes the exact

@@ -22,7 +22,7 @@ mod systemic;
 pub(crate) mod view;
 
 pub(crate) use diagnosis::SPEC as DIAGNOSIS;
-pub(crate) use disease_status::SPEC as STATUS;
+pub(crate) use disease_status::SPEC as DISEASE_STATUS;
 pub(crate) use history::SPEC as HISTORY;
 pub(crate) use imaging::SPEC as IMAGING;
 pub(crate) use metastases::SPEC as METASTASES;
@@ -77,7 +77,7 @@ impl ReaderSpec {
 /// Every reader.
 pub(crate) static READERS: &[&ReaderSpec] = &[
     &DIAGNOSIS,
-    &STATUS,
+    &DISEASE_STATUS,
     &RESECTIONS,
     &METASTASES,
     &RECURRENCES,
