@@ -7,6 +7,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use super::Hook;
+use crate::fhir::client::AccessToken;
 use crate::fhir::outcome::{Issue, IssueCode, pointer_to_path};
 
 /// `fhirAuthorization`. The token is wrapped so that it cannot reach a log by `Debug`.
@@ -25,23 +26,6 @@ impl fmt::Debug for FhirAuthorization {
             .field("token_type", &self.token_type)
             .field("scope", &self.scope)
             .finish()
-    }
-}
-
-/// A bearer token for the EHR's FHIR server. Used only to fetch prefetch data from
-/// `fhirServer`; never logged, stored or sent elsewhere.
-#[derive(Clone)]
-pub struct AccessToken(String);
-
-impl AccessToken {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
     }
 }
 
@@ -211,7 +195,9 @@ impl HookRequest {
         };
         let fhir_authorization = match body.remove("fhirAuthorization") {
             Some(Value::Object(mut a)) => Some(FhirAuthorization {
-                access_token: AccessToken(take_string(&mut a, "access_token").unwrap_or_default()),
+                access_token: AccessToken::new(
+                    take_string(&mut a, "access_token").unwrap_or_default(),
+                ),
                 token_type: take_string(&mut a, "token_type").unwrap_or_default(),
                 scope: take_string(&mut a, "scope").unwrap_or_default(),
                 subject: take_string(&mut a, "subject").unwrap_or_default(),
@@ -368,7 +354,7 @@ mod tests {
     #[test]
     fn token_never_shows_in_debug() {
         let a = FhirAuthorization {
-            access_token: AccessToken("secret-token".into()),
+            access_token: AccessToken::new("secret-token".into()),
             token_type: "Bearer".into(),
             scope: "x".into(),
             subject: "y".into(),

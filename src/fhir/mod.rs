@@ -6,5 +6,6 @@ pub mod identity;
 pub mod outcome;
 pub mod validation;
 
+pub use client::{AccessToken, FhirClientConfig};
 pub use outcome::{Issue, IssueCode, OperationOutcome};
 pub use validation::{FhirValidator, InvalidResource, SchemaViolation};
