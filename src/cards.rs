@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::cds_hooks::Indicator;
 use crate::cds_hooks::response::{
     Action, ActionType, Card, Coding, Link, LinkType, SelectionBehavior, Source, Suggestion,
 };
 use crate::display;
+use crate::knowledge::Indicator;
 use crate::knowledge::{
     Knowledge, OVERRIDE_REASON_SYSTEM, ParameterId, Parameters, RULE_SYSTEM, RuleDefinition,
 };

@@ -19,7 +19,7 @@ use crate::cds_hooks::discovery::{
     prefetch_resource_type, prefetch_template,
 };
 use crate::cds_hooks::request::bundle_resources;
-use crate::cds_hooks::{CdsResponse, EnvelopeSchemas, Hook, HookRequest, InvalidRequest};
+use crate::cds_hooks::{CdsResponse, EnvelopeSchemas, HookRequest, InvalidRequest};
 use crate::clinical::{
     self, ClinicalInput, DraftOrder, InvalidInput, SetAsideResource, WithheldData, WithheldReason,
 };
@@ -29,7 +29,7 @@ use crate::fhir::identity::{Belonging, PatientInContext};
 use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
 use crate::fhir::{FhirValidator, InvalidResource, SchemaViolation};
 use crate::knowledge::parameters::ParameterSet;
-use crate::knowledge::{Knowledge, KnowledgeError, Parameters};
+use crate::knowledge::{Hook, Knowledge, KnowledgeError, Parameters};
 use crate::rules::{self, Finding, InvalidSummary, OtherPatientData, RuleInput, UnavailableData};
 use crate::telemetry::{self, LogSafe};
 

@@ -10,8 +10,8 @@ mod support;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rps_cds::cds_hooks::{Hook, Indicator};
 use rps_cds::clinical::*;
+use rps_cds::knowledge::{Hook, Indicator};
 use rps_cds::knowledge::{ParameterId, Parameters, Section};
 use rps_cds::rules::{
     Finding, IMPLEMENTED_RULES, InvalidSummary, RuleId, RuleInput, Suggestion, evaluate,

@@ -8,8 +8,8 @@ mod support;
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
-use rps_cds::cds_hooks::{Hook, Indicator};
 use rps_cds::clinical::{DraftOrder, Picture, classify_draft_order};
+use rps_cds::knowledge::{Hook, Indicator};
 use rps_cds::knowledge::{Knowledge, Parameters, Section};
 use rps_cds::rules::{Finding, InvalidSummary, RuleId, RuleInput, Suggestion, evaluate};
 use serde_json::json;

@@ -6,9 +6,9 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::Hook;
 use crate::fhir::client::AccessToken;
 use crate::fhir::outcome::{Issue, IssueCode, pointer_to_path};
+use crate::knowledge::Hook;
 
 /// `fhirAuthorization`. The token is wrapped so that it cannot reach a log by `Debug`.
 #[derive(Clone)]

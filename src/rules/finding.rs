@@ -3,8 +3,8 @@
 
 use chrono::NaiveDate;
 
-use crate::cds_hooks::Indicator;
 use crate::clinical::ReadFrom;
+use crate::knowledge::Indicator;
 use crate::knowledge::ParameterId;
 
 pub use super::registry::RuleId;

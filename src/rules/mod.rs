@@ -24,8 +24,8 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
-use crate::cds_hooks::Hook;
 use crate::clinical::{DiseaseState, DraftOrder, Fact, InvalidUse, Picture, Provenance};
+use crate::knowledge::Hook;
 use crate::knowledge::Parameters;
 pub use finding::is_reference;
 

@@ -4,11 +4,11 @@
 use chrono::NaiveDate;
 
 use super::{Ctx, Finding, Gaps, RuleId, create, date_text, fact_use, unknown_of};
-use crate::cds_hooks::Indicator;
 use crate::clinical::{
     DiseaseState, DraftOrder, Fact, Focality, Histology, MetastasisSite, MetastasisTiming,
     OrderKind, Unknown,
 };
+use crate::knowledge::Indicator;
 use crate::knowledge::ParameterId;
 
 fn state_use(c: &Ctx, f: &mut Finding) {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::{Ctx, Finding, Gaps, RuleId, RuleInput, fact_use};
-use crate::cds_hooks::Indicator;
 use crate::clinical::{Histology, InvalidUse};
+use crate::knowledge::Indicator;
 
 /// SCOPE-01: the histology is a type the RPS recommendations do not cover.
 pub fn scope_01(c: &Ctx) -> Option<Finding> {
