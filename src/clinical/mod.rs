@@ -17,6 +17,7 @@
 mod anthracycline;
 mod describe;
 mod episodes;
+mod evidence;
 mod extract;
 pub(crate) mod fhir;
 pub mod orders;
@@ -28,6 +29,7 @@ mod symptom_text;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub use evidence::{FactUse, Origin, UnknownFact, is_reference, origin_of};
 pub use extract::{VALUE_SETS, build_picture};
 pub use orders::{
     DraftOrder, ImagingKind, OrderKind, classify_draft_order, classify_draft_order_in_part,

@@ -24,12 +24,14 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
-use crate::clinical::{DiseaseState, DraftOrder, Fact, InvalidUse, Picture, Provenance};
+use crate::clinical::{
+    DiseaseState, DraftOrder, Fact, FactUse, InvalidUse, Origin, Picture, Provenance, UnknownFact,
+    origin_of,
+};
 use crate::knowledge::Hook;
 use crate::knowledge::Parameters;
-pub use finding::is_reference;
 
-pub use finding::{FactUse, Finding, Origin, RuleId, Suggestion, UnknownFact};
+pub use finding::{Finding, RuleId, Suggestion};
 use registry::Evaluation;
 
 /// A resource that failed FHIR validation (DATA-02).
@@ -314,16 +316,6 @@ pub fn fact_use<T>(
             origin: origin_of(provenance),
         }),
         Fact::Unknown(_) => None,
-    }
-}
-
-/// The structured origin of a picture fact's provenance.
-pub fn origin_of(p: &Provenance) -> Origin {
-    Origin {
-        references: p.resources.clone(),
-        read_from: Some(p.read_from),
-        date: p.date,
-        note: p.note.clone(),
     }
 }
 

@@ -19,7 +19,7 @@ fn state_use(c: &Ctx, f: &mut Finding) {
 }
 
 pub fn state_label(s: DiseaseState) -> &'static str {
-    crate::display::disease_state(s)
+    s.label()
 }
 
 /// Local recurrence or metastatic disease; records the gap when the state is unknown.
