@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::fhir::UnavailableData;
 use crate::fhir::client::AccessToken;
 use crate::fhir::outcome::{Issue, IssueCode, pointer_to_path};
 use crate::knowledge::Hook;
@@ -53,7 +54,7 @@ pub struct HookRequest {
     pub prefetch: Map<String, Value>,
     /// Prefetch keys that could not be had and were answered without (filled by prefetch
     /// completion under `prefetch.on_failure = degrade`; DATA-04).
-    pub unavailable: Vec<crate::rules::UnavailableData>,
+    pub unavailable: Vec<UnavailableData>,
 }
 
 /// The request envelope was not a valid CDS Hooks request: one issue per problem, each with

@@ -66,6 +66,17 @@ impl Default for FhirClientConfig {
     }
 }
 
+/// A prefetch key that could not be had, answered in degraded mode (DATA-04).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnavailableData {
+    /// The prefetch key ("procedures").
+    pub key: &'static str,
+    /// The resource type it carries ("Procedure").
+    pub resource_type: &'static str,
+    /// Why, in plain words without URLs or tokens ("the FHIR server did not answer in time").
+    pub why: &'static str,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("the FHIR server did not answer within {0} ms")]

@@ -6,6 +6,6 @@ pub mod identity;
 pub mod outcome;
 pub mod validation;
 
-pub use client::{AccessToken, FhirClientConfig};
+pub use client::{AccessToken, FhirClientConfig, UnavailableData};
 pub use outcome::{Issue, IssueCode, OperationOutcome};
-pub use validation::{FhirValidator, InvalidResource, SchemaViolation};
+pub use validation::{FhirValidator, InvalidResource, InvalidUse, SchemaViolation};
