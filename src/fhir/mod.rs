@@ -1,5 +1,8 @@
 //! FHIR R4: validation against the official schema, OperationOutcome bodies, and the client
-//! that completes prefetch from the EHR's FHIR server.
+//! that completes prefetch from the EHR's FHIR server. Also the one description of a resource
+//! set aside ([`InvalidResource`], with how it was used) and of a prefetch key that could not
+//! be had ([`UnavailableData`]), which `clinical`, `rules` and `cds_hooks` read: this module
+//! is below them and knows nothing of the clinical meaning.
 
 pub mod client;
 pub mod identity;
