@@ -12,11 +12,11 @@ use serde_json::Value;
 
 use crate::audit::AuditStore;
 use crate::audit::cli::{self as audit_cli, ReportFormat};
-use crate::cds_hooks::Hook;
 use crate::cds_hooks::discovery::{self, services};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
+use crate::knowledge::Hook;
 
 #[derive(Debug, Parser)]
 #[command(

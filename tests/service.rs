@@ -335,7 +335,7 @@ async fn fhir_server_failures_give_412_naming_the_key() {
     // https is required unless configured otherwise (the harness allows http for its own
     // loopback FHIR server, so check the client's policy directly).
     let client =
-        rps_cds::fhir::client::FhirClient::new(&rps_cds::config::FhirClientConfig::default())
+        rps_cds::fhir::client::FhirClient::new(&rps_cds::fhir::FhirClientConfig::default())
             .unwrap();
     assert!(
         client
