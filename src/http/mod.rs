@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod body;
 pub mod errors;
+pub mod openapi;
 pub mod rules_page;
 
 use std::net::{SocketAddr, TcpListener};
@@ -26,7 +27,7 @@ use crate::cds_hooks::discovery::{self, discovery_document};
 use crate::cds_hooks::feedback::Feedback;
 use crate::config::Config;
 use crate::engine::{Engine, EvaluationError, StartupError, TracedEvaluation};
-use crate::telemetry::{self, LogSafe, Stage, openapi};
+use crate::telemetry::{self, LogSafe, Stage};
 use body::{BodyBudget, BodyLimits, Reservation};
 pub use errors::ApiError;
 
