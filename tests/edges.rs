@@ -718,3 +718,57 @@ async fn the_runbook_names_only_metrics_the_service_records() {
     );
     s.stop().await;
 }
+
+/// Every row of the route list is counted under the label the list gives it (the governance
+/// and rules pages included), with the status it answered: the labels come from the same list
+/// as the route table.
+#[tokio::test]
+async fn every_listed_route_is_counted_under_its_own_label() {
+    use rps_cds::http::routes::{MetricsLabel, ROUTES, Verb};
+    let svc = Service::default().await;
+    let mut expected = Vec::new();
+    for route in ROUTES {
+        let url = svc.url(&route.path.replace("{id}", "rps-patient-view"));
+        let request = match route.method {
+            Verb::Get => svc.client.get(&url),
+            Verb::Post => svc
+                .client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body("{}"),
+        };
+        let status = request.send().await.unwrap().status().as_u16();
+        assert!(status != 404 && status != 405, "{} {}", route.path, status);
+        let (service, hook) = match route.label {
+            MetricsLabel::Route(name) => (name, "none"),
+            MetricsLabel::HostedService => ("rps-patient-view", "patient-view"),
+        };
+        expected.push((
+            route.path,
+            [
+                format!("service=\"{service}\""),
+                format!("hook=\"{hook}\""),
+                format!("status=\"{status}\""),
+            ],
+        ));
+    }
+    let metrics = svc.metrics().await;
+    for (path, labels) in expected {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("rps_cds_requests_total{")
+                    && labels.iter().all(|label| l.contains(label.as_str()))),
+            "{path}: no requests_total sample with {labels:?}:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("rps_cds_requests_total{")
+                && l.contains("service=\"not_found\"")
+                && l.contains("status=\"200\"")),
+        "a listed route was counted as not_found:\n{metrics}"
+    );
+    svc.stop().await;
+}

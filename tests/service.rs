@@ -617,7 +617,7 @@ async fn metrics_and_openapi_describe_the_running_service() {
     let documented = rps_cds::http::openapi::documented_routes();
     let mut served: Vec<(String, String)> = rps_cds::http::routes::ROUTES
         .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .map(|r| (r.method.as_str().to_owned(), r.path.to_owned()))
         .collect();
     served.sort();
     assert_eq!(documented, served);

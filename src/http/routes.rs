@@ -7,9 +7,9 @@ use std::time::Instant;
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Route as ActixRoute, web};
 
 use super::admin::{admin_handler, rule_stats_handler};
 use super::feedback::feedback_handler;
@@ -107,74 +107,140 @@ fn cors(origins: &[String]) -> Cors {
     cors
 }
 
-/// Every (method, path) the server answers; `schemas/openapi.json` documents exactly these
-/// (checked by a test).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/cds-services"),
-    ("POST", "/cds-services/{id}"),
-    ("POST", "/cds-services/{id}/feedback"),
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
-    ("GET", "/openapi.json"),
-    ("GET", "/admin/rules/stats"),
-    ("GET", "/admin"),
-    ("GET", "/rules"),
+/// The HTTP method of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+}
+
+impl Verb {
+    /// As in a request line and the `Allow` header: `GET`, `POST`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+        }
+    }
+
+    /// As an OpenAPI path item names its operations: `get`, `post`.
+    pub fn openapi_key(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Verb::Get => Method::GET,
+            Verb::Post => Method::POST,
+        }
+    }
+}
+
+/// What `rps_cds_requests_total` and `rps_cds_request_duration_seconds` say about a request
+/// to a route (`service` and `hook` labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsLabel {
+    /// `service` = this name, `hook` = `none`; a CORS preflight is `preflight`.
+    Route(&'static str),
+    /// `service` = the CDS service id in `{id}`, `hook` = its hook, preflights included;
+    /// `unknown` / `none` for an id the service does not host.
+    HostedService,
+}
+
+/// One route: its method and path, its metrics label, and the handler that answers it.
+#[derive(Debug)]
+pub struct Route {
+    pub method: Verb,
+    /// The path template, as actix-web matches it and the OpenAPI document keys it.
+    pub path: &'static str,
+    pub label: MetricsLabel,
+    /// Attaches the handler to the route that matches `method`.
+    handler: fn(ActixRoute) -> ActixRoute,
+}
+
+/// Every route the server answers, one row each. The actix route table ([`routes`]), the
+/// OpenAPI document's `paths` ([`super::openapi`]: it refuses to build when a route is
+/// undocumented or a documented operation is not here) and the request metrics labels
+/// ([`route_labels`]) are all derived from this list, so they cannot disagree: a new
+/// endpoint is one row here and its operation in `schemas/openapi.json`.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: Verb::Get,
+        path: "/cds-services",
+        label: MetricsLabel::Route("discovery"),
+        handler: |r| r.to(discovery_handler),
+    },
+    Route {
+        method: Verb::Post,
+        path: "/cds-services/{id}",
+        label: MetricsLabel::HostedService,
+        handler: |r| r.to(service_handler),
+    },
+    Route {
+        method: Verb::Post,
+        path: "/cds-services/{id}/feedback",
+        label: MetricsLabel::Route("feedback"),
+        handler: |r| r.to(feedback_handler),
+    },
+    Route {
+        method: Verb::Get,
+        path: "/healthz",
+        label: MetricsLabel::Route("healthz"),
+        handler: |r| r.to(healthz),
+    },
+    Route {
+        method: Verb::Get,
+        path: "/readyz",
+        label: MetricsLabel::Route("readyz"),
+        handler: |r| r.to(readiness_handler),
+    },
+    Route {
+        method: Verb::Get,
+        path: "/metrics",
+        label: MetricsLabel::Route("metrics"),
+        handler: |r| r.to(metrics_handler),
+    },
+    Route {
+        method: Verb::Get,
+        path: "/openapi.json",
+        label: MetricsLabel::Route("openapi"),
+        handler: |r| r.to(openapi_handler),
+    },
+    Route {
+        method: Verb::Get,
+        path: "/admin/rules/stats",
+        label: MetricsLabel::Route("rule_stats"),
+        handler: |r| r.to(rule_stats_handler),
+    },
+    Route {
+        method: Verb::Get,
+        path: "/admin",
+        label: MetricsLabel::Route("admin"),
+        handler: |r| r.to(admin_handler),
+    },
+    Route {
+        method: Verb::Get,
+        path: "/rules",
+        label: MetricsLabel::Route("rules"),
+        handler: |r| r.to(rules_handler),
+    },
 ];
 
-/// All routes; unknown paths get a 404 OperationOutcome and wrong methods a 405.
+/// The actix route table, one resource per row of [`ROUTES`]; unknown paths get a 404
+/// OperationOutcome and other methods on a known path a 405 naming the one it accepts.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/cds-services")
-            .route(web::get().to(discovery_handler))
-            .default_service(web::to(|| not_allowed("GET"))),
-    )
-    .service(
-        web::resource("/cds-services/{id}")
-            .route(web::post().to(service_handler))
-            .default_service(web::to(|| not_allowed("POST"))),
-    )
-    .service(
-        web::resource("/cds-services/{id}/feedback")
-            .route(web::post().to(feedback_handler))
-            .default_service(web::to(|| not_allowed("POST"))),
-    )
-    .service(
-        web::resource("/healthz")
-            .route(web::get().to(healthz))
-            .default_service(web::to(|| not_allowed("GET"))),
-    )
-    .service(
-        web::resource("/readyz")
-            .route(web::get().to(readiness_handler))
-            .default_service(web::to(|| not_allowed("GET"))),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(metrics_handler))
-            .default_service(web::to(|| not_allowed("GET"))),
-    )
-    .service(
-        web::resource("/openapi.json")
-            .route(web::get().to(openapi_handler))
-            .default_service(web::to(|| not_allowed("GET"))),
-    )
-    .service(
-        web::resource("/admin/rules/stats")
-            .route(web::get().to(rule_stats_handler))
-            .default_service(web::to(|| not_allowed("GET"))),
-    )
-    .service(
-        web::resource("/admin")
-            .route(web::get().to(admin_handler))
-            .default_service(web::to(|| not_allowed("GET"))),
-    )
-    .service(
-        web::resource("/rules")
-            .route(web::get().to(rules_handler))
-            .default_service(web::to(|| not_allowed("GET"))),
-    )
-    .default_service(web::to(|| async {
+    for route in ROUTES {
+        let allowed = route.method.as_str();
+        cfg.service(
+            web::resource(route.path)
+                .route((route.handler)(web::route().method(route.method.method())))
+                .default_service(web::to(move || not_allowed(allowed))),
+        );
+    }
+    cfg.default_service(web::to(|| async {
         HttpResponse::from_error(ApiError::NotFound)
     }));
 }
@@ -187,7 +253,7 @@ async fn count_requests(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let preflight = req.method() == actix_web::http::Method::OPTIONS;
+    let preflight = req.method() == Method::OPTIONS;
     let result = next.call(req).await;
     let seconds = started.elapsed().as_secs_f64();
     match &result {
@@ -203,29 +269,61 @@ async fn count_requests(
     result
 }
 
-/// The `service` and `hook` labels of a request after routing.
+/// The `service` and `hook` labels of a request after routing, from its row of [`ROUTES`]
+/// (`not_found` for a path that matches none).
 fn route_labels(req: &HttpRequest, preflight: bool) -> (&'static str, &'static str) {
-    let route = match req.match_pattern().as_deref() {
-        Some("/cds-services/{id}") => {
-            return req
-                .match_info()
-                .get("id")
-                .and_then(discovery::service)
-                .map_or(("unknown", "none"), |s| (s.id, s.hook.as_str()));
-        }
-        _ if preflight => "preflight",
-        Some("/cds-services") => "discovery",
-        Some("/cds-services/{id}/feedback") => "feedback",
-        Some("/healthz") => "healthz",
-        Some("/readyz") => "readyz",
-        Some("/metrics") => "metrics",
-        Some("/openapi.json") => "openapi",
-        Some("/admin/rules/stats") => "rule_stats",
-        _ => "not_found",
-    };
-    (route, "none")
+    let pattern = req.match_pattern();
+    let route = pattern
+        .as_deref()
+        .and_then(|p| ROUTES.iter().find(|r| r.path == p));
+    match route.map(|r| r.label) {
+        Some(MetricsLabel::HostedService) => req
+            .match_info()
+            .get("id")
+            .and_then(discovery::service)
+            .map_or(("unknown", "none"), |s| (s.id, s.hook.as_str())),
+        _ if preflight => ("preflight", "none"),
+        Some(MetricsLabel::Route(name)) => (name, "none"),
+        None => ("not_found", "none"),
+    }
 }
 
 async fn not_allowed(allowed: &'static str) -> HttpResponse {
     HttpResponse::from_error(ApiError::MethodNotAllowed(allowed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_row_per_path_and_one_label_per_route() {
+        // actix-web would register a second row for a path as a resource it never reaches.
+        let mut paths: Vec<&str> = ROUTES.iter().map(|r| r.path).collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), ROUTES.len(), "a path listed twice");
+        let mut names: Vec<&str> = ROUTES
+            .iter()
+            .filter_map(|r| match r.label {
+                MetricsLabel::Route(name) => Some(name),
+                MetricsLabel::HostedService => None,
+            })
+            .collect();
+        let named = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), named, "two routes share a metrics label");
+        // The fixed labels that are not routes stay distinct from the routes'.
+        for reserved in ["preflight", "not_found", "unknown"] {
+            assert!(!names.contains(&reserved), "{reserved}");
+        }
+        // The hook call is the one route labelled by the hosted service.
+        let hosted: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| r.label == MetricsLabel::HostedService)
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(hosted, ["/cds-services/{id}"]);
+    }
 }
