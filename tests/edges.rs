@@ -772,3 +772,28 @@ async fn every_listed_route_is_counted_under_its_own_label() {
     );
     svc.stop().await;
 }
+
+/// Draining (SIGTERM): readiness turns 503 with its JSON status, not an OperationOutcome, and
+/// a hook call is refused with 503 while health still answers.
+#[tokio::test]
+async fn a_draining_instance_is_not_ready_and_refuses_hook_calls() {
+    let svc = Service::default().await;
+    svc.state.draining.store(true, Ordering::SeqCst);
+    let r = svc.client.get(svc.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"status": "draining"}));
+    let (status, body) = svc
+        .post_json(PV, &example("patient-view-local-recurrence.json"))
+        .await;
+    assert_eq!(status, 503, "{body:#}");
+    Schemas::load().assert_outcome(&body);
+    assert_eq!(svc.get("/healthz").await.0, 200);
+    svc.state.draining.store(false, Ordering::SeqCst);
+    assert_eq!(svc.get("/readyz").await.0, 200);
+    svc.stop().await;
+}

@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
 use super::body::check_json_content_type;
+use super::errors::evaluation_status;
 use super::{ApiError, AppState};
 use crate::audit::{CardRecord, InvocationRecord};
 use crate::auth::CdsClient;
@@ -65,7 +66,7 @@ async fn answer_hook(
     }
     let status = match &traced.result {
         Ok(_) => 200,
-        Err(e) => e.status(),
+        Err(e) => evaluation_status(e).as_u16(),
     };
     let record = invocation_record(
         state,

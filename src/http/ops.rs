@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{HttpResponse, web};
 
-use super::{AppState, openapi};
+use super::{ApiError, AppState, openapi};
 use crate::telemetry;
 
 /// Liveness: the process answers.
@@ -13,16 +13,16 @@ pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-pub(super) async fn readiness_handler(state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn readiness_handler(
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let ready = readiness(&state).await;
     telemetry::set_ready(ready.is_ok());
-    match ready {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({
-            "status": "ready",
-            "knowledgeVersion": state.engine.knowledge.version,
-        })),
-        Err(why) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": why})),
-    }
+    ready.map_err(ApiError::NotReady)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "status": "ready",
+        "knowledgeVersion": state.engine.knowledge.version,
+    })))
 }
 
 /// Ready = not draining and the audit store answers (the knowledge base and schemas are
