@@ -14,6 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::{ApiError, AppState};
+use crate::audit::range::{parse_from, parse_to};
 use crate::audit::{Governance, RuleStats, RuleWeek};
 use crate::knowledge::parameters::ParameterSource;
 
@@ -49,10 +50,8 @@ pub fn range(query: &str) -> Result<Range, ApiError> {
     let mut to = None;
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
-            "from" => {
-                from = Some(crate::cli::parse_from(&value).map_err(|_| bad_date("from", &value))?)
-            }
-            "to" => to = Some(crate::cli::parse_to(&value).map_err(|_| bad_date("to", &value))?),
+            "from" => from = Some(parse_from(&value).map_err(|_| bad_date("from", &value))?),
+            "to" => to = Some(parse_to(&value).map_err(|_| bad_date("to", &value))?),
             _ => {}
         }
     }
