@@ -5,8 +5,8 @@
 //!
 //! - [`routes`]: the route table (one list: actix routes, OpenAPI paths, metrics labels) and
 //!   the app factory [`build`];
-//! - [`state`]: [`AppState`], shared by all workers (authentication, body limits);
-//! - [`hooks`]: discovery and the hook handler; [`feedback`]; [`ops`]: health, readiness,
+//! - `state`: [`AppState`], shared by all workers (authentication, body limits);
+//! - `hooks`: discovery and the hook handler; `feedback`; `ops`: health, readiness,
 //!   metrics, OpenAPI; [`admin`] and [`rules_page`]: the governance and rule pages;
 //! - [`body`]: request bodies within limits; [`errors`]: the one API error type and every
 //!   HTTP status the service answers with; [`openapi`]: the served OpenAPI document.

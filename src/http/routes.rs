@@ -164,7 +164,7 @@ pub struct Route {
 /// Every route the server answers, one row each. The actix route table ([`routes`]), the
 /// OpenAPI document's `paths` ([`super::openapi`]: it refuses to build when a route is
 /// undocumented or a documented operation is not here) and the request metrics labels
-/// ([`route_labels`]) are all derived from this list, so they cannot disagree: a new
+/// (`route_labels`) are all derived from this list, so they cannot disagree: a new
 /// endpoint is one row here and its operation in `schemas/openapi.json`.
 pub const ROUTES: &[Route] = &[
     Route {
