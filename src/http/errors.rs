@@ -1,8 +1,8 @@
 //! HTTP errors, and every status other than 200 that the handlers answer with (CORS
-//! preflights are actix-cors's): the one API error type [`ApiError`] and its status mapping (the engine's [`EvaluationError`] says what
-//! went wrong; `evaluation_status` says which status that is). Every client mistake gets its
-//! 4xx with a FHIR OperationOutcome body naming the JSON path; authentication failures get a
-//! bare 401 (no detail for an attacker).
+//! preflights are actix-cors's): the one API error type [`ApiError`] and its status mapping
+//! (the engine's [`EvaluationError`] says what went wrong; `evaluation_status` says which
+//! status that is). Every client mistake gets its 4xx with a FHIR OperationOutcome body naming
+//! the JSON path; authentication failures get a bare 401 (no detail for an attacker).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
