@@ -54,7 +54,8 @@ pub enum StartupError {
     Coverage(String),
 }
 
-/// Why a call could not be answered with cards. Each maps to one HTTP status.
+/// Why a call could not be answered with cards: what went wrong, as an OperationOutcome;
+/// the HTTP layer chooses the status (`http::errors`).
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluationError {
     #[error("request body is not valid JSON: {0}")]
@@ -71,16 +72,6 @@ pub enum EvaluationError {
 }
 
 impl EvaluationError {
-    pub fn status(&self) -> u16 {
-        match self {
-            EvaluationError::Malformed(_)
-            | EvaluationError::TooDeep(_)
-            | EvaluationError::Invalid(_) => 400,
-            EvaluationError::PrefetchUnavailable(_) => 412,
-            EvaluationError::Busy => 503,
-        }
-    }
-
     pub fn outcome(&self) -> OperationOutcome {
         match self {
             EvaluationError::Malformed(msg) => OperationOutcome::single(

@@ -1,4 +1,4 @@
-//! Logs, metrics and the OpenAPI description of the HTTP API.
+//! Logs and metrics.
 //!
 //! Logging goes to **stderr** (the CLI subcommands write their results to stdout, so logs
 //! must never mix with them), either human-readable or one JSON object per line for log
@@ -29,8 +29,6 @@
 //! Label values must come from bounded sets (service ids the service hosts, rule ids of the
 //! catalogue, the fixed reason/kind strings): never from raw request input, or a client could
 //! grow the series set without bound. Callers map anything else to `"unknown"`.
-
-pub mod openapi;
 
 use std::sync::OnceLock;
 use std::time::Duration;
