@@ -21,10 +21,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use rps_cds::cds_hooks::HookRequest;
 use rps_cds::cds_hooks::discovery::{self, ServiceDefinition};
-use rps_cds::cds_hooks::{Hook, HookRequest};
 use rps_cds::config::Config;
 use rps_cds::engine::{Engine, StageTimings};
+use rps_cds::knowledge::Hook;
 
 /// The date the example charts are written for (see `examples/README.md`).
 fn as_of() -> DateTime<Utc> {

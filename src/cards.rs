@@ -6,15 +6,16 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::cds_hooks::Indicator;
 use crate::cds_hooks::response::{
     Action, ActionType, Card, Coding, Link, LinkType, SelectionBehavior, Source, Suggestion,
 };
+use crate::clinical::{FactUse, ReadFrom, UnknownFact, is_reference};
 use crate::display;
+use crate::knowledge::Indicator;
 use crate::knowledge::{
     Knowledge, OVERRIDE_REASON_SYSTEM, ParameterId, Parameters, RULE_SYSTEM, RuleDefinition,
 };
-use crate::rules::{FactUse, Finding, RuleId, Suggestion as SuggestionSpec, UnknownFact};
+use crate::rules::{Finding, RuleId, Suggestion as SuggestionSpec};
 
 /// CDS Hooks requires summaries under 140 characters.
 pub const MAX_SUMMARY_CHARS: usize = 139;
@@ -1041,15 +1042,13 @@ fn notes(u: &FactUse) -> Vec<String> {
     {
         notes.push(display::date(d));
     }
-    if let Some(r) = u.origin.read_from
-        && let Some(n) = display::read_from_note(r, &u.origin.references)
-    {
-        notes.push(n.to_owned());
+    if u.origin.read_from == Some(ReadFrom::Text) {
+        notes.push(display::read_from_note(&u.origin.references).to_owned());
     }
     if let Some(n) = &u.origin.note
         && !n
             .split([' ', ',', '(', ')'])
-            .any(|w| crate::rules::is_reference(w) || w.contains('_'))
+            .any(|w| is_reference(w) || w.contains('_'))
     {
         notes.push(display::dates_in(n));
     }

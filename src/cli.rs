@@ -6,17 +6,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 use crate::audit::AuditStore;
 use crate::audit::cli::{self as audit_cli, ReportFormat};
-use crate::cds_hooks::Hook;
+use crate::audit::range::{parse_from, parse_to};
 use crate::cds_hooks::discovery::{self, services};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
+use crate::knowledge::Hook;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -162,35 +163,6 @@ pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, String> {
         .and_then(|d| d.and_hms_opt(23, 59, 59))
         .map(|dt| dt.and_utc())
         .ok_or_else(|| format!("--as-of {s:?} is neither YYYY-MM-DD nor RFC 3339"))
-}
-
-/// Parses `--from`: a date means the start of that day in UTC.
-pub fn parse_from(s: &str) -> Result<DateTime<Utc>, String> {
-    parse_bound(s, false)
-}
-
-/// Parses `--to` (an exclusive bound): a date means the start of the next day in UTC, so that
-/// `--to 2026-06-30` includes the whole of 30 June.
-pub fn parse_to(s: &str) -> Result<DateTime<Utc>, String> {
-    parse_bound(s, true)
-}
-
-fn parse_bound(s: &str, after_the_day: bool) -> Result<DateTime<Utc>, String> {
-    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
-        return Ok(dt.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| {
-            if after_the_day {
-                d.checked_add_days(Days::new(1))
-            } else {
-                Some(d)
-            }
-        })
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|dt| dt.and_utc())
-        .ok_or_else(|| format!("{s:?} is neither YYYY-MM-DD nor RFC 3339"))
 }
 
 /// Opens the audit store as `serve` does, runs `f`, and closes the store whatever `f`
@@ -573,25 +545,6 @@ mod tests {
             "2026-11-23T09:00:00+00:00"
         );
         assert!(parse_as_of("23/11/2026").is_err());
-    }
-
-    #[test]
-    fn from_is_the_start_and_to_the_end_of_a_day() {
-        assert_eq!(
-            parse_from("2026-11-23").unwrap().to_rfc3339(),
-            "2026-11-23T00:00:00+00:00"
-        );
-        // `--to` is exclusive: a date includes that whole day.
-        assert_eq!(
-            parse_to("2026-12-31").unwrap().to_rfc3339(),
-            "2027-01-01T00:00:00+00:00"
-        );
-        assert_eq!(
-            parse_to("2026-11-23T10:00:00+01:00").unwrap().to_rfc3339(),
-            "2026-11-23T09:00:00+00:00"
-        );
-        assert!(parse_from("2026-13-01").is_err());
-        assert!(parse_to("yesterday").is_err());
     }
 
     #[test]

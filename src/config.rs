@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::StorageConfig;
 use crate::auth::AuthConfig;
+use crate::fhir::FhirClientConfig;
+use crate::telemetry::LogConfig;
 
 /// Environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_FILE_ENV: &str = "RPS_CDS_CONFIG";
@@ -82,64 +84,6 @@ impl Default for Config {
             parameters: BTreeMap::new(),
             auth: AuthConfig::default(),
             storage: StorageConfig::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines (the default).
-    #[default]
-    Text,
-    /// One JSON object per line, for log shippers.
-    Json,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    pub format: LogFormat,
-    /// `tracing` filter directives, e.g. "info" or "rps_cds=debug,actix_web=info".
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::Text,
-            level: "info".to_owned(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FhirClientConfig {
-    pub connect_timeout_ms: u64,
-    /// Per HTTP request to the FHIR server (each page of a search).
-    pub request_timeout_ms: u64,
-    /// Bundle `next` links followed per prefetch key at most.
-    pub max_pages: usize,
-    /// Allow `fhirServer` URLs with plain http (testing only; https otherwise).
-    pub allow_http: bool,
-    /// Bytes read from the FHIR server per prefetch key (all pages of its search together);
-    /// reading stops past it and the key counts as failed.
-    pub max_response_bytes: usize,
-    /// One deadline for all fetching of a hook call, from the first request to the last
-    /// page; fetches still outstanding then are cancelled and their keys count as failed.
-    pub deadline_ms: u64,
-}
-
-impl Default for FhirClientConfig {
-    fn default() -> Self {
-        Self {
-            connect_timeout_ms: 2_000,
-            request_timeout_ms: 10_000,
-            max_pages: 20,
-            allow_http: false,
-            max_response_bytes: 16 * 1024 * 1024,
-            deadline_ms: 4_000,
         }
     }
 }
@@ -296,7 +240,7 @@ mod tests {
         std::fs::write(&path, "bind = \"127.0.0.1:9999\"\n[log]\nformat = \"json\"\n[parameters]\nfavorable_dfi_months = 18\n").unwrap();
         let c = Config::load(Some(&path)).unwrap();
         assert_eq!(c.bind.port(), 9999);
-        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.log.format, crate::telemetry::LogFormat::Json);
         assert_eq!(c.parameters.get("favorable_dfi_months"), Some(&18.0));
     }
 

@@ -3,12 +3,11 @@
 //!
 //! Below both [`crate::clinical`] and [`crate::rules`]: the rules write their statements with
 //! these helpers, `clinical::describe` formats values with them, and `crate::cards` turns every
-//! [`crate::rules::FactUse`] into a clinical line through [`fact_line`]. Nothing here names a
+//! [`crate::clinical::FactUse`] into a clinical line through [`fact_line`]. Nothing here names a
 //! fact key, a parameter key or a resource id in the words it returns.
 
 use chrono::NaiveDate;
 
-use crate::clinical::{DiseaseState, ReadFrom, Resectability};
 use crate::knowledge::{ParameterId, Parameters};
 
 /// What a closed-world absence reads as, once.
@@ -232,23 +231,20 @@ pub fn fact_line(key: &str, raw: &str) -> String {
     }
 }
 
-/// Where a fact was read, when the clinician must know it: next to a fact read from free
-/// text ("from a clinical note"), so the statement to verify is named.
-pub fn read_from_note(read_from: ReadFrom, references: &[String]) -> Option<&'static str> {
-    if read_from != ReadFrom::Text {
-        return None;
-    }
+/// Where a fact read from free text was read ("from a clinical note"), so the statement to
+/// verify is named; the caller shows it only next to a fact read from text.
+pub fn read_from_note(references: &[String]) -> &'static str {
     let kind = references
         .first()
         .and_then(|r| r.split('/').next())
         .unwrap_or("");
-    Some(match kind {
+    match kind {
         "DiagnosticReport" => "from the text of a report",
         "DocumentReference" => "from a clinical note",
         "Condition" => "from the text of a diagnosis",
         "Procedure" => "from the text of a procedure record",
         _ => "from free text",
-    })
+    }
 }
 
 /// A duration in months: "8 months", "14.5 months"; over 24 months in years and months ("2 years
@@ -369,26 +365,6 @@ pub fn ecog(e: u8) -> String {
 /// "50.4 Gy".
 pub fn dose_gy(gy: f64) -> String {
     format!("{gy:.1} Gy")
-}
-
-/// The disease state in clinical words (the rules and `describe` share it).
-pub fn disease_state(s: DiseaseState) -> &'static str {
-    match s {
-        DiseaseState::NoEvidenceOfDisease => "no evidence of disease",
-        DiseaseState::PrimaryUntreated => "primary tumour not resected",
-        DiseaseState::LocalRecurrence => "local recurrence",
-        DiseaseState::DistantMetastasis => "distant metastasis",
-        DiseaseState::LocalAndDistant => "local recurrence and distant metastasis",
-    }
-}
-
-/// "Borderline resectable".
-pub fn resectability(r: Resectability) -> &'static str {
-    match r {
-        Resectability::Resectable => "resectable",
-        Resectability::Borderline => "borderline resectable",
-        Resectability::Unresectable => "unresectable",
-    }
 }
 
 /// A parameter as a clinical threshold with where its value comes from: "poor performance

@@ -19,18 +19,18 @@ use crate::cds_hooks::discovery::{
     prefetch_resource_type, prefetch_template,
 };
 use crate::cds_hooks::request::bundle_resources;
-use crate::cds_hooks::{CdsResponse, EnvelopeSchemas, Hook, HookRequest, InvalidRequest};
+use crate::cds_hooks::{CdsResponse, EnvelopeSchemas, HookRequest, InvalidRequest};
 use crate::clinical::{
-    self, ClinicalInput, DraftOrder, InvalidInput, SetAsideResource, WithheldData, WithheldReason,
+    self, ClinicalInput, DraftOrder, InvalidInput, WithheldData, WithheldReason,
 };
 use crate::config::{Config, OnPrefetchFailure};
 use crate::fhir::client::{Expected, FetchError, FhirClient};
 use crate::fhir::identity::{Belonging, PatientInContext};
 use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
-use crate::fhir::{FhirValidator, InvalidResource, SchemaViolation};
+use crate::fhir::{FhirValidator, InvalidResource, SchemaViolation, UnavailableData};
 use crate::knowledge::parameters::ParameterSet;
-use crate::knowledge::{Knowledge, KnowledgeError, Parameters};
-use crate::rules::{self, Finding, InvalidSummary, OtherPatientData, RuleInput, UnavailableData};
+use crate::knowledge::{Hook, Knowledge, KnowledgeError, Parameters};
+use crate::rules::{self, Finding, OtherPatientData, RuleInput};
 use crate::telemetry::{self, LogSafe};
 
 /// Charts with more resources than this are analysed on the blocking thread pool, so that a
@@ -54,7 +54,8 @@ pub enum StartupError {
     Coverage(String),
 }
 
-/// Why a call could not be answered with cards. Each maps to one HTTP status.
+/// Why a call could not be answered with cards: what went wrong, as an OperationOutcome;
+/// the HTTP layer chooses the status (`http::errors`).
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluationError {
     #[error("request body is not valid JSON: {0}")]
@@ -71,16 +72,6 @@ pub enum EvaluationError {
 }
 
 impl EvaluationError {
-    pub fn status(&self) -> u16 {
-        match self {
-            EvaluationError::Malformed(_)
-            | EvaluationError::TooDeep(_)
-            | EvaluationError::Invalid(_) => 400,
-            EvaluationError::PrefetchUnavailable(_) => 412,
-            EvaluationError::Busy => 503,
-        }
-    }
-
     pub fn outcome(&self) -> OperationOutcome {
         match self {
             EvaluationError::Malformed(msg) => OperationOutcome::single(
@@ -490,7 +481,7 @@ impl Engine {
         let mut invalid: Vec<InvalidResource> = Vec::new();
         // Invalid prefetch resources other than the patient are read element by element.
         let mut invalid_inputs: Vec<InvalidInput> = Vec::new();
-        let mut set_aside: Vec<SetAsideResource> = Vec::new();
+        let mut set_aside: Vec<InvalidResource> = Vec::new();
         let mut patient: Option<&Value> = None;
         let identity = patient_in_context(&request);
         let elements = self.validator.patient_elements();
@@ -552,10 +543,7 @@ impl Engine {
                                 defects: e.defect_paths(),
                             });
                         } else {
-                            set_aside.push(SetAsideResource {
-                                resource_type: e.resource_type.clone(),
-                                id: e.id.clone(),
-                            });
+                            set_aside.push(e.clone());
                         }
                         invalid.push(e);
                     }
@@ -651,23 +639,22 @@ impl Engine {
                 )
             })
             .collect();
-        let invalid_summaries: Vec<InvalidSummary> = invalid[..prefetch_invalid]
-            .iter()
-            .map(|e| {
-                let used = clinical::invalid_use(
-                    &e.resource_type,
-                    &e.reference(),
-                    &e.defect_paths(),
-                    &picture,
-                );
-                InvalidSummary::of(e, used)
-            })
-            .chain(
-                checked_invalid_orders
-                    .iter()
-                    .map(|e| InvalidSummary::of(e, clinical::draft_order_use(&e.defect_paths()))),
-            )
-            .collect();
+        // How each set-aside resource was used, now that the picture is built (DATA-02): the
+        // chart's, then the draft orders checked in part; the others are listed by reference.
+        let resources_set_aside = invalid.len();
+        invalid.truncate(prefetch_invalid);
+        for e in &mut invalid {
+            e.used = clinical::invalid_use(
+                &e.resource_type,
+                &e.reference(),
+                &e.defect_paths(),
+                &picture,
+            );
+        }
+        for mut e in checked_invalid_orders {
+            e.used = clinical::draft_order_use(&e.defect_paths());
+            invalid.push(e);
+        }
         let facts = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
@@ -676,7 +663,7 @@ impl Engine {
             params: &self.parameters,
             hook: request.hook,
             draft_orders: &orders,
-            invalid_resources: &invalid_summaries,
+            invalid_resources: &invalid,
             invalid_draft_orders: &invalid_draft_orders,
             other_patient: &other_patient,
             unavailable: &request.unavailable,
@@ -722,7 +709,7 @@ impl Engine {
             patient_id: request.context.patient_id,
             rules_fired,
             resources_used: valid.len() + usize::from(patient.is_some()),
-            resources_set_aside: invalid.len(),
+            resources_set_aside,
             timings: StageTimings {
                 prefetch_fetch: None,
                 validation,
@@ -905,17 +892,18 @@ fn unreadable_subject(
     element: &'static str,
     invalid: Option<InvalidResource>,
 ) -> InvalidResource {
-    let mut e = invalid.unwrap_or_else(|| InvalidResource {
-        resource_type: resource
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        id: resource
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        violations: Vec::new(),
+    let mut e = invalid.unwrap_or_else(|| {
+        InvalidResource::new(
+            resource
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            resource
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        )
     });
     let pointer = format!("/{element}");
     e.violations.push(SchemaViolation {

@@ -718,3 +718,82 @@ async fn the_runbook_names_only_metrics_the_service_records() {
     );
     s.stop().await;
 }
+
+/// Every row of the route list is counted under the label the list gives it (the governance
+/// and rules pages included), with the status it answered: the labels come from the same list
+/// as the route table.
+#[tokio::test]
+async fn every_listed_route_is_counted_under_its_own_label() {
+    use rps_cds::http::routes::{MetricsLabel, ROUTES, Verb};
+    let svc = Service::default().await;
+    let mut expected = Vec::new();
+    for route in ROUTES {
+        let url = svc.url(&route.path.replace("{id}", "rps-patient-view"));
+        let request = match route.method {
+            Verb::Get => svc.client.get(&url),
+            Verb::Post => svc
+                .client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body("{}"),
+        };
+        let status = request.send().await.unwrap().status().as_u16();
+        assert!(status != 404 && status != 405, "{} {}", route.path, status);
+        let (service, hook) = match route.label {
+            MetricsLabel::Route(name) => (name, "none"),
+            MetricsLabel::HostedService => ("rps-patient-view", "patient-view"),
+        };
+        expected.push((
+            route.path,
+            [
+                format!("service=\"{service}\""),
+                format!("hook=\"{hook}\""),
+                format!("status=\"{status}\""),
+            ],
+        ));
+    }
+    let metrics = svc.metrics().await;
+    for (path, labels) in expected {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("rps_cds_requests_total{")
+                    && labels.iter().all(|label| l.contains(label.as_str()))),
+            "{path}: no requests_total sample with {labels:?}:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("rps_cds_requests_total{")
+                && l.contains("service=\"not_found\"")
+                && l.contains("status=\"200\"")),
+        "a listed route was counted as not_found:\n{metrics}"
+    );
+    svc.stop().await;
+}
+
+/// Draining (SIGTERM): readiness turns 503 with its JSON status, not an OperationOutcome, and
+/// a hook call is refused with 503 while health still answers.
+#[tokio::test]
+async fn a_draining_instance_is_not_ready_and_refuses_hook_calls() {
+    let svc = Service::default().await;
+    svc.state.draining.store(true, Ordering::SeqCst);
+    let r = svc.client.get(svc.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"status": "draining"}));
+    let (status, body) = svc
+        .post_json(PV, &example("patient-view-local-recurrence.json"))
+        .await;
+    assert_eq!(status, 503, "{body:#}");
+    Schemas::load().assert_outcome(&body);
+    assert_eq!(svc.get("/healthz").await.0, 200);
+    svc.state.draining.store(false, Ordering::SeqCst);
+    assert_eq!(svc.get("/readyz").await.0, 200);
+    svc.stop().await;
+}

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use rps_cds::cds_hooks::Hook;
+use rps_cds::knowledge::Hook;
 use rps_cds::knowledge::doc::render_clinical_rules_doc;
 use rps_cds::knowledge::{Knowledge, KnowledgeError, ParameterId, Parameters, Section};
 use serde_json::Value;

@@ -10,12 +10,11 @@ mod support;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rps_cds::cds_hooks::{Hook, Indicator};
 use rps_cds::clinical::*;
+use rps_cds::fhir::{InvalidResource, InvalidUse, SchemaViolation};
+use rps_cds::knowledge::{Hook, Indicator};
 use rps_cds::knowledge::{ParameterId, Parameters, Section};
-use rps_cds::rules::{
-    Finding, IMPLEMENTED_RULES, InvalidSummary, RuleId, RuleInput, Suggestion, evaluate,
-};
+use rps_cds::rules::{Finding, IMPLEMENTED_RULES, RuleId, RuleInput, Suggestion, evaluate};
 use support::findings::check_against_knowledge;
 
 const TODAY: &str = "2026-11-01";
@@ -253,7 +252,7 @@ fn run_with(
     p: &Picture,
     hook: Hook,
     orders: &[DraftOrder],
-    invalid: &[InvalidSummary],
+    invalid: &[InvalidResource],
 ) -> Vec<Finding> {
     let params = params();
     let fs = evaluate(&RuleInput {
@@ -421,10 +420,10 @@ fn scope_01_out_of_scope_histology_silences_every_other_rule() {
     let fs = sign(&p, &[med("ola", &[Agent::Olaratumab])]);
     assert_eq!(ids(&fs), [RuleId::Scope01]);
     // DATA-02 still reports resources set aside.
-    let invalid = [InvalidSummary {
+    let invalid = [InvalidResource {
         resource_type: "Observation".into(),
         id: None,
-        problems: vec![],
+        violations: vec![],
         used: InvalidUse::LeftOut,
     }];
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
@@ -451,10 +450,10 @@ fn scope_02_still_reports_set_aside_resources_and_fna_of_an_undiagnosed_mass() {
     let mut p = base();
     p.diagnosis = None;
     p.undiagnosed_retroperitoneal_masses = vec!["Condition/mass".to_owned()];
-    let invalid = [InvalidSummary {
+    let invalid = [InvalidResource {
         resource_type: "Condition".into(),
         id: Some("c1".into()),
-        problems: vec![],
+        violations: vec![],
         used: InvalidUse::LeftOut,
     }];
     let fs = run_with(&p, Hook::PatientView, &[], &invalid);
@@ -499,22 +498,22 @@ fn data_01_near_miss_nothing_needed_is_unknown() {
 fn data_02_counts_set_aside_resources_and_failed_draft_orders() {
     let p = base();
     let invalid = [
-        InvalidSummary {
+        InvalidResource {
             resource_type: "Observation".into(),
             id: Some("o1".into()),
-            problems: vec![],
+            violations: vec![],
             used: InvalidUse::LeftOut,
         },
-        InvalidSummary {
+        InvalidResource {
             resource_type: "Observation".into(),
             id: Some("o2".into()),
-            problems: vec![],
+            violations: vec![],
             used: InvalidUse::LeftOut,
         },
-        InvalidSummary {
+        InvalidResource {
             resource_type: "Procedure".into(),
             id: None,
-            problems: vec![],
+            violations: vec![],
             used: InvalidUse::LeftOut,
         },
     ];
@@ -1668,11 +1667,16 @@ fn met_11_never_rests_on_a_fact_from_an_invalid_record() {
 #[test]
 fn data_02_lists_ten_records_then_how_many_more_with_paths_and_kinds_only() {
     let p = base();
-    let invalid: Vec<InvalidSummary> = (0..13)
-        .map(|i| InvalidSummary {
+    let invalid: Vec<InvalidResource> = (0..13)
+        .map(|i| InvalidResource {
             resource_type: "Observation".into(),
             id: Some(format!("o{i}")),
-            problems: vec!["/valueQuantity/value: wrong JSON type (expected number)".into()],
+            violations: vec![SchemaViolation {
+                pointer: "/valueQuantity/value".into(),
+                message: "\"12 mg\" is not of type \"number\"".into(),
+                kind: "wrong JSON type (expected number)".into(),
+                paths: vec!["/valueQuantity/value".into()],
+            }],
             used: if i == 0 {
                 InvalidUse::Used
             } else {
@@ -1690,6 +1694,12 @@ fn data_02_lists_ten_records_then_how_many_more_with_paths_and_kinds_only() {
         f.records
     );
     assert!(t.contains("… and 3 more"), "{t}");
+    // The path and the kind of error, never the message that quotes the invalid value.
+    assert!(
+        t.contains("/valueQuantity/value: wrong JSON type (expected number)"),
+        "{t}"
+    );
+    assert!(!t.contains("12 mg"), "{t}");
     assert!(
         t.contains(
             "Observation record (still used: its defects lie outside what the service reads)"

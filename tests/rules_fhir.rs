@@ -8,10 +8,11 @@ mod support;
 use std::sync::OnceLock;
 
 use chrono::NaiveDate;
-use rps_cds::cds_hooks::{Hook, Indicator};
 use rps_cds::clinical::{DraftOrder, Picture, classify_draft_order};
+use rps_cds::fhir::InvalidResource;
+use rps_cds::knowledge::{Hook, Indicator};
 use rps_cds::knowledge::{Knowledge, Parameters, Section};
-use rps_cds::rules::{Finding, InvalidSummary, RuleId, RuleInput, Suggestion, evaluate};
+use rps_cds::rules::{Finding, RuleId, RuleInput, Suggestion, evaluate};
 use serde_json::json;
 use support::fhir::*;
 use support::findings::check_against_knowledge;
@@ -47,22 +48,13 @@ fn run(chart: &Chart, hook: Hook) -> Run {
     } else {
         Vec::new()
     };
-    let invalid: Vec<InvalidSummary> = chart
-        .set_aside
-        .iter()
-        .map(|s| InvalidSummary {
-            resource_type: s.resource_type.clone(),
-            id: s.id.clone(),
-            problems: vec![],
-            used: rps_cds::clinical::InvalidUse::LeftOut,
-        })
-        .collect();
+    let invalid: &[InvalidResource] = &chart.set_aside;
     let findings = evaluate(&RuleInput {
         picture: &picture,
         params: &params,
         hook,
         draft_orders: &orders,
-        invalid_resources: &invalid,
+        invalid_resources: invalid,
         invalid_draft_orders: &[],
         other_patient: &Default::default(),
         unavailable: &[],

@@ -335,7 +335,7 @@ async fn fhir_server_failures_give_412_naming_the_key() {
     // https is required unless configured otherwise (the harness allows http for its own
     // loopback FHIR server, so check the client's policy directly).
     let client =
-        rps_cds::fhir::client::FhirClient::new(&rps_cds::config::FhirClientConfig::default())
+        rps_cds::fhir::client::FhirClient::new(&rps_cds::fhir::FhirClientConfig::default())
             .unwrap();
     assert!(
         client
@@ -614,10 +614,10 @@ async fn metrics_and_openapi_describe_the_running_service() {
         .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     // The documented routes are exactly the routes the server registers, and each answers.
-    let documented = rps_cds::telemetry::openapi::documented_routes();
-    let mut served: Vec<(String, String)> = rps_cds::http::ROUTES
+    let documented = rps_cds::http::openapi::documented_routes();
+    let mut served: Vec<(String, String)> = rps_cds::http::routes::ROUTES
         .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .map(|r| (r.method.as_str().to_owned(), r.path.to_owned()))
         .collect();
     served.sort();
     assert_eq!(documented, served);

@@ -16,7 +16,7 @@ use http_support::{
     Service, add_to_prefetch, example, prefetch_resource, remove_from_prefetch, rule_ids,
     rules_applied,
 };
-use rps_cds::cds_hooks::Hook;
+use rps_cds::knowledge::Hook;
 use rps_cds::knowledge::{Knowledge, Parameters};
 use rps_cds::rules::{RuleId, RuleInput, evaluate};
 use serde_json::{Value, json};

@@ -14,6 +14,7 @@
 
 pub mod cli;
 mod postgres;
+pub mod range;
 mod sqlite;
 
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::Hook;
+use crate::knowledge::Hook;
 
 /// One prefetch key of the public contract with EHRs: its name, its template, and whether the
 /// call can go on without it.

@@ -2,10 +2,8 @@
 
 pub mod discovery;
 pub mod feedback;
-pub mod kinds;
 pub mod request;
 pub mod response;
 
-pub use kinds::{Hook, Indicator};
 pub use request::{EnvelopeSchemas, HookRequest, InvalidRequest};
 pub use response::{Card, CdsResponse};

@@ -6,8 +6,10 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::Hook;
+use crate::fhir::UnavailableData;
+use crate::fhir::client::AccessToken;
 use crate::fhir::outcome::{Issue, IssueCode, pointer_to_path};
+use crate::knowledge::Hook;
 
 /// `fhirAuthorization`. The token is wrapped so that it cannot reach a log by `Debug`.
 #[derive(Clone)]
@@ -25,23 +27,6 @@ impl fmt::Debug for FhirAuthorization {
             .field("token_type", &self.token_type)
             .field("scope", &self.scope)
             .finish()
-    }
-}
-
-/// A bearer token for the EHR's FHIR server. Used only to fetch prefetch data from
-/// `fhirServer`; never logged, stored or sent elsewhere.
-#[derive(Clone)]
-pub struct AccessToken(String);
-
-impl AccessToken {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
     }
 }
 
@@ -69,7 +54,7 @@ pub struct HookRequest {
     pub prefetch: Map<String, Value>,
     /// Prefetch keys that could not be had and were answered without (filled by prefetch
     /// completion under `prefetch.on_failure = degrade`; DATA-04).
-    pub unavailable: Vec<crate::rules::UnavailableData>,
+    pub unavailable: Vec<UnavailableData>,
 }
 
 /// The request envelope was not a valid CDS Hooks request: one issue per problem, each with
@@ -211,7 +196,9 @@ impl HookRequest {
         };
         let fhir_authorization = match body.remove("fhirAuthorization") {
             Some(Value::Object(mut a)) => Some(FhirAuthorization {
-                access_token: AccessToken(take_string(&mut a, "access_token").unwrap_or_default()),
+                access_token: AccessToken::new(
+                    take_string(&mut a, "access_token").unwrap_or_default(),
+                ),
                 token_type: take_string(&mut a, "token_type").unwrap_or_default(),
                 scope: take_string(&mut a, "scope").unwrap_or_default(),
                 subject: take_string(&mut a, "subject").unwrap_or_default(),
@@ -368,7 +355,7 @@ mod tests {
     #[test]
     fn token_never_shows_in_debug() {
         let a = FhirAuthorization {
-            access_token: AccessToken("secret-token".into()),
+            access_token: AccessToken::new("secret-token".into()),
             token_type: "Bearer".into(),
             scope: "x".into(),
             subject: "y".into(),

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Indicator;
+use crate::knowledge::Indicator;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Coding {

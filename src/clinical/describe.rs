@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
+use super::evidence::{FactUse, UnknownFact, origin_of};
 use super::picture::*;
 use crate::display;
-use crate::rules::{FactUse, UnknownFact};
 
 impl Provenance {
     /// "Observation/ecog-1, coded, 2026-10-02" ("none recorded" for a closed-world absence).
@@ -44,7 +44,7 @@ impl<T: Describe> Fact<T> {
                 fact,
                 value: value.describe(),
                 provenance: Some(provenance.describe()),
-                origin: crate::rules::origin_of(provenance),
+                origin: origin_of(provenance),
             }),
             Fact::Unknown(_) => None,
         }
@@ -116,7 +116,7 @@ impl Describe for Completeness {
 
 impl Describe for DiseaseState {
     fn describe(&self) -> String {
-        display::disease_state(*self).to_owned()
+        self.label().to_owned()
     }
 }
 
@@ -132,7 +132,7 @@ impl Describe for Focality {
 
 impl Describe for Resectability {
     fn describe(&self) -> String {
-        display::resectability(*self).to_owned()
+        self.label().to_owned()
     }
 }
 

@@ -12,7 +12,8 @@ use super::picture::{
     Agent, DiseaseState, Fact, MetastasisSite, Picture, Provenance, ReadFrom, Unknown,
 };
 use super::readers::view::{Defects, Read, Record};
-use super::readers::{InvalidUse, agents_in, is_mg_per_m2, medication_concept};
+use super::readers::{agents_in, is_mg_per_m2, medication_concept};
+use crate::fhir::InvalidUse;
 use crate::knowledge::{Parameters, Terminology};
 
 /// Imaging an order asks for.

@@ -13,12 +13,12 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::ClinicalInput;
-use super::SetAsideResource;
 use super::concepts::{Concept, Vocab};
 use super::json::{clinical_date, is_excluded, str_at};
 use super::picture::*;
 use super::readers::view::{Defects, Read, Record, current_reader};
 use super::readers::{self, ReaderSpec};
+use crate::fhir::InvalidResource;
 use crate::knowledge::{OBSERVATION_SYSTEM, Parameters, Terminology};
 
 /// Every value set id the extraction and draft-order classification use; the service checks
@@ -285,7 +285,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
     ) -> Self {
         let today = input.as_of.date_naive();
         let mut set_aside_types: BTreeMap<&'a str, usize> = BTreeMap::new();
-        for SetAsideResource { resource_type, .. } in input.set_aside {
+        for InvalidResource { resource_type, .. } in input.set_aside {
             *set_aside_types.entry(resource_type.as_str()).or_insert(0) += 1;
         }
         let mut x = Extractor {
@@ -842,12 +842,9 @@ mod tests {
 
     fn build(resources: &[serde_json::Value], set_aside: &[&str]) -> Picture {
         let refs: Vec<&Value> = resources.iter().collect();
-        let set_aside: Vec<SetAsideResource> = set_aside
+        let set_aside: Vec<InvalidResource> = set_aside
             .iter()
-            .map(|t| SetAsideResource {
-                resource_type: (*t).to_owned(),
-                id: None,
-            })
+            .map(|t| InvalidResource::new((*t).to_owned(), None))
             .collect();
         let input = ClinicalInput {
             as_of: Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),

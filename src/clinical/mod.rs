@@ -19,6 +19,7 @@ pub(crate) mod concepts;
 mod describe;
 pub mod draft_orders;
 mod episodes;
+mod evidence;
 mod extract;
 pub(crate) mod json;
 pub mod picture;
@@ -29,20 +30,16 @@ mod symptom_text;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::fhir::InvalidResource;
+
 pub use draft_orders::{
     DraftOrder, ImagingKind, OrderKind, classify_draft_order, classify_draft_order_in_part,
     draft_order_checkable, draft_order_use,
 };
+pub use evidence::{FactUse, Origin, UnknownFact, is_reference, origin_of};
 pub use extract::{VALUE_SETS, build_picture};
 pub use picture::*;
-pub use readers::{InvalidUse, invalid_use};
-
-/// A resource that failed FHIR validation and was left out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetAsideResource {
-    pub resource_type: String,
-    pub id: Option<String>,
-}
+pub use readers::invalid_use;
 
 /// What the picture is built from: the validated resources of prefetch and fetches.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +51,7 @@ pub struct ClinicalInput<'a> {
     /// type/id. Other resource types are ignored.
     pub resources: &'a [&'a Value],
     /// Resources set aside as a whole (unreadable: no usable resource type).
-    pub set_aside: &'a [SetAsideResource],
+    pub set_aside: &'a [InvalidResource],
     /// Resources that failed validation, read element by element (§4.1 "invalid records").
     pub invalid: &'a [InvalidInput<'a>],
     /// Data the service knows it does not have: every fact these resource types could carry

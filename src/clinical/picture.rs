@@ -458,6 +458,17 @@ pub enum DiseaseState {
 }
 
 impl DiseaseState {
+    /// The disease state in clinical words (the rules and `describe` share it).
+    pub fn label(self) -> &'static str {
+        match self {
+            DiseaseState::NoEvidenceOfDisease => "no evidence of disease",
+            DiseaseState::PrimaryUntreated => "primary tumour not resected",
+            DiseaseState::LocalRecurrence => "local recurrence",
+            DiseaseState::DistantMetastasis => "distant metastasis",
+            DiseaseState::LocalAndDistant => "local recurrence and distant metastasis",
+        }
+    }
+
     /// Distant metastasis, with or without local recurrence.
     pub fn is_metastatic(self) -> bool {
         matches!(
@@ -587,6 +598,17 @@ pub enum Resectability {
     Resectable,
     Borderline,
     Unresectable,
+}
+
+impl Resectability {
+    /// "borderline resectable".
+    pub fn label(self) -> &'static str {
+        match self {
+            Resectability::Resectable => "resectable",
+            Resectability::Borderline => "borderline resectable",
+            Resectability::Unresectable => "unresectable",
+        }
+    }
 }
 
 /// A symptom kind the catalogue names.

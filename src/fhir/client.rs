@@ -4,14 +4,78 @@
 //! server's path only, so the token never leaves the EHR's server) up to a page limit. Bodies
 //! are streamed with a byte cap; the caller puts one deadline over all fetches of a call.
 
+use std::fmt;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use url::Url;
 
 use crate::budget::Reservation;
-use crate::cds_hooks::request::AccessToken;
-use crate::config::FhirClientConfig;
+
+/// A bearer token for the EHR's FHIR server. Used only to fetch prefetch data from
+/// `fhirServer`; never logged, stored or sent elsewhere.
+#[derive(Clone)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    pub fn new(token: String) -> Self {
+        Self(token)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `[fhir]`: the client that completes prefetch from `fhirServer`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FhirClientConfig {
+    pub connect_timeout_ms: u64,
+    /// Per HTTP request to the FHIR server (each page of a search).
+    pub request_timeout_ms: u64,
+    /// Bundle `next` links followed per prefetch key at most.
+    pub max_pages: usize,
+    /// Allow `fhirServer` URLs with plain http (testing only; https otherwise).
+    pub allow_http: bool,
+    /// Bytes read from the FHIR server per prefetch key (all pages of its search together);
+    /// reading stops past it and the key counts as failed.
+    pub max_response_bytes: usize,
+    /// One deadline for all fetching of a hook call, from the first request to the last
+    /// page; fetches still outstanding then are cancelled and their keys count as failed.
+    pub deadline_ms: u64,
+}
+
+impl Default for FhirClientConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 10_000,
+            max_pages: 20,
+            allow_http: false,
+            max_response_bytes: 16 * 1024 * 1024,
+            deadline_ms: 4_000,
+        }
+    }
+}
+
+/// A prefetch key that could not be had, answered in degraded mode (DATA-04).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnavailableData {
+    /// The prefetch key ("procedures").
+    pub key: &'static str,
+    /// The resource type it carries ("Procedure").
+    pub resource_type: &'static str,
+    /// Why, in plain words without URLs or tokens ("the FHIR server did not answer in time").
+    pub why: &'static str,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

@@ -75,15 +75,46 @@ impl SchemaViolation {
     }
 }
 
-/// A resource that failed validation, identified by type and id only (no patient data).
+/// A resource set aside: it failed validation, or its patient reference could not be read
+/// (`engine`), identified by type and id only (no patient data). The one description of such
+/// a resource: the engine reads what it can of it, the picture counts the types set aside as
+/// a whole, and DATA-02 lists it with its problems and [`used`](Self::used).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct InvalidResource {
     pub resource_type: String,
     pub id: Option<String>,
     pub violations: Vec<SchemaViolation>,
+    /// How the service used it: [`InvalidUse::LeftOut`] (its facts unknown, the safe reading)
+    /// until the engine has built the picture and decided.
+    pub used: InvalidUse,
+}
+
+/// How the service used a resource that failed validation (DATA-02).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidUse {
+    /// The service does not read this kind of resource.
+    NotRead,
+    /// Not used: a defect is at its root, in a modifier or in an element that decides what
+    /// it is about (the facts it could carry are unknown).
+    LeftOut,
+    /// Read in part: the elements the service reads that are defective were not used.
+    ReadInPart,
+    /// Used: its defects lie outside what the service reads.
+    Used,
 }
 
 impl InvalidResource {
+    /// A resource set aside with no violation recorded yet, its use undecided (left out).
+    pub fn new(resource_type: String, id: Option<String>) -> Self {
+        InvalidResource {
+            resource_type,
+            id,
+            violations: Vec::new(),
+            used: InvalidUse::LeftOut,
+        }
+    }
+
     /// The JSON pointers of every defective element (`SchemaViolation::paths`).
     pub fn defect_paths(&self) -> Vec<String> {
         let mut paths: Vec<String> = self
@@ -94,6 +125,22 @@ impl InvalidResource {
         paths.sort();
         paths.dedup();
         paths
+    }
+
+    /// What failed, one line per defective element, as "JSON path: kind of error" (never the
+    /// invalid value: it may be patient data).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems: Vec<String> = Vec::new();
+        for v in &self.violations {
+            for p in &v.paths {
+                let p = if p.is_empty() { "/" } else { p.as_str() };
+                let line = format!("{p}: {}", v.kind);
+                if !problems.contains(&line) {
+                    problems.push(line);
+                }
+            }
+        }
+        problems
     }
 
     /// "Observation/ecog-1" (or "Observation/(no id)").
@@ -242,6 +289,7 @@ impl FhirValidator {
                     "required element is missing".to_owned(),
                     "required element missing".to_owned(),
                 )],
+                used: InvalidUse::LeftOut,
             });
         };
         let Some(rt_str) = rt.as_str().filter(|t| self.resource_types.contains(*t)) else {
@@ -259,6 +307,7 @@ impl FhirValidator {
                     },
                     "not a FHIR R4 resource type".to_owned(),
                 )],
+                used: InvalidUse::LeftOut,
             });
         };
         if self.fast.is_valid(resource) {
@@ -295,6 +344,7 @@ impl FhirValidator {
             resource_type: rt_str.to_owned(),
             id,
             violations,
+            used: InvalidUse::LeftOut,
         })
     }
 }

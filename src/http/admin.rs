@@ -1,4 +1,4 @@
-//! The governance read-out, `GET /admin`: per rule, fired / accepted / overridden over the
+//! The governance read-out, `GET /admin` (and its numbers as JSON, `GET /admin/rules/stats`): per rule, fired / accepted / overridden over the
 //! chosen range, the override rate per week as a server-rendered SVG bar chart, the top
 //! override reasons, and the knowledge versions and parameter sets in use over time.
 //!
@@ -9,10 +9,12 @@
 
 use std::collections::BTreeMap;
 
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::ApiError;
+use super::{ApiError, AppState};
+use crate::audit::range::{parse_from, parse_to};
 use crate::audit::{Governance, RuleStats, RuleWeek};
 use crate::knowledge::parameters::ParameterSource;
 
@@ -48,10 +50,8 @@ pub fn range(query: &str) -> Result<Range, ApiError> {
     let mut to = None;
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
-            "from" => {
-                from = Some(crate::cli::parse_from(&value).map_err(|_| bad_date("from", &value))?)
-            }
-            "to" => to = Some(crate::cli::parse_to(&value).map_err(|_| bad_date("to", &value))?),
+            "from" => from = Some(parse_from(&value).map_err(|_| bad_date("from", &value))?),
+            "to" => to = Some(parse_to(&value).map_err(|_| bad_date("to", &value))?),
             _ => {}
         }
     }
@@ -82,6 +82,48 @@ fn bad_date(parameter: &'static str, value: &str) -> ApiError {
             "query parameter {parameter} is neither YYYY-MM-DD nor an RFC 3339 date-time: {shown:?}"
         ),
     }
+}
+
+/// Per-rule governance numbers (fired, feedback, accepted, overridden, override reasons).
+/// Authenticated like every other endpoint.
+/// `from`/`to` as `rps-cds report` reads them; the body is the report's JSON.
+pub(super) async fn rule_stats_handler(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.authenticate(&req).await?;
+    let (from, to) = range(req.query_string())?;
+    let stats = state.audit.rule_stats(from, to).await.map_err(|e| {
+        tracing::error!(error = %e, "rule statistics unavailable");
+        ApiError::Unavailable("rule statistics unavailable")
+    })?;
+    let report = crate::audit::cli::report_json(from, to, &stats).map_err(|e| {
+        tracing::error!(error = %e, "rule statistics could not be serialised");
+        ApiError::Internal
+    })?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// The governance page: the same numbers as `/admin/rules/stats` for the same `from`/`to`,
+/// per week too, as server-rendered HTML (no scripts, fonts or styles from elsewhere).
+pub(super) async fn admin_handler(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.authenticate(&req).await?;
+    let (from, to) = range(req.query_string())?;
+    let governance = state.audit.governance(from, to).await.map_err(|e| {
+        tracing::error!(error = %e, "governance numbers unavailable");
+        ApiError::Unavailable("governance numbers unavailable")
+    })?;
+    let knowledge = &state.engine.knowledge;
+    let page = render(&governance, from, to, &|id| {
+        knowledge.rule(id).map(|r| r.title.clone())
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+        .body(page))
 }
 
 /// The whole page. `title` gives a rule's catalogue title.

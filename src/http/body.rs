@@ -1,7 +1,8 @@
 //! Reading request bodies within limits: a size cap (a declared `Content-Length` over it is
 //! refused before any byte is read), a read timeout (a stalled body cannot hold a connection),
 //! and the process-wide [`crate::budget::ByteBudget`] of bytes being read and evaluated at
-//! once, so that many concurrent large charts cannot exhaust memory.
+//! once, so that many concurrent large charts cannot exhaust memory; and the JSON content
+//! type that hook and feedback bodies must declare.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,5 +76,24 @@ fn declared_length(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(Some)
             .ok_or(ApiError::BodyRead),
+    }
+}
+
+/// CDS Hooks bodies are JSON; anything else is a 415, not a parse error.
+pub(super) fn check_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "application/fhir+json" => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType),
     }
 }

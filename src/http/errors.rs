@@ -1,4 +1,7 @@
-//! HTTP errors. Every client mistake gets its 4xx with a FHIR OperationOutcome body naming
+//! HTTP errors, and every status other than 200 that the handlers answer with (CORS
+//! preflights are actix-cors's): the one API error type [`ApiError`] and its status mapping
+//! (the engine's [`EvaluationError`] says what went wrong; `evaluation_status` says which
+//! status that is). Every client mistake gets its 4xx with a FHIR OperationOutcome body naming
 //! the JSON path; authentication failures get a bare 401 (no detail for an attacker).
 
 use actix_web::http::StatusCode;
@@ -46,6 +49,10 @@ pub enum ApiError {
     },
     #[error("service unavailable: {0}")]
     Unavailable(&'static str),
+    /// `GET /readyz` when the instance cannot take hook calls (draining, audit store
+    /// unreachable): the body is `{"status": why}`, not an OperationOutcome.
+    #[error("not ready: {0}")]
+    NotReady(&'static str),
     #[error("internal error")]
     Internal,
 }
@@ -108,6 +115,7 @@ impl ApiError {
             ApiError::Unavailable(why) => {
                 single(IssueCode::Exception, format!("service unavailable: {why}"))
             }
+            ApiError::NotReady(_) => None,
             ApiError::Internal => single(
                 IssueCode::Exception,
                 "internal error; the incident was logged".to_owned(),
@@ -119,9 +127,7 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Evaluation(e) => {
-                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST)
-            }
+            ApiError::Evaluation(e) => evaluation_status(e),
             ApiError::UnknownService(_) | ApiError::NotFound | ApiError::UnknownCard(_) => {
                 StatusCode::NOT_FOUND
             }
@@ -134,7 +140,7 @@ impl ResponseError for ApiError {
             ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -161,9 +167,60 @@ impl ResponseError for ApiError {
         ) {
             response.force_close();
         }
-        match self.outcome() {
-            Some(outcome) => response.content_type(FHIR_JSON).json(outcome),
-            None => response.finish(),
+        match (self, self.outcome()) {
+            (ApiError::NotReady(why), _) => response.json(serde_json::json!({"status": why})),
+            (_, Some(outcome)) => response.content_type(FHIR_JSON).json(outcome),
+            (_, None) => response.finish(),
         }
+    }
+}
+
+/// The status of a hook or feedback call the engine could not answer: its own input is wrong
+/// (400), the FHIR data it needs could not be fetched (412), too much input is being evaluated
+/// at once (503, retry). No wildcard: a new engine error must be given its status here.
+pub(super) fn evaluation_status(e: &EvaluationError) -> StatusCode {
+    match e {
+        EvaluationError::Malformed(_)
+        | EvaluationError::TooDeep(_)
+        | EvaluationError::Invalid(_) => StatusCode::BAD_REQUEST,
+        EvaluationError::PrefetchUnavailable(_) => StatusCode::PRECONDITION_FAILED,
+        EvaluationError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cds_hooks::InvalidRequest;
+
+    #[test]
+    fn engine_errors_get_their_status_here() {
+        let issue = || Issue::error(IssueCode::Invalid, "x");
+        let cases = [
+            (EvaluationError::Malformed("x".into()), 400),
+            (EvaluationError::TooDeep(64), 400),
+            (EvaluationError::Invalid(InvalidRequest(vec![issue()])), 400),
+            (EvaluationError::PrefetchUnavailable(vec![issue()]), 412),
+            (EvaluationError::Busy, 503),
+        ];
+        for (error, status) in cases {
+            assert_eq!(evaluation_status(&error).as_u16(), status, "{error}");
+            let response = ApiError::from(error).error_response();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(response.headers().get("content-type").unwrap(), FHIR_JSON);
+        }
+        let busy = ApiError::from(EvaluationError::Busy).error_response();
+        assert_eq!(busy.headers().get("retry-after").unwrap(), "1");
+    }
+
+    #[test]
+    fn not_ready_is_a_503_with_its_status_not_an_outcome() {
+        let response = ApiError::NotReady("draining").error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "application/json"
+        );
+        assert!(ApiError::NotReady("draining").outcome().is_none());
     }
 }

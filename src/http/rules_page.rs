@@ -9,8 +9,10 @@
 //! knowledge base this build ships. No scripts; the style sheet is inline (same
 //! Content-Security-Policy as `/admin`); every value is escaped by maud.
 
+use actix_web::{HttpResponse, web};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
+use super::AppState;
 use crate::display;
 use crate::knowledge::{Knowledge, ParameterId, Parameters, RuleDefinition, Section};
 
@@ -22,6 +24,20 @@ dt{font-weight:600;margin-top:.6rem}dd{margin-left:1.2rem}\
 table{border-collapse:collapse}th,td{border-bottom:1px solid #ddd;padding:.3rem .6rem;\
 text-align:left;vertical-align:top}th{background:#f3f3f3}\
 nav ul{columns:3}";
+
+/// The knowledge base as HTML, the target of each card's "Rule and evidence" link. Public: it
+/// holds no patient data, and a clinician opens it from the EHR in a browser without a CDS
+/// client token.
+pub(super) async fn rules_handler(state: web::Data<AppState>) -> HttpResponse {
+    let page = render(&state.engine.knowledge, &state.engine.parameters);
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "Content-Security-Policy",
+            super::admin::CONTENT_SECURITY_POLICY,
+        ))
+        .body(page)
+}
 
 /// The whole page.
 pub fn render(knowledge: &Knowledge, params: &Parameters) -> String {

@@ -12,6 +12,7 @@
 //! against `rps-order`).
 
 pub mod doc;
+pub mod kinds;
 pub mod parameters;
 pub mod terminology;
 
@@ -24,7 +25,7 @@ use include_dir::{Dir, include_dir};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cds_hooks::{Hook, Indicator};
+pub use kinds::{Hook, Indicator};
 pub use parameters::{ParameterDefinition, ParameterError, ParameterId, Parameters};
 pub use terminology::{MatchedBy, Terminology, TerminologyError, ValueSet};
 

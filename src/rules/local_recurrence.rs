@@ -8,10 +8,10 @@ use super::{
     Ctx, FactUse, Finding, Gaps, RuleId, UnknownFact, create, fact_use, months_text, plain_use,
     unknown_of,
 };
-use crate::cds_hooks::Indicator;
 use crate::clinical::{
     DiseaseState, Fact, Focality, Histology, Resectability, ResectionTarget, Unknown,
 };
+use crate::knowledge::Indicator;
 use crate::knowledge::ParameterId;
 
 /// Share of recurrences that are resectable by recurrence number (first, second, third or

@@ -7,11 +7,11 @@ use super::{
     Ctx, FactUse, Finding, Gaps, RuleId, UnknownFact, create, date_text, fact_use, months_text,
     plain_use, unknown_of,
 };
-use crate::cds_hooks::Indicator;
 use crate::clinical::{
     DiseaseStatus, DraftOrder, Fact, ImagingKind, MetastasisSite, MetastasisTiming, OrderKind,
     Resectability, Response, SymptomKind,
 };
+use crate::knowledge::Indicator;
 use crate::knowledge::ParameterId;
 
 /// MET-08 looks back this far for a metastasectomy (catalogue §2.4: "within the last 3

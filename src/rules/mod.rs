@@ -24,57 +24,15 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
-use crate::cds_hooks::Hook;
-use crate::clinical::{DiseaseState, DraftOrder, Fact, InvalidUse, Picture, Provenance};
+use crate::clinical::{
+    DiseaseState, DraftOrder, Fact, FactUse, Origin, Picture, Provenance, UnknownFact, origin_of,
+};
+use crate::fhir::{InvalidResource, UnavailableData};
+use crate::knowledge::Hook;
 use crate::knowledge::Parameters;
-pub use finding::is_reference;
 
-pub use finding::{FactUse, Finding, Origin, RuleId, Suggestion, UnknownFact};
+pub use finding::{Finding, RuleId, Suggestion};
 use registry::Evaluation;
-
-/// A resource that failed FHIR validation (DATA-02).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidSummary {
-    pub resource_type: String,
-    pub id: Option<String>,
-    /// What failed, as "JSON path: kind of error" (never the invalid value: it may be
-    /// patient data).
-    pub problems: Vec<String>,
-    /// Whether the service still read it (in part).
-    pub used: InvalidUse,
-}
-
-impl InvalidSummary {
-    pub fn of(e: &crate::fhir::InvalidResource, used: InvalidUse) -> Self {
-        let mut problems: Vec<String> = Vec::new();
-        for v in &e.violations {
-            for p in &v.paths {
-                let p = if p.is_empty() { "/" } else { p.as_str() };
-                let line = format!("{p}: {}", v.kind);
-                if !problems.contains(&line) {
-                    problems.push(line);
-                }
-            }
-        }
-        InvalidSummary {
-            resource_type: e.resource_type.clone(),
-            id: e.id.clone(),
-            problems,
-            used,
-        }
-    }
-}
-
-/// A prefetch key that could not be had, answered in degraded mode (DATA-04).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnavailableData {
-    /// The prefetch key ("procedures").
-    pub key: &'static str,
-    /// The resource type it carries ("Procedure").
-    pub resource_type: &'static str,
-    /// Why, in plain words without URLs or tokens ("the FHIR server did not answer in time").
-    pub why: &'static str,
-}
 
 /// Everything the rules read for one request.
 #[derive(Debug, Clone, Copy)]
@@ -84,8 +42,9 @@ pub struct RuleInput<'a> {
     pub hook: Hook,
     /// The orders to check: order-select → the selections, order-sign → all draft orders.
     pub draft_orders: &'a [DraftOrder],
-    /// Prefetch / fetched resources set aside by FHIR validation (DATA-02).
-    pub invalid_resources: &'a [InvalidSummary],
+    /// Prefetch / fetched resources set aside by FHIR validation, and draft orders checked
+    /// in part, each with how it was used (DATA-02).
+    pub invalid_resources: &'a [InvalidResource],
     /// References of draft orders that failed validation: their checks cannot run.
     pub invalid_draft_orders: &'a [String],
     /// Data of another patient that was sent and not used (DATA-03).
@@ -315,16 +274,6 @@ pub fn fact_use<T>(
             origin: origin_of(provenance),
         }),
         Fact::Unknown(_) => None,
-    }
-}
-
-/// The structured origin of a picture fact's provenance.
-pub fn origin_of(p: &Provenance) -> Origin {
-    Origin {
-        references: p.resources.clone(),
-        read_from: Some(p.read_from),
-        date: p.date,
-        note: p.note.clone(),
     }
 }
 

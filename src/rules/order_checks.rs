@@ -7,11 +7,11 @@ use super::systemic_response::{
     Reassessment, none_started_use, reassessment, started_unknown, systemic_started_for_metastases,
 };
 use super::{Ctx, FactUse, Finding, RuleId, Suggestion, create, fact_use, plain_use};
-use crate::cds_hooks::Indicator;
 use crate::clinical::{
     Agent, DraftOrder, Histology, ImagingKind, MetastasisTiming, OrderKind, ResectionTarget,
     RtTiming,
 };
+use crate::knowledge::Indicator;
 use crate::knowledge::ParameterId;
 
 /// Dose sums are compared with this slack so that a total exactly at the limit, reached by

@@ -4,11 +4,11 @@
 use chrono::NaiveDate;
 
 use super::{Ctx, Finding, Gaps, RuleId, create, date_text, fact_use, unknown_of};
-use crate::cds_hooks::Indicator;
 use crate::clinical::{
     DiseaseState, DraftOrder, Fact, Focality, Histology, MetastasisSite, MetastasisTiming,
     OrderKind, Unknown,
 };
+use crate::knowledge::Indicator;
 use crate::knowledge::ParameterId;
 
 fn state_use(c: &Ctx, f: &mut Finding) {
@@ -19,7 +19,7 @@ fn state_use(c: &Ctx, f: &mut Finding) {
 }
 
 pub fn state_label(s: DiseaseState) -> &'static str {
-    crate::display::disease_state(s)
+    s.label()
 }
 
 /// Local recurrence or metastatic disease; records the gap when the state is unknown.

@@ -16,8 +16,8 @@ use std::fmt;
 
 use super::{Ctx, Finding, Gaps, local_recurrence, metastatic, order_checks, referral};
 use super::{surveillance, systemic, systemic_response};
-use crate::cds_hooks::Hook;
 use crate::clinical::DraftOrder;
+use crate::knowledge::Hook;
 use crate::knowledge::{Knowledge, Section};
 
 /// How a rule is evaluated: the input its function needs decides the hooks it can serve.

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::{Ctx, Finding, Gaps, RuleId, RuleInput, fact_use};
-use crate::cds_hooks::Indicator;
-use crate::clinical::{Histology, InvalidUse};
+use crate::clinical::Histology;
+use crate::fhir::InvalidUse;
+use crate::knowledge::Indicator;
 
 /// SCOPE-01: the histology is a type the RPS recommendations do not cover.
 pub fn scope_01(c: &Ctx) -> Option<Finding> {
@@ -114,7 +115,7 @@ pub fn data_02(input: &RuleInput) -> Option<Finding> {
             f.statements.push(format!(
                 "{} record ({how}): {}",
                 r.resource_type,
-                r.problems.join("; ")
+                r.problems().join("; ")
             ));
         }
         if input.invalid_resources.len() > DATA_02_MAX_LISTED {

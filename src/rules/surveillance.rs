@@ -3,8 +3,8 @@
 use chrono::{Days, Months, NaiveDate};
 
 use super::{Ctx, Finding, Gaps, RuleId, create, date_text, fact_use, plain_use};
-use crate::cds_hooks::Indicator;
 use crate::clinical::{DiseaseState, Fact, Histology, Resection};
+use crate::knowledge::Indicator;
 use crate::knowledge::ParameterId;
 
 /// Catalogue §2.6 schedule: imaging every 3–6 months to year 3 (overdue after 6 months) and

@@ -1,8 +1,8 @@
 //! §2.5 Systemic therapy: SYS-01, SYS-02 (patient-view), as amended by catalogue v2 §4.4.
 
 use super::{Ctx, Finding, Gaps, RuleId, fact_use, plain_use};
-use crate::cds_hooks::Indicator;
 use crate::clinical::{Agent, Focality, Histology, Resectability, Response};
+use crate::knowledge::Indicator;
 use crate::knowledge::ParameterId;
 
 /// Why the patient has disease that calls for systemic therapy (SYS-01): metastatic disease,

@@ -27,10 +27,10 @@ use chrono::NaiveDate;
 use super::local_recurrence::{Verdict, assess};
 use super::{Ctx, FactUse, Finding, Gaps, RuleId, UnknownFact, create, fact_use, plain_use};
 use super::{months_text, provenance_text, unknown_of};
-use crate::cds_hooks::Indicator;
 use crate::clinical::{
     DiseaseState, Fact, MetastasisTiming, Resectability, Response, SystemicLine, Unknown,
 };
+use crate::knowledge::Indicator;
 use crate::knowledge::ParameterId;
 
 /// The earliest detection date of the active metastases; `None` when none is dated.

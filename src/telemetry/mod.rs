@@ -1,4 +1,4 @@
-//! Logs, metrics and the OpenAPI description of the HTTP API.
+//! Logs and metrics.
 //!
 //! Logging goes to **stderr** (the CLI subcommands write their results to stdout, so logs
 //! must never mix with them), either human-readable or one JSON object per line for log
@@ -30,13 +30,12 @@
 //! catalogue, the fixed reason/kind strings): never from raw request input, or a client could
 //! grow the series set without bound. Callers map anything else to `"unknown"`.
 
-pub mod openapi;
-
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -97,8 +96,33 @@ pub fn log_safe(s: &str) -> String {
     LogSafe(s).to_string()
 }
 
-/// `[log] format` (defined with the configuration): `text` or `json`.
-pub use crate::config::LogFormat;
+/// `[log] format`: `text` or `json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing` filter directives, e.g. "info" or "rps_cds=debug,actix_web=info".
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {

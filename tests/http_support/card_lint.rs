@@ -9,9 +9,10 @@
 use std::collections::BTreeSet;
 
 use rps_cds::cards::{MAX_INFO_DETAIL_CHARS, MAX_VERDICT_DETAIL_CHARS, RULE_LINK_LABEL};
+use rps_cds::clinical::is_reference;
 use rps_cds::display;
 use rps_cds::knowledge::ParameterId;
-use rps_cds::rules::{RuleId, is_reference};
+use rps_cds::rules::RuleId;
 use serde_json::Value;
 
 const NS: &str = "https://fhir.rps-cds.org";

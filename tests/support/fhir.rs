@@ -24,7 +24,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rps_cds::clinical::{ClinicalInput, Picture, SetAsideResource, build_picture};
+use rps_cds::clinical::{ClinicalInput, Picture, build_picture};
+use rps_cds::fhir::InvalidResource;
 use rps_cds::knowledge::{Parameters, Terminology};
 use serde_json::{Value, json};
 
@@ -111,7 +112,7 @@ pub struct Chart {
     pub as_of: DateTime<Utc>,
     pub patient: Option<Value>,
     pub resources: Vec<Value>,
-    pub set_aside: Vec<SetAsideResource>,
+    pub set_aside: Vec<InvalidResource>,
     pub drafts: Vec<Value>,
     counters: BTreeMap<&'static str, usize>,
 }
@@ -172,10 +173,8 @@ impl Chart {
 
     /// Records that a resource of `resource_type` failed validation and was set aside.
     pub fn set_aside(mut self, resource_type: &str) -> Self {
-        self.set_aside.push(SetAsideResource {
-            resource_type: resource_type.to_owned(),
-            id: None,
-        });
+        self.set_aside
+            .push(InvalidResource::new(resource_type.to_owned(), None));
         self
     }
 

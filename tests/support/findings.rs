@@ -1,6 +1,6 @@
 //! Checks every rule test applies to the findings it gets.
 
-use rps_cds::cds_hooks::Hook;
+use rps_cds::knowledge::Hook;
 use rps_cds::rules::Finding;
 
 /// Every finding agrees with the knowledge base: the rule runs on this hook, the indicator is

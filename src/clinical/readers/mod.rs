@@ -38,6 +38,8 @@ pub(crate) use symptoms::SPEC as SYMPTOMS;
 pub(crate) use systemic::SPEC as SYSTEMIC;
 pub(crate) use systemic::{agents_in, is_mg_per_m2, medication_concept};
 
+use crate::fhir::InvalidUse;
+
 /// What one reader reads from one resource type.
 #[derive(Debug)]
 pub(crate) struct TypeReads {
@@ -97,21 +99,6 @@ pub(crate) fn is_classifying(resource_type: &str, element: &str) -> bool {
         spec.reads_of(resource_type)
             .is_some_and(|r| r.classifying.contains(&element))
     })
-}
-
-/// How the service used a resource that failed validation (DATA-02).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InvalidUse {
-    /// The service does not read this kind of resource.
-    NotRead,
-    /// Not used: a defect is at its root, in a modifier or in an element that decides what
-    /// it is about (the facts it could carry are unknown).
-    LeftOut,
-    /// Read in part: the elements the service reads that are defective were not used.
-    ReadInPart,
-    /// Used: its defects lie outside what the service reads.
-    Used,
 }
 
 /// How the readers used a resource of `resource_type` (`reference`) with defects at

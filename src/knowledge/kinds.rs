@@ -1,4 +1,6 @@
-//! Small closed vocabularies of CDS Hooks 2.0.1 used across the crate.
+//! Small closed vocabularies of CDS Hooks 2.0.1 used across the crate. They sit in `knowledge`
+//! because the knowledge base is written in them (which hooks a rule serves, a card's
+//! indicator), and `knowledge` is below `cds_hooks`, `rules` and `cards`, which use them too.
 
 use serde::{Deserialize, Serialize};
 

@@ -12,6 +12,11 @@
 //! - `$ref`s are rewritten: `#/$defs/x` inside a schema, and `./cds-hooks/f.json` /
 //!   `./cds-hooks/f.json#/$defs/x` anywhere in the document, point at those components.
 //!
+//! The document's `paths` are derived from the route list ([`ROUTES`]): each route's
+//! operation is taken from the source by path and method. A route the
+//! source does not document, or a documented operation (or path) that is not a route, is a
+//! build error, so the served document describes exactly the routes the server answers.
+//!
 //! The unit tests prove the result has no dangling `$ref` and that the document's examples
 //! validate against the inlined schemas.
 
@@ -19,6 +24,8 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
+
+use super::routes::{ROUTES, Verb};
 
 const OPENAPI_SOURCE: &str = include_str!("../../schemas/openapi.json");
 
@@ -53,8 +60,15 @@ const HTTP_METHODS: &[&str] = &[
 // Built once: the inputs are compiled into the binary, so the result never changes. The
 // unit tests exercise this exact code path, so a malformed source fails `cargo test`.
 static DOCUMENT: LazyLock<Value> = LazyLock::new(|| {
-    build_document().expect("schemas/openapi.json and the CDS Hooks schemas are consistent")
+    build_document(OPENAPI_SOURCE, &served_operations()).expect(
+        "schemas/openapi.json documents exactly the routes and matches the CDS Hooks schemas",
+    )
 });
+
+/// `(method, path)` of every route, in [`ROUTES`] order.
+fn served_operations() -> Vec<(Verb, &'static str)> {
+    ROUTES.iter().map(|r| (r.method, r.path)).collect()
+}
 
 /// The self-contained OpenAPI 3.1 document (all `$ref`s internal).
 pub fn openapi_json() -> Value {
@@ -73,7 +87,7 @@ pub fn openapi_json_with_server(public_base_url: &str) -> Value {
 }
 
 /// Every `(METHOD, path template)` the document describes, e.g. `("POST",
-/// "/cds-services/{id}")`, sorted; for comparing with the routes the server registers.
+/// "/cds-services/{id}")`, sorted: the routes of [`ROUTES`], read back from the document.
 pub fn documented_routes() -> Vec<(String, String)> {
     let mut routes = Vec::new();
     if let Some(paths) = DOCUMENT.get("paths").and_then(Value::as_object) {
@@ -102,10 +116,20 @@ enum BuildError {
     UnsupportedRef { file: String, reference: String },
     #[error("$ref {0:?} names a schema file that has no alias in components.schemas")]
     NoAlias(String),
+    #[error("route {method} {path} is not documented in schemas/openapi.json")]
+    Undocumented {
+        method: &'static str,
+        path: &'static str,
+    },
+    #[error("schemas/openapi.json documents {path} {key}, which is not a route of the server")]
+    NotServed { path: String, key: String },
 }
 
-fn build_document() -> Result<Value, BuildError> {
-    let mut doc: Value = parse("schemas/openapi.json", OPENAPI_SOURCE)?;
+/// The served document from the OpenAPI `source` and the `(method, path)` of every route.
+fn build_document(source: &str, routes: &[(Verb, &'static str)]) -> Result<Value, BuildError> {
+    let mut doc: Value = parse("schemas/openapi.json", source)?;
+    let paths = derive_paths(doc.get_mut("paths").map(Value::take), routes)?;
+    doc["paths"] = paths;
     let components = doc
         .get_mut("components")
         .and_then(|c| c.get_mut("schemas"))
@@ -151,6 +175,46 @@ fn build_document() -> Result<Value, BuildError> {
 
     rewrite_external_refs(&mut doc, &alias_of)?;
     Ok(doc)
+}
+
+/// The `paths` object of the served document: one path item per route path, each route's
+/// operation taken from the `documented` path items; their path-level fields (`parameters`,
+/// `summary`, …) stay with them. Whatever is documented but not a route is an error.
+fn derive_paths(
+    documented: Option<Value>,
+    routes: &[(Verb, &'static str)],
+) -> Result<Value, BuildError> {
+    let mut documented = match documented {
+        Some(Value::Object(p)) => p,
+        _ => return Err(BuildError::NotObject("paths".into())),
+    };
+    let mut paths = Map::new();
+    for &(method, path) in routes {
+        let operation = documented
+            .get_mut(path)
+            .and_then(Value::as_object_mut)
+            .and_then(|item| item.remove(method.openapi_key()))
+            .ok_or(BuildError::Undocumented {
+                method: method.as_str(),
+                path,
+            })?;
+        let item = paths
+            .entry(path)
+            .or_insert_with(|| Value::Object(Map::new()));
+        item[method.openapi_key()] = operation;
+    }
+    for (path, item) in documented {
+        let Value::Object(fields) = item else {
+            return Err(BuildError::NotObject(format!("paths.{path}")));
+        };
+        for (key, value) in fields {
+            match paths.get_mut(&path) {
+                Some(item) if !HTTP_METHODS.contains(&key.as_str()) => item[&key] = value,
+                _ => return Err(BuildError::NotServed { path, key }),
+            }
+        }
+    }
+    Ok(Value::Object(paths))
 }
 
 fn parse(file: &str, text: &str) -> Result<Value, BuildError> {
@@ -281,25 +345,63 @@ mod tests {
     }
 
     #[test]
-    fn every_route_of_the_service_is_documented() {
-        let expected = [
-            ("GET", "/cds-services"),
-            ("POST", "/cds-services/{id}"),
-            ("POST", "/cds-services/{id}/feedback"),
-            ("GET", "/healthz"),
-            ("GET", "/readyz"),
-            ("GET", "/metrics"),
-            ("GET", "/openapi.json"),
-            ("GET", "/admin/rules/stats"),
-            ("GET", "/admin"),
-            ("GET", "/rules"),
-        ];
-        let mut expected: Vec<(String, String)> = expected
+    fn the_documented_paths_are_the_route_list() {
+        // By construction: `paths` is derived from ROUTES.
+        let doc = openapi_json();
+        let mut paths: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        paths.sort();
+        let mut listed: Vec<&str> = ROUTES.iter().map(|r| r.path).collect();
+        listed.sort();
+        assert_eq!(paths, listed);
+        let mut expected: Vec<(String, String)> = ROUTES
             .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .map(|r| (r.method.as_str().to_owned(), r.path.to_owned()))
             .collect();
         expected.sort();
         assert_eq!(documented_routes(), expected);
+        // Path-level fields stay with their path, and nothing documented is lost.
+        assert!(doc["paths"]["/cds-services/{id}"]["parameters"].is_array());
+        let source: Value = serde_json::from_str(OPENAPI_SOURCE).unwrap();
+        let derived = derive_paths(Some(source["paths"].clone()), &served_operations()).unwrap();
+        assert_eq!(derived, source["paths"]);
+    }
+
+    #[test]
+    fn an_undocumented_route_or_an_unserved_operation_fails_the_build() {
+        let mut routes = served_operations();
+        routes.push((Verb::Get, "/not-documented"));
+        assert!(matches!(
+            build_document(OPENAPI_SOURCE, &routes),
+            Err(BuildError::Undocumented {
+                method: "GET",
+                path: "/not-documented"
+            })
+        ));
+        // A documented operation whose route is gone (here: POST on the service route).
+        let routes: Vec<_> = served_operations()
+            .into_iter()
+            .filter(|&(_, p)| p != "/cds-services/{id}")
+            .collect();
+        match build_document(OPENAPI_SOURCE, &routes) {
+            Err(BuildError::NotServed { path, key }) => {
+                assert_eq!(path, "/cds-services/{id}");
+                assert!(key == "post" || key == "parameters", "{key}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A method documented on a served path that the route does not take.
+        let mut source: Value = serde_json::from_str(OPENAPI_SOURCE).unwrap();
+        source["paths"]["/healthz"]["post"] = source["paths"]["/healthz"]["get"].clone();
+        assert!(matches!(
+            build_document(&source.to_string(), &served_operations()),
+            Err(BuildError::NotServed { ref path, ref key }) if path == "/healthz" && key == "post"
+        ));
+        assert!(build_document(OPENAPI_SOURCE, &served_operations()).is_ok());
     }
 
     #[test]
