@@ -1,5 +1,6 @@
-//! Findings → CDS Hooks cards (rps-knowledge.md §3). The card's words come from the knowledge
-//! base (reviewed data); the patient's facts, unknowns and parameter values from the finding.
+//! Findings → CDS Hooks cards (docs/clinical-spec.md §3). The card's words come from the
+//! knowledge base (reviewed data); the patient's facts, unknowns and parameter values from the
+//! finding.
 
 use std::fmt::Write as _;
 

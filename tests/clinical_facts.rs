@@ -1,4 +1,4 @@
-//! Fact extraction (src/clinical) against input-profile.md: every encoding, latest-wins,
+//! Fact extraction (src/clinical) against docs/input-profile.md: every encoding, latest-wins,
 //! exclusions, closed and open world, set-aside resources, derived facts, draft orders.
 
 mod support;
@@ -1358,7 +1358,7 @@ fn fifty_resources_build_quickly() {
     assert!(per < std::time::Duration::from_millis(20), "{per:?}");
 }
 
-// ---- Version 2 facts (rps-knowledge.md §4.1) ------------------------------------------------
+// ---- Version 2 facts (docs/clinical-spec.md §4.1) -------------------------------------------
 
 #[test]
 fn negated_symptom_text_is_an_assessment_not_a_symptom() {

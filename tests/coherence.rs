@@ -1,4 +1,4 @@
-//! One response, one plan (rps-knowledge.md §5) through the real HTTP server: each coherence
+//! One response, one plan (docs/clinical-spec.md §5) through the real HTTP server: each coherence
 //! pair built as a chart (the repository's example charts with one change) never shows both
 //! rules, with the near miss where the first rule does not fire and the second does; the
 //! merged cards' shape and `rules-applied`; `max_cards`; one card per rule per draft order;

@@ -1,4 +1,4 @@
-//! The v2 facts (rps-knowledge.md §4.1) as a client sees them: charts posted to the real
+//! The v2 facts (docs/clinical-spec.md §4.1) as a client sees them: charts posted to the real
 //! service over HTTP, cards read from the response. Symptoms need an assessment and are read
 //! negation-aware; recurrence episodes count whatever their current status; the prior
 //! anthracycline dose is a lower bound that a set-aside record does not hide.

@@ -9,7 +9,7 @@ use rps_cds::knowledge::doc::render_clinical_rules_doc;
 use rps_cds::knowledge::{Knowledge, KnowledgeError, ParameterId, Parameters, Section};
 use serde_json::Value;
 
-/// Rule ids of shared/clinical/rps-knowledge.md §2 and the v2 additions of §4, in catalogue
+/// Rule ids of docs/clinical-spec.md §2 and the v2 additions of §4, in catalogue
 /// order (copied, so that the test does not depend on the shared directory).
 const CATALOGUE_RULE_IDS: [&str; 66] = [
     "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "DATA-03", "DATA-04", "MDT-01", "MDT-02",
@@ -22,7 +22,7 @@ const CATALOGUE_RULE_IDS: [&str; 66] = [
     "ORD-17", "ORD-18", "ORD-19", "ORD-20",
 ];
 
-/// Value-set ids of the contract with fact extraction (notes/valuesets.md).
+/// Value-set ids of the contract with fact extraction (`VALUE_SETS` in src/clinical/extract.rs).
 const VALUE_SET_IDS: &[&str] = &[
     "rps-diagnosis",
     "sarcoma-diagnosis",

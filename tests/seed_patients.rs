@@ -1,6 +1,6 @@
 //! The seeds' own patients as end-to-end charts (issue 12): the two patient courses of the
-//! TARPSWG metastatic consensus (Figures 1 and 2, `seeds/001`) at each stage of their history,
-//! and the case report's patient (`seeds/003`), posted to the real service over HTTP. Each
+//! TARPSWG metastatic consensus (Figures 1 and 2, seed 001) at each stage of their history,
+//! and the case report's patient (seed 003), posted to the real service over HTTP. Each
 //! stage writes down the cards the seeds and catalogue v2 lead one to expect and asserts them,
 //! with the card-count targets of §5 (metastatic patient-view ≤ 6, local recurrence ≤ 4).
 //!

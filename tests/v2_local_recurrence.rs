@@ -1,4 +1,4 @@
-//! Catalogue version 2 (rps-knowledge.md §4.3, §4.4, §5) through the real HTTP server: the
+//! Catalogue version 2 (docs/clinical-spec.md §4.3, §4.4, §5) through the real HTTP server: the
 //! local-recurrence verdict group (LR-01/02/04/05/06/07 changed, LR-09 new), MET-01 changed,
 //! MET-12 new, and the order checks that follow them (ORD-01, ORD-06, ORD-18). Each rule has a
 //! chart where it fires, a near miss where it does not, and one where a fact it needs is

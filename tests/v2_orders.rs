@@ -1,4 +1,4 @@
-//! Order checks of catalogue version 2 (rps-knowledge.md §4.5, issue 12) through the real
+//! Order checks of catalogue version 2 (docs/clinical-spec.md §4.5, issue 12) through the real
 //! HTTP server: ORD-04, ORD-13, ORD-14, ORD-15 and ORD-17 changed, ORD-19 and ORD-20 new.
 //! Each rule has a request where it fires, a near miss where it does not, and one where a fact
 //! it needs is unknown; every response is checked for at most one card per rule per draft

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Generates knowledge/valuesets/<id>.json from the table below (the source of truth).
 
-The value-set ids are the contract with fact extraction (notes: valuesets.md); codes and text
-fallbacks come from the input profile (shared/clinical/input-profile.md). Codes marked there
-with a dagger (not verified against a terminology server) carry the extension
-UNVERIFIED_EXT = true and keep their text fallbacks. Run from the repository root:
+The value-set ids are the contract with fact extraction (`VALUE_SETS` in
+src/clinical/extract.rs); codes and text fallbacks come from the input profile
+(docs/input-profile.md). Codes marked there with a dagger (not verified against a
+terminology server) carry the extension UNVERIFIED_EXT = true and keep their text
+fallbacks. Run from the repository root:
 
     python3 knowledge/tools/build_valuesets.py
 

@@ -234,7 +234,7 @@ impl Authenticator {
         authorization: Option<&str>,
         audience: &str,
     ) -> Result<CdsClient, AuthFailure> {
-        let mut ctx = LogCtx::default();
+        let mut ctx = TokenLogFields::default();
         let result = self.verify_inner(authorization, audience, &mut ctx).await;
         match &result {
             Ok(client) => tracing::debug!(
@@ -258,7 +258,7 @@ impl Authenticator {
         &self,
         authorization: Option<&str>,
         audience: &str,
-        ctx: &mut LogCtx,
+        ctx: &mut TokenLogFields,
     ) -> Result<CdsClient, AuthFailure> {
         let inner = &*self.inner;
         let token = bearer_token(authorization)?;
@@ -467,8 +467,9 @@ fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D
     }
 }
 
+/// The issuer and key id of the JWT being verified, as far as read: what a failure logs.
 #[derive(Default)]
-struct LogCtx {
+struct TokenLogFields {
     iss: Option<String>,
     kid: Option<String>,
 }

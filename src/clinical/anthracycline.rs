@@ -1,4 +1,4 @@
-//! Prior anthracycline exposure and cumulative dose (rps-knowledge.md §4.1), as pure
+//! Prior anthracycline exposure and cumulative dose (docs/clinical-spec.md §4.1), as pure
 //! functions over small typed inputs the extractor fills.
 //!
 //! - Administrations are de-duplicated (same agent, date and dose once) and summed as

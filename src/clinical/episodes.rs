@@ -1,4 +1,4 @@
-//! Local-recurrence episodes (rps-knowledge.md §4.1 `recurrence_number`): records of a
+//! Local-recurrence episodes (docs/clinical-spec.md §4.1 `recurrence_number`): records of a
 //! recurrence (one Condition per lesion, duplicates, multifocal nodules, whatever their
 //! current `clinicalStatus`) are one episode until the disease was completely resected
 //! (R0/R1) or a record says there was no evidence of disease; only then does a later record

@@ -1,4 +1,4 @@
-//! Builds the [`Picture`] from validated FHIR resources (input-profile.md).
+//! Builds the [`Picture`] from validated FHIR resources (docs/input-profile.md).
 //!
 //! One pass sorts the resources by type (borrowed, never cloned) and drops the ones the
 //! profile ignores (entered in error, refuted, not done, cancelled) and those dated after
@@ -13,9 +13,10 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::ClinicalInput;
-use super::fhir::{Concept, Vocab, clinical_date, is_excluded, str_at};
+use super::concepts::{Concept, Vocab};
+use super::json::{clinical_date, is_excluded, str_at};
 use super::picture::*;
-use super::readers::view::{Defects, Read, Rec, current_reader};
+use super::readers::view::{Defects, Read, Record, current_reader};
 use super::readers::{self, ReaderSpec};
 use crate::fhir::InvalidResource;
 use crate::knowledge::{OBSERVATION_SYSTEM, Parameters, Terminology};
@@ -175,7 +176,7 @@ pub(crate) fn months_between(from: NaiveDate, to: NaiveDate) -> f64 {
 
 /// A value read from one resource, candidate for latest-wins.
 #[derive(Debug, Clone)]
-pub(crate) struct Cand<T> {
+pub(crate) struct Candidate<T> {
     pub(crate) date: Option<NaiveDate>,
     pub(crate) value: T,
     pub(crate) reference: String,
@@ -183,9 +184,9 @@ pub(crate) struct Cand<T> {
     pub(crate) note: Option<String>,
 }
 
-impl<T> Cand<T> {
-    pub(crate) fn new(rec: &Rec, value: T, read_from: ReadFrom) -> Self {
-        Cand {
+impl<T> Candidate<T> {
+    pub(crate) fn new(rec: &Record, value: T, read_from: ReadFrom) -> Self {
+        Candidate {
             date: rec.date(),
             value,
             reference: rec.reference.clone(),
@@ -209,11 +210,13 @@ impl<T> Cand<T> {
 
 /// Latest by clinical date wins (undated records rank oldest); different values on the
 /// latest date conflict.
-pub(crate) fn latest<T: PartialEq>(cands: Vec<Cand<T>>) -> Result<Option<Cand<T>>, Unknown> {
+pub(crate) fn latest<T: PartialEq>(
+    cands: Vec<Candidate<T>>,
+) -> Result<Option<Candidate<T>>, Unknown> {
     let Some(max) = cands.iter().map(|c| c.date).max() else {
         return Ok(None);
     };
-    let mut at_max: Vec<Cand<T>> = cands.into_iter().filter(|c| c.date == max).collect();
+    let mut at_max: Vec<Candidate<T>> = cands.into_iter().filter(|c| c.date == max).collect();
     let first = at_max.remove(0);
     if let Some(other) = at_max.iter().find(|c| c.value != first.value) {
         return Err(Unknown::Conflicting(format!(
@@ -265,13 +268,13 @@ pub(crate) struct Extractor<'a, 'i> {
     pub(crate) params: &'i Parameters,
     pub(crate) today: NaiveDate,
     set_aside_types: BTreeMap<&'a str, usize>,
-    pub(crate) conditions: Vec<Rec<'a>>,
+    pub(crate) conditions: Vec<Record<'a>>,
     /// Observations with what each records (from its code alone).
-    pub(crate) observations: Vec<(Rec<'a>, ObsKind)>,
-    pub(crate) procedures: Vec<Rec<'a>>,
-    pub(crate) medication_uses: Vec<Rec<'a>>,
+    pub(crate) observations: Vec<(Record<'a>, ObservationKind)>,
+    pub(crate) procedures: Vec<Record<'a>>,
+    pub(crate) medication_uses: Vec<Record<'a>>,
     pub(crate) medications: BTreeMap<String, &'a Value>,
-    pub(crate) imaging: Vec<Rec<'a>>,
+    pub(crate) imaging: Vec<Record<'a>>,
 }
 
 impl<'a, 'i> Extractor<'a, 'i> {
@@ -299,14 +302,14 @@ impl<'a, 'i> Extractor<'a, 'i> {
             imaging: Vec::new(),
         };
         // Observations repeat their codes (serial ECOGs, labs): classify each code once.
-        let mut obs_kinds: HashMap<String, ObsKind> = HashMap::new();
+        let mut obs_kinds: HashMap<String, ObservationKind> = HashMap::new();
         let valid = input.resources.iter().map(|&v| (v, None));
         let invalid = input
             .invalid
             .iter()
             .map(|i| (i.resource, Some(Defects::new(&i.defects))));
         for (v, defects) in valid.chain(invalid) {
-            let ty = super::fhir::resource_type(v);
+            let ty = super::json::resource_type(v);
             let reference = format!("{ty}/{}", str_at(v, "id").unwrap_or("?"));
             // An invalid resource whose classifying elements cannot be read could concern any
             // fact of its type: the type is set aside as a whole.
@@ -332,8 +335,8 @@ impl<'a, 'i> Extractor<'a, 'i> {
                 continue;
             }
             let rec = match defects {
-                None => Rec::new(v, reference, clinical_date(v)),
-                Some(d) => Rec::with_defects(v, reference, d),
+                None => Record::new(v, reference, clinical_date(v)),
+                Some(d) => Record::with_defects(v, reference, d),
             };
             if is_excluded(&rec) {
                 continue;
@@ -363,7 +366,10 @@ impl<'a, 'i> Extractor<'a, 'i> {
     }
 
     /// The Observations that record `kind`, in input order.
-    pub(crate) fn observations_of(&self, kind: ObsKind) -> impl Iterator<Item = &Rec<'a>> {
+    pub(crate) fn observations_of(
+        &self,
+        kind: ObservationKind,
+    ) -> impl Iterator<Item = &Record<'a>> {
         self.observations
             .iter()
             .filter(move |(_, k)| *k == kind)
@@ -410,7 +416,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
     }
 
     /// Every record kept for reading.
-    fn records(&self) -> impl Iterator<Item = &Rec<'a>> {
+    fn records(&self) -> impl Iterator<Item = &Record<'a>> {
         self.conditions
             .iter()
             .chain(self.observations.iter().map(|(r, _)| r))
@@ -523,15 +529,18 @@ impl<'a, 'i> Extractor<'a, 'i> {
         let bsa = self.bsa_records();
         let systemic = self.read_systemic(&status_obs, &bsa);
         let history = self.read_history(&conds);
-        let radiotherapy = self.radiotherapy(&procs.rt_recs, &resections);
-        let pathology =
-            self.read_pathology(&procs.biopsies, &mets.metastases, &dx.histology_obs_dates);
+        let radiotherapy = self.radiotherapy(&procs.rt_records, &resections);
+        let pathology = self.read_pathology(
+            &procs.biopsies,
+            &mets.metastases,
+            &dx.histology_observation_dates,
+        );
 
         // A blocked read of an invalid record leaves out what it records: the facts of the
         // readers that made it, and of those built on what they read, are unknown.
         use readers::{
-            DIAGNOSIS, HISTORY, IMAGING as IMG, METASTASES, PATHOLOGY, PERFORMANCE, RADIOTHERAPY,
-            RECURRENCES, RESECTABILITY, RESECTIONS, STATUS, SYMPTOMS, SYSTEMIC,
+            DIAGNOSIS, DISEASE_STATUS, HISTORY, IMAGING as IMG, METASTASES, PATHOLOGY, PERFORMANCE,
+            RADIOTHERAPY, RECURRENCES, RESECTABILITY, RESECTIONS, SYMPTOMS, SYSTEMIC,
         };
         let dx_t: &[(&ReaderSpec, &[&str])] = &[(&DIAGNOSIS, CONDITION_OBS)];
         let resection_t: &[(&ReaderSpec, &[&str])] =
@@ -540,19 +549,19 @@ impl<'a, 'i> Extractor<'a, 'i> {
             (&RECURRENCES, IMAGING),
             (&RECURRENCES, CONDITION_OBS),
             (&DIAGNOSIS, CONDITION),
-            (&STATUS, OBSERVATION),
+            (&DISEASE_STATUS, OBSERVATION),
             (&RESECTIONS, &["Procedure", "Observation"]),
         ];
         let met_t: &[(&ReaderSpec, &[&str])] = &[
             (&METASTASES, CONDITION_OBS),
-            (&STATUS, OBSERVATION),
+            (&DISEASE_STATUS, OBSERVATION),
             (&RESECTIONS, &["Procedure", "Observation"]),
             (&IMG, IMAGING),
         ];
         let systemic_t: &[(&ReaderSpec, &[&str])] = &[
             (&SYSTEMIC, MEDICATION),
             (&SYSTEMIC, OBSERVATION),
-            (&STATUS, OBSERVATION),
+            (&DISEASE_STATUS, OBSERVATION),
         ];
         let read_in_part = self
             .records()
@@ -566,7 +575,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
             .collect();
         Picture {
             as_of: self.input.as_of,
-            patient: self.input.patient.map(super::fhir::reference_of),
+            patient: self.input.patient.map(super::json::reference_of),
             diagnosis: dx.diagnosis,
             histology: self.taint(dx_t, dx.histology),
             site_retroperitoneal: dx.site_retroperitoneal,
@@ -602,7 +611,8 @@ impl<'a, 'i> Extractor<'a, 'i> {
             ecog: self.taint(&[(&PERFORMANCE, OBSERVATION)], ecog),
             symptoms: self.taint(&[(&SYMPTOMS, CONDITION_OBS)], symptoms),
             symptomatic: self.taint(&[(&SYMPTOMS, CONDITION_OBS)], symptomatic),
-            latest_disease_status: self.taint(&[(&STATUS, OBSERVATION)], latest_disease_status),
+            latest_disease_status: self
+                .taint(&[(&DISEASE_STATUS, OBSERVATION)], latest_disease_status),
             systemic_history: self.taint(systemic_t, systemic.history),
             prior_anthracycline: self.taint(systemic_t, systemic.prior_anthracycline),
             // The lower bound counts valid records only; a defective read makes the exact
@@ -616,7 +626,7 @@ impl<'a, 'i> Extractor<'a, 'i> {
                 history.cardiomyopathy_or_heart_failure,
             ),
             renal_impairment: self.taint(&[(&HISTORY, CONDITION_OBS)], history.renal_impairment),
-            favorable_systemic_response: self.taint(systemic_t, systemic.favorable),
+            favorable_systemic_response: self.taint(systemic_t, systemic.favourable),
             progression_on_systemic: self.taint(systemic_t, systemic.progression),
             body_surface_area_m2: self
                 .taint(&[(&SYSTEMIC, OBSERVATION)], systemic.body_surface_area_m2),
@@ -658,57 +668,57 @@ impl<'a, 'i> Extractor<'a, 'i> {
         }
     }
 
-    fn obs_kind(&self, code: &Concept) -> ObsKind {
+    fn obs_kind(&self, code: &Concept) -> ObservationKind {
         let v = &self.vocab;
         let rps = |c: &str| code.has_code(OBSERVATION_SYSTEM, c);
         if rps("rupture-or-piecemeal") {
-            ObsKind::Rupture
+            ObservationKind::Rupture
         } else if rps("focality") {
-            ObsKind::Focality
+            ObservationKind::Focality
         } else if rps("metastatic-lesion-count") {
-            ObsKind::LesionCount
+            ObservationKind::LesionCount
         } else if rps("resectability") {
-            ObsKind::Resectability
+            ObservationKind::Resectability
         } else if v.by_code("ecog-observation", code) {
-            ObsKind::Ecog
+            ObservationKind::Ecog
         } else if v.by_code("disease-status-observation", code) {
-            ObsKind::DiseaseStatus
+            ObservationKind::DiseaseStatus
         } else if v.by_code("histology-observation", code) {
-            ObsKind::Histology
+            ObservationKind::Histology
         } else if v.by_code("grade-observation", code) {
-            ObsKind::Grade
+            ObservationKind::Grade
         } else if v.by_code("residual-tumour-observation", code) {
-            ObsKind::Residual
+            ObservationKind::Residual
         } else if v.by_code("critical-structure-observation", code) {
-            ObsKind::Critical
+            ObservationKind::Critical
         } else if v.by_code("karnofsky-observation", code) {
-            ObsKind::Karnofsky
+            ObservationKind::Karnofsky
         } else if v.by_code("bsa-observation", code) {
-            ObsKind::Bsa
+            ObservationKind::Bsa
         } else if v.by_code("smoking-observation", code) {
-            ObsKind::Smoking
+            ObservationKind::Smoking
         } else if v.by_code("pft-observation", code) {
-            ObsKind::Pft
+            ObservationKind::Pft
         } else if rps("symptom-assessment") {
-            ObsKind::SymptomAssessment
+            ObservationKind::SymptomAssessment
         } else if v.by_code("lvef-observation", code) {
-            ObsKind::Lvef
+            ObservationKind::Lvef
         } else if v.by_code("egfr-observation", code) {
-            ObsKind::Egfr
+            ObservationKind::Egfr
         } else if v.by_code("symptom-observation", code)
             || self.is_symptom_concept(code)
             || v.by_code(super::symptom_status::ASYMPTOMATIC, code)
         {
-            ObsKind::Symptom
+            ObservationKind::Symptom
         } else {
-            ObsKind::Other
+            ObservationKind::Other
         }
     }
 }
 
 /// What an Observation records, from its code alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ObsKind {
+pub(crate) enum ObservationKind {
     Histology,
     Grade,
     Residual,
@@ -770,7 +780,7 @@ pub(crate) fn body_site_keys<'a>(v: &impl Read<'a>) -> Vec<String> {
     let mut keys: Vec<String> = v
         .array("bodySite")
         .flat_map(|b| {
-            let codes: Vec<String> = super::fhir::array(b, "coding")
+            let codes: Vec<String> = super::json::array(b, "coding")
                 .filter_map(|c| Some(format!("{}|{}", str_at(c, "system")?, str_at(c, "code")?)))
                 .collect();
             if codes.is_empty() {
@@ -820,8 +830,8 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn cand<T>(date: Option<&str>, value: T, id: &str) -> Cand<T> {
-        Cand {
+    fn cand<T>(date: Option<&str>, value: T, id: &str) -> Candidate<T> {
+        Candidate {
             date: date.map(d),
             value,
             reference: id.to_owned(),

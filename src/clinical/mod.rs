@@ -1,12 +1,12 @@
-//! The clinical picture: the facts of the rule catalogue (rps-knowledge.md §1) read from
-//! validated FHIR R4 resources as input-profile.md describes.
+//! The clinical picture: the facts of the rule catalogue (docs/clinical-spec.md §1) read from
+//! validated FHIR R4 resources as docs/input-profile.md describes.
 //!
 //! Each fact is [`Fact::Known`] with its provenance (resource, code or text, date) or
 //! [`Fact::Unknown`] with a reason. Events (metastasis, radiotherapy, systemic therapy,
 //! symptoms, biopsy, imaging, PFT) are closed-world: no record means "none recorded" — unless
 //! resources of the type that would carry them were set aside as invalid, in which case the
 //! fact is unknown. Assessments (grade, ECOG, focality, resectability, completeness, rupture)
-//! are open-world: unknown unless recorded. Version 2 (rps-knowledge.md §4.1): the absence
+//! are open-world: unknown unless recorded. Version 2 (docs/clinical-spec.md §4.1): the absence
 //! of symptoms is open-world too (`symptomatic` needs a symptom assessment), the lesion count
 //! is known only from a count Observation (Conditions give a lower bound), and the prior
 //! anthracycline dose is a lower bound with exposure as its own fact.
@@ -15,12 +15,13 @@
 //! order. [`VALUE_SETS`] lists the value sets both need (checked at start-up).
 
 mod anthracycline;
+pub(crate) mod concepts;
 mod describe;
+pub mod draft_orders;
 mod episodes;
 mod evidence;
 mod extract;
-pub(crate) mod fhir;
-pub mod orders;
+pub(crate) mod json;
 pub mod picture;
 pub(crate) mod readers;
 mod symptom_status;
@@ -31,12 +32,12 @@ use serde_json::Value;
 
 use crate::fhir::InvalidResource;
 
-pub use evidence::{FactUse, Origin, UnknownFact, is_reference, origin_of};
-pub use extract::{VALUE_SETS, build_picture};
-pub use orders::{
+pub use draft_orders::{
     DraftOrder, ImagingKind, OrderKind, classify_draft_order, classify_draft_order_in_part,
     draft_order_checkable, draft_order_use,
 };
+pub use evidence::{FactUse, Origin, UnknownFact, is_reference, origin_of};
+pub use extract::{VALUE_SETS, build_picture};
 pub use picture::*;
 pub use readers::invalid_use;
 

@@ -1,4 +1,4 @@
-//! The clinical picture: every fact of the rule catalogue (rps-knowledge.md §1) for one
+//! The clinical picture: every fact of the rule catalogue (docs/clinical-spec.md §1) for one
 //! patient at one evaluation time, each either known (value + where it was read) or unknown
 //! (with the reason). Rules read only this; nothing here defaults an unknown to false.
 
@@ -486,7 +486,7 @@ impl DiseaseState {
     }
 }
 
-/// One local recurrence episode (input-profile "local recurrence").
+/// One local recurrence episode (docs/input-profile.md "local recurrence").
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecurrenceEpisode {
     /// The Condition (a) or disease-status Observation (b) that records it.
@@ -768,8 +768,8 @@ pub struct SystemicHistory {
     pub agents: BTreeSet<Agent>,
 }
 
-/// Prior cumulative anthracycline dose, doxorubicin-equivalent mg/m² (rps-knowledge.md §4.1):
-/// valid, de-duplicated administrations give a lower bound.
+/// Prior cumulative anthracycline dose, doxorubicin-equivalent mg/m²
+/// (docs/clinical-spec.md §4.1): valid, de-duplicated administrations give a lower bound.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AnthracyclineDose {
     /// The dose the records prove: the cumulative dose is at least this.
@@ -853,7 +853,7 @@ pub struct Picture {
     pub metastasis_timing: Fact<MetastasisTiming>,
     pub synchronous_local_distant: Fact<bool>,
     pub sarcomatosis: Fact<bool>,
-    /// Known only from an Observation that records a lesion count (rps-knowledge.md §4.1).
+    /// Known only from an Observation that records a lesion count (docs/clinical-spec.md §4.1).
     pub metastatic_lesion_count: Fact<u32>,
     /// Lower bound of the lesion count from the active metastasis Conditions (one lesion per
     /// distinct Condition; peritoneal, "multiple" and sarcomatosis Conditions give none).
@@ -876,7 +876,7 @@ pub struct Picture {
     /// Current symptoms from affirmative records (presence is closed world: empty = none
     /// recorded). Not an absence of symptoms: see `symptomatic`.
     pub symptoms: Fact<Vec<Symptom>>,
-    /// Tumour-related symptoms (rps-knowledge.md §4.1): true from an affirmative record;
+    /// Tumour-related symptoms (docs/clinical-spec.md §4.1): true from an affirmative record;
     /// false only from a symptom assessment that found none within
     /// `symptom_assessment_max_age_days`, with no affirmative record after it; else unknown.
     pub symptomatic: Fact<bool>,
@@ -896,6 +896,8 @@ pub struct Picture {
     /// `egfr_min` (ORD-20).
     pub renal_impairment: Fact<bool>,
     /// Regression, or stable disease for ≥ `favorable_stable_months`, on systemic therapy.
+    /// Named as the catalogue names the fact (its American spelling is the fact's name in
+    /// responses); other identifiers spell "favourable".
     pub favorable_systemic_response: Fact<bool>,
     /// Progression during the current or last line.
     pub progression_on_systemic: Fact<bool>,

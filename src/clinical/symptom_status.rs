@@ -1,4 +1,4 @@
-//! Symptoms and the symptom assessment (rps-knowledge.md §4.1 `symptomatic`, "symptom
+//! Symptoms and the symptom assessment (docs/clinical-spec.md §4.1 `symptomatic`, "symptom
 //! text"): what one record says ([`read_record`]), and what all of them say together
 //! ([`combine`]).
 //!
@@ -11,7 +11,7 @@
 
 use chrono::NaiveDate;
 
-use super::fhir::{Concept, Vocab};
+use super::concepts::{Concept, Vocab};
 use super::picture::{Fact, Provenance, ReadFrom, Symptom, SymptomKind, Unknown};
 use super::symptom_text::{Polarity, mentions};
 

@@ -1,4 +1,4 @@
-//! Negation-aware, whole-word reading of symptom text (rps-knowledge.md §4.1 "symptom text").
+//! Negation-aware, whole-word reading of symptom text (docs/clinical-spec.md §4.1 "symptom text").
 //!
 //! A term (a value set's text fallback, e.g. "pain" or "shortness of breath") is found as whole
 //! words; its last word may carry a plural or adjective ending ("pains", "painful"), and the
@@ -35,7 +35,7 @@ pub(crate) struct Mention<T> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok<'a> {
+enum Token<'a> {
     Word(&'a str),
     Comma,
     Hyphen,
@@ -87,7 +87,7 @@ const UNCERTAIN_BEFORE: &[&str] = &[
 /// Uncertainty abbreviations written with a slash: "r/o" (rule out), "h/o" (history of).
 const UNCERTAIN_SLASHED: &[(&str, &str)] = &[("r", "o"), ("h", "o")];
 
-fn tokenize(lower: &str) -> Vec<Tok<'_>> {
+fn tokenize(lower: &str) -> Vec<Token<'_>> {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
     let is_word = |c: char| c.is_alphanumeric() || c == '\'' || c == '\u{2019}';
@@ -100,12 +100,12 @@ fn tokenize(lower: &str) -> Vec<Tok<'_>> {
             push_word(&mut out, &lower[s..i]);
         }
         match c {
-            ',' => out.push(Tok::Comma),
-            '-' | '\u{2010}' | '\u{2011}' => out.push(Tok::Hyphen),
-            ':' => out.push(Tok::Colon),
-            '/' => out.push(Tok::Slash),
-            '?' => out.push(Tok::Query),
-            '.' | ';' | '!' | '\n' | '\r' => out.push(Tok::Boundary),
+            ',' => out.push(Token::Comma),
+            '-' | '\u{2010}' | '\u{2011}' => out.push(Token::Hyphen),
+            ':' => out.push(Token::Colon),
+            '/' => out.push(Token::Slash),
+            '?' => out.push(Token::Query),
+            '.' | ';' | '!' | '\n' | '\r' => out.push(Token::Boundary),
             _ => {}
         }
     }
@@ -115,17 +115,17 @@ fn tokenize(lower: &str) -> Vec<Tok<'_>> {
     out
 }
 
-fn push_word<'a>(out: &mut Vec<Tok<'a>>, w: &'a str) {
+fn push_word<'a>(out: &mut Vec<Token<'a>>, w: &'a str) {
     if BOUNDARY_WORDS.contains(&w) {
-        out.push(Tok::Boundary);
+        out.push(Token::Boundary);
     } else {
-        out.push(Tok::Word(w));
+        out.push(Token::Word(w));
     }
 }
 
-fn word<'a>(t: Option<&Tok<'a>>) -> Option<&'a str> {
+fn word<'a>(t: Option<&Token<'a>>) -> Option<&'a str> {
     match t {
-        Some(Tok::Word(w)) => Some(w),
+        Some(Token::Word(w)) => Some(w),
         _ => None,
     }
 }
@@ -139,10 +139,10 @@ fn is_negation_word(w: &str) -> bool {
 }
 
 /// Negation cues in `toks` (one per cue; "no longer" counts once).
-fn negations_in(toks: &[Tok]) -> usize {
+fn negations_in(toks: &[Token]) -> usize {
     let mut n = 0;
     for (i, t) in toks.iter().enumerate() {
-        let Tok::Word(w) = t else { continue };
+        let Token::Word(w) = t else { continue };
         if NEGATION_BEFORE.contains(w) || w.ends_with("n't") || w.ends_with("n\u{2019}t") {
             n += 1;
         } else if let Some(next) = word(toks.get(i + 1))
@@ -154,11 +154,11 @@ fn negations_in(toks: &[Tok]) -> usize {
     n
 }
 
-fn uncertain_in(toks: &[Tok]) -> bool {
+fn uncertain_in(toks: &[Token]) -> bool {
     toks.iter().enumerate().any(|(i, t)| {
-        let Tok::Word(w) = t else { return false };
+        let Token::Word(w) = t else { return false };
         UNCERTAIN_BEFORE.contains(w)
-            || (toks.get(i + 1) == Some(&Tok::Slash)
+            || (toks.get(i + 1) == Some(&Token::Slash)
                 && word(toks.get(i + 2)).is_some_and(|o| UNCERTAIN_SLASHED.contains(&(w, o))))
     })
 }
@@ -178,10 +178,10 @@ fn last_word_match(w: &str, term: &str) -> Option<bool> {
 
 /// Where the phrase `words` starts at `toks[i]`: the index after its last token and whether
 /// its last word was privative. Words of the phrase may be joined by one hyphen in the text.
-fn match_at(toks: &[Tok], i: usize, words: &[&str]) -> Option<(usize, bool)> {
+fn match_at(toks: &[Token], i: usize, words: &[&str]) -> Option<(usize, bool)> {
     let mut at = i;
     for (k, pw) in words.iter().enumerate() {
-        if k > 0 && toks.get(at) == Some(&Tok::Hyphen) {
+        if k > 0 && toks.get(at) == Some(&Token::Hyphen) {
             at += 1;
         }
         let w = word(toks.get(at))?;
@@ -197,28 +197,28 @@ fn match_at(toks: &[Tok], i: usize, words: &[&str]) -> Option<(usize, bool)> {
     None
 }
 
-fn judge(clause: &[Tok], start: usize, end: usize, privative: bool) -> Polarity {
+fn judge(clause: &[Token], start: usize, end: usize, privative: bool) -> Polarity {
     let seg_start = clause[..start]
         .iter()
-        .rposition(|t| *t == Tok::Comma)
+        .rposition(|t| *t == Token::Comma)
         .map_or(0, |p| p + 1);
     let seg_end = clause[end..]
         .iter()
-        .position(|t| *t == Tok::Comma)
+        .position(|t| *t == Token::Comma)
         .map_or(clause.len(), |p| end + p);
     let before = &clause[seg_start..start];
     // A cue right after the term, optionally after "-" or ":".
     let mut after = end;
-    if matches!(clause.get(after), Some(Tok::Hyphen | Tok::Colon)) {
+    if matches!(clause.get(after), Some(Token::Hyphen | Token::Colon)) {
         after += 1;
     }
     let neg_after = word(clause.get(after)).is_some_and(|w| NEGATION_AFTER.contains(&w));
     let rest_from = if neg_after { after + 1 } else { end };
     let later_negation = clause[rest_from.min(seg_end)..seg_end]
         .iter()
-        .any(|t| matches!(t, Tok::Word(w) if is_negation_word(w)));
+        .any(|t| matches!(t, Token::Word(w) if is_negation_word(w)));
     let negations = negations_in(before) + usize::from(neg_after) + usize::from(privative);
-    if clause.contains(&Tok::Query) || uncertain_in(before) || later_negation || negations >= 2 {
+    if clause.contains(&Token::Query) || uncertain_in(before) || later_negation || negations >= 2 {
         Polarity::Ambiguous
     } else if negations == 1 {
         Polarity::Negated
@@ -255,9 +255,9 @@ pub(crate) fn mentions<T: Copy>(text: &str, terms: &[(T, &str)]) -> Vec<Mention<
         .filter(|(_, p)| present(p))
         .map(|(t, p)| (*t, phrase_words(p).collect()))
         .collect();
-    for clause in toks.split(|t| *t == Tok::Boundary) {
+    for clause in toks.split(|t| *t == Token::Boundary) {
         for i in 0..clause.len() {
-            if !matches!(clause[i], Tok::Word(_)) {
+            if !matches!(clause[i], Token::Word(_)) {
                 continue;
             }
             for (what, words) in &phrases {

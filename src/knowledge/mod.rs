@@ -34,7 +34,7 @@ static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/knowledge");
 
 /// Code system of rule ids (`source.topic.system` of every card).
 pub const RULE_SYSTEM: &str = "https://fhir.rps-cds.org/CodeSystem/rps-rule";
-/// The project's own observation code system (input-profile.md).
+/// The project's own observation code system (docs/input-profile.md).
 pub const OBSERVATION_SYSTEM: &str = "https://fhir.rps-cds.org/CodeSystem/rps-observation";
 /// Code system of the override reasons offered on warning and critical cards.
 pub const OVERRIDE_REASON_SYSTEM: &str = "https://fhir.rps-cds.org/CodeSystem/rps-override-reason";
@@ -44,7 +44,7 @@ pub const ORDER_SYSTEM: &str = "https://fhir.rps-cds.org/CodeSystem/rps-order";
 /// JSON Schema of the knowledge-base files (one `$defs` entry per file).
 pub const KNOWLEDGE_SCHEMA: &str = include_str!("../../schemas/knowledge.schema.json");
 
-/// Catalogue section of a rule (rps-knowledge.md §2.x).
+/// Catalogue section of a rule (docs/clinical-spec.md §2.x).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Section {

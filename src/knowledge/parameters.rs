@@ -1,4 +1,4 @@
-//! The catalogue's named parameters (rps-knowledge.md §1): thresholds that the sources do not
+//! The catalogue's named parameters (docs/clinical-spec.md §1): thresholds that the sources do not
 //! fix, or fix in words only. Defaults and provenance live in `knowledge/parameters.json`;
 //! configuration may override any of them (`[parameters]` in the config file). Every card that
 //! relied on one prints the value it used.
@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Identifies one parameter; its `name()` is the key in `knowledge/parameters.json` and in the
-/// configuration.
+/// configuration. The variants mirror the keys as the catalogue spells them (`favorable_…`:
+/// sites already set these keys), so they keep that spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParameterId {
@@ -165,8 +166,8 @@ static EMBEDDED_LABELS: std::sync::LazyLock<BTreeMap<ParameterId, String>> =
     });
 
 impl Default for Parameters {
-    /// The catalogue's defaults (rps-knowledge.md §1). `knowledge/parameters.json` must agree;
-    /// a test checks it.
+    /// The catalogue's defaults (docs/clinical-spec.md §1). `knowledge/parameters.json` must
+    /// agree; a test checks it.
     fn default() -> Self {
         Self {
             favorable_dfi_months: 12,

@@ -1,4 +1,4 @@
-//! The second pass (rps-knowledge.md §5, "one response, one plan"): the findings of the first
+//! The second pass (docs/clinical-spec.md §5, "one response, one plan"): the findings of the first
 //! pass are visible here, and each coherence rule is one named pair — a condition and the
 //! rules it silences — with its reason. Rule functions know nothing of each other; this table
 //! is the only place where one rule's finding keeps another from being shown.

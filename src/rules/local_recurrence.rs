@@ -103,12 +103,12 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
             // LR-03 (observation first) needs the histology (for WD-LPS the symptom status
             // is a blocking factor of the assessment itself).
             let holds = "whether observation rather than re-resection fits";
-            gaps.need("histology", &c.p.histology, holds);
+            gaps.need("histology", &c.picture.histology, holds);
         }
         if lr.verdict == Verdict::Lr09 {
             gaps.need(
                 "histology",
-                &c.p.histology,
+                &c.picture.histology,
                 "whether neoadjuvant therapy or observation fits the borderline resectable recurrence",
             );
         }
@@ -118,7 +118,7 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
     } else {
         gaps.need(
             "disease_state",
-            &c.p.disease_state,
+            &c.picture.disease_state,
             "the assessment of the local recurrence not made",
         );
     }
@@ -157,7 +157,7 @@ pub fn assess(c: &Ctx) -> Option<LrAssessment> {
             if s.blocking.is_empty() {
                 s.blocking.extend(unknown_of(
                     "symptomatic",
-                    &strict.p.symptoms,
+                    &strict.picture.symptoms,
                     "observation before re-resection needs the symptom status",
                 ));
             }
@@ -174,7 +174,7 @@ pub fn assess(c: &Ctx) -> Option<LrAssessment> {
             a.verdict = Verdict::Lr00;
             a.blocking.extend(unknown_of(
                 "disease_state",
-                &strict.p.disease_state,
+                &strict.picture.disease_state,
                 "whether there is a local recurrence to assess",
             ));
             a.unknown.splice(0..0, a.blocking.clone());
@@ -199,7 +199,7 @@ fn factor_words(fact: &str) -> &str {
 }
 
 fn assess_on(c: &Ctx) -> Option<LrAssessment> {
-    let p = c.p;
+    let p = c.picture;
     let state = c.state()?;
     if !state.has_local_recurrence() {
         return None;
@@ -677,7 +677,7 @@ fn verdict_finding(c: &Ctx, a: LrAssessment) -> Finding {
 /// for LMS, DD-LPS, UPS, SFT and synovial sarcoma; observation an option for an asymptomatic
 /// WD-LPS).
 fn lr09_text(c: &Ctx) -> (String, Option<String>) {
-    let p = c.p;
+    let p = c.picture;
     match p.histology.value() {
         Some(&h) if neoadjuvant_histology(h) => (
             truncate_summary(format!(
@@ -722,7 +722,7 @@ fn lr_05_06(c: &Ctx, gaps: &mut Gaps, verdict: Verdict) -> Option<Finding> {
     }
     let courses = gaps.need(
         "prior_rt",
-        &c.p.radiotherapy,
+        &c.picture.radiotherapy,
         "choice of pre-operative treatment not assessed",
     )?;
     let mut f = if courses.is_empty() {
@@ -731,7 +731,7 @@ fn lr_05_06(c: &Ctx, gaps: &mut Gaps, verdict: Verdict) -> Option<Finding> {
         Finding::new(RuleId::Lr06, Indicator::Info)
     };
     f.decided_by
-        .extend(fact_use("prior_rt", &c.p.radiotherapy, |cs| {
+        .extend(fact_use("prior_rt", &c.picture.radiotherapy, |cs| {
             if cs.is_empty() {
                 "none recorded".to_owned()
             } else {
@@ -750,7 +750,7 @@ fn lr_05_06(c: &Ctx, gaps: &mut Gaps, verdict: Verdict) -> Option<Finding> {
     );
     if f.rule == RuleId::Lr06 {
         // UTD: response to chemotherapy alone by histology.
-        let line = match c.p.histology.value() {
+        let line = match c.picture.histology.value() {
             Some(
                 h @ (Histology::DdLiposarcoma
                 | Histology::Leiomyosarcoma
@@ -770,7 +770,7 @@ fn lr_05_06(c: &Ctx, gaps: &mut Gaps, verdict: Verdict) -> Option<Finding> {
         };
         f.statements.extend(line);
         f.decided_by
-            .extend(fact_use("histology", &c.p.histology, |h| {
+            .extend(fact_use("histology", &c.picture.histology, |h| {
                 h.label().to_owned()
             }));
     }
@@ -779,7 +779,7 @@ fn lr_05_06(c: &Ctx, gaps: &mut Gaps, verdict: Verdict) -> Option<Finding> {
 
 /// LR-07: high-grade, short-DFI recurrence of a chemo-sensitive histology.
 fn lr_07(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
-    let p = c.p;
+    let p = c.picture;
     if !c.local_recurrence()? {
         return None;
     }
@@ -821,15 +821,16 @@ fn lr_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let since = c
         .today
         .checked_sub_months(Months::new(LR08_LOOKBACK_MONTHS))?;
-    let recent =
-        c.p.resections
-            .iter()
-            .filter(|r| matches!(r.target, ResectionTarget::Recurrence))
-            .filter(|r| r.date >= since && r.date <= c.today)
-            .max_by_key(|r| r.date)?;
+    let recent = c
+        .picture
+        .resections
+        .iter()
+        .filter(|r| matches!(r.target, ResectionTarget::Recurrence))
+        .filter(|r| r.date >= since && r.date <= c.today)
+        .max_by_key(|r| r.date)?;
     // Follow-up advice after a complete resection is moot once a new local recurrence has
     // been found after it: the new episode's verdict carries the plan.
-    if c.p
+    if c.picture
         .recurrence_episodes
         .iter()
         .any(|e| e.detected > recent.date)

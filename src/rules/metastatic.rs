@@ -24,7 +24,7 @@ pub const MET08_IMAGING_MAX_AGE_MONTHS: u32 = 6;
 pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
     let metastatic = gaps.need(
         "disease_state",
-        &c.p.disease_state,
+        &c.picture.disease_state,
         "the metastatic disease rules (MET-01..MET-11) not assessed",
     );
     let metastatic = metastatic.is_some_and(|s| s.is_metastatic());
@@ -42,7 +42,7 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
             && gaps
                 .need(
                     "symptomatic",
-                    &c.p.symptomatic,
+                    &c.picture.symptomatic,
                     "a period of observation needs a symptom assessment that found none",
                 )
                 .is_some_and(|s| !s);
@@ -55,7 +55,7 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
             );
             f.parameters.push(ParameterId::SymptomAssessmentMaxAgeDays);
             f.decided_by
-                .extend(fact_use("symptomatic", &c.p.symptomatic, |_| {
+                .extend(fact_use("symptomatic", &c.picture.symptomatic, |_| {
                     "none found at the symptom assessment".to_owned()
                 }));
             out.push(f);
@@ -123,7 +123,7 @@ fn sites_text(s: &std::collections::BTreeSet<MetastasisSite>) -> String {
 fn met_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let t = gaps.need(
         "metastasis_timing",
-        &c.p.metastasis_timing,
+        &c.picture.metastasis_timing,
         "synchronous vs metachronous approach (MET-01, MET-02) not assessed",
     )?;
     if *t != MetastasisTiming::Synchronous {
@@ -136,7 +136,7 @@ fn met_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let mut f = Finding::new(RuleId::Met01, Indicator::Info);
     f.decided_by.extend(fact_use(
         "metastasis_timing",
-        &c.p.metastasis_timing,
+        &c.picture.metastasis_timing,
         |_| "synchronous".to_owned(),
     ));
     match started {
@@ -173,7 +173,7 @@ pub struct Met02 {
 /// MET-02 applies to metachronous metastases without sarcomatosis; `None` otherwise or when
 /// timing or sarcomatosis is unknown (recorded in `gaps`).
 pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
-    let p = c.p;
+    let p = c.picture;
     let holds = "metastasectomy candidacy (MET-02) not assessed";
     if *gaps.need("metastasis_timing", &p.metastasis_timing, holds)?
         != MetastasisTiming::Metachronous
@@ -366,11 +366,12 @@ fn lesions_text(n: u32) -> String {
 /// ("stable for 4 of 6 months"; one stable assessment measures no duration yet).
 fn response_text(c: &Ctx) -> String {
     let need = c.params.display(ParameterId::FavorableStableMonths);
-    let lines =
-        c.p.systemic_history
-            .value()
-            .map(|h| h.lines.as_slice())
-            .unwrap_or_default();
+    let lines = c
+        .picture
+        .systemic_history
+        .value()
+        .map(|h| h.lines.as_slice())
+        .unwrap_or_default();
     if lines
         .last()
         .is_some_and(|l| l.last_response == Some(Response::Progression))
@@ -444,7 +445,7 @@ fn met_02_finding(m: Met02) -> Finding {
 fn met_04(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let sites = gaps.need(
         "metastasis_sites",
-        &c.p.metastasis_sites,
+        &c.picture.metastasis_sites,
         "site-specific local therapy (MET-04, MET-05, MET-06) not assessed",
     )?;
     if !sites.contains(&MetastasisSite::Lung) && !sites.contains(&MetastasisSite::Liver) {
@@ -453,7 +454,7 @@ fn met_04(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let mut f = Finding::new(RuleId::Met04, Indicator::Info);
     f.decided_by.extend(fact_use(
         "metastasis_sites",
-        &c.p.metastasis_sites,
+        &c.picture.metastasis_sites,
         sites_text,
     ));
     Some(f)
@@ -464,8 +465,8 @@ fn met_04(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 fn missing_extrapulmonary(c: &Ctx) -> Option<(bool, bool)> {
     let max = i64::from(c.params.staging_ct_max_age_days);
     let fresh = |d: &Option<NaiveDate>| d.is_some_and(|d| c.days_since(d) <= max);
-    let abdomen = !fresh(c.p.last_ct_abdomen_pelvis.value()?);
-    let bone = !fresh(c.p.last_bone_or_pet.value()?);
+    let abdomen = !fresh(c.picture.last_ct_abdomen_pelvis.value()?);
+    let bone = !fresh(c.picture.last_bone_or_pet.value()?);
     Some((abdomen, bone))
 }
 
@@ -475,13 +476,14 @@ fn met_05_finding(c: &Ctx, abdomen: bool, bone: bool) -> Finding {
     let max = crate::display::param(c.params, ParameterId::StagingCtMaxAgeDays);
     f.decided_by.extend(fact_use(
         "last_ct_abdomen_pelvis",
-        &c.p.last_ct_abdomen_pelvis,
+        &c.picture.last_ct_abdomen_pelvis,
         |d| date_text(*d),
     ));
-    f.decided_by
-        .extend(fact_use("last_bone_or_pet", &c.p.last_bone_or_pet, |d| {
-            date_text(*d)
-        }));
+    f.decided_by.extend(fact_use(
+        "last_bone_or_pet",
+        &c.picture.last_bone_or_pet,
+        |d| date_text(*d),
+    ));
     if abdomen {
         f.statements.push(format!(
             "No CT abdomen/pelvis in the current window ({max})"
@@ -503,12 +505,16 @@ fn met_05_finding(c: &Ctx, abdomen: bool, bone: bool) -> Finding {
 /// extrapulmonary staging.
 fn met_05_patient_view(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let holds = "exclusion of extrapulmonary disease (MET-05) not assessed";
-    let sites = gaps.need("metastasis_sites", &c.p.metastasis_sites, holds)?;
+    let sites = gaps.need("metastasis_sites", &c.picture.metastasis_sites, holds)?;
     if !sites.contains(&MetastasisSite::Lung) {
         return None;
     }
-    gaps.need("last_ct_abdomen_pelvis", &c.p.last_ct_abdomen_pelvis, holds);
-    gaps.need("last_bone_or_pet", &c.p.last_bone_or_pet, holds);
+    gaps.need(
+        "last_ct_abdomen_pelvis",
+        &c.picture.last_ct_abdomen_pelvis,
+        holds,
+    );
+    gaps.need("last_bone_or_pet", &c.picture.last_bone_or_pet, holds);
     let (abdomen, bone) = missing_extrapulmonary(c)?;
     if !abdomen && !bone {
         return None;
@@ -516,7 +522,7 @@ fn met_05_patient_view(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let mut f = met_05_finding(c, abdomen, bone);
     f.decided_by.extend(fact_use(
         "metastasis_sites",
-        &c.p.metastasis_sites,
+        &c.picture.metastasis_sites,
         sites_text,
     ));
     Some(f)
@@ -550,14 +556,14 @@ pub fn met_05_orders(c: &Ctx, orders: &[DraftOrder], out: &mut Vec<Finding>) {
         }
         let mut f = met_05_finding(c, abdomen, bone);
         f.draft_order = Some(o.reference.clone());
-        f.decided_by.push(super::orders::order_use(o));
+        f.decided_by.push(super::order_checks::order_use(o));
         out.push(f);
     }
 }
 
 /// MET-06: liver-predominant, unresectable metastases: embolisation may be considered.
 fn met_06(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
-    let p = c.p;
+    let p = c.picture;
     let sites = p.metastasis_sites.value()?;
     if !sites.contains(&MetastasisSite::Liver) {
         return None;
@@ -601,14 +607,14 @@ fn met_06(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 fn met_07(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !*gaps.need(
         "sarcomatosis",
-        &c.p.sarcomatosis,
+        &c.picture.sarcomatosis,
         "sarcomatosis advice (MET-07) not assessed",
     )? {
         return None;
     }
     let mut f = Finding::new(RuleId::Met07, Indicator::Warning);
     f.decided_by
-        .extend(fact_use("sarcomatosis", &c.p.sarcomatosis, |_| {
+        .extend(fact_use("sarcomatosis", &c.picture.sarcomatosis, |_| {
             "yes".to_owned()
         }));
     Some(f)
@@ -619,14 +625,15 @@ fn met_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let since = c
         .today
         .checked_sub_months(Months::new(MET08_METASTASECTOMY_LOOKBACK_MONTHS))?;
-    let last_op =
-        c.p.metastasectomies
-            .iter()
-            .filter(|r| r.date >= since && r.date <= c.today)
-            .max_by_key(|r| r.date)?;
+    let last_op = c
+        .picture
+        .metastasectomies
+        .iter()
+        .filter(|r| r.date >= since && r.date <= c.today)
+        .max_by_key(|r| r.date)?;
     let last = *gaps.need(
         "last_imaging",
-        &c.p.last_imaging,
+        &c.picture.last_imaging,
         "surveillance after metastasectomy (MET-08) not assessed",
     )?;
     let cutoff = c
@@ -646,7 +653,7 @@ fn met_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
         )),
     ));
     f.decided_by
-        .extend(fact_use("last_imaging", &c.p.last_imaging, |d| {
+        .extend(fact_use("last_imaging", &c.picture.last_imaging, |d| {
             date_text(*d)
         }));
     f.summary = Some(format!(
@@ -663,7 +670,7 @@ fn met_08(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 
 /// MET-09: metastases recurred after a metastasectomy.
 fn met_09(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
-    let p = c.p;
+    let p = c.picture;
     if !*gaps.need(
         "recurrent_metastases_after_metastasectomy",
         &p.recurrent_metastases_after_metastasectomy,
@@ -736,7 +743,7 @@ fn met_09(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 fn met_10(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let symptoms = gaps.need(
         "symptomatic",
-        &c.p.symptoms,
+        &c.picture.symptoms,
         "palliative radiotherapy (MET-10) and active surveillance (MET-11) not assessed",
     )?;
     let relevant: Vec<_> = symptoms
@@ -772,7 +779,7 @@ fn met_10(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 /// (LR-01 and MET-01 silence it in the second pass.) Every condition must be known: this is
 /// permissive advice.
 fn met_11(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
-    let p = c.p;
+    let p = c.picture;
     let holds = "active surveillance (MET-11) not assessed";
     // Any condition known to fail decides, whatever else is unknown.
     let ongoing = systemic_line_ongoing(c);
@@ -862,11 +869,11 @@ fn met_11(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 /// the history is unknown or the records of the last line do not say (administrations only).
 /// The fact use says what decided it.
 pub(super) fn systemic_line_ongoing(c: &Ctx) -> Option<(bool, Option<FactUse>)> {
-    let h = c.p.systemic_history.value()?;
+    let h = c.picture.systemic_history.value()?;
     let Some(last) = h.lines.last() else {
         return Some((
             false,
-            fact_use("systemic_history", &c.p.systemic_history, |_| {
+            fact_use("systemic_history", &c.picture.systemic_history, |_| {
                 "none recorded".to_owned()
             }),
         ));
@@ -882,6 +889,6 @@ pub(super) fn systemic_line_ongoing(c: &Ctx) -> Option<(bool, Option<FactUse>)> 
     );
     Some((
         ongoing,
-        fact_use("systemic_history", &c.p.systemic_history, |_| text),
+        fact_use("systemic_history", &c.picture.systemic_history, |_| text),
     ))
 }

@@ -1,4 +1,4 @@
-//! The catalogue's rules (rps-knowledge.md §2): each a small typed function over the clinical
+//! The catalogue's rules (docs/clinical-spec.md §2): each a small typed function over the clinical
 //! picture (and, for order checks, the draft orders), returning findings.
 //!
 //! Entry point: [`evaluate`]. Rules read the picture by reference; nothing large is cloned.
@@ -9,7 +9,7 @@ pub mod coherence;
 pub mod finding;
 pub mod local_recurrence;
 pub mod metastatic;
-pub mod orders;
+pub mod order_checks;
 pub mod referral;
 pub mod registry;
 pub mod scope;
@@ -92,9 +92,9 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
         findings.extend(data02);
         if input.hook.has_draft_orders() {
             for order in input.draft_orders {
-                findings.extend(orders::ord_16(&ctx, order));
+                findings.extend(order_checks::ord_16(&ctx, order));
             }
-            orders::ord_14_without_diagnosis(&ctx, input, &mut findings);
+            order_checks::ord_14_without_diagnosis(&ctx, input, &mut findings);
         }
         return findings;
     }
@@ -145,7 +145,8 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
 
 /// The picture and parameters with the evaluation date, shared by every rule.
 pub struct Ctx<'a> {
-    pub p: &'a Picture,
+    /// The clinical picture the rules read.
+    pub picture: &'a Picture,
     pub params: &'a Parameters,
     /// The evaluation date (`as_of`); every "within N days / months" counts back from it.
     pub today: NaiveDate,
@@ -156,11 +157,11 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(p: &'a Picture, params: &'a Parameters) -> Self {
+    pub fn new(picture: &'a Picture, params: &'a Parameters) -> Self {
         Self {
-            p,
+            picture,
             params,
-            today: p.as_of.date_naive(),
+            today: picture.as_of.date_naive(),
             cautious: None,
         }
     }
@@ -172,7 +173,7 @@ impl<'a> Ctx<'a> {
 
     /// The disease state when known.
     pub fn state(&self) -> Option<DiseaseState> {
-        self.p.disease_state.value().copied()
+        self.picture.disease_state.value().copied()
     }
 
     /// Local recurrence present (alone or with distant disease); `None` when unknown.

@@ -13,7 +13,7 @@ use crate::knowledge::ParameterId;
 
 fn state_use(c: &Ctx, f: &mut Finding) {
     f.decided_by
-        .extend(fact_use("disease_state", &c.p.disease_state, |s| {
+        .extend(fact_use("disease_state", &c.picture.disease_state, |s| {
             state_label(*s).to_owned()
         }));
 }
@@ -24,12 +24,12 @@ pub fn state_label(s: DiseaseState) -> &'static str {
 
 /// Local recurrence or metastatic disease; records the gap when the state is unknown.
 fn relapsed(c: &Ctx, gaps: &mut Gaps, holds_back: &str) -> bool {
-    gaps.need("disease_state", &c.p.disease_state, holds_back)
+    gaps.need("disease_state", &c.picture.disease_state, holds_back)
         .is_some_and(|s| s.has_local_recurrence() || s.is_metastatic())
 }
 
 fn metastatic(c: &Ctx, gaps: &mut Gaps, holds_back: &str) -> bool {
-    gaps.need("disease_state", &c.p.disease_state, holds_back)
+    gaps.need("disease_state", &c.picture.disease_state, holds_back)
         .is_some_and(|s| s.is_metastatic())
 }
 
@@ -51,7 +51,7 @@ pub(super) fn mdt_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 /// covers multifocally recurrent RPS; MDT-02, MDT-03 v2, §4.4). Adds the focality it used.
 fn metastatic_or_multifocal(c: &Ctx, gaps: &mut Gaps, f: &mut Finding) -> bool {
     let holds = "palliative care and trial advice (MDT-02, MDT-03) not assessed";
-    let Some(state) = gaps.need("disease_state", &c.p.disease_state, holds) else {
+    let Some(state) = gaps.need("disease_state", &c.picture.disease_state, holds) else {
         return false;
     };
     if state.is_metastatic() {
@@ -60,10 +60,11 @@ fn metastatic_or_multifocal(c: &Ctx, gaps: &mut Gaps, f: &mut Finding) -> bool {
     if !state.has_local_recurrence() {
         return false;
     }
-    let multifocal = gaps.need("focality", &c.p.focality, holds) == Some(&Focality::Multifocal);
+    let multifocal =
+        gaps.need("focality", &c.picture.focality, holds) == Some(&Focality::Multifocal);
     if multifocal {
         f.decided_by
-            .extend(fact_use("focality", &c.p.focality, |_| {
+            .extend(fact_use("focality", &c.picture.focality, |_| {
                 "multifocal".to_owned()
             }));
     }
@@ -140,7 +141,7 @@ pub(super) fn work_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
         gaps,
         RuleId::Work01,
         "last_ct_chest",
-        &c.p.last_ct_chest,
+        &c.picture.last_ct_chest,
         "CT chest",
         "ct-chest",
     )
@@ -153,7 +154,7 @@ pub(super) fn work_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
         gaps,
         RuleId::Work02,
         "last_ct_abdomen_pelvis",
-        &c.p.last_ct_abdomen_pelvis,
+        &c.picture.last_ct_abdomen_pelvis,
         "CT abdomen/pelvis",
         "ct-abdomen-pelvis",
     )
@@ -165,17 +166,18 @@ pub(super) fn work_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !metastatic(c, gaps, holds) {
         return None;
     }
-    if *gaps.need("histology", &c.p.histology, holds)? != Histology::SolitaryFibrousTumor {
+    if *gaps.need("histology", &c.picture.histology, holds)? != Histology::SolitaryFibrousTumor {
         return None;
     }
-    let last = *gaps.need("last_bone_or_pet", &c.p.last_bone_or_pet, holds)?;
+    let last = *gaps.need("last_bone_or_pet", &c.picture.last_bone_or_pet, holds)?;
     // A scan before metastatic disease was found does not stage it.
-    let first_met =
-        c.p.metastases
-            .iter()
-            .filter(|m| m.active)
-            .filter_map(|m| m.detected)
-            .min();
+    let first_met = c
+        .picture
+        .metastases
+        .iter()
+        .filter(|m| m.active)
+        .filter_map(|m| m.detected)
+        .min();
     let staged = match (last, first_met) {
         (None, _) => false,
         (Some(scan), Some(met)) => scan >= met,
@@ -187,13 +189,14 @@ pub(super) fn work_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let mut f = Finding::new(RuleId::Work03, Indicator::Info);
     state_use(c, &mut f);
     f.decided_by
-        .extend(fact_use("histology", &c.p.histology, |h| {
+        .extend(fact_use("histology", &c.picture.histology, |h| {
             h.label().to_owned()
         }));
-    f.decided_by
-        .extend(fact_use("last_bone_or_pet", &c.p.last_bone_or_pet, |d| {
-            date_text(*d)
-        }));
+    f.decided_by.extend(fact_use(
+        "last_bone_or_pet",
+        &c.picture.last_bone_or_pet,
+        |d| date_text(*d),
+    ));
     if let (Some(scan), Some(met)) = (last, first_met) {
         f.statements.push(format!(
             "Last bone scan / FDG-PET {scan} predates the metastases (first detected {met})"
@@ -208,19 +211,19 @@ pub(super) fn work_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 pub(super) fn work_04(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     let holds = "biopsy of the recurrence (WORK-04) not assessed";
     if !gaps
-        .need("disease_state", &c.p.disease_state, holds)?
+        .need("disease_state", &c.picture.disease_state, holds)?
         .has_local_recurrence()
     {
         return None;
     }
-    if *gaps.need("recurrence_biopsied", &c.p.recurrence_biopsied, holds)? {
+    if *gaps.need("recurrence_biopsied", &c.picture.recurrence_biopsied, holds)? {
         return None;
     }
     let mut f = Finding::new(RuleId::Work04, Indicator::Info);
     state_use(c, &mut f);
     f.decided_by.extend(fact_use(
         "recurrence_biopsied",
-        &c.p.recurrence_biopsied,
+        &c.picture.recurrence_biopsied,
         |b| if *b { "yes" } else { "no biopsy recorded" }.to_owned(),
     ));
     f.suggestions.push(create(
@@ -250,21 +253,22 @@ pub(super) fn work_05(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 /// established (records without dose or usable body surface area, a history statement only,
 /// or medication records left out).
 pub(super) fn hist_01(c: &Ctx) -> Option<Finding> {
-    let dose = &c.p.anthracycline_dose;
-    if !c.p.prior_anthracycline.is_true() || dose.is_exact() {
+    let dose = &c.picture.anthracycline_dose;
+    if !c.picture.prior_anthracycline.is_true() || dose.is_exact() {
         return None;
     }
     let mut f = Finding::new(RuleId::Hist01, Indicator::Info);
-    if let Some(h) = c.p.systemic_history.value() {
+    if let Some(h) = c.picture.systemic_history.value() {
         let agents: Vec<&str> = h.agents.iter().map(|a| a.label()).collect();
-        f.decided_by
-            .extend(fact_use("systemic_history", &c.p.systemic_history, |h| {
-                super::systemic::lines_text(h.lines.len(), &agents)
-            }));
+        f.decided_by.extend(fact_use(
+            "systemic_history",
+            &c.picture.systemic_history,
+            |h| super::systemic::lines_text(h.lines.len(), &agents),
+        ));
     }
     f.decided_by.extend(fact_use(
         "prior_anthracycline",
-        &c.p.prior_anthracycline,
+        &c.picture.prior_anthracycline,
         |_| "yes".to_owned(),
     ));
     for g in &dose.without_dose {
@@ -287,7 +291,7 @@ pub(super) fn hist_01(c: &Ctx) -> Option<Finding> {
 
 /// HIST-02: prior radiotherapy without a recorded dose.
 pub(super) fn hist_02(c: &Ctx) -> Option<Finding> {
-    let courses = c.p.radiotherapy.value()?;
+    let courses = c.picture.radiotherapy.value()?;
     let mut dates: Vec<String> = Vec::new();
     for rt in courses.iter().filter(|rt| !rt.total_dose_gy.is_known()) {
         let d = crate::display::date(rt.date);
@@ -326,7 +330,7 @@ pub(super) fn path_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if gaps
         .need(
             "expert_pathology_review",
-            &c.p.expert_pathology_review,
+            &c.picture.expert_pathology_review,
             holds,
         )?
         .is_some()
@@ -337,14 +341,15 @@ pub(super) fn path_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     state_use(c, &mut f);
     f.decided_by.extend(fact_use(
         "expert_pathology_review",
-        &c.p.expert_pathology_review,
+        &c.picture.expert_pathology_review,
         |d| date_text(*d),
     ));
-    let lps =
-        c.p.histology
-            .value()
-            .is_some_and(|h| matches!(h, Histology::WdLiposarcoma | Histology::DdLiposarcoma));
-    match c.p.molecular_test.value() {
+    let lps = c
+        .picture
+        .histology
+        .value()
+        .is_some_and(|h| matches!(h, Histology::WdLiposarcoma | Histology::DdLiposarcoma));
+    match c.picture.molecular_test.value() {
         Some(Some(d)) => f
             .statements
             .push(format!("A molecular pathology test is recorded ({d})")),
@@ -357,7 +362,7 @@ pub(super) fn path_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     // fact only when no statement does.
     if f.statements.is_empty() {
         f.decided_by
-            .extend(fact_use("molecular_test", &c.p.molecular_test, |d| {
+            .extend(fact_use("molecular_test", &c.picture.molecular_test, |d| {
                 date_text(*d)
             }));
     }
@@ -368,24 +373,24 @@ pub(super) fn path_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 /// (TMC 12), each added to the finding; false when neither is known true (the unknowns
 /// recorded).
 fn lesion_may_not_be_sarcoma(c: &Ctx, gaps: &mut Gaps, f: &mut Finding, holds: &str) -> bool {
-    let lfs = c.p.li_fraumeni.is_true();
-    let second = c.p.second_malignancy.is_true();
+    let lfs = c.picture.li_fraumeni.is_true();
+    let second = c.picture.second_malignancy.is_true();
     if lfs {
         f.decided_by
-            .extend(fact_use("li_fraumeni", &c.p.li_fraumeni, |_| {
+            .extend(fact_use("li_fraumeni", &c.picture.li_fraumeni, |_| {
                 "yes".to_owned()
             }));
     }
     if second {
         f.decided_by.extend(fact_use(
             "second_malignancy",
-            &c.p.second_malignancy,
+            &c.picture.second_malignancy,
             |_| "yes".to_owned(),
         ));
     }
     if !lfs && !second {
-        gaps.need("li_fraumeni", &c.p.li_fraumeni, holds);
-        gaps.need("second_malignancy", &c.p.second_malignancy, holds);
+        gaps.need("li_fraumeni", &c.picture.li_fraumeni, holds);
+        gaps.need("second_malignancy", &c.picture.second_malignancy, holds);
     }
     lfs || second
 }
@@ -398,7 +403,7 @@ pub(super) fn work_06(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !metastatic(c, gaps, holds) {
         return None;
     }
-    let sites = gaps.need("metastasis_sites", &c.p.metastasis_sites, holds)?;
+    let sites = gaps.need("metastasis_sites", &c.picture.metastasis_sites, holds)?;
     if !sites.contains(&MetastasisSite::Lung) && !sites.contains(&MetastasisSite::Liver) {
         return None;
     }
@@ -407,12 +412,12 @@ pub(super) fn work_06(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !lesion_may_not_be_sarcoma(c, gaps, &mut f, holds) {
         return None;
     }
-    if *gaps.need("metastasis_biopsied", &c.p.metastasis_biopsied, holds)? {
+    if *gaps.need("metastasis_biopsied", &c.picture.metastasis_biopsied, holds)? {
         return None;
     }
     f.decided_by.extend(fact_use(
         "metastasis_biopsied",
-        &c.p.metastasis_biopsied,
+        &c.picture.metastasis_biopsied,
         |_| "no biopsy or pathology of the metastases recorded".to_owned(),
     ));
     f.statements.push(
@@ -439,9 +444,9 @@ pub(super) fn work_06_order(c: &Ctx, o: &DraftOrder, _all: &[DraftOrder]) -> Opt
     // The lesion: a local recurrence the order names (or in the retroperitoneum while one is
     // active), else the metastases.
     let (name, biopsied) = if o.targets_recurrence {
-        ("recurrence_biopsied", &c.p.recurrence_biopsied)
+        ("recurrence_biopsied", &c.picture.recurrence_biopsied)
     } else {
-        ("metastasis_biopsied", &c.p.metastasis_biopsied)
+        ("metastasis_biopsied", &c.picture.metastasis_biopsied)
     };
     if *biopsied.value()? {
         return None;
@@ -449,7 +454,7 @@ pub(super) fn work_06_order(c: &Ctx, o: &DraftOrder, _all: &[DraftOrder]) -> Opt
     f.decided_by.extend(fact_use(name, biopsied, |_| {
         "no biopsy or pathology of the lesion recorded".to_owned()
     }));
-    f.decided_by.push(super::orders::order_use(o));
+    f.decided_by.push(super::order_checks::order_use(o));
     f.draft_order = Some(o.reference.clone());
     f.suggestions
         .push(create("Order a biopsy of the lesion", "biopsy"));
@@ -464,7 +469,7 @@ pub(super) fn hist_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
     if !relapsed(c, gaps, holds) {
         return None;
     }
-    let why = match &c.p.primary_resection {
+    let why = match &c.picture.primary_resection {
         Fact::Known { value: Some(r), .. } => {
             if r.completeness.is_known() {
                 return None;
@@ -487,14 +492,14 @@ pub(super) fn hist_03(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
             "A resection is recorded without its date or without what it resected".to_owned()
         }
         Fact::Unknown(_) => {
-            gaps.need("primary_resection", &c.p.primary_resection, holds);
+            gaps.need("primary_resection", &c.picture.primary_resection, holds);
             return None;
         }
     };
     let mut f = Finding::new(RuleId::Hist03, Indicator::Info);
     state_use(c, &mut f);
     f.statements.push(why);
-    if let Some(t) = c.p.metastasis_timing.value()
+    if let Some(t) = c.picture.metastasis_timing.value()
         && *t == MetastasisTiming::Metachronous
     {
         f.statements

@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use super::{Ctx, Finding, Gaps, local_recurrence, metastatic, orders, referral};
+use super::{Ctx, Finding, Gaps, local_recurrence, metastatic, order_checks, referral};
 use super::{surveillance, systemic, systemic_response};
 use crate::clinical::DraftOrder;
 use crate::knowledge::Hook;
@@ -147,7 +147,7 @@ macro_rules! registry {
             }
         }
 
-        /// Every rule, in catalogue order (rps-knowledge.md §2.1 … §2.7).
+        /// Every rule, in catalogue order (docs/clinical-spec.md §2.1 … §2.7).
         pub static REGISTRY: &[RuleEntry] = &[
             $( RuleEntry {
                 id: RuleId::$variant,
@@ -221,26 +221,26 @@ registry! {
     Surv02 = "SURV-02", Surveillance, Knowledge, [DecidedWith(RuleId::Surv01)];
     Surv03 = "SURV-03", Surveillance, Knowledge, [DecidedWith(RuleId::Surv01)];
     // §2.7 Order checks
-    Ord01 = "ORD-01", OrderChecks, Finding, [Orders(orders::ord_01_all)];
-    Ord02 = "ORD-02", OrderChecks, Knowledge, [Order(orders::ord_02)];
-    Ord03 = "ORD-03", OrderChecks, Knowledge, [Order(orders::ord_03)];
-    Ord04 = "ORD-04", OrderChecks, Finding, [Order(orders::ord_04)];
-    Ord05 = "ORD-05", OrderChecks, Knowledge, [Order(orders::ord_05)];
-    Ord06 = "ORD-06", OrderChecks, Finding, [Order(orders::ord_06)];
-    Ord07 = "ORD-07", OrderChecks, Knowledge, [Order(orders::ord_07)];
-    Ord08 = "ORD-08", OrderChecks, Knowledge, [Order(orders::ord_08)];
-    Ord09 = "ORD-09", OrderChecks, Knowledge, [Order(orders::ord_09)];
-    Ord10 = "ORD-10", OrderChecks, Knowledge, [Order(orders::ord_10)];
-    Ord11 = "ORD-11", OrderChecks, Knowledge, [Order(orders::ord_11)];
-    Ord12 = "ORD-12", OrderChecks, Knowledge, [Order(orders::ord_12)];
-    Ord13 = "ORD-13", OrderChecks, Knowledge, [Order(orders::ord_13)];
-    Ord14 = "ORD-14", OrderChecks, Knowledge, [Order(orders::ord_14)];
-    Ord15 = "ORD-15", OrderChecks, Knowledge, [Order(orders::ord_15)];
-    Ord16 = "ORD-16", OrderChecks, Knowledge, [Order(orders::ord_16_check)];
-    Ord17 = "ORD-17", OrderChecks, Knowledge, [Order(orders::ord_17)];
-    Ord18 = "ORD-18", OrderChecks, Knowledge, [Order(orders::ord_18)];
-    Ord19 = "ORD-19", OrderChecks, Knowledge, [Order(orders::ord_19)];
-    Ord20 = "ORD-20", OrderChecks, Knowledge, [Order(orders::ord_20)];
+    Ord01 = "ORD-01", OrderChecks, Finding, [Orders(order_checks::ord_01_all)];
+    Ord02 = "ORD-02", OrderChecks, Knowledge, [Order(order_checks::ord_02)];
+    Ord03 = "ORD-03", OrderChecks, Knowledge, [Order(order_checks::ord_03)];
+    Ord04 = "ORD-04", OrderChecks, Finding, [Order(order_checks::ord_04)];
+    Ord05 = "ORD-05", OrderChecks, Knowledge, [Order(order_checks::ord_05)];
+    Ord06 = "ORD-06", OrderChecks, Finding, [Order(order_checks::ord_06)];
+    Ord07 = "ORD-07", OrderChecks, Knowledge, [Order(order_checks::ord_07)];
+    Ord08 = "ORD-08", OrderChecks, Knowledge, [Order(order_checks::ord_08)];
+    Ord09 = "ORD-09", OrderChecks, Knowledge, [Order(order_checks::ord_09)];
+    Ord10 = "ORD-10", OrderChecks, Knowledge, [Order(order_checks::ord_10)];
+    Ord11 = "ORD-11", OrderChecks, Knowledge, [Order(order_checks::ord_11)];
+    Ord12 = "ORD-12", OrderChecks, Knowledge, [Order(order_checks::ord_12)];
+    Ord13 = "ORD-13", OrderChecks, Knowledge, [Order(order_checks::ord_13)];
+    Ord14 = "ORD-14", OrderChecks, Knowledge, [Order(order_checks::ord_14)];
+    Ord15 = "ORD-15", OrderChecks, Knowledge, [Order(order_checks::ord_15)];
+    Ord16 = "ORD-16", OrderChecks, Knowledge, [Order(order_checks::ord_16_check)];
+    Ord17 = "ORD-17", OrderChecks, Knowledge, [Order(order_checks::ord_17)];
+    Ord18 = "ORD-18", OrderChecks, Knowledge, [Order(order_checks::ord_18)];
+    Ord19 = "ORD-19", OrderChecks, Knowledge, [Order(order_checks::ord_19)];
+    Ord20 = "ORD-20", OrderChecks, Knowledge, [Order(order_checks::ord_20)];
 }
 
 /// The catalogue's verdict cards (§5: never left out by `max_cards`).

@@ -10,7 +10,7 @@ use crate::knowledge::Indicator;
 
 /// SCOPE-01: the histology is a type the RPS recommendations do not cover.
 pub fn scope_01(c: &Ctx) -> Option<Finding> {
-    let h = *c.p.histology.value()?;
+    let h = *c.picture.histology.value()?;
     if h.is_in_scope() {
         return None;
     }
@@ -20,7 +20,7 @@ pub fn scope_01(c: &Ctx) -> Option<Finding> {
         h.label()
     ));
     f.decided_by
-        .extend(fact_use("histology", &c.p.histology, |h| {
+        .extend(fact_use("histology", &c.picture.histology, |h| {
             h.label().to_owned()
         }));
     // PEComa and IMT stay out of scope, but the consensus gives one line for each (§4.2).

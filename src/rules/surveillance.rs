@@ -30,13 +30,14 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
 fn ned_after_resection<'p>(c: &Ctx<'p>, gaps: &mut Gaps) -> Option<&'p Resection> {
     let state = *gaps.need(
         "disease_state",
-        &c.p.disease_state,
+        &c.picture.disease_state,
         "surveillance schedule (SURV-01..SURV-03) not assessed",
     )?;
     if state != DiseaseState::NoEvidenceOfDisease {
         return None;
     }
-    c.p.resections
+    c.picture
+        .resections
         .iter()
         .filter(|r| r.date <= c.today)
         .max_by_key(|r| r.date)
@@ -111,7 +112,7 @@ fn surv_01(c: &Ctx, gaps: &mut Gaps, last: &Resection) -> Option<Finding> {
         RuleId::Surv01,
         "CT abdomen/pelvis",
         "last_ct_abdomen_pelvis",
-        &c.p.last_ct_abdomen_pelvis,
+        &c.picture.last_ct_abdomen_pelvis,
         last,
         gaps,
     )?;
@@ -122,7 +123,7 @@ fn surv_01(c: &Ctx, gaps: &mut Gaps, last: &Resection) -> Option<Finding> {
 
 /// SURV-02: chest imaging overdue for leiomyosarcoma, UPS and grade 3 tumours.
 fn surv_02(c: &Ctx, gaps: &mut Gaps, last: &Resection) -> Option<Finding> {
-    let p = c.p;
+    let p = c.picture;
     let by_histology = p
         .histology
         .value()
@@ -162,7 +163,7 @@ fn surv_02(c: &Ctx, gaps: &mut Gaps, last: &Resection) -> Option<Finding> {
 fn surv_03(c: &Ctx, gaps: &mut Gaps, last: &Resection) -> Option<Finding> {
     let h = *gaps.need(
         "histology",
-        &c.p.histology,
+        &c.picture.histology,
         "late-recurrence follow-up (SURV-03) not assessed",
     )?;
     if h != Histology::WdLiposarcoma {
@@ -176,7 +177,7 @@ fn surv_03(c: &Ctx, gaps: &mut Gaps, last: &Resection) -> Option<Finding> {
     }
     let mut f = Finding::new(RuleId::Surv03, Indicator::Info);
     f.decided_by
-        .extend(fact_use("histology", &c.p.histology, |h| {
+        .extend(fact_use("histology", &c.picture.histology, |h| {
             h.label().to_owned()
         }));
     f.decided_by.push(plain_use(

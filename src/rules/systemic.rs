@@ -10,7 +10,7 @@ use crate::knowledge::ParameterId;
 /// or unresectable (LR-02's reasons that leave systemic therapy as the treatment; §4.4).
 /// `None` when undecidable (the gaps are recorded).
 fn needs_systemic(c: &Ctx, gaps: &mut Gaps, holds: &str) -> Option<Option<&'static str>> {
-    let state = *gaps.need("disease_state", &c.p.disease_state, holds)?;
+    let state = *gaps.need("disease_state", &c.picture.disease_state, holds)?;
     if state.is_metastatic() {
         return Some(Some("metastatic disease"));
     }
@@ -18,14 +18,14 @@ fn needs_systemic(c: &Ctx, gaps: &mut Gaps, holds: &str) -> Option<Option<&'stat
         return Some(None);
     }
     // Any one known reason decides, whatever the other.
-    if c.p.focality.value() == Some(&Focality::Multifocal) {
+    if c.picture.focality.value() == Some(&Focality::Multifocal) {
         return Some(Some("multifocal local recurrence"));
     }
-    if c.p.resectability.value() == Some(&Resectability::Unresectable) {
+    if c.picture.resectability.value() == Some(&Resectability::Unresectable) {
         return Some(Some("unresectable local recurrence"));
     }
-    let focality = gaps.need("focality", &c.p.focality, holds);
-    let resectability = gaps.need("resectability", &c.p.resectability, holds);
+    let focality = gaps.need("focality", &c.picture.focality, holds);
+    let resectability = gaps.need("resectability", &c.picture.resectability, holds);
     focality?;
     resectability?;
     Some(None)
@@ -33,7 +33,7 @@ fn needs_systemic(c: &Ctx, gaps: &mut Gaps, holds: &str) -> Option<Option<&'stat
 
 /// SYS-01: first-line systemic therapy, its summary fitted to the histology (§6).
 pub(super) fn sys_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
-    let p = c.p;
+    let p = c.picture;
     let holds = "first-line systemic therapy advice (SYS-01) not assessed";
     let history = gaps.need("systemic_history", &p.systemic_history, holds)?;
     if !history.is_empty() {
@@ -109,7 +109,7 @@ pub(super) fn sys_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 }
 
 /// One later-line option of TMC 43 and the histologies it fits.
-struct Option2 {
+struct LaterLineOption {
     text: &'static str,
     /// The statement's letter and level ("43a, IB").
     cite: &'static str,
@@ -118,8 +118,8 @@ struct Option2 {
     given_if: &'static [Agent],
 }
 
-const SECOND_LINE: &[Option2] = &[
-    Option2 {
+const SECOND_LINE: &[LaterLineOption] = &[
+    LaterLineOption {
         text: "ifosfamide (infusional for DD-LPS, synovial sarcoma, MPNST; high-dose for synovial sarcoma)",
         cite: "43a, IB",
         // ORD-09: limited activity in leiomyosarcoma and SFT.
@@ -131,31 +131,31 @@ const SECOND_LINE: &[Option2] = &[
         },
         given_if: &[Agent::Ifosfamide],
     },
-    Option2 {
+    LaterLineOption {
         text: "trabectedin",
         cite: "43b, IB",
         fits: |h| h == Histology::Leiomyosarcoma || h.is_liposarcoma(),
         given_if: &[Agent::Trabectedin],
     },
-    Option2 {
+    LaterLineOption {
         text: "eribulin",
         cite: "43c, IB",
         fits: Histology::is_liposarcoma,
         given_if: &[Agent::Eribulin],
     },
-    Option2 {
+    LaterLineOption {
         text: "pazopanib",
         cite: "43d, IB",
         fits: |h| !h.is_liposarcoma(),
         given_if: &[Agent::Pazopanib],
     },
-    Option2 {
+    LaterLineOption {
         text: "gemcitabine alone or with docetaxel or dacarbazine",
         cite: "43e, IB",
         fits: |_| true,
         given_if: &[Agent::Gemcitabine],
     },
-    Option2 {
+    LaterLineOption {
         text: "dacarbazine",
         cite: "43f, IB",
         fits: |h| {
@@ -166,7 +166,7 @@ const SECOND_LINE: &[Option2] = &[
         },
         given_if: &[Agent::Dacarbazine],
     },
-    Option2 {
+    LaterLineOption {
         text: "antiangiogenic agents (sunitinib, pazopanib, temozolomide)",
         cite: "43g, IVB",
         fits: |h| h == Histology::SolitaryFibrousTumor,
@@ -180,7 +180,7 @@ const SECOND_LINE: &[Option2] = &[
 /// during a line still given without progression, and after a line completed with response
 /// or stable disease.
 pub(super) fn sys_02(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
-    let p = c.p;
+    let p = c.picture;
     let holds = "later-line options (SYS-02) not assessed";
     let history = gaps.need("systemic_history", &p.systemic_history, holds)?;
     let last = history.lines.last()?;

@@ -35,7 +35,8 @@ use crate::knowledge::ParameterId;
 
 /// The earliest detection date of the active metastases; `None` when none is dated.
 fn metastases_detected(c: &Ctx) -> Option<NaiveDate> {
-    c.p.metastases
+    c.picture
+        .metastases
         .iter()
         .filter(|m| m.active)
         .filter_map(|m| m.detected)
@@ -44,12 +45,14 @@ fn metastases_detected(c: &Ctx) -> Option<NaiveDate> {
 
 /// The detection date of the current local recurrence episode (its first record).
 fn recurrence_detected(c: &Ctx) -> Option<NaiveDate> {
-    let number =
-        c.p.current_recurrence
-            .as_ref()
-            .map(|e| e.number)
-            .or_else(|| c.p.recurrence_episodes.last().map(|e| e.number))?;
-    c.p.recurrence_episodes
+    let number = c
+        .picture
+        .current_recurrence
+        .as_ref()
+        .map(|e| e.number)
+        .or_else(|| c.picture.recurrence_episodes.last().map(|e| e.number))?;
+    c.picture
+        .recurrence_episodes
         .iter()
         .filter(|e| e.number == number)
         .map(|e| e.detected)
@@ -59,7 +62,7 @@ fn recurrence_detected(c: &Ctx) -> Option<NaiveDate> {
 /// Whether a line of systemic therapy started on or after `since`: `None` when the therapy
 /// history is unknown, or when lines exist but `since` is unknown.
 fn line_started_since(c: &Ctx, since: Option<NaiveDate>) -> Option<bool> {
-    let h = c.p.systemic_history.value()?;
+    let h = c.picture.systemic_history.value()?;
     match since {
         _ if h.lines.is_empty() => Some(false),
         Some(d) => Some(h.lines.iter().any(|l| l.start >= d)),
@@ -77,8 +80,8 @@ pub fn systemic_started_for_metastases(c: &Ctx) -> Option<bool> {
 /// What the rule says when [`systemic_started_for_metastases`] is `None`.
 pub fn started_unknown(c: &Ctx) -> Option<UnknownFact> {
     let holds = "whether systemic therapy has already started for the metastases (then this advice no longer applies)";
-    match &c.p.systemic_history {
-        Fact::Unknown(_) => unknown_of("systemic_history", &c.p.systemic_history, holds),
+    match &c.picture.systemic_history {
+        Fact::Unknown(_) => unknown_of("systemic_history", &c.picture.systemic_history, holds),
         Fact::Known { .. } => unknown_of(
             "metastasis_detected",
             &Fact::<()>::unknown(Unknown::NotRecorded),
@@ -89,7 +92,7 @@ pub fn started_unknown(c: &Ctx) -> Option<UnknownFact> {
 
 /// The card line for "no line started since the metastases were found".
 pub fn none_started_use(c: &Ctx) -> Option<FactUse> {
-    fact_use("systemic_history", &c.p.systemic_history, |_| {
+    fact_use("systemic_history", &c.picture.systemic_history, |_| {
         "no line started since the metastases were found".to_owned()
     })
 }
@@ -120,7 +123,7 @@ fn favourable(l: &SystemicLine, stable_months: u32) -> bool {
 }
 
 fn decide(c: &Ctx) -> Decision {
-    let p = c.p;
+    let p = c.picture;
     let Some(state) = c.state() else {
         return Decision::NotApplicable;
     };

@@ -1,5 +1,5 @@
 //! A small builder of FHIR R4 charts for tests: each method adds one or two resources the way
-//! input-profile.md reads them, and returns the chart so calls chain.
+//! docs/input-profile.md reads them, and returns the chart so calls chain.
 //!
 //! ```ignore
 //! let chart = Chart::new("2026-11-01")

@@ -5,13 +5,14 @@
 use chrono::{Datelike, NaiveDate};
 use serde_json::Value;
 
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
-    CONDITION_OBS, Cand, Extractor, OBSERVATION, ObsKind, is_recurrence_status, latest,
-    value_concept,
+    CONDITION_OBS, Candidate, Extractor, OBSERVATION, ObservationKind, is_recurrence_status,
+    latest, value_concept,
 };
-use crate::clinical::fhir::{self, Concept, str_at};
+use crate::clinical::json::{self, str_at};
 use crate::clinical::picture::*;
 use crate::knowledge::MatchedBy;
 
@@ -42,14 +43,14 @@ const HISTOLOGY_EXTENSION: &str = "mcode-histology-morphology-behavior";
 const SECONDARY_CANCER_PROFILE: &str = "mcode-secondary-cancer-condition";
 
 fn is_secondary(meta: &Value) -> bool {
-    fhir::array(meta, "profile")
+    json::array(meta, "profile")
         .filter_map(Value::as_str)
         .any(|p| p.contains(SECONDARY_CANCER_PROFILE))
 }
 
 /// What a Condition is about, decided from its classifying elements.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum CondClass {
+pub(crate) enum ConditionClass {
     /// The RPS diagnosis (or a recurrence of it), and how it was recognised.
     Diagnosis(ReadFrom),
     /// A metastasis: (site, how read, sarcomatosis morphology).
@@ -60,39 +61,39 @@ pub(crate) enum CondClass {
 }
 
 /// One Condition, classified once for every reader.
-pub(crate) struct CondInfo<'r, 'a> {
-    pub(crate) rec: &'r Rec<'a>,
+pub(crate) struct ClassifiedCondition<'r, 'a> {
+    pub(crate) record: &'r Record<'a>,
     pub(crate) code: Concept<'a>,
     pub(crate) body: Concept<'a>,
     pub(crate) histology: Option<(Histology, ReadFrom)>,
     pub(crate) histology_ext: Option<&'a Value>,
-    pub(crate) class: CondClass,
+    pub(crate) class: ConditionClass,
     /// An RPS or sarcoma diagnosis code, or any metastasis (so not another cancer).
     pub(crate) sarcoma_or_metastasis: bool,
 }
 
 /// An RPS diagnosis Condition: how it matched and its histology, if it names one.
-type DxCond<'r, 'a> = (&'r Rec<'a>, ReadFrom, Option<(Histology, ReadFrom)>);
+type DiagnosisCondition<'r, 'a> = (&'r Record<'a>, ReadFrom, Option<(Histology, ReadFrom)>);
 
 /// What the diagnosis reader found.
 pub(crate) struct DiagnosisFacts<'r, 'a> {
     pub(crate) diagnosis: Option<RpsDiagnosis>,
     /// Diagnosis Conditions whose status says recurrence / relapse.
-    pub(crate) recurrence_conds: Vec<&'r Rec<'a>>,
+    pub(crate) recurrence_conds: Vec<&'r Record<'a>>,
     /// The other diagnosis Conditions (neither the diagnosis nor recurrence-status): the
     /// recurrence reader decides which are recurrences charted with another status.
-    pub(crate) other_dx_conds: Vec<&'r Rec<'a>>,
+    pub(crate) other_diagnosis_conditions: Vec<&'r Record<'a>>,
     pub(crate) histology: Fact<Histology>,
     pub(crate) site_retroperitoneal: Fact<bool>,
     pub(crate) grade: Fact<u8>,
     pub(crate) age_years: Fact<u32>,
     /// Dates of the histology (pathology) Observations, for "recurrence biopsied".
-    pub(crate) histology_obs_dates: Vec<(Option<NaiveDate>, String)>,
+    pub(crate) histology_observation_dates: Vec<(Option<NaiveDate>, String)>,
     pub(crate) retro_masses: Vec<String>,
 }
 
 impl<'a> Extractor<'a, '_> {
-    pub(crate) fn classify_conditions(&self) -> Vec<CondInfo<'_, 'a>> {
+    pub(crate) fn classify_conditions(&self) -> Vec<ClassifiedCondition<'_, 'a>> {
         let _reading = Reading::start(&SPEC);
         let v = &self.vocab;
         self.conditions
@@ -125,40 +126,40 @@ impl<'a> Extractor<'a, '_> {
                         .then_some(MatchedBy::Text)
                 });
                 let class = if rps_code && met.is_none() {
-                    CondClass::Diagnosis(ReadFrom::Code)
+                    ConditionClass::Diagnosis(ReadFrom::Code)
                 } else if let Some((site, read_from, morph)) =
                     met.filter(|(_, rf, _)| *rf == ReadFrom::Code)
                 {
-                    CondClass::Metastasis(site, read_from, morph)
+                    ConditionClass::Metastasis(site, read_from, morph)
                 } else if sarcoma && retro.is_some() {
                     let by_text = histology.is_some_and(|(_, rf)| rf == ReadFrom::Text)
                         && !v.by_code("sarcoma-diagnosis", &code)
                         || retro == Some(MatchedBy::Text);
-                    CondClass::Diagnosis(if by_text {
+                    ConditionClass::Diagnosis(if by_text {
                         ReadFrom::Text
                     } else {
                         ReadFrom::Code
                     })
                 } else if let Some((site, read_from, morph)) = met {
-                    CondClass::Metastasis(site, read_from, morph)
+                    ConditionClass::Metastasis(site, read_from, morph)
                 } else if retro.is_some() && !self.is_symptom_concept(&code) {
-                    CondClass::RetroMass
+                    ConditionClass::RetroMass
                 } else {
-                    CondClass::Other
+                    ConditionClass::Other
                 };
                 if uncertain && let Some(d) = rec.defects() {
                     // What the extension or profile would have said is unknown: for a
                     // diagnosis, metastasis or mass it is its histology or kind; for any other
                     // Condition, whether it is another primary cancer.
-                    let family = if class == CondClass::Other {
+                    let family = if class == ConditionClass::Other {
                         super::HISTORY.family
                     } else {
                         SPEC.family
                     };
                     d.note_blocked(family, "extension");
                 }
-                CondInfo {
-                    rec,
+                ClassifiedCondition {
+                    record: rec,
                     code,
                     body,
                     histology,
@@ -172,7 +173,7 @@ impl<'a> Extractor<'a, '_> {
 
     /// The mCODE histology extension's value. For an invalid Condition each extension is
     /// read only where intact; `uncertain` is set when a defective one may be it.
-    fn histology_extension(&self, rec: &Rec<'a>, uncertain: &mut bool) -> Option<&'a Value> {
+    fn histology_extension(&self, rec: &Record<'a>, uncertain: &mut bool) -> Option<&'a Value> {
         let is_histology =
             |e: &Value| str_at(e, "url").is_some_and(|u| u.ends_with(HISTOLOGY_EXTENSION));
         let Some(d) = rec.defects().filter(|d| d.blocks("extension")) else {
@@ -202,19 +203,22 @@ impl<'a> Extractor<'a, '_> {
         found
     }
 
-    pub(crate) fn read_diagnosis<'r>(&self, conds: &[CondInfo<'r, 'a>]) -> DiagnosisFacts<'r, 'a> {
+    pub(crate) fn read_diagnosis<'r>(
+        &self,
+        conds: &[ClassifiedCondition<'r, 'a>],
+    ) -> DiagnosisFacts<'r, 'a> {
         let _reading = Reading::start(&SPEC);
-        let mut dx_conds: Vec<DxCond<'r, 'a>> = conds
+        let mut dx_conds: Vec<DiagnosisCondition<'r, 'a>> = conds
             .iter()
             .filter_map(|c| match c.class {
-                CondClass::Diagnosis(rf) => Some((c.rec, rf, c.histology)),
+                ConditionClass::Diagnosis(rf) => Some((c.record, rf, c.histology)),
                 _ => None,
             })
             .collect();
         let retro_masses = conds
             .iter()
-            .filter(|c| c.class == CondClass::RetroMass)
-            .map(|c| c.rec.reference.clone())
+            .filter(|c| c.class == ConditionClass::RetroMass)
+            .map(|c| c.record.reference.clone())
             .collect();
         // The diagnosis: the earliest RPS Condition that is not itself a recurrence.
         dx_conds.sort_by_key(|(r, _, _)| (r.date().is_none(), r.date()));
@@ -235,32 +239,32 @@ impl<'a> Extractor<'a, '_> {
             None => None,
         };
         let mut recurrence_conds = Vec::new();
-        let mut other_dx_conds = Vec::new();
-        let mut histology_cands: Vec<Cand<Histology>> = Vec::new();
+        let mut other_diagnosis_conditions = Vec::new();
+        let mut histology_cands: Vec<Candidate<Histology>> = Vec::new();
         let dx_ref = diagnosis.as_ref().map(|d| d.condition.as_str());
         for (rec, _, h) in &dx_conds {
             if is_recurrence_status(rec.first_code("clinicalStatus")) {
                 recurrence_conds.push(*rec);
             } else if Some(rec.reference.as_str()) != dx_ref {
-                other_dx_conds.push(*rec);
+                other_diagnosis_conditions.push(*rec);
             }
             if let Some((h, rf)) = h {
-                histology_cands.push(Cand::new(rec, *h, *rf));
+                histology_cands.push(Candidate::new(rec, *h, *rf));
             }
         }
-        let mut histology_obs_dates = Vec::new();
-        for rec in self.observations_of(ObsKind::Histology) {
-            histology_obs_dates.push((rec.date(), rec.reference.clone()));
+        let mut histology_observation_dates = Vec::new();
+        for rec in self.observations_of(ObservationKind::Histology) {
+            histology_observation_dates.push((rec.date(), rec.reference.clone()));
             let vc = value_concept(rec);
             if let Some((h, rf)) = self.histology_of(&vc) {
-                histology_cands.push(Cand::new(rec, h, rf));
+                histology_cands.push(Candidate::new(rec, h, rf));
             }
         }
         let mut grade_cands = Vec::new();
         let mut grade_unreadable = None;
-        for rec in self.observations_of(ObsKind::Grade) {
+        for rec in self.observations_of(ObservationKind::Grade) {
             match self.grade_of(rec) {
-                Some((g, rf)) => grade_cands.push(Cand::new(rec, g, rf)),
+                Some((g, rf)) => grade_cands.push(Candidate::new(rec, g, rf)),
                 None => grade_unreadable = Some(rec.reference.clone()),
             }
         }
@@ -293,12 +297,12 @@ impl<'a> Extractor<'a, '_> {
         DiagnosisFacts {
             diagnosis,
             recurrence_conds,
-            other_dx_conds,
+            other_diagnosis_conditions,
             histology,
             site_retroperitoneal,
             grade,
             age_years: self.age(),
-            histology_obs_dates,
+            histology_observation_dates,
             retro_masses,
         }
     }
@@ -362,7 +366,7 @@ impl<'a> Extractor<'a, '_> {
         }
     }
 
-    fn grade_of(&self, obs: &Rec<'a>) -> Option<(u8, ReadFrom)> {
+    fn grade_of(&self, obs: &Record<'a>) -> Option<(u8, ReadFrom)> {
         if let Some(i) = obs.get("valueInteger").and_then(Value::as_u64) {
             return (1..=3).contains(&i).then_some((i as u8, ReadFrom::Code));
         }
@@ -381,7 +385,7 @@ impl<'a> Extractor<'a, '_> {
         let Some(p) = self.input.patient else {
             return self.not_recorded(&["Patient"]);
         };
-        let Some(birth) = str_at(p, "birthDate").and_then(fhir::parse_date) else {
+        let Some(birth) = str_at(p, "birthDate").and_then(json::parse_date) else {
             return Fact::Unknown(Unknown::NotRecorded);
         };
         let t = self.today;
@@ -397,7 +401,7 @@ impl<'a> Extractor<'a, '_> {
         Fact::known(
             years as u32,
             Provenance {
-                resources: vec![fhir::reference_of(p)],
+                resources: vec![json::reference_of(p)],
                 read_from: ReadFrom::Derived,
                 date: Some(birth),
                 note: None,

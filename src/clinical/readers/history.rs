@@ -3,14 +3,15 @@
 
 use serde_json::Value;
 
-use super::diagnosis::CondInfo;
-use super::view::{Read, Reading, Rec};
+use super::diagnosis::ClassifiedCondition;
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::{self, Concept};
 use crate::clinical::extract::{
-    CONDITION, CONDITION_ACTIVITY, CONDITION_OBS, Cand, Extractor, ICD10, ICD10CM, ICDO3,
-    OBSERVATION, ObsKind, condition_active, derived, latest, with_note,
+    CONDITION, CONDITION_ACTIVITY, CONDITION_OBS, Candidate, Extractor, ICD10, ICD10CM, ICDO3,
+    OBSERVATION, ObservationKind, condition_active, derived, latest, with_note,
 };
-use crate::clinical::fhir::{self, Concept};
+use crate::clinical::json;
 use crate::clinical::picture::*;
 use crate::clinical::symptom_text::{Polarity, mentions};
 
@@ -42,29 +43,29 @@ pub(crate) struct HistoryFacts {
 }
 
 impl<'a> Extractor<'a, '_> {
-    pub(crate) fn read_history(&self, conds: &[CondInfo<'_, 'a>]) -> HistoryFacts {
+    pub(crate) fn read_history(&self, conds: &[ClassifiedCondition<'_, 'a>]) -> HistoryFacts {
         let _reading = Reading::start(&SPEC);
         let v = &self.vocab;
-        let mut li_fraumeni: Vec<Cand<bool>> = Vec::new();
+        let mut li_fraumeni: Vec<Candidate<bool>> = Vec::new();
         let mut other_cancers: Vec<String> = Vec::new();
-        let mut cardiac: Vec<Cand<bool>> = Vec::new();
-        let mut renal: Vec<Cand<bool>> = Vec::new();
+        let mut cardiac: Vec<Candidate<bool>> = Vec::new();
+        let mut renal: Vec<Candidate<bool>> = Vec::new();
         for c in conds {
             // Sequelae of earlier treatment count whatever their clinical status.
             if let Some(rf) = self.sequela_of("cardiomyopathy-condition", &c.code) {
-                cardiac.push(Cand::new(c.rec, true, rf));
+                cardiac.push(Candidate::new(c.record, true, rf));
             }
             if let Some(rf) = self.sequela_of("renal-impairment-condition", &c.code) {
-                renal.push(Cand::new(c.rec, true, rf));
+                renal.push(Candidate::new(c.record, true, rf));
             }
             if let Some(m) = v.matches("li-fraumeni", &c.code) {
-                li_fraumeni.push(Cand::new(c.rec, true, fhir::read_from(m)));
+                li_fraumeni.push(Candidate::new(c.record, true, concepts::read_from(m)));
             }
             if !c.sarcoma_or_metastasis
                 && self.is_other_cancer(&c.code, c.histology_ext)
-                && condition_active(c.rec)
+                && condition_active(c.record)
             {
-                other_cancers.push(c.rec.reference.clone());
+                other_cancers.push(c.record.reference.clone());
             }
         }
         let li_fraumeni = match latest(li_fraumeni) {
@@ -79,7 +80,7 @@ impl<'a> Extractor<'a, '_> {
 
         let mut smoking_cands = Vec::new();
         let mut smoking_unreadable = None;
-        for rec in self.observations_of(ObsKind::Smoking) {
+        for rec in self.observations_of(ObservationKind::Smoking) {
             let vc = rec.concept("valueCodeableConcept");
             match v.first(
                 &[
@@ -89,7 +90,7 @@ impl<'a> Extractor<'a, '_> {
                 ],
                 &vc,
             ) {
-                Some((b, rf)) => smoking_cands.push(Cand::new(rec, b, rf)),
+                Some((b, rf)) => smoking_cands.push(Candidate::new(rec, b, rf)),
                 None => smoking_unreadable = Some(rec.reference.clone()),
             }
         }
@@ -104,7 +105,7 @@ impl<'a> Extractor<'a, '_> {
             Err(u) => Fact::Unknown(u),
         };
 
-        let pft: Vec<&Rec> = self.observations_of(ObsKind::Pft).collect();
+        let pft: Vec<&Record> = self.observations_of(ObservationKind::Pft).collect();
         let last_pft_rec = pft
             .iter()
             .filter(|r| r.date().is_some())
@@ -141,23 +142,23 @@ impl<'a> Extractor<'a, '_> {
             },
             None => self.none_recorded(false, OBSERVATION),
         };
-        let measure = |kind: ObsKind| -> Vec<Cand<f64>> {
+        let measure = |kind: ObservationKind| -> Vec<Candidate<f64>> {
             self.observations_of(kind)
                 .filter_map(|rec| {
-                    let (x, _) = rec.get("valueQuantity").and_then(fhir::quantity)?;
-                    Some(Cand::new(rec, x, ReadFrom::Code))
+                    let (x, _) = rec.get("valueQuantity").and_then(json::quantity)?;
+                    Some(Candidate::new(rec, x, ReadFrom::Code))
                 })
                 .collect()
         };
         let cardiomyopathy_or_heart_failure = self.sequela(
             cardiac,
-            measure(ObsKind::Lvef),
+            measure(ObservationKind::Lvef),
             self.params.lvef_min_percent,
             ("LVEF", "%"),
         );
         let renal_impairment = self.sequela(
             renal,
-            measure(ObsKind::Egfr),
+            measure(ObservationKind::Egfr),
             self.params.egfr_min,
             ("eGFR", "mL/min/1.73 m²"),
         );
@@ -197,8 +198,8 @@ impl<'a> Extractor<'a, '_> {
     /// `min` (LVEF %, eGFR); closed world like other conditions.
     fn sequela(
         &self,
-        conditions: Vec<Cand<bool>>,
-        measures: Vec<Cand<f64>>,
+        conditions: Vec<Candidate<bool>>,
+        measures: Vec<Candidate<f64>>,
         min: u32,
         (what, unit): (&str, &str),
     ) -> Fact<bool> {
@@ -216,7 +217,7 @@ impl<'a> Extractor<'a, '_> {
                     m.value,
                     if below { "below" } else { "not below" }
                 );
-                Cand {
+                Candidate {
                     date: m.date,
                     value: below,
                     reference: m.reference,

@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::view::{Read, Reading};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
+use crate::clinical::draft_orders::ImagingKind;
 use crate::clinical::extract::{Extractor, IMAGING, with_note};
-use crate::clinical::fhir::Concept;
-use crate::clinical::orders::ImagingKind;
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {

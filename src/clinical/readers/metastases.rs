@@ -5,16 +5,16 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
-use super::diagnosis::{CondClass, CondInfo, DiagnosisFacts};
+use super::diagnosis::{ClassifiedCondition, ConditionClass, DiagnosisFacts};
+use super::disease_status::StatusObservation;
 use super::imaging::ImagingFacts;
-use super::status::StatusObs;
 use super::view::{Read, Reading};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
-    CONDITION_OBS, Cand, Extractor, ICDO3, OBSERVATION, ObsKind, PROCEDURE, absence,
+    CONDITION_OBS, Candidate, Extractor, ICDO3, OBSERVATION, ObservationKind, PROCEDURE, absence,
     body_site_keys, derived, latest, months_between, with_note,
 };
-use crate::clinical::fhir::Concept;
 use crate::clinical::picture::*;
 use crate::knowledge::MatchedBy;
 
@@ -36,7 +36,7 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
 
 /// A metastasis Condition or distant-progression Observation before activity is settled.
 #[derive(Debug)]
-pub(crate) struct MetRec {
+pub(crate) struct MetastasisRecord {
     pub(crate) source: String,
     pub(crate) site: Option<MetastasisSite>,
     detected: Option<NaiveDate>,
@@ -51,14 +51,14 @@ pub(crate) struct MetRec {
 }
 
 /// The metastases with their activity settled.
-pub(crate) struct MetActivity {
+pub(crate) struct MetastasisActivity {
     /// Sorted by detection date (undated last).
     pub(crate) metastases: Vec<Metastasis>,
     /// Per metastasis record (in record order): still active.
-    met_active: Vec<bool>,
+    metastasis_active: Vec<bool>,
 }
 
-impl MetActivity {
+impl MetastasisActivity {
     pub(crate) fn active(&self) -> Vec<&Metastasis> {
         self.metastases.iter().filter(|m| m.active).collect()
     }
@@ -80,13 +80,16 @@ pub(crate) struct MetastasisFacts {
 
 impl<'a> Extractor<'a, '_> {
     /// The metastasis Conditions, in record order.
-    pub(crate) fn metastasis_records(&self, conds: &[CondInfo]) -> Vec<MetRec> {
+    pub(crate) fn metastasis_records(
+        &self,
+        conds: &[ClassifiedCondition],
+    ) -> Vec<MetastasisRecord> {
         let _reading = Reading::start(&SPEC);
         conds
             .iter()
             .filter_map(|c| match c.class {
-                CondClass::Metastasis(site, read_from, morph) => {
-                    let status = c.rec.first_code("clinicalStatus");
+                ConditionClass::Metastasis(site, read_from, morph) => {
+                    let status = c.record.first_code("clinicalStatus");
                     let intra_abdominal = site == Some(MetastasisSite::Peritoneum)
                         || ["abdom", "mesenter", "oment", "peritone"]
                             .iter()
@@ -99,14 +102,14 @@ impl<'a> Extractor<'a, '_> {
                     let count_key = (!no_count).then(|| {
                         format!(
                             "{site:?}|{}|{:?}",
-                            body_site_keys(c.rec).join(","),
-                            c.rec.date()
+                            body_site_keys(c.record).join(","),
+                            c.record.date()
                         )
                     });
-                    Some(MetRec {
-                        source: c.rec.reference.clone(),
+                    Some(MetastasisRecord {
+                        source: c.record.reference.clone(),
                         site,
-                        detected: c.rec.date(),
+                        detected: c.record.date(),
                         resolved: matches!(status, Some("resolved" | "remission" | "inactive")),
                         intra_abdominal,
                         read_from,
@@ -123,15 +126,15 @@ impl<'a> Extractor<'a, '_> {
     /// settles which metastases are active: not resolved, not completely resected.
     pub(crate) fn metastases(
         &self,
-        met_recs: &mut Vec<MetRec>,
-        status_obs: &[StatusObs],
+        met_recs: &mut Vec<MetastasisRecord>,
+        status_obs: &[StatusObservation],
         resections: &[Resection],
-    ) -> MetActivity {
+    ) -> MetastasisActivity {
         let _reading = Reading::start(&SPEC);
         let has_met_condition = met_recs.iter().any(|m| m.source.starts_with("Condition/"));
         for (rec, s, local) in status_obs {
             if *s == DiseaseStatus::Worsened && *local == Some(false) && !has_met_condition {
-                met_recs.push(MetRec {
+                met_recs.push(MetastasisRecord {
                     source: rec.reference.clone(),
                     site: None,
                     detected: rec.date(),
@@ -143,7 +146,7 @@ impl<'a> Extractor<'a, '_> {
                 });
             }
         }
-        let met_active: Vec<bool> = met_recs
+        let metastasis_active: Vec<bool> = met_recs
             .iter()
             .map(|m| {
                 let removed = resections.iter().any(|r| {
@@ -156,7 +159,7 @@ impl<'a> Extractor<'a, '_> {
             .collect();
         let mut metastases: Vec<Metastasis> = met_recs
             .iter()
-            .zip(&met_active)
+            .zip(&metastasis_active)
             .map(|(m, active)| Metastasis {
                 source: m.source.clone(),
                 site: m.site,
@@ -167,17 +170,17 @@ impl<'a> Extractor<'a, '_> {
             })
             .collect();
         metastases.sort_by_key(|m| (m.detected.is_none(), m.detected));
-        MetActivity {
+        MetastasisActivity {
             metastases,
-            met_active,
+            metastasis_active,
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn read_metastases(
         &self,
-        met_recs: &[MetRec],
-        mets: &MetActivity,
+        met_recs: &[MetastasisRecord],
+        mets: &MetastasisActivity,
         imaging: &ImagingFacts,
         dx: &DiagnosisFacts,
         resections: &[Resection],
@@ -234,7 +237,7 @@ impl<'a> Extractor<'a, '_> {
         let sarcomatosis = {
             let peritoneal: Vec<String> = met_recs
                 .iter()
-                .zip(&mets.met_active)
+                .zip(&mets.metastasis_active)
                 .filter(|(m, active)| {
                     **active
                         && (m.site == Some(MetastasisSite::Peritoneum) || m.sarcomatosis_morphology)
@@ -254,13 +257,13 @@ impl<'a> Extractor<'a, '_> {
                 self.none_recorded(false, CONDITION_OBS)
             }
         };
-        let lesion_counts: Vec<Cand<u32>> = self
-            .observations_of(ObsKind::LesionCount)
+        let lesion_counts: Vec<Candidate<u32>> = self
+            .observations_of(ObservationKind::LesionCount)
             .filter_map(|rec| {
                 let n = rec
                     .get("valueInteger")
                     .and_then(serde_json::Value::as_u64)?;
-                Some(Cand::new(rec, n as u32, ReadFrom::Code))
+                Some(Candidate::new(rec, n as u32, ReadFrom::Code))
             })
             .collect();
         // The count is known only from a lesion-count Observation (§4.1); metastasis
@@ -278,7 +281,7 @@ impl<'a> Extractor<'a, '_> {
         let metastatic_lesions_at_least = {
             let mut keys: BTreeSet<&str> = BTreeSet::new();
             let mut sources: Vec<String> = Vec::new();
-            for (m, active) in met_recs.iter().zip(&mets.met_active) {
+            for (m, active) in met_recs.iter().zip(&mets.metastasis_active) {
                 if let (true, Some(k)) = (*active, m.count_key.as_deref()) {
                     keys.insert(k);
                     sources.push(m.source.clone());

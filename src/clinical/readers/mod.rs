@@ -7,6 +7,7 @@
 //! it asks the view for.
 
 mod diagnosis;
+mod disease_status;
 mod history;
 mod imaging;
 mod metastases;
@@ -16,12 +17,12 @@ mod radiotherapy;
 mod recurrences;
 mod resectability;
 mod resections;
-mod status;
 mod symptoms;
 mod systemic;
 pub(crate) mod view;
 
 pub(crate) use diagnosis::SPEC as DIAGNOSIS;
+pub(crate) use disease_status::SPEC as DISEASE_STATUS;
 pub(crate) use history::SPEC as HISTORY;
 pub(crate) use imaging::SPEC as IMAGING;
 pub(crate) use metastases::SPEC as METASTASES;
@@ -33,7 +34,6 @@ pub(crate) use radiotherapy::SPEC as RADIOTHERAPY;
 pub(crate) use recurrences::SPEC as RECURRENCES;
 pub(crate) use resectability::SPEC as RESECTABILITY;
 pub(crate) use resections::SPEC as RESECTIONS;
-pub(crate) use status::SPEC as STATUS;
 pub(crate) use symptoms::SPEC as SYMPTOMS;
 pub(crate) use systemic::SPEC as SYSTEMIC;
 pub(crate) use systemic::{agents_in, is_mg_per_m2, medication_concept};
@@ -48,8 +48,8 @@ pub(crate) struct TypeReads {
     /// `medication[x]`, `category`, `bodySite` …).
     pub(crate) classifying: &'static [&'static str],
     /// The elements the reader takes values from (besides the classifying ones and the
-    /// clinical date, which every reader reads through `Rec::date`). Debug builds check
-    /// every read against them (`view::Rec`'s `Read::get`).
+    /// clinical date, which every reader reads through `Record::date`). Debug builds check
+    /// every read against them (`view::Record`'s `Read::get`).
     #[cfg_attr(not(debug_assertions), allow(dead_code))]
     pub(crate) values: &'static [&'static str],
 }
@@ -79,7 +79,7 @@ impl ReaderSpec {
 /// Every reader.
 pub(crate) static READERS: &[&ReaderSpec] = &[
     &DIAGNOSIS,
-    &STATUS,
+    &DISEASE_STATUS,
     &RESECTIONS,
     &METASTASES,
     &RECURRENCES,

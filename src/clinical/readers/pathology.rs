@@ -1,11 +1,11 @@
 //! Pathology: expert sarcoma pathology review and molecular confirmation of the subtype
-//! (PATH-01, rps-knowledge.md §4.7), and whether the metastases have a tissue diagnosis
+//! (PATH-01, docs/clinical-spec.md §4.7), and whether the metastases have a tissue diagnosis
 //! (WORK-06).
 
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts;
 use crate::clinical::extract::{Extractor, derived};
-use crate::clinical::fhir;
 use crate::clinical::picture::*;
 use chrono::NaiveDate;
 
@@ -40,7 +40,7 @@ impl<'a> Extractor<'a, '_> {
     /// `histology_obs`: dates of histology Observations (a pathology result).
     pub(crate) fn read_pathology(
         &self,
-        biopsies: &[&Rec<'a>],
+        biopsies: &[&Record<'a>],
         metastases: &[Metastasis],
         histology_obs: &[(Option<NaiveDate>, String)],
     ) -> PathologyFacts {
@@ -69,10 +69,10 @@ impl<'a> Extractor<'a, '_> {
             }
             let Some(date) = rec.date() else { continue };
             if let Some(m) = is_review {
-                review.push((date, rec.reference.clone(), fhir::read_from(m)));
+                review.push((date, rec.reference.clone(), concepts::read_from(m)));
             }
             if let Some(m) = is_molecular {
-                molecular.push((date, rec.reference.clone(), fhir::read_from(m)));
+                molecular.push((date, rec.reference.clone(), concepts::read_from(m)));
             }
         }
         let latest = |v: Vec<(NaiveDate, String, ReadFrom)>| -> Fact<Option<NaiveDate>> {
@@ -101,7 +101,7 @@ impl<'a> Extractor<'a, '_> {
     /// then on. Not applicable without an active metastasis.
     fn metastasis_biopsied(
         &self,
-        biopsies: &[&Rec<'a>],
+        biopsies: &[&Record<'a>],
         metastases: &[Metastasis],
         histology_obs: &[(Option<NaiveDate>, String)],
     ) -> Fact<bool> {

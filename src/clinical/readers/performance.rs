@@ -1,9 +1,9 @@
 //! Performance status: ECOG Observations, and Karnofsky converted to ECOG.
 
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::extract::{
-    Cand, Extractor, LOINC, OBSERVATION, ObsKind, integer_value, latest,
+    Candidate, Extractor, LOINC, OBSERVATION, ObservationKind, integer_value, latest,
 };
 use crate::clinical::picture::*;
 
@@ -22,14 +22,14 @@ impl Extractor<'_, '_> {
         let mut ecog_cands = Vec::new();
         for (rec, kind) in &self.observations {
             match kind {
-                ObsKind::Ecog => {
+                ObservationKind::Ecog => {
                     if let Some(e) = ecog_value(rec) {
-                        ecog_cands.push(Cand::new(rec, e, ReadFrom::Code));
+                        ecog_cands.push(Candidate::new(rec, e, ReadFrom::Code));
                     }
                 }
-                ObsKind::Karnofsky => {
+                ObservationKind::Karnofsky => {
                     if let Some(k) = integer_value(rec) {
-                        let mut c = Cand::new(rec, karnofsky_to_ecog(k), ReadFrom::Derived);
+                        let mut c = Candidate::new(rec, karnofsky_to_ecog(k), ReadFrom::Derived);
                         c.note = Some(format!("Karnofsky {k} converted"));
                         ecog_cands.push(c);
                     }
@@ -46,7 +46,7 @@ impl Extractor<'_, '_> {
 }
 
 /// ECOG from `valueInteger` 0–5 or LOINC answers LA9622-7 … LA9627-6.
-fn ecog_value(obs: &Rec) -> Option<u8> {
+fn ecog_value(obs: &Record) -> Option<u8> {
     if let Some(i) = integer_value(obs) {
         return (0..=5).contains(&i).then_some(i as u8);
     }
@@ -73,12 +73,14 @@ pub(crate) fn karnofsky_to_ecog(k: i64) -> u8 {
 }
 
 /// Latest wins; on the latest date a coded ECOG outranks a converted Karnofsky.
-pub(crate) fn latest_prefer_first(cands: Vec<Cand<u8>>) -> Result<Option<Cand<u8>>, Unknown> {
+pub(crate) fn latest_prefer_first(
+    cands: Vec<Candidate<u8>>,
+) -> Result<Option<Candidate<u8>>, Unknown> {
     let Some(max) = cands.iter().map(|c| c.date).max() else {
         return Ok(None);
     };
-    let at_max: Vec<Cand<u8>> = cands.into_iter().filter(|c| c.date == max).collect();
-    let coded: Vec<Cand<u8>> = at_max
+    let at_max: Vec<Candidate<u8>> = cands.into_iter().filter(|c| c.date == max).collect();
+    let coded: Vec<Candidate<u8>> = at_max
         .iter()
         .filter(|c| c.read_from == ReadFrom::Code)
         .cloned()

@@ -1,10 +1,11 @@
 //! Radiotherapy: courses from radiotherapy Procedures, their timing relative to the
 //! resections (pre-, intra-, post-operative or without resection) and total dose.
 
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{Extractor, MCODE, PROCEDURE, with_note};
-use crate::clinical::fhir::{self, Concept, quantity, str_at};
+use crate::clinical::json::{self, quantity, str_at};
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
@@ -25,7 +26,7 @@ const RT_RESECTION_WINDOW_DAYS: i64 = 180;
 impl Extractor<'_, '_> {
     pub(crate) fn radiotherapy(
         &self,
-        recs: &[&Rec],
+        recs: &[&Record],
         resections: &[Resection],
     ) -> Fact<Vec<RadiotherapyCourse>> {
         let _reading = Reading::start(&SPEC);
@@ -123,7 +124,7 @@ fn collect_extension_concepts<'v>(
         if let Some(c) = e.get("valueCodeableConcept") {
             out.add(c);
         }
-        collect_extension_concepts(fhir::array(e, "extension"), out);
+        collect_extension_concepts(json::array(e, "extension"), out);
     }
 }
 
@@ -136,7 +137,7 @@ pub(crate) fn total_dose_gy<'a>(v: &impl Read<'a>) -> Option<f64> {
                 u.ends_with(DOSE_EXTENSION) || u == format!("{MCODE}{DOSE_EXTENSION}")
             })
         })
-        .flat_map(|e| fhir::array(e, "extension"))
+        .flat_map(|e| json::array(e, "extension"))
         .filter(|e| str_at(e, "url") == Some("totalDoseDelivered"))
         .filter_map(|e| e.get("valueQuantity").and_then(quantity))
         .map(|(x, unit)| match unit {

@@ -7,16 +7,17 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 
 use super::diagnosis::DiagnosisFacts;
-use super::metastases::{MetActivity, MetRec};
-use super::resections::ProcedureRecs;
-use super::status::StatusObs;
-use super::view::{Read, Reading, Rec};
+use super::disease_status::StatusObservation;
+use super::metastases::{MetastasisActivity, MetastasisRecord};
+use super::resections::ProcedureRecords;
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts;
 use crate::clinical::extract::{
-    CONDITION_OBS, Cand, Extractor, OBSERVATION, ObsKind, absence, body_site_keys, derived, latest,
-    with_note,
+    CONDITION_OBS, Candidate, Extractor, OBSERVATION, ObservationKind, absence, body_site_keys,
+    derived, latest, with_note,
 };
-use crate::clinical::fhir;
+use crate::clinical::json;
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
@@ -49,7 +50,7 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
 };
 
 /// Local recurrence Conditions at different sites detected this close together are one
-/// multifocal recurrence (input-profile "focality").
+/// multifocal recurrence (docs/input-profile.md "focality").
 const MULTIFOCAL_WINDOW_DAYS: i64 = 30;
 
 fn is_resolved_status(s: Option<&str>) -> bool {
@@ -78,14 +79,14 @@ impl<'a> Extractor<'a, '_> {
     pub(crate) fn recurrence_episodes(
         &self,
         dx: &DiagnosisFacts,
-        procs: &ProcedureRecs,
-        met_recs: &[MetRec],
-        status_obs: &[StatusObs],
+        procs: &ProcedureRecords,
+        met_recs: &[MetastasisRecord],
+        status_obs: &[StatusObservation],
     ) -> Vec<RecurrenceEpisode> {
         let _reading = Reading::start(&SPEC);
         let met_sources: BTreeSet<&str> = met_recs.iter().map(|m| m.source.as_str()).collect();
-        let is_met_resection = |r: &super::resections::ResectionRec| {
-            r.reasons.iter().any(|x| met_sources.contains(x)) || r.met_site.is_some()
+        let is_met_resection = |r: &super::resections::ResectionRecord| {
+            r.reasons.iter().any(|x| met_sources.contains(x)) || r.metastasis_site.is_some()
         };
         // v2: a later RPS Condition is a recurrence whatever its current clinicalStatus (EHRs
         // mark treated recurrences resolved): one with an onset after the first resection
@@ -98,7 +99,7 @@ impl<'a> Extractor<'a, '_> {
             .filter(|r| r.retroperitoneal || r.reasons.iter().any(|x| Some(*x) == dx_ref))
             .map(|r| r.date)
             .min();
-        let later = dx.other_dx_conds.iter().filter(|rec| {
+        let later = dx.other_diagnosis_conditions.iter().filter(|rec| {
             let has_onset = rec.get("onsetDateTime").is_some() || rec.get("onsetPeriod").is_some();
             has_onset && first_local_resection.is_some_and(|f| rec.date().is_some_and(|d| d > f))
         });
@@ -125,7 +126,7 @@ impl<'a> Extractor<'a, '_> {
             .filter(|r| r.completeness.value().is_some_and(|c| c.is_complete()))
             .map(|r| r.date)
             .collect();
-        let mut local_obs: Vec<&StatusObs> = status_obs
+        let mut local_obs: Vec<&StatusObservation> = status_obs
             .iter()
             .filter(|(_, s, local)| *s == DiseaseStatus::Worsened && *local == Some(true))
             .collect();
@@ -165,8 +166,8 @@ impl<'a> Extractor<'a, '_> {
                     .iter()
                     .find_map(|k| c.get(k))
                     .and_then(|a| match a {
-                        serde_json::Value::String(x) => fhir::parse_date(x),
-                        _ => fhir::str_at(a, "start").and_then(fhir::parse_date),
+                        serde_json::Value::String(x) => json::parse_date(x),
+                        _ => json::str_at(a, "start").and_then(json::parse_date),
                     });
                 disease_gone.push(abated.unwrap_or(e.detected));
             }
@@ -248,8 +249,8 @@ impl<'a> Extractor<'a, '_> {
         episodes: &[RecurrenceEpisode],
         activity: &EpisodeActivity,
         resections: &[Resection],
-        procs: &ProcedureRecs,
-        mets: &MetActivity,
+        procs: &ProcedureRecords,
+        mets: &MetastasisActivity,
         primary_resection: &Fact<Option<Resection>>,
     ) -> RecurrenceFacts {
         let _reading = Reading::start(&SPEC);
@@ -354,8 +355,8 @@ impl<'a> Extractor<'a, '_> {
             ),
         };
 
-        let focality_obs: Vec<(&Rec, Focality)> = self
-            .observations_of(ObsKind::Focality)
+        let focality_obs: Vec<(&Record, Focality)> = self
+            .observations_of(ObservationKind::Focality)
             .filter_map(|rec| {
                 let vc = rec.concept("valueCodeableConcept");
                 let f = if vc.has_code(crate::knowledge::OBSERVATION_SYSTEM, "multifocal") {
@@ -378,7 +379,7 @@ impl<'a> Extractor<'a, '_> {
                         || b.date().is_some_and(|d| d >= e.detected)
                 });
                 let by_pathology = dx
-                    .histology_obs_dates
+                    .histology_observation_dates
                     .iter()
                     .find(|(d, _)| d.is_some_and(|d| d >= e.detected));
                 match (by_procedure, by_pathology) {
@@ -408,13 +409,13 @@ impl<'a> Extractor<'a, '_> {
         &self,
         current: &Option<RecurrenceEpisode>,
         episodes: &[RecurrenceEpisode],
-        observations: &[(&Rec, Focality)],
+        observations: &[(&Record, Focality)],
     ) -> Fact<Focality> {
         let Some(cur) = current else {
             return Fact::Unknown(Unknown::NotApplicable);
         };
         // An RPS focality Observation about this recurrence (focus), or dated since it.
-        let cands: Vec<Cand<Focality>> = observations
+        let cands: Vec<Candidate<Focality>> = observations
             .iter()
             .filter(|(r, _)| {
                 let focus = r.references("focus");
@@ -424,7 +425,7 @@ impl<'a> Extractor<'a, '_> {
                     focus.contains(&cur.source.as_str())
                 }
             })
-            .map(|(r, f)| Cand::new(r, *f, ReadFrom::Code))
+            .map(|(r, f)| Candidate::new(r, *f, ReadFrom::Code))
             .collect();
         match latest(cands) {
             Ok(Some(c)) => return c.into_fact(),
@@ -445,7 +446,7 @@ impl<'a> Extractor<'a, '_> {
                     Focality::Multifocal,
                     Provenance {
                         resources: vec![cur.source.clone()],
-                        read_from: fhir::read_from(m),
+                        read_from: concepts::read_from(m),
                         date: Some(cur.detected),
                         note: None,
                     },

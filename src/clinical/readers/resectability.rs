@@ -6,10 +6,10 @@ use serde_json::Value;
 
 use super::view::{Read, Reading};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
-    Cand, Extractor, OBSERVATION, ObsKind, SCT, derived, latest, with_note,
+    Candidate, Extractor, OBSERVATION, ObservationKind, SCT, derived, latest, with_note,
 };
-use crate::clinical::fhir::Concept;
 use crate::clinical::picture::*;
 use crate::knowledge::OBSERVATION_SYSTEM;
 
@@ -31,9 +31,9 @@ pub(crate) struct ResectabilityFacts {
 impl Extractor<'_, '_> {
     pub(crate) fn read_resectability(&self) -> ResectabilityFacts {
         let _reading = Reading::start(&SPEC);
-        let mut critical: BTreeMap<CriticalStructure, Cand<bool>> = BTreeMap::new();
+        let mut critical: BTreeMap<CriticalStructure, Candidate<bool>> = BTreeMap::new();
         let mut critical_seen: Vec<String> = Vec::new();
-        for rec in self.observations_of(ObsKind::Critical) {
+        for rec in self.observations_of(ObservationKind::Critical) {
             let involved = rec
                 .get("valueBoolean")
                 .and_then(Value::as_bool)
@@ -41,15 +41,15 @@ impl Extractor<'_, '_> {
             critical_seen.push(rec.reference.clone());
             let body = rec.concept_all("bodySite");
             for s in self.critical_structures_of(&body) {
-                let c = Cand::new(rec, involved, ReadFrom::Code);
+                let c = Candidate::new(rec, involved, ReadFrom::Code);
                 let newer = critical.get(&s).is_none_or(|old| old.date <= c.date);
                 if newer {
                     critical.insert(s, c);
                 }
             }
         }
-        let resectability_cands: Vec<Cand<Resectability>> = self
-            .observations_of(ObsKind::Resectability)
+        let resectability_cands: Vec<Candidate<Resectability>> = self
+            .observations_of(ObservationKind::Resectability)
             .filter_map(|rec| {
                 let vc = rec.concept("valueCodeableConcept");
                 let (_, r) = [
@@ -59,7 +59,7 @@ impl Extractor<'_, '_> {
                 ]
                 .into_iter()
                 .find(|(c, _)| vc.has_code(OBSERVATION_SYSTEM, c))?;
-                Some(Cand::new(rec, r, ReadFrom::Code))
+                Some(Candidate::new(rec, r, ReadFrom::Code))
             })
             .collect();
 

@@ -8,13 +8,13 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::diagnosis::DiagnosisFacts;
-use super::metastases::MetRec;
-use super::view::{Read, Reading, Rec};
+use super::metastases::MetastasisRecord;
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::{self, Concept};
 use crate::clinical::extract::{
-    Cand, Extractor, OBSERVATION, ObsKind, PROCEDURE, derived, latest, value_concept,
+    Candidate, Extractor, OBSERVATION, ObservationKind, PROCEDURE, derived, latest, value_concept,
 };
-use crate::clinical::fhir::{self, Concept};
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
@@ -41,12 +41,12 @@ pub(crate) static SPEC: ReaderSpec = ReaderSpec {
 
 /// A parsed resection Procedure before its target is settled.
 #[derive(Debug)]
-pub(crate) struct ResectionRec<'a> {
-    pub(crate) rec: &'a Rec<'a>,
+pub(crate) struct ResectionRecord<'a> {
+    pub(crate) record: &'a Record<'a>,
     pub(crate) date: NaiveDate,
     pub(crate) reasons: Vec<&'a str>,
     pub(crate) retroperitoneal: bool,
-    pub(crate) met_site: Option<MetastasisSite>,
+    pub(crate) metastasis_site: Option<MetastasisSite>,
     organs: u32,
     read_from: ReadFrom,
     pub(crate) completeness: Fact<Completeness>,
@@ -54,26 +54,26 @@ pub(crate) struct ResectionRec<'a> {
 }
 
 /// Residual-tumour Observations (R0/R1/R2, or unreadable) and rupture Observations.
-pub(crate) struct CompletenessRecs<'r, 'a> {
-    residual: Vec<(&'r Rec<'a>, Result<Completeness, ()>, ReadFrom)>,
-    rupture: Vec<(&'r Rec<'a>, bool)>,
+pub(crate) struct CompletenessRecords<'r, 'a> {
+    residual: Vec<(&'r Record<'a>, Result<Completeness, ()>, ReadFrom)>,
+    rupture: Vec<(&'r Record<'a>, bool)>,
 }
 
 /// The completed Procedures, by what they are.
-pub(crate) struct ProcedureRecs<'r, 'a> {
+pub(crate) struct ProcedureRecords<'r, 'a> {
     /// Dated resections, oldest first, with completeness and rupture attached.
-    pub(crate) resections: Vec<ResectionRec<'r>>,
+    pub(crate) resections: Vec<ResectionRecord<'r>>,
     pub(crate) undated_resections: Vec<String>,
-    pub(crate) rt_recs: Vec<&'r Rec<'a>>,
-    pub(crate) biopsies: Vec<&'r Rec<'a>>,
+    pub(crate) rt_records: Vec<&'r Record<'a>>,
+    pub(crate) biopsies: Vec<&'r Record<'a>>,
 }
 
 impl<'a> Extractor<'a, '_> {
-    pub(crate) fn completeness_records(&self) -> CompletenessRecs<'_, 'a> {
+    pub(crate) fn completeness_records(&self) -> CompletenessRecords<'_, 'a> {
         let _reading = Reading::start(&SPEC);
         let v = &self.vocab;
         let residual = self
-            .observations_of(ObsKind::Residual)
+            .observations_of(ObservationKind::Residual)
             .map(|rec| {
                 let vc = value_concept(rec);
                 let r = v.first(
@@ -91,22 +91,22 @@ impl<'a> Extractor<'a, '_> {
             })
             .collect();
         let rupture = self
-            .observations_of(ObsKind::Rupture)
+            .observations_of(ObservationKind::Rupture)
             .filter_map(|rec| Some((rec, rec.get("valueBoolean").and_then(Value::as_bool)?)))
             .collect();
-        CompletenessRecs { residual, rupture }
+        CompletenessRecords { residual, rupture }
     }
 
     pub(crate) fn read_procedures<'r>(
         &'r self,
-        completeness: &CompletenessRecs<'r, 'a>,
-    ) -> ProcedureRecs<'r, 'a> {
+        completeness: &CompletenessRecords<'r, 'a>,
+    ) -> ProcedureRecords<'r, 'a> {
         let _reading = Reading::start(&SPEC);
         let v = &self.vocab;
-        let mut resection_recs: Vec<ResectionRec> = Vec::new();
+        let mut resection_recs: Vec<ResectionRecord> = Vec::new();
         let mut undated_resections = Vec::new();
-        let mut rt_recs: Vec<&Rec> = Vec::new();
-        let mut biopsies: Vec<&Rec> = Vec::new();
+        let mut rt_records: Vec<&Record> = Vec::new();
+        let mut biopsies: Vec<&Record> = Vec::new();
         for rec in &self.procedures {
             // What the Procedure is comes first: only then are its values read.
             let code = rec.concept("code");
@@ -129,7 +129,7 @@ impl<'a> Extractor<'a, '_> {
             if biopsy {
                 biopsies.push(rec);
             } else if radiotherapy {
-                rt_recs.push(rec);
+                rt_records.push(rec);
             } else if let Some(m) = resection {
                 let Some(date) = rec.date() else {
                     undated_resections.push(rec.reference.clone());
@@ -138,7 +138,7 @@ impl<'a> Extractor<'a, '_> {
                 let body = rec.concept_all("bodySite");
                 let retroperitoneal = v.matches("site-retroperitoneum", &body).is_some()
                     || v.by_text("site-retroperitoneum", &code);
-                let met_site = if v.by_code("site-lung", &body)
+                let metastasis_site = if v.by_code("site-lung", &body)
                     || v.matches("pulmonary-metastasectomy", &code).is_some()
                 {
                     Some(MetastasisSite::Lung)
@@ -154,14 +154,14 @@ impl<'a> Extractor<'a, '_> {
                             .is_none()
                     })
                     .count() as u32;
-                resection_recs.push(ResectionRec {
-                    rec,
+                resection_recs.push(ResectionRecord {
+                    record: rec,
                     date,
                     reasons: rec.references("reasonReference"),
                     retroperitoneal,
-                    met_site,
+                    metastasis_site,
                     organs,
-                    read_from: fhir::read_from(m),
+                    read_from: concepts::read_from(m),
                     completeness: Fact::Unknown(Unknown::NotRecorded),
                     rupture: Fact::Unknown(Unknown::NotRecorded),
                 });
@@ -173,10 +173,10 @@ impl<'a> Extractor<'a, '_> {
             &completeness.residual,
             &completeness.rupture,
         );
-        ProcedureRecs {
+        ProcedureRecords {
             resections: resection_recs,
             undated_resections,
-            rt_recs,
+            rt_records,
             biopsies,
         }
     }
@@ -185,9 +185,9 @@ impl<'a> Extractor<'a, '_> {
     /// reason, or a local resection after a recurrence episode), else the primary.
     pub(crate) fn resection_targets(
         &self,
-        procs: &ProcedureRecs,
+        procs: &ProcedureRecords,
         episodes: &[RecurrenceEpisode],
-        met_recs: &[MetRec],
+        met_recs: &[MetastasisRecord],
         dx: &DiagnosisFacts,
     ) -> Vec<Resection> {
         let _reading = Reading::start(&SPEC);
@@ -208,7 +208,7 @@ impl<'a> Extractor<'a, '_> {
                     .find(|x| x.source == **m)
                     .and_then(|x| x.site);
                 ResectionTarget::Metastasis {
-                    site: site.or(r.met_site),
+                    site: site.or(r.metastasis_site),
                     condition: Some((*m).to_owned()),
                 }
             } else if r.reasons.iter().any(|x| episode_sources.contains(*x)) {
@@ -221,7 +221,7 @@ impl<'a> Extractor<'a, '_> {
                 } else {
                     ResectionTarget::Unknown
                 }
-            } else if let Some(site) = r.met_site {
+            } else if let Some(site) = r.metastasis_site {
                 ResectionTarget::Metastasis {
                     site: Some(site),
                     condition: None,
@@ -238,13 +238,13 @@ impl<'a> Extractor<'a, '_> {
                 _ => {}
             }
             resections.push(Resection {
-                procedure: r.rec.reference.clone(),
+                procedure: r.record.reference.clone(),
                 date: r.date,
                 target,
                 completeness: r.completeness.clone(),
                 rupture_or_piecemeal: r.rupture.clone(),
                 organs_resected: if r.organs > 0 {
-                    derived(r.organs, vec![r.rec.reference.clone()], Some(r.date))
+                    derived(r.organs, vec![r.record.reference.clone()], Some(r.date))
                 } else {
                     Fact::Unknown(Unknown::NotRecorded)
                 },
@@ -258,7 +258,7 @@ impl<'a> Extractor<'a, '_> {
     pub(crate) fn primary_resection(
         &self,
         resections: &[Resection],
-        procs: &ProcedureRecs,
+        procs: &ProcedureRecords,
         dx: &DiagnosisFacts,
     ) -> (Fact<Option<Resection>>, Vec<Resection>) {
         let _reading = Reading::start(&SPEC);
@@ -308,16 +308,16 @@ impl<'a> Extractor<'a, '_> {
     /// nearest resection on or before the Observation's date. Latest wins per resection.
     fn attach_completeness(
         &self,
-        resections: &mut [ResectionRec],
-        residual: &[(&Rec, Result<Completeness, ()>, ReadFrom)],
-        rupture: &[(&Rec, bool)],
+        resections: &mut [ResectionRecord],
+        residual: &[(&Record, Result<Completeness, ()>, ReadFrom)],
+        rupture: &[(&Record, bool)],
     ) {
-        let target = |rec: &Rec| -> Option<usize> {
+        let target = |rec: &Record| -> Option<usize> {
             let mut refs = rec.references("partOf");
             refs.extend(rec.references("focus"));
             if let Some(i) = resections
                 .iter()
-                .position(|r| refs.contains(&r.rec.reference.as_str()))
+                .position(|r| refs.contains(&r.record.reference.as_str()))
             {
                 return Some(i);
             }
@@ -327,12 +327,12 @@ impl<'a> Extractor<'a, '_> {
         let residual_targets: Vec<Option<usize>> =
             residual.iter().map(|(r, ..)| target(r)).collect();
         let rupture_targets: Vec<Option<usize>> = rupture.iter().map(|(r, _)| target(r)).collect();
-        let mut per: BTreeMap<usize, Vec<Cand<Completeness>>> = BTreeMap::new();
+        let mut per: BTreeMap<usize, Vec<Candidate<Completeness>>> = BTreeMap::new();
         let mut unreadable: BTreeMap<usize, String> = BTreeMap::new();
         for ((rec, value, rf), t) in residual.iter().zip(residual_targets) {
             let Some(i) = t else { continue };
             match value {
-                Ok(c) => per.entry(i).or_default().push(Cand::new(rec, *c, *rf)),
+                Ok(c) => per.entry(i).or_default().push(Candidate::new(rec, *c, *rf)),
                 Err(()) => {
                     unreadable.insert(i, rec.reference.clone());
                 }
@@ -348,12 +348,12 @@ impl<'a> Extractor<'a, '_> {
                 },
             };
         }
-        let mut per: BTreeMap<usize, Vec<Cand<bool>>> = BTreeMap::new();
+        let mut per: BTreeMap<usize, Vec<Candidate<bool>>> = BTreeMap::new();
         for ((rec, b), t) in rupture.iter().zip(rupture_targets) {
             if let Some(i) = t {
                 per.entry(i)
                     .or_default()
-                    .push(Cand::new(rec, *b, ReadFrom::Code));
+                    .push(Candidate::new(rec, *b, ReadFrom::Code));
             }
         }
         for (i, r) in resections.iter_mut().enumerate() {

@@ -1,20 +1,21 @@
 //! Symptoms: tumour-related pain, obstruction, dyspnoea, cord compression and bone pain
 //! from active Conditions and symptom Observations (text read negation-aware and whole-word,
 //! `symptom_text`), and the symptom assessment that makes their absence known
-//! (`symptom_status`, rps-knowledge.md §4.1).
+//! (`symptom_status`, docs/clinical-spec.md §4.1).
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::diagnosis::CondInfo;
-use super::view::{Read, Reading, Rec};
+use super::diagnosis::ClassifiedCondition;
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
+use crate::clinical::concepts::Concept;
 use crate::clinical::extract::{
-    CONDITION_ACTIVITY, CONDITION_OBS, Extractor, ObsKind, condition_active, value_concept,
+    CONDITION_ACTIVITY, CONDITION_OBS, Extractor, ObservationKind, condition_active, value_concept,
     with_note,
 };
-use crate::clinical::fhir::{self, Concept};
+use crate::clinical::json;
 use crate::clinical::picture::*;
 use crate::clinical::symptom_status::{self, SymptomReading, SymptomRecord, SymptomTerms};
 use crate::knowledge::OBSERVATION_SYSTEM;
@@ -45,7 +46,7 @@ impl<'a> Extractor<'a, '_> {
     /// a current symptom assessment).
     pub(crate) fn read_symptoms(
         &self,
-        conds: &[CondInfo<'_, 'a>],
+        conds: &[ClassifiedCondition<'_, 'a>],
     ) -> (Fact<Vec<Symptom>>, Fact<bool>) {
         let _reading = Reading::start(&SPEC);
         let mut records: Vec<SymptomRecord> = Vec::new();
@@ -54,13 +55,13 @@ impl<'a> Extractor<'a, '_> {
             let texts: Vec<&str> = c.code.texts().collect();
             // What the Condition says (from its classifying code) comes first: only a
             // symptom record's status is read.
-            if let Some(s) = self.symptom_of(&terms, c.rec, &c.code, &texts, false, &c.body)
-                && condition_active(c.rec)
+            if let Some(s) = self.symptom_of(&terms, c.record, &c.code, &texts, false, &c.body)
+                && condition_active(c.record)
             {
                 records.push(s);
             }
         }
-        for rec in self.observations_of(ObsKind::Symptom) {
+        for rec in self.observations_of(ObservationKind::Symptom) {
             let negated = rec.get("valueBoolean").and_then(Value::as_bool) == Some(false);
             let value = value_concept(rec);
             let code = rec.concept("code");
@@ -70,7 +71,7 @@ impl<'a> Extractor<'a, '_> {
             if !self.vocab.by_code("symptom-observation", &code) {
                 texts.extend(code.texts());
             }
-            texts.extend(rec.array("note").filter_map(|n| fhir::str_at(n, "text")));
+            texts.extend(rec.array("note").filter_map(|n| json::str_at(n, "text")));
             let mut c = value_concept(rec);
             c.add(rec.get("code").unwrap_or(&Value::Null));
             let body = rec.concept_all("bodySite");
@@ -78,7 +79,7 @@ impl<'a> Extractor<'a, '_> {
                 records.push(s);
             }
         }
-        for rec in self.observations_of(ObsKind::SymptomAssessment) {
+        for rec in self.observations_of(ObservationKind::SymptomAssessment) {
             let vc = rec.concept("valueCodeableConcept");
             let reading = if vc.has_code(OBSERVATION_SYSTEM, "none") {
                 SymptomReading::NoneFound
@@ -115,7 +116,7 @@ impl<'a> Extractor<'a, '_> {
     fn symptom_of(
         &self,
         terms: &SymptomTerms,
-        rec: &Rec,
+        rec: &Record,
         c: &Concept,
         texts: &[&str],
         negated: bool,

@@ -7,14 +7,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::NaiveDate;
 use serde_json::Value;
 
-use super::status::StatusObs;
-use super::view::{Read, Reading, Rec};
+use super::disease_status::StatusObservation;
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
 use crate::clinical::anthracycline::{self, BsaRecord, DoseEntry, DoseInputs, DoseRecord};
+use crate::clinical::concepts::{Concept, Vocab};
 use crate::clinical::extract::{
-    Extractor, MEDICATION, OBSERVATION, ObsKind, derived, months_between, with_note,
+    Extractor, MEDICATION, OBSERVATION, ObservationKind, derived, months_between, with_note,
 };
-use crate::clinical::fhir::{self, Concept, Vocab, quantity, str_at};
+use crate::clinical::json::{self, quantity, str_at};
 use crate::clinical::picture::*;
 
 const MEDICATION_VALUES: &[&str] = &[
@@ -65,7 +66,7 @@ pub(crate) type BsaRec = (Option<NaiveDate>, f64, String);
 /// The systemic-therapy facts.
 pub(crate) struct SystemicFacts {
     pub(crate) history: Fact<SystemicHistory>,
-    pub(crate) favorable: Fact<bool>,
+    pub(crate) favourable: Fact<bool>,
     pub(crate) progression: Fact<bool>,
     pub(crate) body_surface_area_m2: Fact<f64>,
     pub(crate) prior_anthracycline: Fact<bool>,
@@ -83,7 +84,7 @@ fn is_given<'a>(rec: &impl Read<'a>) -> bool {
 impl<'a> Extractor<'a, '_> {
     pub(crate) fn bsa_records(&self) -> Vec<BsaRec> {
         let _reading = Reading::start(&SPEC);
-        self.observations_of(ObsKind::Bsa)
+        self.observations_of(ObservationKind::Bsa)
             .filter_map(|rec| {
                 let (m2, _) = rec.get("valueQuantity").and_then(quantity)?;
                 Some((rec.date(), m2, rec.reference.clone()))
@@ -91,13 +92,17 @@ impl<'a> Extractor<'a, '_> {
             .collect()
     }
 
-    pub(crate) fn read_systemic(&self, status_obs: &[StatusObs], bsa: &[BsaRec]) -> SystemicFacts {
+    pub(crate) fn read_systemic(
+        &self,
+        status_obs: &[StatusObservation],
+        bsa: &[BsaRec],
+    ) -> SystemicFacts {
         let _reading = Reading::start(&SPEC);
         let statuses: Vec<(NaiveDate, DiseaseStatus)> = status_obs
             .iter()
             .filter_map(|(r, s, _)| Some((r.date()?, *s)))
             .collect();
-        let (history, favorable, progression) = self.systemic(&statuses);
+        let (history, favourable, progression) = self.systemic(&statuses);
         let (prior_anthracycline, anthracycline_dose) = self.anthracycline(bsa);
         let body_surface_area_m2 = bsa
             .iter()
@@ -116,7 +121,7 @@ impl<'a> Extractor<'a, '_> {
             .unwrap_or_else(|| self.not_recorded(OBSERVATION));
         SystemicFacts {
             history,
-            favorable,
+            favourable,
             progression,
             body_surface_area_m2,
             prior_anthracycline,
@@ -126,7 +131,7 @@ impl<'a> Extractor<'a, '_> {
 
     fn agents_of(
         &self,
-        v: &Rec<'a>,
+        v: &Record<'a>,
         memo: &mut HashMap<String, Vec<(Agent, ReadFrom)>>,
     ) -> Vec<(Agent, ReadFrom)> {
         let c = medication_concept(v, &self.medications);
@@ -140,7 +145,7 @@ impl<'a> Extractor<'a, '_> {
         statuses: &[(NaiveDate, DiseaseStatus)],
     ) -> (Fact<SystemicHistory>, Fact<bool>, Fact<bool>) {
         struct Event<'r> {
-            rec: &'r Rec<'r>,
+            record: &'r Record<'r>,
             agents: Vec<Agent>,
         }
         let mut events: Vec<Event> = Vec::new();
@@ -160,7 +165,10 @@ impl<'a> Extractor<'a, '_> {
                 Some("completed" | "active" | "stopped" | "in-progress")
             );
             if status_ok {
-                events.push(Event { rec, agents });
+                events.push(Event {
+                    record: rec,
+                    agents,
+                });
             }
         }
         if events.is_empty() {
@@ -178,11 +186,14 @@ impl<'a> Extractor<'a, '_> {
         }
         // Lines: agents started within LINE_WINDOW_DAYS of the line's start, or agents
         // already in it, continue a line; a new agent later opens the next.
-        let mut dated: Vec<&Event> = events.iter().filter(|e| e.rec.date().is_some()).collect();
-        dated.sort_by_key(|e| e.rec.date());
+        let mut dated: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.record.date().is_some())
+            .collect();
+        dated.sort_by_key(|e| e.record.date());
         let mut lines: Vec<SystemicLine> = Vec::new();
         for e in dated {
-            let d = e.rec.date().expect("filtered");
+            let d = e.record.date().expect("filtered");
             let continues = lines.last().is_some_and(|l| {
                 (d - l.start).num_days() <= LINE_WINDOW_DAYS
                     || e.agents.iter().all(|a| l.agents.contains(a))
@@ -204,20 +215,20 @@ impl<'a> Extractor<'a, '_> {
             let l = lines.last_mut().expect("pushed");
             l.end = l.end.max(d);
             l.agents.extend(e.agents.iter().copied());
-            l.resources.push(e.rec.reference.clone());
+            l.resources.push(e.record.reference.clone());
             // An order or statement says whether the line is still given; an administration
             // is completed dose by dose and says nothing about the line.
-            let status = e.rec.str("status");
+            let status = e.record.str("status");
             if matches!(status, Some("active" | "in-progress")) {
                 l.ongoing = Some(true);
-            } else if e.rec.resource_type() != "MedicationAdministration"
+            } else if e.record.resource_type() != "MedicationAdministration"
                 && matches!(status, Some("completed" | "stopped"))
                 && l.ongoing.is_none()
             {
                 l.ongoing = Some(false);
             }
             if status == Some("stopped") || status == Some("completed") {
-                let reason = e.rec.concept_all("statusReason");
+                let reason = e.record.concept_all("statusReason");
                 if self.vocab.matches("therapy-intolerance", &reason).is_some() {
                     l.intolerance = true;
                 }
@@ -257,9 +268,9 @@ impl<'a> Extractor<'a, '_> {
             .iter()
             .flat_map(|e| e.agents.iter().copied())
             .collect();
-        let resources: Vec<String> = events.iter().map(|e| e.rec.reference.clone()).collect();
+        let resources: Vec<String> = events.iter().map(|e| e.record.reference.clone()).collect();
         let last_date = lines.last().map(|l| l.end);
-        let favorable = {
+        let favourable = {
             let fav = lines.iter().find(|l| {
                 l.best_response == Some(Response::Regression)
                     || l.stable_months
@@ -289,7 +300,7 @@ impl<'a> Extractor<'a, '_> {
                 derived(history, resources, last_date),
                 self.incomplete_note(MEDICATION),
             ),
-            favorable,
+            favourable,
             progression,
         )
     }
@@ -331,7 +342,7 @@ impl<'a> Extractor<'a, '_> {
             });
         }
         let unusable: Vec<(Option<NaiveDate>, &str)> = self
-            .observations_of(ObsKind::Bsa)
+            .observations_of(ObservationKind::Bsa)
             .filter(|rec| {
                 !rec.get("valueQuantity")
                     .and_then(quantity)
@@ -382,11 +393,11 @@ pub(crate) fn medication_concept<'v>(
             v.array("contained")
                 .find(|m| str_at(m, "id") == Some(local))
         } else {
-            medications.get(fhir::normalise_reference(r)).copied()
+            medications.get(json::normalise_reference(r)).copied()
         };
         if let Some(m) = med {
             c.add(m.get("code").unwrap_or(&Value::Null));
-            for ing in fhir::array(m, "ingredient") {
+            for ing in json::array(m, "ingredient") {
                 c.add(ing.get("itemCodeableConcept").unwrap_or(&Value::Null));
             }
         }

@@ -8,7 +8,8 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::ReaderSpec;
-use crate::clinical::fhir::{self, Concept};
+use crate::clinical::concepts::Concept;
+use crate::clinical::json;
 
 thread_local! {
     /// The reader whose code is running. The picture is built synchronously on one thread,
@@ -73,12 +74,12 @@ pub(crate) trait Read<'a> {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .find_map(|c| fhir::str_at(c, "code"))
+            .find_map(|c| json::str_at(c, "code"))
     }
 
     /// The references at `key` (a Reference or an array of them), normalised.
     fn references(&self, key: &str) -> Vec<&'a str> {
-        fhir::references_in(self.get(key))
+        json::references_in(self.get(key))
     }
 }
 
@@ -100,8 +101,8 @@ pub(crate) const MODIFIER_ELEMENTS: &[&str] = &[
     "patient",
 ];
 
-/// The elements [`fhir::clinical_date`] takes the clinical date from, which every reader
-/// reads through [`Rec::date`].
+/// The elements [`json::clinical_date`] takes the clinical date from, which every reader
+/// reads through [`Record::date`].
 pub(crate) const DATE_ELEMENTS: &[&str] = &[
     "effectiveDateTime",
     "effectivePeriod",
@@ -253,18 +254,19 @@ impl Defects {
 
 /// A resource kept for extraction.
 #[derive(Debug)]
-pub(crate) struct Rec<'a> {
-    v: &'a Value,
+pub(crate) struct Record<'a> {
+    /// The resource's JSON.
+    resource: &'a Value,
     pub(crate) reference: String,
     date: Option<NaiveDate>,
     /// Set for a resource that failed validation: every read is checked against them.
     defects: Option<Box<Defects>>,
 }
 
-impl<'a> Rec<'a> {
+impl<'a> Record<'a> {
     pub(crate) fn new(v: &'a Value, reference: String, date: Option<NaiveDate>) -> Self {
-        Rec {
-            v,
+        Record {
+            resource: v,
             reference,
             date,
             defects: None,
@@ -276,17 +278,17 @@ impl<'a> Rec<'a> {
         let date = if defects.blocks_date() {
             None
         } else {
-            fhir::clinical_date(v)
+            json::clinical_date(v)
         };
-        Rec {
-            v,
+        Record {
+            resource: v,
             reference,
             date,
             defects: Some(Box::new(defects)),
         }
     }
 
-    /// The clinical date (`effective[x]`, `onset[x]` … see [`fhir::clinical_date`]).
+    /// The clinical date (`effective[x]`, `onset[x]` … see [`json::clinical_date`]).
     pub(crate) fn date(&self) -> Option<NaiveDate> {
         if let (Some(d), Some(spec)) = (&self.defects, current_reader()) {
             d.record(spec.family, "(date)", d.blocks_date());
@@ -295,7 +297,7 @@ impl<'a> Rec<'a> {
     }
 
     pub(crate) fn resource_type(&self) -> &'a str {
-        fhir::resource_type(self.v)
+        json::resource_type(self.resource)
     }
 
     pub(crate) fn defects(&self) -> Option<&Defects> {
@@ -305,11 +307,11 @@ impl<'a> Rec<'a> {
     /// The element `key` even where it has defects, for a reader that reads it item by item
     /// around them ([`Defects::blocks_path`]) instead of through [`Read::get`].
     pub(crate) fn raw_around_defects(&self, key: &str) -> Option<&'a Value> {
-        self.v.get(key)
+        self.resource.get(key)
     }
 }
 
-impl<'a> Read<'a> for Rec<'a> {
+impl<'a> Read<'a> for Record<'a> {
     fn get(&self, key: &str) -> Option<&'a Value> {
         // The declaration of each reader is what the taint logic goes by: a read it does not
         // declare is a defect of the reader (caught by the test suite in debug builds).
@@ -337,7 +339,7 @@ impl<'a> Read<'a> for Rec<'a> {
                 return None;
             }
         }
-        self.v.get(key)
+        self.resource.get(key)
     }
 }
 
@@ -360,7 +362,7 @@ mod tests {
     fn declared_reads_succeed_and_the_scope_ends_with_its_guard() {
         let v = json!({"resourceType": "Observation", "code": {"text": "x"},
                        "valueQuantity": {"value": 1}});
-        let rec = Rec::new(&v, "Observation/o".into(), None);
+        let rec = Record::new(&v, "Observation/o".into(), None);
         {
             let _r = Reading::start(&TEST_SPEC);
             assert!(rec.get("code").is_some());
@@ -377,7 +379,7 @@ mod tests {
     #[should_panic(expected = "the test reader reads Observation.valueString without declaring it")]
     fn an_undeclared_read_is_a_defect_of_the_reader() {
         let v = json!({"resourceType": "Observation", "valueString": "x"});
-        let rec = Rec::new(&v, "Observation/o".into(), None);
+        let rec = Record::new(&v, "Observation/o".into(), None);
         let _r = Reading::start(&TEST_SPEC);
         rec.get("valueString");
     }
@@ -423,7 +425,7 @@ mod defect_tests {
     fn an_unusable_record_yields_only_its_classifying_elements_to_a_reader() {
         let v = serde_json::json!({"resourceType": "Observation", "status": "finalised",
             "code": {"text": "x"}, "valueQuantity": {"value": 1}});
-        let rec = Rec::with_defects(
+        let rec = Record::with_defects(
             &v,
             "Observation/o".into(),
             Defects::new(&paths(&["/status"])),

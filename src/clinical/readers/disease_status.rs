@@ -2,10 +2,11 @@
 //! the local or distant progression qualifier). Recurrences, metastases and the responses
 //! to systemic therapy all read them.
 
-use super::view::{Read, Reading, Rec};
+use super::view::{Read, Reading, Record};
 use super::{ReaderSpec, TypeReads};
-use crate::clinical::extract::{Cand, Extractor, OBSERVATION, ObsKind, latest};
-use crate::clinical::fhir::{Concept, str_at};
+use crate::clinical::concepts::Concept;
+use crate::clinical::extract::{Candidate, Extractor, OBSERVATION, ObservationKind, latest};
+use crate::clinical::json::str_at;
 use crate::clinical::picture::*;
 
 pub(crate) static SPEC: ReaderSpec = ReaderSpec {
@@ -21,12 +22,12 @@ const PROGRESSION_QUALIFIER: &str = "http://hl7.org/fhir/us/codex-radiation-ther
 
 /// A disease-status Observation: its value, and whether the progression qualifier says
 /// local (`Some(true)`) or distant (`Some(false)`).
-pub(crate) type StatusObs<'r, 'a> = (&'r Rec<'a>, DiseaseStatus, Option<bool>);
+pub(crate) type StatusObservation<'r, 'a> = (&'r Record<'a>, DiseaseStatus, Option<bool>);
 
 impl<'a> Extractor<'a, '_> {
-    pub(crate) fn disease_status_records(&self) -> Vec<StatusObs<'_, 'a>> {
+    pub(crate) fn disease_status_records(&self) -> Vec<StatusObservation<'_, 'a>> {
         let _reading = Reading::start(&SPEC);
-        self.observations_of(ObsKind::DiseaseStatus)
+        self.observations_of(ObservationKind::DiseaseStatus)
             .filter_map(|rec| {
                 let (s, local) = self.disease_status_of(rec)?;
                 Some((rec, s, local))
@@ -34,11 +35,14 @@ impl<'a> Extractor<'a, '_> {
             .collect()
     }
 
-    pub(crate) fn latest_disease_status(&self, status_obs: &[StatusObs]) -> Fact<DiseaseStatus> {
+    pub(crate) fn latest_disease_status(
+        &self,
+        status_obs: &[StatusObservation],
+    ) -> Fact<DiseaseStatus> {
         let _reading = Reading::start(&SPEC);
-        let cands: Vec<Cand<DiseaseStatus>> = status_obs
+        let cands: Vec<Candidate<DiseaseStatus>> = status_obs
             .iter()
-            .map(|(r, s, _)| Cand::new(r, *s, ReadFrom::Code))
+            .map(|(r, s, _)| Candidate::new(r, *s, ReadFrom::Code))
             .collect();
         match latest(cands) {
             Ok(Some(c)) => c.into_fact(),
@@ -47,7 +51,7 @@ impl<'a> Extractor<'a, '_> {
         }
     }
 
-    fn disease_status_of(&self, obs: &Rec<'a>) -> Option<(DiseaseStatus, Option<bool>)> {
+    fn disease_status_of(&self, obs: &Record<'a>) -> Option<(DiseaseStatus, Option<bool>)> {
         let c = obs.concept("valueCodeableConcept");
         let (s, _) = self.vocab.first(
             &[

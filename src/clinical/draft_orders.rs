@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::fhir::{self, Vocab};
+use super::concepts::{self, Vocab};
+use super::json;
 use super::picture::{
     Agent, DiseaseState, Fact, MetastasisSite, Picture, Provenance, ReadFrom, Unknown,
 };
-use super::readers::view::{Defects, Read, Rec};
+use super::readers::view::{Defects, Read, Record};
 use super::readers::{agents_in, is_mg_per_m2, medication_concept};
 use crate::fhir::InvalidUse;
 use crate::knowledge::{Parameters, Terminology};
@@ -178,7 +179,7 @@ pub fn classify_draft_order_in_part(
     if defects.is_empty() {
         return classify_draft_order(order, medications, picture, terminology, params);
     }
-    let view = Rec::with_defects(order, fhir::reference_of(order), Defects::new(defects));
+    let view = Record::with_defects(order, json::reference_of(order), Defects::new(defects));
     classify(&view, medications, picture, terminology, params)
 }
 
@@ -231,13 +232,13 @@ fn classify<'v>(
         intent.add(order.get(key).unwrap_or(&Value::Null));
     }
     for n in order.array("note") {
-        if let Some(t) = fhir::str_at(n, "text") {
+        if let Some(t) = json::str_at(n, "text") {
             intent.add_text(t);
             all.add_text(t);
         }
     }
     for d in order.array("dosageInstruction") {
-        if let Some(t) = fhir::str_at(d, "text") {
+        if let Some(t) = json::str_at(d, "text") {
             intent.add_text(t);
         }
     }
@@ -246,10 +247,10 @@ fn classify<'v>(
     }
     // Neo-adjuvant first: "adjuvant" is a substring of it.
     let timing = if let Some(m) = v.matches("neoadjuvant", &intent) {
-        Some((true, fhir::read_from(m)))
+        Some((true, concepts::read_from(m)))
     } else {
         v.matches("adjuvant", &intent)
-            .map(|m| (false, fhir::read_from(m)))
+            .map(|m| (false, concepts::read_from(m)))
     };
 
     let body_retro = v.matches("site-retroperitoneum", &body).is_some()
@@ -263,7 +264,7 @@ fn classify<'v>(
             push(
                 &mut kinds,
                 OrderKind::FineNeedleAspiration,
-                fhir::read_from(m),
+                concepts::read_from(m),
             );
         } else if v.by_code("biopsy-core", &all)
             || (v.by_text("biopsy-core", &all) && v.matches("biopsy-any", &all).is_some())
@@ -275,28 +276,36 @@ fn classify<'v>(
             };
             push(&mut kinds, OrderKind::CoreBiopsy, rf);
         } else if let Some(m) = v.matches("biopsy-any", &all) {
-            push(&mut kinds, OrderKind::Biopsy, fhir::read_from(m));
+            push(&mut kinds, OrderKind::Biopsy, concepts::read_from(m));
         } else if let Some(m) = v.matches("radiotherapy-procedure", &code) {
             let k = match timing {
                 Some((true, _)) => OrderKind::PreoperativeRt,
                 Some((false, _)) => OrderKind::PostoperativeRt,
                 None => OrderKind::Radiotherapy,
             };
-            push(&mut kinds, k, fhir::read_from(m));
+            push(&mut kinds, k, concepts::read_from(m));
         } else {
             if let Some(m) = v.matches("pulmonary-metastasectomy", &all) {
                 push(
                     &mut kinds,
                     OrderKind::PulmonaryMetastasectomy,
-                    fhir::read_from(m),
+                    concepts::read_from(m),
                 );
-                push(&mut kinds, OrderKind::Metastasectomy, fhir::read_from(m));
+                push(
+                    &mut kinds,
+                    OrderKind::Metastasectomy,
+                    concepts::read_from(m),
+                );
             }
             if let Some(m) = v.matches("metastasectomy", &all) {
-                push(&mut kinds, OrderKind::Metastasectomy, fhir::read_from(m));
+                push(
+                    &mut kinds,
+                    OrderKind::Metastasectomy,
+                    concepts::read_from(m),
+                );
             }
             if let Some(m) = v.matches("resection-procedure", &code) {
-                let rf = fhir::read_from(m);
+                let rf = concepts::read_from(m);
                 if let Some(met) = reason_metastasis {
                     push(&mut kinds, OrderKind::Metastasectomy, rf);
                     if met.site == Some(MetastasisSite::Lung) {
@@ -321,13 +330,13 @@ fn classify<'v>(
             }
         }
         if let Some(m) = v.matches("debulking", &all) {
-            push(&mut kinds, OrderKind::Debulking, fhir::read_from(m));
+            push(&mut kinds, OrderKind::Debulking, concepts::read_from(m));
         }
         if let Some(m) = v.matches("hipec", &all) {
-            push(&mut kinds, OrderKind::Hipec, fhir::read_from(m));
+            push(&mut kinds, OrderKind::Hipec, concepts::read_from(m));
         }
         if let Some(m) = v.matches("ablation", &all) {
-            let rf = fhir::read_from(m);
+            let rf = concepts::read_from(m);
             push(&mut kinds, OrderKind::Ablation, rf);
             if body_lung || reason_metastasis.is_some_and(|m| m.site == Some(MetastasisSite::Lung))
             {
@@ -351,7 +360,7 @@ fn classify<'v>(
             // The reason the order gives (reasonCode, the display of a reasonReference).
             let mut reason = order.concept_all("reasonCode");
             for r in order.array("reasonReference") {
-                if let Some(t) = fhir::str_at(r, "display") {
+                if let Some(t) = json::str_at(r, "display") {
                     reason.add_text(t);
                 }
             }
@@ -359,7 +368,7 @@ fn classify<'v>(
                 push(
                     &mut kinds,
                     OrderKind::ImagingForEquivocalOrResponse,
-                    fhir::read_from(m),
+                    concepts::read_from(m),
                 );
             }
         }
@@ -374,7 +383,7 @@ fn classify<'v>(
     if resource_type == "MedicationRequest" {
         let meds: BTreeMap<String, &Value> = medications
             .iter()
-            .filter_map(|m| Some((format!("Medication/{}", fhir::str_at(m, "id")?), *m)))
+            .filter_map(|m| Some((format!("Medication/{}", json::str_at(m, "id")?), *m)))
             .collect();
         let c = medication_concept(order, &meds);
         for (a, rf) in agents_in(&v, &c) {
@@ -444,8 +453,8 @@ fn planned_anthracycline<'v>(
     };
     let dose = order
         .array("dosageInstruction")
-        .flat_map(|d| fhir::array(d, "doseAndRate"))
-        .find_map(|dr| dr.get("doseQuantity").and_then(fhir::quantity));
+        .flat_map(|d| json::array(d, "doseAndRate"))
+        .find_map(|dr| dr.get("doseQuantity").and_then(json::quantity));
     let mut resources = vec![reference.to_owned()];
     let mut notes = Vec::new();
     let per_dose = match dose {
@@ -497,7 +506,7 @@ fn display_of<'v>(order: &impl Read<'v>) -> Option<String> {
     let c = order
         .get("code")
         .or_else(|| order.get("medicationCodeableConcept"))?;
-    fhir::str_at(c, "text")
-        .or_else(|| fhir::array(c, "coding").find_map(|x| fhir::str_at(x, "display")))
+    json::str_at(c, "text")
+        .or_else(|| json::array(c, "coding").find_map(|x| json::str_at(x, "display")))
         .map(str::to_owned)
 }

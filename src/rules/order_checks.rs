@@ -1,6 +1,6 @@
-//! §2.7 Order checks: ORD-01..ORD-18 (order-select, order-sign). Each finding is about one
-//! draft order (`draft_order`), and its suggestions act on it: a `Delete`, and where the
-//! catalogue names a better order, a recommended `Replace`.
+//! Order checks (docs/clinical-spec.md §2.7, §4.5): ORD-01..ORD-20 (order-select,
+//! order-sign). Each finding is about one draft order (`draft_order`), and its suggestions act
+//! on it: a `Delete`, and where the catalogue names a better order, a recommended `Replace`.
 
 use super::local_recurrence::{Verdict, assess};
 use super::systemic_response::{
@@ -67,12 +67,12 @@ fn replace(o: &DraftOrder, label: &str, template: &'static str) -> Suggestion {
 /// (50.4 Gy)").
 fn prior_rt_use(c: &Ctx) -> Option<FactUse> {
     use crate::clinical::Describe;
-    fact_use("prior_rt", &c.p.radiotherapy, |cs| cs.describe())
+    fact_use("prior_rt", &c.picture.radiotherapy, |cs| cs.describe())
 }
 
 fn histology_use(c: &Ctx, f: &mut Finding) {
     f.decided_by
-        .extend(fact_use("histology", &c.p.histology, |h| {
+        .extend(fact_use("histology", &c.picture.histology, |h| {
             h.label().to_owned()
         }));
 }
@@ -143,7 +143,7 @@ fn re_review(rule: RuleId, o: &DraftOrder, r: &Reassessment, what: &str) -> Find
 
 /// ORD-02: debulking outside WD-LPS.
 pub(super) fn ord_02(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
-    if !o.is(OrderKind::Debulking) || *c.p.histology.value()? == Histology::WdLiposarcoma {
+    if !o.is(OrderKind::Debulking) || *c.picture.histology.value()? == Histology::WdLiposarcoma {
         return None;
     }
     let mut f = on_order(RuleId::Ord02, Indicator::Warning, o);
@@ -173,11 +173,12 @@ pub(super) fn ord_04(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
         return None;
     }
     // The latest resection must be a complete resection of a recurrence.
-    let last =
-        c.p.resections
-            .iter()
-            .filter(|r| r.date <= c.today)
-            .max_by_key(|r| r.date)?;
+    let last = c
+        .picture
+        .resections
+        .iter()
+        .filter(|r| r.date <= c.today)
+        .max_by_key(|r| r.date)?;
     if !matches!(last.target, ResectionTarget::Recurrence) {
         return None;
     }
@@ -196,7 +197,7 @@ pub(super) fn ord_04(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     };
     // Unknown RT history cannot establish the exception (the card says it is missing).
     let boost = boost_possible
-        && c.p.radiotherapy.value().is_some_and(|courses| {
+        && c.picture.radiotherapy.value().is_some_and(|courses| {
             for_this(courses, RtTiming::PreOperative)
                 && !for_this(courses, RtTiming::IntraOperative)
         });
@@ -233,7 +234,7 @@ pub(super) fn ord_04(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if boost_possible {
         f.unknown.extend(super::unknown_of(
             "prior_rt",
-            &c.p.radiotherapy,
+            &c.picture.radiotherapy,
             "whether an R1 boost after pre-operative radiotherapy may be considered",
         ));
     }
@@ -246,7 +247,7 @@ pub(super) fn ord_05(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if !o.is(OrderKind::PreoperativeRt) {
         return None;
     }
-    let courses = c.p.radiotherapy.value()?;
+    let courses = c.picture.radiotherapy.value()?;
     if courses.is_empty() {
         return None;
     }
@@ -261,7 +262,7 @@ pub(super) fn ord_06(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if !o.is(OrderKind::Metastasectomy) && !o.is(OrderKind::PulmonaryMetastasectomy) {
         return None;
     }
-    if *c.p.metastasis_timing.value()? != MetastasisTiming::Synchronous {
+    if *c.picture.metastasis_timing.value()? != MetastasisTiming::Synchronous {
         return None;
     }
     // MET-01's condition (§4.4): silent once systemic therapy has started, except that after
@@ -273,7 +274,7 @@ pub(super) fn ord_06(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     let mut f = on_order(RuleId::Ord06, Indicator::Warning, o);
     f.decided_by.extend(fact_use(
         "metastasis_timing",
-        &c.p.metastasis_timing,
+        &c.picture.metastasis_timing,
         |_| "synchronous".to_owned(),
     ));
     match started {
@@ -292,14 +293,15 @@ pub(super) fn ord_06(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
 
 /// ORD-07: pulmonary metastasectomy in a current smoker.
 pub(super) fn ord_07(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
-    if !o.is(OrderKind::PulmonaryMetastasectomy) || !c.p.current_smoker.is_true() {
+    if !o.is(OrderKind::PulmonaryMetastasectomy) || !c.picture.current_smoker.is_true() {
         return None;
     }
     let mut f = on_order(RuleId::Ord07, Indicator::Warning, o);
-    f.decided_by
-        .extend(fact_use("current_smoker", &c.p.current_smoker, |_| {
-            "yes".to_owned()
-        }));
+    f.decided_by.extend(fact_use(
+        "current_smoker",
+        &c.picture.current_smoker,
+        |_| "yes".to_owned(),
+    ));
     f.suggestions.push(create(
         "Refer to smoking cessation",
         "smoking-cessation-referral",
@@ -309,13 +311,14 @@ pub(super) fn ord_07(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
 
 /// ORD-08: pulmonary metastasectomy without recent pulmonary function tests.
 pub(super) fn ord_08(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
-    if !o.is(OrderKind::PulmonaryMetastasectomy) || !c.p.pulmonary_function_tested.is_false() {
+    if !o.is(OrderKind::PulmonaryMetastasectomy) || !c.picture.pulmonary_function_tested.is_false()
+    {
         return None;
     }
     let mut f = on_order(RuleId::Ord08, Indicator::Info, o);
     f.parameters.push(ParameterId::PftValidityDays);
     f.decided_by
-        .extend(fact_use("last_pft", &c.p.last_pft, |d| {
+        .extend(fact_use("last_pft", &c.picture.last_pft, |d| {
             super::date_text(*d)
         }));
     f.statements.push(format!(
@@ -335,7 +338,7 @@ pub(super) fn ord_09(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
         return None;
     }
     if !matches!(
-        c.p.histology.value()?,
+        c.picture.histology.value()?,
         Histology::Leiomyosarcoma | Histology::SolitaryFibrousTumor
     ) {
         return None;
@@ -350,7 +353,7 @@ pub(super) fn ord_09(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
 
 /// ORD-10: pazopanib for a liposarcoma.
 pub(super) fn ord_10(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
-    if !o.is(OrderKind::Agent(Agent::Pazopanib)) || !c.p.histology.value()?.is_liposarcoma() {
+    if !o.is(OrderKind::Agent(Agent::Pazopanib)) || !c.picture.histology.value()?.is_liposarcoma() {
         return None;
     }
     let mut f = on_order(RuleId::Ord10, Indicator::Warning, o);
@@ -361,7 +364,7 @@ pub(super) fn ord_10(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
 
 /// ORD-11: eribulin outside liposarcoma.
 pub(super) fn ord_11(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
-    if !o.is(OrderKind::Agent(Agent::Eribulin)) || c.p.histology.value()?.is_liposarcoma() {
+    if !o.is(OrderKind::Agent(Agent::Eribulin)) || c.picture.histology.value()?.is_liposarcoma() {
         return None;
     }
     let mut f = on_order(RuleId::Ord11, Indicator::Info, o);
@@ -374,7 +377,7 @@ pub(super) fn ord_12(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if !o.is(OrderKind::Agent(Agent::Trabectedin)) {
         return None;
     }
-    let h = *c.p.histology.value()?;
+    let h = *c.picture.histology.value()?;
     if h == Histology::Leiomyosarcoma || h.is_liposarcoma() {
         return None;
     }
@@ -392,14 +395,15 @@ pub(super) fn ord_13(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     if !all.iter().any(|d| d.is(OrderKind::Agent(Agent::Docetaxel))) {
         return None;
     }
-    if !c.p.systemic_history.value()?.is_empty() {
+    if !c.picture.systemic_history.value()?.is_empty() {
         return None;
     }
     let mut f = on_order(RuleId::Ord13, Indicator::Info, o);
-    f.decided_by
-        .extend(fact_use("systemic_history", &c.p.systemic_history, |_| {
-            "none recorded".to_owned()
-        }));
+    f.decided_by.extend(fact_use(
+        "systemic_history",
+        &c.picture.systemic_history,
+        |_| "none recorded".to_owned(),
+    ));
     match doxorubicin_withheld(c, o, all) {
         None => f
             .suggestions
@@ -422,12 +426,12 @@ fn doxorubicin_withheld(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<W
     // Permissive advice: facts read from records that failed validation do not count (§4.1).
     let cautious = c.cautious();
     let c = cautious.as_ref().unwrap_or(c);
-    match c.p.prior_anthracycline.value() {
+    match c.picture.prior_anthracycline.value() {
         Some(true) => return Some(Withheld::PriorExposure),
         None => return Some(Withheld::ExposureUnknown),
         Some(false) => {}
     }
-    match c.p.cardiomyopathy_or_heart_failure.value() {
+    match c.picture.cardiomyopathy_or_heart_failure.value() {
         Some(true) => return Some(Withheld::Cardiac),
         // Unknown is not "none": the suggestion needs it known absent.
         None => return Some(Withheld::CardiacUnknown),
@@ -474,13 +478,17 @@ fn withhold_doxorubicin(c: &Ctx, o: &DraftOrder, f: &mut Finding, why: Withheld)
     let (known, unknown) = match why {
         Withheld::PriorExposure | Withheld::ExposureUnknown => (
             exposure_use(c),
-            super::unknown_of("prior_anthracycline", &c.p.prior_anthracycline, HOLDS_BACK),
+            super::unknown_of(
+                "prior_anthracycline",
+                &c.picture.prior_anthracycline,
+                HOLDS_BACK,
+            ),
         ),
         Withheld::Cardiac | Withheld::CardiacUnknown => (
             cardiac_use(c),
             super::unknown_of(
                 "cardiomyopathy_or_heart_failure",
-                &c.p.cardiomyopathy_or_heart_failure,
+                &c.picture.cardiomyopathy_or_heart_failure,
                 HOLDS_BACK,
             ),
         ),
@@ -488,7 +496,7 @@ fn withhold_doxorubicin(c: &Ctx, o: &DraftOrder, f: &mut Finding, why: Withheld)
     };
     f.decided_by.extend(known);
     f.unknown.extend(unknown);
-    let prior = c.p.anthracycline_dose.at_least_mg_m2;
+    let prior = c.picture.anthracycline_dose.at_least_mg_m2;
     let documented = if why == Withheld::PriorExposure && prior > 0.0 {
         format!(" (at least {prior:.0} mg/m² doxorubicin-equivalent documented)")
     } else {
@@ -503,7 +511,7 @@ fn withhold_doxorubicin(c: &Ctx, o: &DraftOrder, f: &mut Finding, why: Withheld)
 }
 
 fn exposure_use(c: &Ctx) -> Option<FactUse> {
-    fact_use("prior_anthracycline", &c.p.prior_anthracycline, |e| {
+    fact_use("prior_anthracycline", &c.picture.prior_anthracycline, |e| {
         if *e { "recorded" } else { "none recorded" }.to_owned()
     })
 }
@@ -511,7 +519,7 @@ fn exposure_use(c: &Ctx) -> Option<FactUse> {
 fn cardiac_use(c: &Ctx) -> Option<FactUse> {
     fact_use(
         "cardiomyopathy_or_heart_failure",
-        &c.p.cardiomyopathy_or_heart_failure,
+        &c.picture.cardiomyopathy_or_heart_failure,
         |v| if *v { "recorded" } else { "none recorded" }.to_owned(),
     )
 }
@@ -535,7 +543,7 @@ fn cumulative_dose(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Cumula
     if !o.agents().any(Agent::is_anthracycline) {
         return None;
     }
-    let prior = c.p.anthracycline_dose.at_least_mg_m2;
+    let prior = c.picture.anthracycline_dose.at_least_mg_m2;
     let this = o.planned_anthracycline_mg_m2.value().copied();
     let other_orders: Vec<&DraftOrder> = all
         .iter()
@@ -554,18 +562,19 @@ fn cumulative_dose(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Cumula
         others,
         this,
         total,
-        exact: c.p.anthracycline_dose.is_exact() && this.is_some() && others_known,
+        exact: c.picture.anthracycline_dose.is_exact() && this.is_some() && others_known,
         over: total > c.params.doxorubicin_lifetime_max_mg_m2 + DOSE_EPSILON_MG_M2,
     })
 }
 
 /// Whether an epirubicin record or draft order is involved (the conversion factor is used).
 fn epirubicin_involved(c: &Ctx, all: &[DraftOrder]) -> bool {
-    c.p.anthracycline_dose
+    c.picture
+        .anthracycline_dose
         .without_dose
         .iter()
         .any(|g| g.agent == Agent::Epirubicin)
-        || c.p
+        || c.picture
             .anthracycline_dose
             .total_mg_m2
             .provenance()
@@ -584,7 +593,7 @@ pub(super) fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     if !n.over {
         return None;
     }
-    let dose = &c.p.anthracycline_dose;
+    let dose = &c.picture.anthracycline_dose;
     let mut f = on_order(RuleId::Ord14, Indicator::Critical, o);
     f.parameters.push(ParameterId::DoxorubicinLifetimeMaxMgM2);
     if epirubicin_involved(c, all) {
@@ -644,7 +653,11 @@ pub(super) fn ord_14(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
 /// were set aside or withheld (§4.5: the dose alert fires whatever other records were set
 /// aside). Without any such record the patient is out of the service's scope (SCOPE-02).
 pub(super) fn ord_14_without_diagnosis(c: &Ctx, input: &super::RuleInput, out: &mut Vec<Finding>) {
-    let conditions_missing = c.p.set_aside.iter().any(|s| s.resource_type == "Condition")
+    let conditions_missing = c
+        .picture
+        .set_aside
+        .iter()
+        .any(|s| s.resource_type == "Condition")
         || input.other_patient.resource_types.contains("Condition")
         || input
             .unavailable
@@ -682,13 +695,13 @@ pub(super) fn ord_16_check(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<
 /// ORD-16: FNA of a retroperitoneal mass with no sarcoma diagnosis yet. Also runs for
 /// patients out of scope (SCOPE-02): it is the one check that does.
 pub fn ord_16(c: &Ctx, o: &DraftOrder) -> Option<Finding> {
-    if !o.is(OrderKind::FineNeedleAspiration) || c.p.diagnosis.is_some() {
+    if !o.is(OrderKind::FineNeedleAspiration) || c.picture.diagnosis.is_some() {
         return None;
     }
     let mass = o
         .reason_conditions
         .iter()
-        .find(|r| c.p.undiagnosed_retroperitoneal_masses.contains(r));
+        .find(|r| c.picture.undiagnosed_retroperitoneal_masses.contains(r));
     if !o.targets_retroperitoneal_mass && !o.body_site_retroperitoneum && mass.is_none() {
         return None;
     }
@@ -719,16 +732,16 @@ pub(super) fn ord_17(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if o.is(OrderKind::ImagingForEquivocalOrResponse) {
         return None;
     }
-    if !c.metastatic()? || *c.p.histology.value()? == Histology::SolitaryFibrousTumor {
+    if !c.metastatic()? || *c.picture.histology.value()? == Histology::SolitaryFibrousTumor {
         return None;
     }
-    if c.p.symptoms.value()?.iter().any(|s| s.bone) {
+    if c.picture.symptoms.value()?.iter().any(|s| s.bone) {
         return None;
     }
     let mut f = on_order(RuleId::Ord17, Indicator::Info, o);
     histology_use(c, &mut f);
     f.decided_by
-        .extend(fact_use("bone_symptoms", &c.p.symptoms, |_| {
+        .extend(fact_use("bone_symptoms", &c.picture.symptoms, |_| {
             "none recorded".to_owned()
         }));
     Some(f)
@@ -739,7 +752,7 @@ pub(super) fn ord_18(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     if !o.is(OrderKind::PrimaryResection) && !untargeted_primary_resection(c, o) {
         return None;
     }
-    if *c.p.metastasis_timing.value()? != MetastasisTiming::Synchronous {
+    if *c.picture.metastasis_timing.value()? != MetastasisTiming::Synchronous {
         return None;
     }
     // MET-01's condition (§4.4): silent once systemic therapy has started.
@@ -750,7 +763,7 @@ pub(super) fn ord_18(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     let mut f = on_order(RuleId::Ord18, Indicator::Info, o);
     f.decided_by.extend(fact_use(
         "metastasis_timing",
-        &c.p.metastasis_timing,
+        &c.picture.metastasis_timing,
         |_| "synchronous".to_owned(),
     ));
     match started {
@@ -766,13 +779,13 @@ pub(super) fn ord_18(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
 /// not to be resected yet, no recurrence is active, and the order points at the diagnosis or
 /// the retroperitoneum.
 fn untargeted_primary_resection(c: &Ctx, o: &DraftOrder) -> bool {
-    let unresected = matches!(c.p.primary_resection.value(), Some(None));
+    let unresected = matches!(c.picture.primary_resection.value(), Some(None));
     let at_primary = o.body_site_retroperitoneum
-        || c.p
+        || c.picture
             .diagnosis
             .as_ref()
             .is_some_and(|d| o.reason_conditions.contains(&d.condition));
-    o.is(OrderKind::Resection) && unresected && c.p.current_recurrence.is_none() && at_primary
+    o.is(OrderKind::Resection) && unresected && c.picture.current_recurrence.is_none() && at_primary
 }
 
 /// At most this many dates are listed per agent and reason (then "and N more").
@@ -788,8 +801,8 @@ pub(super) fn ord_19(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     if n.over {
         return None;
     }
-    let dose = &c.p.anthracycline_dose;
-    let exposure = c.p.prior_anthracycline.value().copied();
+    let dose = &c.picture.anthracycline_dose;
+    let exposure = c.picture.prior_anthracycline.value().copied();
     let exposure_unknown = exposure.is_none();
     let dose_unknown = exposure == Some(true) && !dose.is_exact();
     if !(exposure_unknown || dose_unknown) {
@@ -804,7 +817,7 @@ pub(super) fn ord_19(c: &Ctx, o: &DraftOrder, all: &[DraftOrder]) -> Option<Find
     f.decided_by.extend(exposure_use(c));
     f.unknown.extend(super::unknown_of(
         "prior_anthracycline",
-        &c.p.prior_anthracycline,
+        &c.picture.prior_anthracycline,
         "earlier doses toward the lifetime limit",
     ));
     f.unknown.extend(super::unknown_of(
@@ -885,9 +898,9 @@ fn capitalised(s: &str) -> String {
 /// impairment. The thresholds (LVEF, eGFR) are shown when a measurement decided the sequela.
 /// Silent when the sequela is unknown or known absent.
 pub(super) fn ord_20(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Finding> {
-    let cardiac =
-        o.agents().any(Agent::is_anthracycline) && c.p.cardiomyopathy_or_heart_failure.is_true();
-    let renal = o.is(OrderKind::Agent(Agent::Ifosfamide)) && c.p.renal_impairment.is_true();
+    let cardiac = o.agents().any(Agent::is_anthracycline)
+        && c.picture.cardiomyopathy_or_heart_failure.is_true();
+    let renal = o.is(OrderKind::Agent(Agent::Ifosfamide)) && c.picture.renal_impairment.is_true();
     if !cardiac && !renal {
         return None;
     }
@@ -899,7 +912,7 @@ pub(super) fn ord_20(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
     let mut what = Vec::new();
     if cardiac {
         f.decided_by.extend(cardiac_use(c));
-        if measured(&c.p.cardiomyopathy_or_heart_failure) {
+        if measured(&c.picture.cardiomyopathy_or_heart_failure) {
             f.parameters.push(ParameterId::LvefMinPercent);
         }
         f.statements.push(
@@ -910,11 +923,12 @@ pub(super) fn ord_20(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<Findin
         what.push(("Heart failure or cardiomyopathy", "this anthracycline"));
     }
     if renal {
-        f.decided_by
-            .extend(fact_use("renal_impairment", &c.p.renal_impairment, |_| {
-                "recorded".to_owned()
-            }));
-        if measured(&c.p.renal_impairment) {
+        f.decided_by.extend(fact_use(
+            "renal_impairment",
+            &c.picture.renal_impairment,
+            |_| "recorded".to_owned(),
+        ));
+        if measured(&c.picture.renal_impairment) {
             f.parameters.push(ParameterId::EgfrMin);
         }
         f.statements.push(
