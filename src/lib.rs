@@ -7,9 +7,13 @@
 //! clinical data), [`audit`] (storage), [`auth`] (CDS client JWTs), [`config`], and
 //! [`engine`], the one pipeline that the server and the CLI share.
 
+// `pub` only what the binary, the benches and the tests reach; the rest is `pub(crate)`, so
+// the compiler reports what nothing calls.
+#![warn(unreachable_pub)]
+
 pub mod audit;
 pub mod auth;
-pub mod budget;
+pub(crate) mod budget;
 pub mod cards;
 pub mod cds_hooks;
 pub mod cli;

@@ -14,7 +14,7 @@
 
 pub mod cli;
 mod postgres;
-pub mod range;
+pub(crate) mod range;
 mod sqlite;
 
 use std::collections::BTreeMap;

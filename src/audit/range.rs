@@ -6,13 +6,13 @@
 use chrono::{DateTime, Days, NaiveDate, Utc};
 
 /// Parses a `from` bound: a date means the start of that day in UTC.
-pub fn parse_from(s: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_from(s: &str) -> Result<DateTime<Utc>, String> {
     parse_bound(s, false)
 }
 
 /// Parses a `to` bound (exclusive): a date means the start of the next day in UTC, so that
 /// `to` 2026-06-30 includes the whole of 30 June.
-pub fn parse_to(s: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_to(s: &str) -> Result<DateTime<Utc>, String> {
     parse_bound(s, true)
 }
 

@@ -25,7 +25,7 @@ pub(crate) struct VerifyKey {
 
 impl VerifyKey {
     /// Whether this key may verify a token signed with `alg`.
-    pub fn accepts(&self, alg: Algorithm) -> bool {
+    pub(super) fn accepts(&self, alg: Algorithm) -> bool {
         if self.family != alg.family() {
             return false;
         }
@@ -50,16 +50,16 @@ pub(crate) struct KeySet {
 }
 
 impl KeySet {
-    pub fn get(&self, kid: &str) -> Option<&VerifyKey> {
+    pub(super) fn get(&self, kid: &str) -> Option<&VerifyKey> {
         self.keys.get(kid)
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.keys.len()
     }
 
     /// Merges `other` into `self`; on duplicate `kid` the existing key wins.
-    pub fn extend(&mut self, other: KeySet) {
+    pub(super) fn extend(&mut self, other: KeySet) {
         for (kid, key) in other.keys {
             self.keys.entry(kid).or_insert(key);
         }
@@ -68,7 +68,7 @@ impl KeySet {
     /// Builds a key set from a JWKS JSON document. Unusable entries (no `kid`, symmetric
     /// keys, encryption keys, unsupported types) are skipped with a log line rather than
     /// failing the whole set, so one odd key published by an EHR does not lock it out.
-    pub fn from_json(value: &serde_json::Value, source: &str) -> Result<Self, String> {
+    pub(super) fn from_json(value: &serde_json::Value, source: &str) -> Result<Self, String> {
         let keys = value
             .get("keys")
             .and_then(|k| k.as_array())
@@ -185,14 +185,19 @@ pub(crate) struct RemoteJwks {
 }
 
 impl RemoteJwks {
-    pub fn new(url: Url) -> Self {
+    pub(super) fn new(url: Url) -> Self {
         Self {
             url,
             state: tokio::sync::Mutex::new(RemoteState::default()),
         }
     }
 
-    pub async fn lookup(&self, kid: &str, http: &reqwest::Client, policy: FetchPolicy) -> Lookup {
+    pub(super) async fn lookup(
+        &self,
+        kid: &str,
+        http: &reqwest::Client,
+        policy: FetchPolicy,
+    ) -> Lookup {
         let mut st = self.state.lock().await;
         let now = Instant::now();
         let recently_tried = st

@@ -9,13 +9,13 @@ use crate::fhir::outcome::{Issue, IssueCode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Accepted,
     Overridden,
 }
 
 impl Outcome {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Accepted => "accepted",
             Outcome::Overridden => "overridden",
@@ -24,26 +24,26 @@ impl Outcome {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct AcceptedSuggestion {
+pub(crate) struct AcceptedSuggestion {
     pub id: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct CodingIn {
+pub(crate) struct CodingIn {
     pub system: Option<String>,
     pub code: Option<String>,
     pub display: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct OverrideReason {
+pub(crate) struct OverrideReason {
     pub reason: Option<CodingIn>,
     #[serde(rename = "userComment")]
     pub user_comment: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct FeedbackItem {
+pub(crate) struct FeedbackItem {
     pub card: uuid::Uuid,
     pub outcome: Outcome,
     #[serde(rename = "acceptedSuggestions", default)]
@@ -55,13 +55,16 @@ pub struct FeedbackItem {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Feedback {
+pub(crate) struct Feedback {
     pub feedback: Vec<FeedbackItem>,
 }
 
 impl Feedback {
     /// Validates against `schemas/cds-hooks/feedback.schema.json`, then types it.
-    pub fn from_value(body: Value, schemas: &EnvelopeSchemas) -> Result<Self, InvalidRequest> {
+    pub(crate) fn from_value(
+        body: Value,
+        schemas: &EnvelopeSchemas,
+    ) -> Result<Self, InvalidRequest> {
         schemas.check_feedback(&body)?;
         serde_json::from_value(body).map_err(|e| {
             InvalidRequest(vec![

@@ -17,12 +17,12 @@
 mod anthracycline;
 pub(crate) mod concepts;
 mod describe;
-pub mod draft_orders;
+pub(crate) mod draft_orders;
 mod episodes;
 mod evidence;
 mod extract;
 pub(crate) mod json;
-pub mod picture;
+pub(crate) mod picture;
 pub(crate) mod readers;
 mod symptom_status;
 mod symptom_text;

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 /// The answer for one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Belonging {
+pub(crate) enum Belonging {
     /// Its patient reference names the patient in context (or it is that Patient).
     ThisPatient,
     /// It names another patient (or is another Patient resource).
@@ -67,14 +67,14 @@ impl PatientElements {
 
 /// The patient in context, with the server its absolute references may point to.
 #[derive(Debug, Clone, Copy)]
-pub struct PatientInContext<'a> {
+pub(crate) struct PatientInContext<'a> {
     pub patient_id: &'a str,
     pub fhir_server: Option<&'a url::Url>,
 }
 
 impl PatientInContext<'_> {
     /// Whose record `resource` is.
-    pub fn belonging(&self, resource: &Value, elements: &PatientElements) -> Belonging {
+    pub(crate) fn belonging(&self, resource: &Value, elements: &PatientElements) -> Belonging {
         let resource_type = resource
             .get("resourceType")
             .and_then(Value::as_str)

@@ -5,8 +5,8 @@
 //! is below them and knows nothing of the clinical meaning.
 
 pub mod client;
-pub mod identity;
-pub mod outcome;
+pub(crate) mod identity;
+pub(crate) mod outcome;
 pub mod validation;
 
 pub use client::{AccessToken, FhirClientConfig, UnavailableData};

@@ -78,7 +78,7 @@ impl OperationOutcome {
 
 /// Turns a JSON pointer (`/context/draftOrders/entry/0`) into the dotted JSON path used in
 /// `expression` (`context.draftOrders.entry[0]`).
-pub fn pointer_to_path(pointer: &str) -> String {
+pub(crate) fn pointer_to_path(pointer: &str) -> String {
     let mut out = String::new();
     for segment in pointer.split('/').skip(1) {
         let segment = segment.replace("~1", "/").replace("~0", "~");

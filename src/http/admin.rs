@@ -19,7 +19,7 @@ use crate::audit::{Governance, RuleStats, RuleWeek};
 use crate::knowledge::parameters::ParameterSource;
 
 /// No script at all; styles only from the page itself; no images or fonts from elsewhere.
-pub const CONTENT_SECURITY_POLICY: &str =
+pub(crate) const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'";
 
 /// Override reasons listed per rule.
@@ -40,12 +40,12 @@ svg .bar{fill:#c0392b}svg .none{fill:#bbb}\
 code{font-size:.9em}";
 
 /// `[from, to)`, either end open.
-pub type Range = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+pub(crate) type Range = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// `from` / `to` of the query string, read as `rps-cds report` reads them: YYYY-MM-DD (a `to`
 /// date includes that whole day) or RFC 3339. An unparseable value or an empty range
 /// (`from >= to`) is a 400 naming the parameter(s).
-pub fn range(query: &str) -> Result<Range, ApiError> {
+pub(crate) fn range(query: &str) -> Result<Range, ApiError> {
     let mut from = None;
     let mut to = None;
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -127,7 +127,7 @@ pub(super) async fn admin_handler(
 }
 
 /// The whole page. `title` gives a rule's catalogue title.
-pub fn render(
+pub(crate) fn render(
     g: &Governance,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,

@@ -12,11 +12,11 @@ use actix_web::{HttpRequest, web};
 use futures::StreamExt;
 
 use super::ApiError;
-pub use crate::budget::{ByteBudget as BodyBudget, Reservation};
+pub(crate) use crate::budget::{ByteBudget as BodyBudget, Reservation};
 
 /// The limits [`read_body`] applies.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimits {
+pub(crate) struct BodyLimits {
     pub max_bytes: usize,
     pub timeout: Duration,
 }
@@ -29,7 +29,7 @@ pub struct BodyLimits {
 /// - more bytes than the limit → 413 as soon as they arrive, nothing more is read;
 /// - the budget cannot cover the body → 503 (the caller may retry);
 /// - the body not complete within the timeout → 408.
-pub async fn read_body(
+pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limits: BodyLimits,

@@ -10,7 +10,7 @@ use actix_web::{HttpResponse, ResponseError};
 use crate::engine::EvaluationError;
 use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
 
-pub const FHIR_JSON: &str = "application/fhir+json";
+pub(crate) const FHIR_JSON: &str = "application/fhir+json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

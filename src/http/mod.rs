@@ -11,15 +11,15 @@
 //! - [`body`]: request bodies within limits; [`errors`]: the one API error type and every
 //!   HTTP status the service answers with; [`openapi`]: the served OpenAPI document.
 
-pub mod admin;
-pub mod body;
-pub mod errors;
+pub(crate) mod admin;
+pub(crate) mod body;
+pub(crate) mod errors;
 mod feedback;
 mod hooks;
 pub mod openapi;
 mod ops;
 pub mod routes;
-pub mod rules_page;
+pub(crate) mod rules_page;
 mod state;
 
 use std::sync::atomic::Ordering;

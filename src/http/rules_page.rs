@@ -40,7 +40,7 @@ pub(super) async fn rules_handler(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The whole page.
-pub fn render(knowledge: &Knowledge, params: &Parameters) -> String {
+pub(crate) fn render(knowledge: &Knowledge, params: &Parameters) -> String {
     let page: Markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -152,7 +152,7 @@ fn parameters_named(condition: &str) -> Vec<ParameterId> {
 
 /// The condition in clinical words: parameter keys become their thresholds with the value in
 /// force, fact keys their labels, other snake_case values plain words.
-pub fn clinical_words(text: &str, params: &Parameters) -> String {
+pub(crate) fn clinical_words(text: &str, params: &Parameters) -> String {
     let mut out = String::with_capacity(text.len());
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {

@@ -12,9 +12,9 @@
 //! against `rps-order`).
 
 pub mod doc;
-pub mod kinds;
+pub(crate) mod kinds;
 pub mod parameters;
-pub mod terminology;
+pub(crate) mod terminology;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

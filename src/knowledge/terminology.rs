@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// Extension on a `ValueSet` whose `valueString` is a text fallback (matched case-insensitively
 /// as a substring of `CodeableConcept.text` / `Coding.display`).
-pub const TEXT_MATCH_EXTENSION: &str =
+pub(crate) const TEXT_MATCH_EXTENSION: &str =
     "https://fhir.rps-cds.org/StructureDefinition/valueset-text-match";
 
 /// How a concept matched a value set.

@@ -8,7 +8,7 @@ use crate::clinical::OrderKind;
 
 /// What makes a pair apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
+pub(crate) enum When {
     /// A finding of any of these rules is in the first pass.
     Fired(&'static [RuleId]),
     /// Lung metastases are being considered for definitive treatment (§4.5, ORD-17): a
@@ -20,7 +20,7 @@ pub enum When {
 
 /// One coherence rule: when `when` holds, the findings of `silences` are not shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pair {
+pub(crate) struct Pair {
     pub name: &'static str,
     pub when: When,
     pub silences: &'static [RuleId],
@@ -29,7 +29,7 @@ pub struct Pair {
 }
 
 /// §5, in the catalogue's order.
-pub const PAIRS: &[Pair] = &[
+pub(crate) const PAIRS: &[Pair] = &[
     Pair {
         name: "lr01-silences-metastasectomy-plan",
         when: When::Fired(&[RuleId::Lr01]),
@@ -77,7 +77,7 @@ pub const PAIRS: &[Pair] = &[
 
 /// A finding the second pass did not show, and which pair silenced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Silenced {
+pub(crate) struct Silenced {
     pub rule: RuleId,
     pub draft_order: Option<String>,
     pub pair: &'static str,
@@ -87,7 +87,7 @@ pub struct Silenced {
 /// Applies [`PAIRS`] to the first pass's findings (conditions read the first pass, so the
 /// order of the pairs does not matter), and keeps at most one finding per rule per draft
 /// order. Returns the findings shown and those silenced.
-pub fn apply(input: &RuleInput, findings: Vec<Finding>) -> (Vec<Finding>, Vec<Silenced>) {
+pub(crate) fn apply(input: &RuleInput, findings: Vec<Finding>) -> (Vec<Finding>, Vec<Silenced>) {
     let first_pass: Vec<RuleId> = findings.iter().map(|f| f.rule).collect();
     let holds: Vec<bool> = PAIRS
         .iter()

@@ -16,16 +16,16 @@ use crate::knowledge::ParameterId;
 
 /// Share of recurrences that are resectable by recurrence number (first, second, third or
 /// later), as UTD reports it (catalogue §2.3: 57 / 33 / 14 %).
-pub const RESECTABLE_PERCENT_BY_RECURRENCE: [u32; 3] = [57, 33, 14];
+pub(crate) const RESECTABLE_PERCENT_BY_RECURRENCE: [u32; 3] = [57, 33, 14];
 
 /// LR-08 looks back this far for a resected recurrence (catalogue §2.3: "within the last 12
 /// months").
-pub const LR08_LOOKBACK_MONTHS: u32 = 12;
+pub(crate) const LR08_LOOKBACK_MONTHS: u32 = 12;
 
 /// The one verdict of LR-00..LR-04 and LR-09 (precedence LR-01, LR-02, LR-00, LR-09, LR-03,
 /// LR-04: catalogue §4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Re-resection candidacy cannot be assessed yet.
     Lr00,
     /// Local and distant disease: no resection, systemic therapy.
@@ -41,7 +41,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn rule(self) -> super::RuleId {
+    pub(crate) fn rule(self) -> super::RuleId {
         match self {
             Verdict::Lr00 => super::RuleId::Lr00,
             Verdict::Lr01 => super::RuleId::Lr01,
@@ -55,7 +55,7 @@ impl Verdict {
 
 /// The recurrence assessment with every factor found.
 #[derive(Debug, Clone)]
-pub struct LrAssessment {
+pub(crate) struct LrAssessment {
     pub verdict: Verdict,
     /// Reasons for LR-01 (distant disease).
     pub distant_reasons: Vec<String>,
@@ -82,7 +82,7 @@ pub struct LrAssessment {
     pub parameters: Vec<ParameterId>,
 }
 
-pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
+pub(crate) fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
     if let Some(lr) = assess(c) {
         // DATA-01 names only what could change the verdict (§4.3, §6): after LR-01 nothing
         // can, after LR-02 only the distant staging (it would make the verdict LR-01).
@@ -131,7 +131,7 @@ pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
 /// (LR-03, LR-04, LR-09: each rests on LR-02's factors being known absent) must also be reached
 /// without the facts read from records that failed validation; if it is not, the verdict is
 /// LR-00, naming those facts (§4.1 asymmetry).
-pub fn assess(c: &Ctx) -> Option<LrAssessment> {
+pub(crate) fn assess(c: &Ctx) -> Option<LrAssessment> {
     let a = assess_on(c)?;
     if !matches!(a.verdict, Verdict::Lr03 | Verdict::Lr04 | Verdict::Lr09) {
         return Some(a);
@@ -706,7 +706,7 @@ fn lr09_text(c: &Ctx) -> (String, Option<String>) {
 }
 
 /// Keeps a built summary under 140 characters.
-pub fn truncate_summary(s: String) -> String {
+pub(crate) fn truncate_summary(s: String) -> String {
     if s.chars().count() < 140 {
         return s;
     }

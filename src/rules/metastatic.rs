@@ -16,12 +16,12 @@ use crate::knowledge::ParameterId;
 
 /// MET-08 looks back this far for a metastasectomy (catalogue §2.4: "within the last 3
 /// years").
-pub const MET08_METASTASECTOMY_LOOKBACK_MONTHS: u32 = 36;
+pub(crate) const MET08_METASTASECTOMY_LOOKBACK_MONTHS: u32 = 36;
 /// MET-08: imaging older than this is overdue after metastasectomy (catalogue §2.4: "no
 /// imaging in the last 6 months"; TMC 34 every 3–6 months).
-pub const MET08_IMAGING_MAX_AGE_MONTHS: u32 = 6;
+pub(crate) const MET08_IMAGING_MAX_AGE_MONTHS: u32 = 6;
 
-pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
+pub(crate) fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
     let metastatic = gaps.need(
         "disease_state",
         &c.picture.disease_state,
@@ -157,7 +157,7 @@ fn met_01(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 
 /// The MET-02 metastasectomy assessment (TMC 24 criteria, TMC 25 biology).
 #[derive(Debug, Clone, Default)]
-pub struct Met02 {
+pub(crate) struct Met02 {
     /// Every TMC 24 criterion is known (met or failed); the biology of TMC 25 may still be
     /// unknown. MET-03 needs this (§4.4).
     pub criteria_known: bool,
@@ -172,7 +172,7 @@ pub struct Met02 {
 
 /// MET-02 applies to metachronous metastases without sarcomatosis; `None` otherwise or when
 /// timing or sarcomatosis is unknown (recorded in `gaps`).
-pub fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
+pub(crate) fn assess_met02(c: &Ctx, gaps: &mut Gaps) -> Option<Met02> {
     let p = c.picture;
     let holds = "metastasectomy candidacy (MET-02) not assessed";
     if *gaps.need("metastasis_timing", &p.metastasis_timing, holds)?
@@ -530,7 +530,7 @@ fn met_05_patient_view(c: &Ctx, gaps: &mut Gaps) -> Option<Finding> {
 
 /// MET-05 (order-select / order-sign): a pulmonary metastasectomy is ordered without
 /// extrapulmonary staging.
-pub fn met_05_orders(c: &Ctx, orders: &[DraftOrder], out: &mut Vec<Finding>) {
+pub(crate) fn met_05_orders(c: &Ctx, orders: &[DraftOrder], out: &mut Vec<Finding>) {
     // Staging ordered in the same request counts as done (§4.4: silent when the request
     // already orders a CT abdomen and a bone scan or FDG-PET).
     let ordered = |kinds: &[ImagingKind]| {

@@ -5,18 +5,18 @@
 //! An unknown fact is never read as false: a rule that needs it stays silent and, on
 //! patient-view, the fact is collected into the one DATA-01 finding with what it held back.
 
-pub mod coherence;
-pub mod finding;
-pub mod local_recurrence;
-pub mod metastatic;
-pub mod order_checks;
-pub mod referral;
+pub(crate) mod coherence;
+pub(crate) mod finding;
+pub(crate) mod local_recurrence;
+pub(crate) mod metastatic;
+pub(crate) mod order_checks;
+pub(crate) mod referral;
 pub mod registry;
-pub mod scope;
-pub mod surveillance;
-pub mod systemic;
-pub mod systemic_response;
-pub mod templates;
+pub(crate) mod scope;
+pub(crate) mod surveillance;
+pub(crate) mod systemic;
+pub(crate) mod systemic_response;
+pub(crate) mod templates;
 
 pub use templates::ORDER_TEMPLATES;
 

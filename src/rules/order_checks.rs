@@ -33,7 +33,7 @@ pub(super) fn ord_01_all(c: &Ctx, orders: &[DraftOrder], out: &mut Vec<Finding>)
 }
 
 /// The draft order as a deciding fact.
-pub fn order_use(o: &DraftOrder) -> FactUse {
+pub(crate) fn order_use(o: &DraftOrder) -> FactUse {
     plain_use(
         "draft_order",
         o.display.clone(),
@@ -694,7 +694,7 @@ pub(super) fn ord_16_check(c: &Ctx, o: &DraftOrder, _: &[DraftOrder]) -> Option<
 
 /// ORD-16: FNA of a retroperitoneal mass with no sarcoma diagnosis yet. Also runs for
 /// patients out of scope (SCOPE-02): it is the one check that does.
-pub fn ord_16(c: &Ctx, o: &DraftOrder) -> Option<Finding> {
+pub(crate) fn ord_16(c: &Ctx, o: &DraftOrder) -> Option<Finding> {
     if !o.is(OrderKind::FineNeedleAspiration) || c.picture.diagnosis.is_some() {
         return None;
     }

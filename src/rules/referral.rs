@@ -18,7 +18,7 @@ fn state_use(c: &Ctx, f: &mut Finding) {
         }));
 }
 
-pub fn state_label(s: DiseaseState) -> &'static str {
+pub(crate) fn state_label(s: DiseaseState) -> &'static str {
     s.label()
 }
 

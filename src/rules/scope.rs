@@ -9,7 +9,7 @@ use crate::fhir::InvalidUse;
 use crate::knowledge::Indicator;
 
 /// SCOPE-01: the histology is a type the RPS recommendations do not cover.
-pub fn scope_01(c: &Ctx) -> Option<Finding> {
+pub(crate) fn scope_01(c: &Ctx) -> Option<Finding> {
     let h = *c.picture.histology.value()?;
     if h.is_in_scope() {
         return None;
@@ -47,7 +47,7 @@ pub fn scope_01(c: &Ctx) -> Option<Finding> {
 
 /// DATA-01: one finding listing every fact a rule needed but found unknown, and what each
 /// held back.
-pub fn data_01(gaps: Gaps) -> Option<Finding> {
+pub(crate) fn data_01(gaps: Gaps) -> Option<Finding> {
     if gaps.is_empty() {
         return None;
     }
@@ -74,11 +74,11 @@ pub fn data_01(gaps: Gaps) -> Option<Finding> {
 }
 
 /// At most this many invalid resources are listed one by one in DATA-02.
-pub const DATA_02_MAX_LISTED: usize = 10;
+pub(crate) const DATA_02_MAX_LISTED: usize = 10;
 
 /// DATA-02: resources or draft orders failed FHIR validation: each listed with the JSON paths
 /// and kinds of error (never the value), and how the service still used it.
-pub fn data_02(input: &RuleInput) -> Option<Finding> {
+pub(crate) fn data_02(input: &RuleInput) -> Option<Finding> {
     if input.invalid_resources.is_empty() && input.invalid_draft_orders.is_empty() {
         return None;
     }
@@ -163,7 +163,7 @@ pub fn data_02(input: &RuleInput) -> Option<Finding> {
 /// DATA-03: records of another patient were sent (prefetch, fetched data or draft orders)
 /// and ignored. Names the kinds of data whose facts are therefore unknown, nothing of the
 /// other patient.
-pub fn data_03(input: &RuleInput) -> Option<Finding> {
+pub(crate) fn data_03(input: &RuleInput) -> Option<Finding> {
     let other = input.other_patient;
     if other.is_empty() {
         return None;
@@ -204,7 +204,7 @@ pub fn data_03(input: &RuleInput) -> Option<Finding> {
 
 /// DATA-04: prefetch keys that could not be had; the call was answered without them, so
 /// every fact they could carry is unknown (the picture was built with them withheld).
-pub fn data_04(input: &RuleInput) -> Option<Finding> {
+pub(crate) fn data_04(input: &RuleInput) -> Option<Finding> {
     if input.unavailable.is_empty() {
         return None;
     }

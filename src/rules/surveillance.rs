@@ -9,15 +9,15 @@ use crate::knowledge::ParameterId;
 
 /// Catalogue §2.6 schedule: imaging every 3–6 months to year 3 (overdue after 6 months) and
 /// every 6 months in years 3–5 …
-pub const INTERVAL_TO_YEAR_5_MONTHS: u32 = 6;
+pub(crate) const INTERVAL_TO_YEAR_5_MONTHS: u32 = 6;
 /// … then yearly after year 5 (for at least 10 years: the schedule does not stop).
-pub const INTERVAL_AFTER_YEAR_5_MONTHS: u32 = 12;
+pub(crate) const INTERVAL_AFTER_YEAR_5_MONTHS: u32 = 12;
 /// Where the yearly interval begins (catalogue §2.6: "after year 5").
-pub const YEARLY_FROM_MONTHS: u32 = 60;
+pub(crate) const YEARLY_FROM_MONTHS: u32 = 60;
 /// SURV-03: follow-up beyond this (catalogue §2.6: "more than 10 years after resection").
-pub const LATE_RECURRENCE_MONTHS: u32 = 120;
+pub(crate) const LATE_RECURRENCE_MONTHS: u32 = 120;
 
-pub fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
+pub(crate) fn evaluate(c: &Ctx, gaps: &mut Gaps, out: &mut Vec<Finding>) {
     let Some(last) = ned_after_resection(c, gaps) else {
         return;
     };

@@ -73,12 +73,12 @@ fn line_started_since(c: &Ctx, since: Option<NaiveDate>) -> Option<bool> {
 /// MET-01, ORD-06 and ORD-18 (§4.4): whether systemic therapy has started since the
 /// metastases were found. `None` when that cannot be read: the rules then still fire and say
 /// so (their advice is the cautious one), never as if no therapy had started.
-pub fn systemic_started_for_metastases(c: &Ctx) -> Option<bool> {
+pub(crate) fn systemic_started_for_metastases(c: &Ctx) -> Option<bool> {
     line_started_since(c, metastases_detected(c))
 }
 
 /// What the rule says when [`systemic_started_for_metastases`] is `None`.
-pub fn started_unknown(c: &Ctx) -> Option<UnknownFact> {
+pub(crate) fn started_unknown(c: &Ctx) -> Option<UnknownFact> {
     let holds = "whether systemic therapy has already started for the metastases (then this advice no longer applies)";
     match &c.picture.systemic_history {
         Fact::Unknown(_) => unknown_of("systemic_history", &c.picture.systemic_history, holds),
@@ -91,7 +91,7 @@ pub fn started_unknown(c: &Ctx) -> Option<UnknownFact> {
 }
 
 /// The card line for "no line started since the metastases were found".
-pub fn none_started_use(c: &Ctx) -> Option<FactUse> {
+pub(crate) fn none_started_use(c: &Ctx) -> Option<FactUse> {
     fact_use("systemic_history", &c.picture.systemic_history, |_| {
         "no line started since the metastases were found".to_owned()
     })
@@ -99,11 +99,10 @@ pub fn none_started_use(c: &Ctx) -> Option<FactUse> {
 
 /// A MET-12 decision: the situation, the favourable line and what decided it.
 #[derive(Debug, Clone)]
-pub struct Reassessment {
+pub(crate) struct Reassessment {
     /// What the therapy was given for, in clinical words.
     pub situation: String,
     pub since: NaiveDate,
-    pub line: SystemicLine,
     pub decided_by: Vec<FactUse>,
     pub parameters: Vec<ParameterId>,
 }
@@ -268,7 +267,6 @@ fn decide(c: &Ctx) -> Decision {
     Decision::Fires(Reassessment {
         situation,
         since,
-        line: line.clone(),
         decided_by: uses,
         parameters,
     })
@@ -276,7 +274,7 @@ fn decide(c: &Ctx) -> Decision {
 
 /// MET-12's decision on the chart (also on the cautious picture, §4.1): `Some` when it fires.
 /// The order checks ORD-01 and ORD-06 use it to point to the re-review.
-pub fn reassessment(c: &Ctx) -> Option<Reassessment> {
+pub(crate) fn reassessment(c: &Ctx) -> Option<Reassessment> {
     let Decision::Fires(r) = decide(c) else {
         return None;
     };
