@@ -11,15 +11,13 @@
 //! - checks `docs/cards.md`, the card gallery, against the same rendering
 //!   (`RPS_CDS_BLESS=1 cargo test --test card_text` regenerates it).
 
-mod http_support;
-mod support;
-
 use std::sync::{Arc, OnceLock};
 
-use chrono::{DateTime, NaiveDate, Utc};
-use http_support::card_lint::{
+use crate::support::card_lint::{
     fact_labels, identifiers, is_verdict, problems, sentences, without_footer,
 };
+use crate::support::chart::*;
+use chrono::{DateTime, NaiveDate, Utc};
 use rps_cds::cards::{MAX_INFO_DETAIL_CHARS, MAX_VERDICT_DETAIL_CHARS};
 use rps_cds::cds_hooks::discovery::services;
 use rps_cds::config::Config;
@@ -27,7 +25,6 @@ use rps_cds::display;
 use rps_cds::engine::Engine;
 use rps_cds::rules::RuleId;
 use serde_json::{Value, json};
-use support::fhir::*;
 
 const EXAMPLES: &[&str] = &[
     "patient-view-local-recurrence.json",
@@ -424,7 +421,7 @@ async fn the_rules_page_is_public_html_with_an_anchor_per_rule() {
         ..Config::default()
     };
     config.parameters.insert("poor_ecog_min".to_owned(), 2.0);
-    let svc = http_support::Service::start(config).await;
+    let svc = crate::support::http::Service::start(config).await;
     let r = svc.client.get(svc.url("/rules")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let csp = r.headers()["content-security-policy"].to_str().unwrap();

@@ -3,13 +3,10 @@
 //! negation-aware; recurrence episodes count whatever their current status; the prior
 //! anthracycline dose is a lower bound that a set-aside record does not hide.
 
-mod http_support;
-mod support;
-
+use crate::support::chart::*;
+use crate::support::http::{Schemas, Service, card, rule_ids};
 use chrono::{Days, Utc};
-use http_support::{Schemas, Service, card, rule_ids};
 use serde_json::{Value, json};
-use support::fhir::*;
 
 /// The evaluation date of the service (it answers as of now) and dates before it.
 fn today() -> String {

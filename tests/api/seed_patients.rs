@@ -10,13 +10,10 @@
 //! doses) are filled in with the value that lets the stage be assessed, and named in the
 //! chart's comment: they are assumptions of the test, not of the seeds.
 
-mod http_support;
-mod support;
-
+use crate::support::chart::*;
+use crate::support::http::{Service, card, rule_ids, rules_applied};
 use chrono::{Days, Utc};
-use http_support::{Service, card, rule_ids, rules_applied};
 use serde_json::Value;
-use support::fhir::*;
 
 /// A stage of a patient's course: the day of the course the chart is evaluated on.
 struct Course {

@@ -1,11 +1,9 @@
 //! The CDS Hooks service end to end: the real server on a random port, spoken to over HTTP.
 //! Every response is validated against the CDS Hooks schemas in `schemas/cds-hooks/`.
 
-mod http_support;
-
 use std::sync::atomic::Ordering;
 
-use http_support::{
+use crate::support::http::{
     FhirServer, Schemas, Service, example, fhir_authorization, fhir_fixtures, rule_ids,
 };
 use rps_cds::config::Config;

@@ -6,13 +6,10 @@
 //! are followed stage by stage. The service answers as of now, so chart dates count back from
 //! today.
 
-mod http_support;
-mod support;
-
+use crate::support::chart::*;
+use crate::support::http::{Service, card, rule_ids, rules_applied};
 use chrono::{Days, Utc};
-use http_support::{Service, card, rule_ids, rules_applied};
 use serde_json::{Value, json};
-use support::fhir::*;
 
 const EXT: &str = "https://fhir.rps-cds.org";
 

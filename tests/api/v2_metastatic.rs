@@ -9,10 +9,7 @@
 //! retroperitoneal leiomyosarcoma, four cycles of doxorubicin with stable disease) and local
 //! recurrence example (DD-LPS), each with one change.
 
-mod http_support;
-mod support;
-
-use http_support::{
+use crate::support::http::{
     Service, add_to_prefetch, example, prefetch_resource, remove_from_prefetch, rule_ids,
     rules_applied,
 };
@@ -333,7 +330,7 @@ fn kb() -> Knowledge {
 }
 
 /// The first pass's findings for a chart (before coherence), and their MET-02 statements.
-fn first_pass(chart: &support::fhir::Chart) -> (Vec<RuleId>, Vec<String>) {
+fn first_pass(chart: &crate::support::chart::Chart) -> (Vec<RuleId>, Vec<String>) {
     let params = Parameters::default();
     let k = kb();
     let picture = chart.picture(&k.terminology, &params);
@@ -362,7 +359,7 @@ fn first_pass(chart: &support::fhir::Chart) -> (Vec<RuleId>, Vec<String>) {
 // v2-lr) will let it show after a favourable response.
 #[test]
 fn met02_tmc24_an_unresectable_local_recurrence_fails_the_first_criterion() {
-    use support::fhir::{Chart, Site, hist};
+    use crate::support::chart::{Chart, Site, hist};
     let base = || {
         Chart::new("2026-11-20")
             .patient("1960-01-01")
@@ -855,7 +852,11 @@ async fn scope01_tmc43h_43i_pecoma_and_imt_get_their_one_line() {
     );
     // Near miss: GIST is out of scope without such a line.
     let gist = svc
-        .call_hook(&with_histology(metastatic(), "8936/3", "GIST"))
+        .call_hook(&with_histology(
+            metastatic(),
+            crate::support::chart::hist::GIST.0,
+            "GIST",
+        ))
         .await;
     assert_eq!(rule_ids(&gist), ["SCOPE-01"]);
     let text = text_of(&gist["cards"][0]);

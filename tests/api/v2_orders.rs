@@ -4,13 +4,10 @@
 //! it needs is unknown; every response is checked for at most one card per rule per draft
 //! order, and the cards' `selectionBehavior` for their suggestions.
 
-mod http_support;
-mod support;
-
+use crate::support::chart::*;
+use crate::support::http::{Schemas, Service, card, rule_ids};
 use chrono::{Days, Utc};
-use http_support::{Schemas, Service, card, rule_ids};
 use serde_json::{Value, json};
-use support::fhir::*;
 
 const EXT: &str = "https://fhir.rps-cds.org";
 

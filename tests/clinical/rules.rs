@@ -5,10 +5,9 @@
 // `&[order.clone()]` reads better than `slice::from_ref` in the many one-order checks.
 #![allow(clippy::cloned_ref_to_slice_refs)]
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::findings::check_against_knowledge;
 use chrono::{DateTime, NaiveDate, Utc};
 use rps_cds::cds_hooks::{Hook, Indicator};
 use rps_cds::clinical::*;
@@ -16,7 +15,6 @@ use rps_cds::knowledge::{ParameterId, Parameters, Section};
 use rps_cds::rules::{
     Finding, IMPLEMENTED_RULES, InvalidSummary, RuleId, RuleInput, Suggestion, evaluate,
 };
-use support::findings::check_against_knowledge;
 
 const TODAY: &str = "2026-11-01";
 

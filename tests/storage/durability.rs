@@ -7,8 +7,6 @@
 //! created through RPS_CDS_TEST_POSTGRES_URL, see .ci/postgres.sh). Without that variable the
 //! PostgreSQL variants are skipped, except under CI, where they fail (as in tests/storage.rs).
 
-mod support;
-
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -16,10 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::postgres::TestPostgres;
 use chrono::{DateTime, Utc};
 use rps_cds::audit::{AuditStore, ExportedInvocation, StorageConfig};
 use serde_json::Value;
-use support::postgres::TestPostgres;
 use tokio::process::Command;
 use uuid::Uuid;
 

@@ -4,10 +4,6 @@
 //! can misbehave on purpose ([`Fault`]), and the CDS Hooks schemas every response is
 //! validated against.
 
-#![allow(dead_code)]
-
-pub mod card_lint;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -108,7 +104,7 @@ impl Service {
 
 /// POSTs JSON; the status and the body as JSON (`Null` when it is not JSON).
 /// Posts JSON. A CDS Hooks response's cards must pass the clinician-text lint
-/// ([`card_lint`]): every chart a test sends through here is checked for it.
+/// ([`card_lint`](super::card_lint)): every chart a test sends through here is checked for it.
 pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
     let r = client.post(url).json(body).send().await.unwrap();
     let status = r.status().as_u16();
@@ -597,7 +593,7 @@ pub fn assert_card_text(path: &str, response: &Value) {
     if response.get("cards").and_then(Value::as_array).is_none() {
         return;
     }
-    let problems = card_lint::problems(path, response);
+    let problems = super::card_lint::problems(path, response);
     assert!(
         problems.is_empty(),
         "{} card text problem(s) (catalogue §6):\n{}",
