@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 
 pub const TOKEN: &str = "test-access-token-7f3a";
 
+/// The namespace of the service's extension keys (`{EXT}/unknown`, `{EXT}/rules-applied` …).
+pub const EXT: &str = "https://fhir.rps-cds.org";
+
 /// The service under test.
 pub struct Service {
     pub base: String,
@@ -430,6 +433,41 @@ pub fn rules_applied(response: &Value) -> Vec<String> {
                 .unwrap()
                 .iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Whether `rule` applied: it has a card of its own or is a member of a merged card.
+pub fn applies(response: &Value, rule: &str) -> bool {
+    rules_applied(response).iter().any(|r| r == rule)
+}
+
+/// The verdict rules of catalogue v2 (§4.3, §4.4): exactly one of them per local recurrence.
+pub const VERDICTS: &[&str] = &[
+    "LR-00", "LR-01", "LR-02", "LR-03", "LR-04", "LR-09", "MET-12",
+];
+
+/// The verdict rules that applied (see [`VERDICTS`]).
+pub fn verdicts(response: &Value) -> Vec<String> {
+    rules_applied(response)
+        .into_iter()
+        .filter(|r| VERDICTS.contains(&r.as_str()))
+        .collect()
+}
+
+/// Every fact a response's cards list as unknown (DATA-01 and verdict cards).
+pub fn unknown_facts(response: &Value) -> Vec<String> {
+    response["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            c["extension"][format!("{EXT}/unknown")]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u["fact"].as_str().map(str::to_owned))
                 .collect::<Vec<_>>()
         })
         .collect()

@@ -1,10 +1,31 @@
-//! The chart of [`Chart`] as a CDS Hooks request (prefetch, draft orders, selections), for
-//! the tests that post it to the service (the `api` binary; the `clinical` binary reads
-//! charts into a `Picture` instead).
+//! A [`Chart`] as a CDS Hooks request (prefetch, draft orders, selections) posted to the
+//! service under test, for the `api` binary (the `clinical` binary reads charts into a
+//! `Picture` instead). The service evaluates as of now, so these charts are dated back from
+//! [`today`] with [`ago`].
 
+use chrono::{Days, Utc};
 use serde_json::{Value, json};
 
 use super::chart::Chart;
+use super::http::Service;
+
+/// The service's evaluation date (it answers as of now), as `YYYY-MM-DD`.
+pub fn today() -> String {
+    Utc::now().date_naive().to_string()
+}
+
+/// The date `days` days before [`today`].
+pub fn ago(days: u64) -> String {
+    (Utc::now().date_naive() - Days::new(days)).to_string()
+}
+
+impl Service {
+    /// Posts the chart as a `hook` request to the service of that hook
+    /// ([`Service::call_hook`]: status 200, a response valid against the CDS Hooks schemas).
+    pub async fn call_chart(&self, hook: &str, chart: &Chart) -> Value {
+        self.call_hook(&chart.hook_request(hook)).await
+    }
+}
 
 impl Chart {
     /// The chart as CDS Hooks prefetch: `patient` and one searchset Bundle per prefetch key
