@@ -294,7 +294,7 @@ async fn absent_prefetch_is_fetched_from_fhir_server_with_the_bearer_token_follo
     svc.stop().await;
 }
 
-/// `prefetch.on_failure = refuse`; the default, `degrade`, is tested in tests/edges.rs.
+/// `prefetch.on_failure = refuse`; the default, `degrade`, is tested in tests/api/edges.rs.
 #[tokio::test]
 async fn fhir_server_failures_give_412_naming_the_key() {
     let full = example("patient-view-local-recurrence.json");

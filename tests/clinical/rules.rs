@@ -1,6 +1,6 @@
 //! Rule tests over pictures built field by field: for every rule of the catalogue a chart
 //! where it fires and a near miss where it must not (boundaries, unknown facts). End-to-end
-//! charts from FHIR are in `tests/rules_fhir.rs`.
+//! charts from FHIR are in `tests/clinical/rules_fhir.rs`.
 
 // `&[order.clone()]` reads better than `slice::from_ref` in the many one-order checks.
 #![allow(clippy::cloned_ref_to_slice_refs)]

@@ -5,7 +5,7 @@
 //!
 //! Each scenario runs on SQLite (a temporary directory) and on PostgreSQL (a fresh database
 //! created through RPS_CDS_TEST_POSTGRES_URL, see .ci/postgres.sh). Without that variable the
-//! PostgreSQL variants are skipped, except under CI, where they fail (as in tests/storage.rs).
+//! PostgreSQL variants are skipped, except under CI, where they fail (as in tests/storage/storage.rs).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
