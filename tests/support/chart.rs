@@ -18,6 +18,10 @@
 //! is `Condition/dx` and the patient `Patient/p1`. [`Chart::tweak`] edits the resource added
 //! last (e.g. to drop an element or set a status). Anything the helpers do not cover goes in
 //! with [`Chart::resource`].
+//!
+//! This file holds the builders both test binaries call; `request.rs` (the chart as a hook
+//! request, `api` only) and `chart_clinical.rs` (records only the `clinical` tests chart)
+//! extend [`Chart`] for one binary each, so that neither includes a builder it never calls.
 
 use std::collections::BTreeMap;
 
