@@ -182,12 +182,15 @@ fn catalogue_rule_ids_equal_the_clinical_specification() {
         }
     }
     let catalogue: BTreeSet<String> = catalogue_rule_ids().into_iter().collect();
-    assert_eq!(
-        specified,
-        catalogue,
-        "rule ids of {} against knowledge/rules.json",
+    let only_specified: Vec<&String> = specified.difference(&catalogue).collect();
+    let only_in_rules_json: Vec<&String> = catalogue.difference(&specified).collect();
+    assert!(
+        only_specified.is_empty() && only_in_rules_json.is_empty(),
+        "{}: rules missing from knowledge/rules.json {only_specified:?}, rules the \
+         specification does not have {only_in_rules_json:?}",
         path.display()
     );
+    assert_eq!(specified.len(), RuleId::ALL.len());
 }
 
 #[test]
