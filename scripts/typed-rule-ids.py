@@ -40,7 +40,11 @@ REGISTRY = os.path.join("src", "rules", "registry.rs")
 
 def default_files():
     files = sorted(glob.glob("src/rules/*.rs"))
-    files += ["tests/rules.rs", "tests/rules_fhir.rs", "tests/support/findings.rs"]
+    files += [
+        "tests/clinical/rules.rs",
+        "tests/clinical/rules_fhir.rs",
+        "tests/support/findings.rs",
+    ]
     return [f for f in files if os.path.exists(f)]
 
 

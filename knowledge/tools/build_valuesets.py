@@ -126,7 +126,6 @@ VALUE_SETS = {
     "grade-low": ("Grade 1 (low)", "FNCLCC grade 1.", [(SCT, [("1155708003", None)])], ["grade 1", "g1", "low grade"]),
     "grade-intermediate": ("Grade 2 (intermediate)", "FNCLCC grade 2.", [(SCT, [("1286893008", None)])], ["grade 2", "g2", "intermediate grade"]),
     "grade-high": ("Grade 3 (high)", "FNCLCC grade 3.", [(SCT, [("1155707008", None)])], ["grade 3", "g3", "high grade"]),
-    "tumour-size-observation": ("Tumour size observation", "Observation code for tumour size.", [(LOINC, [("21889-1", "Size Tumor")])], []),
     # --- Surgery / RT ---
     "resection-procedure": ("Resection procedure", "Procedure codes for a surgical resection.", [
         (SCT, [("370611004", None), ("65854006", None), ("62141006", None), ("387713003", "Surgical procedure")]),

@@ -1,9 +1,9 @@
 //! `docs/clinical-rules.md`: the rule book rendered for clinical reviewers.
 //!
 //! The document is generated from the knowledge base, never edited by hand, so that what
-//! reviewers read is what the service runs. A test (`tests/knowledge.rs`) fails when the
-//! committed file differs from the rendering; `RPS_CDS_BLESS=1 cargo test --test knowledge`
-//! rewrites it.
+//! reviewers read is what the service runs. A test (`tests/clinical/knowledge.rs`) fails when
+//! the committed file differs from the rendering;
+//! `RPS_CDS_BLESS=1 cargo test --test clinical knowledge::` rewrites it.
 
 use std::fmt::Write as _;
 
@@ -19,7 +19,7 @@ pub fn render_clinical_rules_doc(k: &Knowledge) -> String {
          `rps_cds::knowledge::doc::render_clinical_rules_doc`; do not edit by hand. \
          To change a rule, edit `knowledge/rules.json` (and regenerate the code systems with \
          `python3 knowledge/tools/build_codesystems.py`), then run \
-         `RPS_CDS_BLESS=1 cargo test --test knowledge` to rewrite this file.\n",
+         `RPS_CDS_BLESS=1 cargo test --test clinical knowledge::` to rewrite this file.\n",
         k.version
     );
     let _ = writeln!(

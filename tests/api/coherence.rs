@@ -4,9 +4,7 @@
 //! merged cards' shape and `rules-applied`; `max_cards`; one card per rule per draft order;
 //! `selectionBehavior`; the card counts of the example charts.
 
-mod http_support;
-
-use http_support::{Service, example, rule_ids};
+use crate::support::http::{Service, example, rule_ids};
 use rps_cds::config::Config;
 use serde_json::{Value, json};
 

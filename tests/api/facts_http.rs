@@ -3,22 +3,10 @@
 //! negation-aware; recurrence episodes count whatever their current status; the prior
 //! anthracycline dose is a lower bound that a set-aside record does not hide.
 
-mod http_support;
-mod support;
-
-use chrono::{Days, Utc};
-use http_support::{Schemas, Service, card, rule_ids};
+use crate::support::chart::*;
+use crate::support::http::{Service, card, rule_ids};
+use crate::support::request::{ago, today};
 use serde_json::{Value, json};
-use support::fhir::*;
-
-/// The evaluation date of the service (it answers as of now) and dates before it.
-fn today() -> String {
-    Utc::now().date_naive().to_string()
-}
-
-fn ago(days: u64) -> String {
-    (Utc::now().date_naive() - Days::new(days)).to_string()
-}
 
 /// A first local recurrence of a completely resected, low-grade retroperitoneal sarcoma:
 /// unifocal, resectable, ECOG 1, no rupture, biopsied, staged with a current CT. Everything
@@ -38,18 +26,6 @@ fn recurrence_chart(morphology: hist::Morphology) -> Chart {
         .ct_chest_abdomen_pelvis(&ago(20))
 }
 
-async fn post(svc: &Service, hook: &str, chart: &Chart) -> Value {
-    let path = match hook {
-        "patient-view" => "/cds-services/rps-patient-view",
-        "order-sign" => "/cds-services/rps-order-sign",
-        _ => "/cds-services/rps-order-select",
-    };
-    let (status, body) = svc.post_json(path, &chart.hook_request(hook)).await;
-    assert_eq!(status, 200, "{body:#}");
-    Schemas::load().assert_response(&body);
-    body
-}
-
 fn verdicts(body: &Value) -> Vec<String> {
     rule_ids(body)
         .into_iter()
@@ -64,7 +40,7 @@ async fn negated_symptom_text_is_an_assessment_that_found_none() {
     // (LR-03), not re-resection.
     let chart = recurrence_chart(hist::WDLPS)
         .symptom_note(&ago(10), "Denies abdominal pain; no obstructive symptoms");
-    let body = post(&svc, "patient-view", &chart).await;
+    let body = svc.call_chart("patient-view", &chart).await;
     assert_eq!(verdicts(&body), ["LR-03"], "{:?}", rule_ids(&body));
     for note in [
         "denies pain",
@@ -73,18 +49,18 @@ async fn negated_symptom_text_is_an_assessment_that_found_none() {
         "Pain-free since the last visit",
     ] {
         let chart = recurrence_chart(hist::WDLPS).symptom_note(&ago(10), note);
-        let body = post(&svc, "patient-view", &chart).await;
+        let body = svc.call_chart("patient-view", &chart).await;
         assert_eq!(verdicts(&body), ["LR-03"], "{note}: {:?}", rule_ids(&body));
     }
     // Affirmative text is a symptom: re-resection candidacy, not observation.
     for note in ["Painful abdominal mass", "Abdominal pain since May"] {
         let chart = recurrence_chart(hist::WDLPS).symptom_note(&ago(10), note);
-        let body = post(&svc, "patient-view", &chart).await;
+        let body = svc.call_chart("patient-view", &chart).await;
         assert_eq!(verdicts(&body), ["LR-04"], "{note}: {:?}", rule_ids(&body));
     }
     // Ambiguous text is unknown, never absent.
     let chart = recurrence_chart(hist::WDLPS).symptom_note(&ago(10), "possible bowel obstruction");
-    let body = post(&svc, "patient-view", &chart).await;
+    let body = svc.call_chart("patient-view", &chart).await;
     assert_eq!(verdicts(&body), ["LR-00"], "{:?}", rule_ids(&body));
     svc.stop().await;
 }
@@ -92,28 +68,32 @@ async fn negated_symptom_text_is_an_assessment_that_found_none() {
 #[tokio::test]
 async fn wd_lps_recurrence_without_a_symptom_assessment_gives_lr_00_naming_it() {
     let svc = Service::default().await;
-    let body = post(&svc, "patient-view", &recurrence_chart(hist::WDLPS)).await;
+    let body = svc
+        .call_chart("patient-view", &recurrence_chart(hist::WDLPS))
+        .await;
     assert_eq!(verdicts(&body), ["LR-00"], "{:?}", rule_ids(&body));
     let detail = card(&body, "LR-00")["detail"].as_str().unwrap().to_owned();
     assert!(detail.contains("symptom assessment"), "{detail}");
     // An RPS symptom assessment that found none, recent enough: observation.
-    let body = post(
-        &svc,
-        "patient-view",
-        &recurrence_chart(hist::WDLPS).symptom_assessment(&ago(5), false),
-    )
-    .await;
+    let body = svc
+        .call_chart(
+            "patient-view",
+            &recurrence_chart(hist::WDLPS).symptom_assessment(&ago(5), false),
+        )
+        .await;
     assert_eq!(verdicts(&body), ["LR-03"], "{:?}", rule_ids(&body));
     // Too old an assessment does not establish the absence.
-    let body = post(
-        &svc,
-        "patient-view",
-        &recurrence_chart(hist::WDLPS).symptom_assessment(&ago(200), false),
-    )
-    .await;
+    let body = svc
+        .call_chart(
+            "patient-view",
+            &recurrence_chart(hist::WDLPS).symptom_assessment(&ago(200), false),
+        )
+        .await;
     assert_eq!(verdicts(&body), ["LR-00"], "{:?}", rule_ids(&body));
     // For a DD-LPS recurrence symptoms do not decide the verdict.
-    let body = post(&svc, "patient-view", &recurrence_chart(hist::DDLPS)).await;
+    let body = svc
+        .call_chart("patient-view", &recurrence_chart(hist::DDLPS))
+        .await;
     assert_eq!(verdicts(&body), ["LR-04"], "{:?}", rule_ids(&body));
     svc.stop().await;
 }
@@ -137,7 +117,7 @@ async fn a_resolved_first_recurrence_makes_the_new_one_the_second() {
         .ecog(&ago(30), 1)
         .biopsy(&ago(30))
         .ct_chest_abdomen_pelvis(&ago(20));
-    let body = post(&svc, "patient-view", &chart).await;
+    let body = svc.call_chart("patient-view", &chart).await;
     assert_eq!(verdicts(&body), ["LR-04"], "{:?}", rule_ids(&body));
     let detail = card(&body, "LR-04")["detail"].as_str().unwrap().to_owned();
     // The recommendation text quotes all three figures; the patient's line gives one.
@@ -166,7 +146,7 @@ async fn the_cumulative_dose_alert_survives_an_unrelated_invalid_medication_reco
         .administration(&ago(300), "26225", "ondansetron", Some((8.0, "mg")))
         .tweak(|m| m["dosage"]["dose"]["value"] = json!("eight"))
         .draft_medication("3639", "doxorubicin", Some((75.0, "mg/m2")), None);
-    let body = post(&svc, "order-sign", &chart).await;
+    let body = svc.call_chart("order-sign", &chart).await;
     let rules = rule_ids(&body);
     assert!(rules.contains(&"DATA-02".to_owned()), "{rules:?}");
     let ord14 = card(&body, "ORD-14");
@@ -204,14 +184,14 @@ async fn surveillance_and_observation_need_symptoms_known_absent_and_low_volume_
     let chart = metastatic_chart(2)
         .lesion_count(&ago(8), 2)
         .symptom_assessment(&ago(8), false);
-    let rules = rule_ids(&post(&svc, "patient-view", &chart).await);
+    let rules = rule_ids(&svc.call_chart("patient-view", &chart).await);
     assert!(
         rules.contains(&"MET-03".to_owned()) && rules.contains(&"MET-11".to_owned()),
         "{rules:?}"
     );
     // No symptom assessment: no symptom recorded is not "asymptomatic".
     let chart = metastatic_chart(2).lesion_count(&ago(8), 2);
-    let rules = rule_ids(&post(&svc, "patient-view", &chart).await);
+    let rules = rule_ids(&svc.call_chart("patient-view", &chart).await);
     assert!(
         !rules.contains(&"MET-03".to_owned()) && !rules.contains(&"MET-11".to_owned()),
         "{rules:?}"
@@ -219,14 +199,14 @@ async fn surveillance_and_observation_need_symptoms_known_absent_and_low_volume_
     assert!(rules.contains(&"MET-02".to_owned()), "{rules:?}");
     // Two metastasis Conditions without a lesion count: low volume is not proven.
     let chart = metastatic_chart(2).symptom_assessment(&ago(8), false);
-    let rules = rule_ids(&post(&svc, "patient-view", &chart).await);
+    let rules = rule_ids(&svc.call_chart("patient-view", &chart).await);
     assert!(!rules.contains(&"MET-11".to_owned()), "{rules:?}");
     // Six metastasis Conditions: at least six lesions, more than low volume allows, even
     // with a lower recorded count.
     let chart = metastatic_chart(6)
         .lesion_count(&ago(40), 3)
         .symptom_assessment(&ago(8), false);
-    let body = post(&svc, "patient-view", &chart).await;
+    let body = svc.call_chart("patient-view", &chart).await;
     let rules = rule_ids(&body);
     assert!(!rules.contains(&"MET-11".to_owned()), "{rules:?}");
     let detail = card(&body, "MET-02")["detail"].as_str().unwrap().to_owned();

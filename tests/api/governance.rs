@@ -3,12 +3,10 @@
 //! range and its OpenAPI schema and agrees with `rps-cds report`, and `GET /admin` shows the
 //! same numbers as HTML. The real server on a random port, SQLite in a temporary directory.
 
-mod http_support;
-
 use std::collections::BTreeMap;
 
+use crate::support::http::{Service, example};
 use chrono::Utc;
-use http_support::{Service, example};
 use rps_cds::config::Config;
 use rps_cds::knowledge::parameters::{ParameterSource, ParameterValue};
 use serde_json::{Value, json};

@@ -3,10 +3,10 @@
 //! published patient courses (TARPSWG metastatic RPS consensus figures 1 and 2, seed 001;
 //! the repeat-resection case report, seed 003) with invented calendar dates.
 
-mod support;
-
 use std::sync::OnceLock;
 
+use crate::support::chart::*;
+use crate::support::findings::check_against_knowledge;
 use chrono::NaiveDate;
 use rps_cds::clinical::{DraftOrder, Picture, classify_draft_order};
 use rps_cds::fhir::InvalidResource;
@@ -14,8 +14,6 @@ use rps_cds::knowledge::{Hook, Indicator};
 use rps_cds::knowledge::{Knowledge, Parameters, Section};
 use rps_cds::rules::{Finding, RuleId, RuleInput, Suggestion, evaluate};
 use serde_json::json;
-use support::fhir::*;
-use support::findings::check_against_knowledge;
 
 fn kb() -> &'static Knowledge {
     static KB: OnceLock<Knowledge> = OnceLock::new();

@@ -1,15 +1,14 @@
 //! Fact extraction (src/clinical) against docs/input-profile.md: every encoding, latest-wins,
 //! exclusions, closed and open world, set-aside resources, derived facts, draft orders.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
+use crate::support::chart::*;
+use crate::support::chart_clinical::ICD10;
 use rps_cds::clinical::*;
 use rps_cds::knowledge::{Knowledge, Parameters, Terminology};
 use serde_json::{Value, json};
-use support::fhir::*;
 
 /// The reviewed value sets shipped in `knowledge/valuesets/`.
 fn t() -> &'static Terminology {
@@ -118,7 +117,7 @@ fn histology_code_in_condition_code_sct_and_icdo3() {
 fn histology_observation_loinc_31206_6() {
     let chart = Chart::new("2026-11-01")
         .diagnosis_coded("2024-01-01", cc(ICD10CM, "C48.0", "Retroperitoneum"), None)
-        .histology_observation("2024-01-05", cc(ICDO3, "8815/3", "SFT"));
+        .histology_observation("2024-01-05", cc(ICDO3, hist::SFT.0, "SFT"));
     let pic = picture(&chart);
     assert_eq!(
         pic.histology.value(),

@@ -1,21 +1,19 @@
 //! Rule tests over pictures built field by field: for every rule of the catalogue a chart
 //! where it fires and a near miss where it must not (boundaries, unknown facts). End-to-end
-//! charts from FHIR are in `tests/rules_fhir.rs`.
+//! charts from FHIR are in `tests/clinical/rules_fhir.rs`.
 
 // `&[order.clone()]` reads better than `slice::from_ref` in the many one-order checks.
 #![allow(clippy::cloned_ref_to_slice_refs)]
 
-mod support;
-
 use std::collections::BTreeSet;
 
+use crate::support::findings::check_against_knowledge;
 use chrono::{DateTime, NaiveDate, Utc};
 use rps_cds::clinical::*;
 use rps_cds::fhir::{InvalidResource, InvalidUse, SchemaViolation};
 use rps_cds::knowledge::{Hook, Indicator};
 use rps_cds::knowledge::{ParameterId, Parameters, Section};
 use rps_cds::rules::{Finding, IMPLEMENTED_RULES, RuleId, RuleInput, Suggestion, evaluate};
-use support::findings::check_against_knowledge;
 
 const TODAY: &str = "2026-11-01";
 

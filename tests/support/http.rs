@@ -4,10 +4,6 @@
 //! can misbehave on purpose ([`Fault`]), and the CDS Hooks schemas every response is
 //! validated against.
 
-#![allow(dead_code)]
-
-pub mod card_lint;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +15,9 @@ use rps_cds::config::Config;
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "test-access-token-7f3a";
+
+/// The namespace of the service's extension keys (`{EXT}/unknown`, `{EXT}/rules-applied` …).
+pub const EXT: &str = "https://fhir.rps-cds.org";
 
 /// The service under test.
 pub struct Service {
@@ -108,7 +107,7 @@ impl Service {
 
 /// POSTs JSON; the status and the body as JSON (`Null` when it is not JSON).
 /// Posts JSON. A CDS Hooks response's cards must pass the clinician-text lint
-/// ([`card_lint`]): every chart a test sends through here is checked for it.
+/// ([`card_lint`](super::card_lint)): every chart a test sends through here is checked for it.
 pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
     let r = client.post(url).json(body).send().await.unwrap();
     let status = r.status().as_u16();
@@ -439,6 +438,41 @@ pub fn rules_applied(response: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Whether `rule` applied: it has a card of its own or is a member of a merged card.
+pub fn applies(response: &Value, rule: &str) -> bool {
+    rules_applied(response).iter().any(|r| r == rule)
+}
+
+/// The verdict rules of catalogue v2 (§4.3, §4.4): exactly one of them per local recurrence.
+pub const VERDICTS: &[&str] = &[
+    "LR-00", "LR-01", "LR-02", "LR-03", "LR-04", "LR-09", "MET-12",
+];
+
+/// The verdict rules that applied (see [`VERDICTS`]).
+pub fn verdicts(response: &Value) -> Vec<String> {
+    rules_applied(response)
+        .into_iter()
+        .filter(|r| VERDICTS.contains(&r.as_str()))
+        .collect()
+}
+
+/// Every fact a response's cards list as unknown (DATA-01 and verdict cards).
+pub fn unknown_facts(response: &Value) -> Vec<String> {
+    response["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            c["extension"][format!("{EXT}/unknown")]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u["fact"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Rule ids of the cards in a response.
 pub fn rule_ids(response: &Value) -> Vec<String> {
     response["cards"]
@@ -597,7 +631,7 @@ pub fn assert_card_text(path: &str, response: &Value) {
     if response.get("cards").and_then(Value::as_array).is_none() {
         return;
     }
-    let problems = card_lint::problems(path, response);
+    let problems = super::card_lint::problems(path, response);
     assert!(
         problems.is_empty(),
         "{} card text problem(s) (catalogue §6):\n{}",

@@ -2,10 +2,9 @@
 //! database per test, created through RPS_CDS_TEST_POSTGRES_URL; see .ci/postgres.sh).
 //! Without that variable the PostgreSQL variants are skipped, except under CI, where they fail.
 
-mod support;
-
 use std::collections::HashSet;
 
+use crate::support::postgres::TestPostgres;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use rps_cds::audit::cli::{self, ReportFormat};
 use rps_cds::audit::{
@@ -14,7 +13,6 @@ use rps_cds::audit::{
 };
 use serde_json::json;
 use sqlx::Connection;
-use support::postgres::TestPostgres;
 use uuid::Uuid;
 
 #[derive(Clone, Copy, PartialEq)]

@@ -5,9 +5,7 @@
 //!
 //! Each scenario runs on SQLite (a temporary directory) and on PostgreSQL (a fresh database
 //! created through RPS_CDS_TEST_POSTGRES_URL, see .ci/postgres.sh). Without that variable the
-//! PostgreSQL variants are skipped, except under CI, where they fail (as in tests/storage.rs).
-
-mod support;
+//! PostgreSQL variants are skipped, except under CI, where they fail (as in tests/storage/storage.rs).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -16,10 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::postgres::TestPostgres;
 use chrono::{DateTime, Utc};
 use rps_cds::audit::{AuditStore, ExportedInvocation, StorageConfig};
 use serde_json::Value;
-use support::postgres::TestPostgres;
 use tokio::process::Command;
 use uuid::Uuid;
 

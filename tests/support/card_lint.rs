@@ -1,6 +1,6 @@
 //! The clinician-text lint of issue 13 (catalogue §6), applied to **every** CDS Hooks response
 //! the HTTP tests receive (`Service::post_json`), so each chart of the test suite is checked,
-//! and by `tests/card_text.rs` to the example charts: no snake_case word, backticked name,
+//! and by `tests/api/card_text.rs` to the example charts: no snake_case word, backticked name,
 //! parameter key, rule id or `Type/id` reference in a `summary` or `detail` (the footer line
 //! aside); `detail` within 700 characters for info cards and 1,500 for verdict cards; no
 //! sentence twice in a card; no fact listed twice in a card; no unknown on two cards; the

@@ -10,13 +10,11 @@
 //! doses) are filled in with the value that lets the stage be assessed, and named in the
 //! chart's comment: they are assumptions of the test, not of the seeds.
 
-mod http_support;
-mod support;
-
+use crate::support::chart::*;
+use crate::support::http::{Service, card, rule_ids, rules_applied, verdicts};
+use crate::support::request::today;
 use chrono::{Days, Utc};
-use http_support::{Service, card, rule_ids, rules_applied};
 use serde_json::Value;
-use support::fhir::*;
 
 /// A stage of a patient's course: the day of the course the chart is evaluated on.
 struct Course {
@@ -32,20 +30,11 @@ impl Course {
     }
 }
 
-fn today() -> String {
-    Utc::now().date_naive().to_string()
-}
-
 const EPIRUBICIN: &str = "3995";
 const IFOSFAMIDE: &str = "5657";
 const DOXORUBICIN: &str = "3639";
 const DACARBAZINE: &str = "3098";
 const GEMCITABINE: &str = "12574";
-
-/// Posts the chart for `hook` to its service (status 200, schema-valid response).
-async fn post(svc: &Service, hook: &str, chart: &Chart) -> Value {
-    svc.call_hook(&chart.hook_request(hook)).await
-}
 
 /// Asserts the rules expected (each in some card, merged or not) and those that must not be
 /// there, and the card-count target; prints the count for the closing note.
@@ -83,18 +72,6 @@ fn sys02_options(body: &Value) -> String {
         .filter(|l| l.starts_with("- option"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The verdict rules of catalogue v2 (§4.3, §4.4): exactly one of them per local recurrence.
-const VERDICTS: &[&str] = &[
-    "LR-00", "LR-01", "LR-02", "LR-03", "LR-04", "LR-09", "MET-12",
-];
-
-fn verdicts(body: &Value) -> Vec<String> {
-    rules_applied(body)
-        .into_iter()
-        .filter(|r| VERDICTS.contains(&r.as_str()))
-        .collect()
 }
 
 // ---- TARPSWG Figure 1 ----------------------------------------------------------------------
@@ -201,7 +178,7 @@ fn figure1(now: u64, stage: u8) -> Chart {
 #[actix_web::test]
 async fn figure1_first_recurrence_multifocal_is_lr02_with_first_line_systemic_therapy() {
     let svc = Service::default().await;
-    let body = post(&svc, "patient-view", &figure1(200, 1)).await;
+    let body = svc.call_chart("patient-view", &figure1(200, 1)).await;
     expect(
         &body,
         "Figure 1, first recurrence",
@@ -229,7 +206,7 @@ async fn figure1_first_recurrence_multifocal_is_lr02_with_first_line_systemic_th
 async fn figure1_after_major_response_to_epirubicin_ifosfamide_is_met12_not_lr02() {
     let svc = Service::default().await;
     let chart = figure1(310, 2);
-    let body = post(&svc, "patient-view", &chart).await;
+    let body = svc.call_chart("patient-view", &chart).await;
     expect(
         &body,
         "Figure 1, after major response",
@@ -245,7 +222,7 @@ async fn figure1_after_major_response_to_epirubicin_ifosfamide_is_met12_not_lr02
         Some(retroperitoneum()),
         Some("Condition/recurrence-1"),
     );
-    let body = post(&svc, "order-sign", &order).await;
+    let body = svc.call_chart("order-sign", &order).await;
     let ord01 = card(&body, "ORD-01");
     assert_eq!(ord01["indicator"], "info", "{ord01:#}");
     assert!(
@@ -268,7 +245,7 @@ async fn figure1_after_major_response_to_epirubicin_ifosfamide_is_met12_not_lr02
 #[actix_web::test]
 async fn figure1_second_recurrence_single_nodule_after_20_months_is_lr04() {
     let svc = Service::default().await;
-    let body = post(&svc, "patient-view", &figure1(940, 3)).await;
+    let body = svc.call_chart("patient-view", &figure1(940, 3)).await;
     expect(
         &body,
         "Figure 1, second recurrence",
@@ -304,7 +281,7 @@ async fn figure1_second_recurrence_single_nodule_after_20_months_is_lr04() {
 #[actix_web::test]
 async fn figure1_pelvic_recurrence_progressing_on_ifosfamide_gets_second_line_options() {
     let svc = Service::default().await;
-    let body = post(&svc, "patient-view", &figure1(1630, 4)).await;
+    let body = svc.call_chart("patient-view", &figure1(1630, 4)).await;
     expect(
         &body,
         "Figure 1, pelvic recurrence",
@@ -395,7 +372,7 @@ fn figure2(now: u64, stage: u8) -> Chart {
 async fn figure2_synchronous_lung_metastases_at_presentation_is_systemic_first() {
     let svc = Service::default().await;
     let chart = figure2(35, 1);
-    let body = post(&svc, "patient-view", &chart).await;
+    let body = svc.call_chart("patient-view", &chart).await;
     expect(
         &body,
         "Figure 2, presentation",
@@ -412,7 +389,7 @@ async fn figure2_synchronous_lung_metastases_at_presentation_is_systemic_first()
         Some(cc(SCT, "39607008", "Lung structure")),
         Some("Condition/met-1"),
     );
-    let body = post(&svc, "order-sign", &order).await;
+    let body = svc.call_chart("order-sign", &order).await;
     assert_eq!(card(&body, "ORD-06")["indicator"], "warning");
     svc.stop().await;
 }
@@ -425,7 +402,7 @@ async fn figure2_synchronous_lung_metastases_at_presentation_is_systemic_first()
 async fn figure2_partial_response_after_two_lines_is_met12_and_met01_is_silent() {
     let svc = Service::default().await;
     let chart = figure2(180, 2);
-    let body = post(&svc, "patient-view", &chart).await;
+    let body = svc.call_chart("patient-view", &chart).await;
     expect(
         &body,
         "Figure 2, partial response",
@@ -440,7 +417,7 @@ async fn figure2_partial_response_after_two_lines_is_met12_and_met01_is_silent()
         Some(retroperitoneum()),
         Some("Condition/dx"),
     );
-    let body = post(&svc, "order-sign", &order).await;
+    let body = svc.call_chart("order-sign", &order).await;
     let ids = rule_ids(&body);
     assert!(!ids.iter().any(|r| r == "ORD-18"), "{ids:?}");
     svc.stop().await;
@@ -452,7 +429,7 @@ async fn figure2_partial_response_after_two_lines_is_met12_and_met01_is_silent()
 #[actix_web::test]
 async fn figure2_progression_after_resection_of_the_primary_gets_second_line_options() {
     let svc = Service::default().await;
-    let body = post(&svc, "patient-view", &figure2(265, 3)).await;
+    let body = svc.call_chart("patient-view", &figure2(265, 3)).await;
     expect(
         &body,
         "Figure 2, progression after resection",
@@ -508,7 +485,7 @@ fn case_report() -> Chart {
 #[actix_web::test]
 async fn case_report_new_liver_metastasis_after_three_liver_resections_is_met09_citing_the_case() {
     let svc = Service::default().await;
-    let body = post(&svc, "patient-view", &case_report()).await;
+    let body = svc.call_chart("patient-view", &case_report()).await;
     expect(
         &body,
         "Case report, new liver metastasis",

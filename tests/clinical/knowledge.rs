@@ -1,143 +1,64 @@
 //! The knowledge base as shipped: it loads and validates, it covers the rule catalogue, its
 //! texts are our own, and the generated clinical document is current.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use rps_cds::knowledge::Hook;
+use rps_cds::clinical::VALUE_SETS;
 use rps_cds::knowledge::doc::render_clinical_rules_doc;
 use rps_cds::knowledge::{Knowledge, KnowledgeError, ParameterId, Parameters, Section};
+use rps_cds::rules::RuleId;
 use serde_json::Value;
 
-/// Rule ids of docs/clinical-spec.md §2 and the v2 additions of §4, in catalogue
-/// order (copied, so that the test does not depend on the shared directory).
-const CATALOGUE_RULE_IDS: [&str; 66] = [
-    "SCOPE-01", "SCOPE-02", "DATA-01", "DATA-02", "DATA-03", "DATA-04", "MDT-01", "MDT-02",
-    "MDT-03", "WORK-01", "WORK-02", "WORK-03", "WORK-04", "WORK-05", "HIST-01", "HIST-02",
-    "PATH-01", "WORK-06", "HIST-03", "LR-00", "LR-01", "LR-02", "LR-03", "LR-04", "LR-05", "LR-06",
-    "LR-07", "LR-08", "LR-09", "MET-01", "MET-02", "MET-03", "MET-04", "MET-05", "MET-06",
-    "MET-07", "MET-08", "MET-09", "MET-10", "MET-11", "MET-12", "SYS-01", "SYS-02", "SURV-01",
-    "SURV-02", "SURV-03", "ORD-01", "ORD-02", "ORD-03", "ORD-04", "ORD-05", "ORD-06", "ORD-07",
-    "ORD-08", "ORD-09", "ORD-10", "ORD-11", "ORD-12", "ORD-13", "ORD-14", "ORD-15", "ORD-16",
-    "ORD-17", "ORD-18", "ORD-19", "ORD-20",
-];
+/// The rule ids of `knowledge/rules.json`, in catalogue order, read from the file itself (not
+/// through the loader the tests check).
+fn catalogue_rule_ids() -> Vec<String> {
+    let text = std::fs::read_to_string(manifest_dir().join("knowledge/rules.json")).unwrap();
+    let rules: Value = serde_json::from_str(&text).unwrap();
+    rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
 
-/// Value-set ids of the contract with fact extraction (`VALUE_SETS` in src/clinical/extract.rs).
-const VALUE_SET_IDS: &[&str] = &[
-    "rps-diagnosis",
-    "sarcoma-diagnosis",
-    "site-retroperitoneum",
-    "histology-wd-liposarcoma",
-    "histology-dd-liposarcoma",
-    "histology-liposarcoma-other",
-    "histology-liposarcoma-unspecified",
-    "histology-leiomyosarcoma",
-    "histology-solitary-fibrous-tumor",
-    "histology-mpnst",
-    "histology-synovial-sarcoma",
-    "histology-ups",
-    "histology-sarcoma-nos",
-    "histology-gist",
-    "histology-desmoid",
-    "histology-ewing",
-    "histology-rhabdomyosarcoma",
-    "histology-dsrct",
-    "histology-clear-cell-sarcoma",
-    "histology-pecoma",
-    "histology-imt",
-    "histology-carcinosarcoma",
-    "histology-sarcomatoid-carcinoma",
-    "histology-teratoma-derived",
-    "histology-visceral-or-gynecologic",
-    "histology-benign",
-    "histology-observation",
-    "grade-observation",
-    "grade-low",
-    "grade-intermediate",
-    "grade-high",
-    "tumour-size-observation",
-    "resection-procedure",
-    "residual-tumour-observation",
-    "residual-r0",
-    "residual-r1",
-    "residual-r2",
-    "radiotherapy-procedure",
-    "iort",
-    "disease-status-observation",
-    "status-worsened",
-    "status-improved",
-    "status-stable",
-    "qualifier-local",
-    "qualifier-distant",
-    "multifocal-tumour",
-    "metastasis-any",
-    "metastasis-lung",
-    "metastasis-pleura",
-    "metastasis-peritoneum",
-    "metastasis-liver",
-    "metastasis-brain",
-    "metastasis-bone",
-    "metastasis-adrenal",
-    "metastasis-other",
-    "site-lung",
-    "site-liver",
-    "site-bone",
-    "site-brain",
-    "site-peritoneum",
-    "sarcomatosis-morphology",
-    "critical-structure-observation",
-    "critical-structure-site",
-    "symptom-observation",
-    "symptom-pain",
-    "symptom-obstruction",
-    "symptom-dyspnoea",
-    "symptom-cord-compression",
-    "bone-symptom",
-    "symptom-asymptomatic",
-    "ecog-observation",
-    "karnofsky-observation",
-    "drug-doxorubicin",
-    "drug-epirubicin",
-    "drug-ifosfamide",
-    "drug-dacarbazine",
-    "drug-gemcitabine",
-    "drug-docetaxel",
-    "drug-pazopanib",
-    "drug-eribulin",
-    "drug-trabectedin",
-    "drug-olaratumab",
-    "drug-cyclophosphamide",
-    "bsa-observation",
-    "smoking-observation",
-    "smoking-current",
-    "smoking-former",
-    "smoking-never",
-    "pft-observation",
-    "imaging-ct-chest",
-    "imaging-ct-abdomen-pelvis",
-    "imaging-ct-chest-abdomen-pelvis",
-    "imaging-bone-scan",
-    "imaging-fdg-pet",
-    "biopsy-core",
-    "biopsy-any",
-    "biopsy-fna",
-    "li-fraumeni",
-    "cardiomyopathy-condition",
-    "renal-impairment-condition",
-    "lvef-observation",
-    "egfr-observation",
-    "debulking",
-    "hipec",
-    "pulmonary-metastasectomy",
-    "metastasectomy",
-    "ablation",
-    "imaging-reason-equivocal-or-response",
-    "pathology-review",
-    "molecular-pathology",
-    "therapy-intolerance",
-    "neoadjuvant",
-    "adjuvant",
-];
+/// The ids of the value sets shipped in `knowledge/valuesets/` (each file's `id`, which is
+/// also its name).
+fn shipped_value_set_ids() -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for entry in std::fs::read_dir(manifest_dir().join("knowledge/valuesets")).unwrap() {
+        let path = entry.unwrap().path();
+        let value_set: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let id = value_set["id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            path.file_stem().and_then(|s| s.to_str()),
+            Some(id.as_str()),
+            "{} has id {id}",
+            path.display()
+        );
+        ids.insert(id);
+    }
+    ids
+}
+
+/// The text of every Rust file under `src/`.
+fn source_text() -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(&manifest_dir().join("src"), &mut out);
+    out
+}
 
 /// Order templates the rules suggest: the list the rules module checks at start-up.
 use rps_cds::rules::ORDER_TEMPLATES as ORDER_TEMPLATE_IDS;
@@ -192,15 +113,67 @@ fn embedded_knowledge_loads_and_equals_the_directory() {
     assert_eq!(from_dir.terminology.len(), k.terminology.len());
 }
 
+/// The loaded rules are `knowledge/rules.json`'s, in its order, and the code has a rule for
+/// each of them and none besides (`RuleId::ALL`, in the same order).
 #[test]
 fn rules_are_exactly_the_catalogue_in_order() {
     let k = knowledge();
+    let catalogue = catalogue_rule_ids();
     let ids: Vec<&str> = k.rules.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids, CATALOGUE_RULE_IDS);
-    for (i, id) in CATALOGUE_RULE_IDS.iter().enumerate() {
+    assert_eq!(ids, catalogue);
+    let code: Vec<&str> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(code, catalogue, "RuleId::ALL against knowledge/rules.json");
+    for (i, id) in catalogue.iter().enumerate() {
         assert_eq!(k.catalogue_position(id), i);
         assert!(k.rule(id).is_some());
     }
+}
+
+/// An independent check against the clinical specification: the rule ids of the catalogue
+/// tables of `docs/clinical-spec.md` (§2, and the version 2 amendments of §4; the repository's
+/// copy of the catalogue) are exactly those of `knowledge/rules.json`.
+#[test]
+fn catalogue_rule_ids_equal_the_clinical_specification() {
+    let path = manifest_dir().join("docs/clinical-spec.md");
+    let text = std::fs::read_to_string(&path).expect("docs/clinical-spec.md");
+    // The first cell of every table row of sections 2 and 4 ("| LR-09 **new** | …",
+    // "| LR-05 / LR-06 (changed) | …"): each RULE-NN in it.
+    let mut section = 0;
+    let mut specified = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("## ") {
+            section = rest
+                .split('.')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+        }
+        if !matches!(section, 2 | 4) || !line.starts_with('|') {
+            continue;
+        }
+        let first_cell = line.split('|').nth(1).unwrap_or("");
+        for word in first_cell.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+            let is_rule_id = word.split_once('-').is_some_and(|(prefix, n)| {
+                !prefix.is_empty()
+                    && prefix.chars().all(|c| c.is_ascii_uppercase())
+                    && n.len() == 2
+                    && n.chars().all(|c| c.is_ascii_digit())
+            });
+            if is_rule_id {
+                specified.insert(word.to_owned());
+            }
+        }
+    }
+    let catalogue: BTreeSet<String> = catalogue_rule_ids().into_iter().collect();
+    let only_specified: Vec<&String> = specified.difference(&catalogue).collect();
+    let only_in_rules_json: Vec<&String> = catalogue.difference(&specified).collect();
+    assert!(
+        only_specified.is_empty() && only_in_rules_json.is_empty(),
+        "{}: rules missing from knowledge/rules.json {only_specified:?}, rules the \
+         specification does not have {only_in_rules_json:?}",
+        path.display()
+    );
+    assert_eq!(specified.len(), RuleId::ALL.len());
 }
 
 #[test]
@@ -283,11 +256,43 @@ fn parameter_defaults_equal_the_catalogue() {
     }
 }
 
+/// The value sets the code names are shipped, and every shipped one is named by the code:
+/// the contract with fact extraction (`clinical::VALUE_SETS`, checked at start-up) plus any
+/// other value-set id written in `src/`, which must be in that contract too.
 #[test]
 fn every_contract_value_set_exists() {
     let k = knowledge();
-    k.terminology.require(VALUE_SET_IDS).unwrap();
-    assert_eq!(k.terminology.len(), VALUE_SET_IDS.len());
+    k.terminology.require(VALUE_SETS).unwrap();
+    let shipped = shipped_value_set_ids();
+    let loaded: BTreeSet<String> = k.terminology.ids().map(str::to_owned).collect();
+    assert_eq!(loaded, shipped, "the terminology is knowledge/valuesets/");
+    let contract: BTreeSet<&str> = VALUE_SETS.iter().copied().collect();
+    assert_eq!(
+        contract.len(),
+        VALUE_SETS.len(),
+        "VALUE_SETS has a duplicate"
+    );
+    let source = source_text();
+    let named_in_source: BTreeSet<&str> = shipped
+        .iter()
+        .map(String::as_str)
+        .filter(|id| source.contains(&format!("\"{id}\"")))
+        .collect();
+    let outside_contract: Vec<&&str> = named_in_source.difference(&contract).collect();
+    assert!(
+        outside_contract.is_empty(),
+        "value sets named in src/ but missing from clinical::VALUE_SETS (not checked at \
+         start-up): {outside_contract:?}"
+    );
+    let unused: Vec<&str> = shipped
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !contract.contains(id) && !named_in_source.contains(id))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "value sets in knowledge/valuesets/ that no code uses: {unused:?}"
+    );
     // Spot checks of content: a code, a text fallback, and a text-only set.
     let lms = serde_json::json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/icd-o-3", "code": "8890/3"}]});
     assert!(
@@ -345,12 +350,12 @@ fn check_report_summarises_the_knowledge_base() {
         "{report}"
     );
     assert!(
-        report.contains(&format!("rules: {}", CATALOGUE_RULE_IDS.len())),
+        report.contains(&format!("rules: {}", catalogue_rule_ids().len())),
         "{report}"
     );
     assert!(report.contains("order-checks"), "{report}");
     assert!(
-        report.contains(&format!("value sets: {}", VALUE_SET_IDS.len())),
+        report.contains(&format!("value sets: {}", shipped_value_set_ids().len())),
         "{report}"
     );
     assert!(
@@ -490,7 +495,7 @@ fn fhir_resources_validate_against_the_fhir_schema() {
     // The validator does reject a malformed resource (so the loop above is meaningful).
     let bogus = serde_json::json!({"resourceType": "ValueSet", "status": "bogus"});
     assert!(!validator.is_valid(&bogus));
-    assert!(checked >= VALUE_SET_IDS.len() + 4 + ORDER_TEMPLATE_IDS.len());
+    assert!(checked >= shipped_value_set_ids().len() + 4 + ORDER_TEMPLATE_IDS.len());
 }
 
 /// Card texts are ours: no recommendation (nor summary or condition) shares a run of 12 or
@@ -560,9 +565,9 @@ fn clinical_rules_doc_is_current() {
     assert!(
         committed == rendered,
         "docs/clinical-rules.md is out of date with knowledge/; regenerate it with \
-         `RPS_CDS_BLESS=1 cargo test --test knowledge` and commit the result"
+         `RPS_CDS_BLESS=1 cargo test --test clinical knowledge::` and commit the result"
     );
-    for id in CATALOGUE_RULE_IDS {
+    for id in catalogue_rule_ids() {
         assert!(
             rendered.contains(&format!("### {id}: ")),
             "{id} missing from the document"

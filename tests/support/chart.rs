@@ -8,18 +8,20 @@
 //!     .primary_resection("2023-02-01", Some("R0"))   // Procedure/resection-1 + residual Observation
 //!     .recurrence("2025-09-01")                       // Condition/recurrence-1
 //!     .ecog("2026-10-02", 1)
-//!     .ct_chest("2026-10-20");
+//!     .ct_chest_abdomen_pelvis("2026-10-20");
 //! let kb = Knowledge::embedded().unwrap();
 //! let picture = chart.picture(&kb.terminology, &Parameters::default());
 //! ```
 //!
 //! Ids are predictable so tests can refer to them: the n-th resource of a kind is
 //! `<kind>-<n>` (`resection-1`, `recurrence-2`, `met-1`, `rt-1`, `admin-3` …); the diagnosis
-//! is `Condition/dx` and the patient `Patient/p1`. [`Chart::last_ref`] gives the reference of
-//! the resource added last; [`Chart::tweak`] edits it (e.g. to drop an element or set a
-//! status). Anything the helpers do not cover goes in with [`Chart::resource`].
-
-#![allow(dead_code)]
+//! is `Condition/dx` and the patient `Patient/p1`. [`Chart::tweak`] edits the resource added
+//! last (e.g. to drop an element or set a status). Anything the helpers do not cover goes in
+//! with [`Chart::resource`].
+//!
+//! This file holds the builders both test binaries call; `request.rs` (the chart as a hook
+//! request, `api` only) and `chart_clinical.rs` (records only the `clinical` tests chart)
+//! extend [`Chart`] for one binary each, so that neither includes a builder it never calls.
 
 use std::collections::BTreeMap;
 
@@ -32,7 +34,6 @@ use serde_json::{Value, json};
 pub const SCT: &str = "http://snomed.info/sct";
 pub const LOINC: &str = "http://loinc.org";
 pub const ICD10CM: &str = "http://hl7.org/fhir/sid/icd-10-cm";
-pub const ICD10: &str = "http://hl7.org/fhir/sid/icd-10";
 pub const ICDO3: &str = "http://terminology.hl7.org/CodeSystem/icd-o-3";
 pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
 pub const NCIT: &str = "http://ncit.nci.nih.gov";
@@ -45,15 +46,9 @@ pub mod hist {
     pub type Morphology = (&'static str, &'static str);
     pub const WDLPS: Morphology = ("8851/3", "Well differentiated liposarcoma");
     pub const DDLPS: Morphology = ("8858/3", "Dedifferentiated liposarcoma");
-    pub const MYXOID_LPS: Morphology = ("8852/3", "Myxoid liposarcoma");
     pub const LMS: Morphology = ("8890/3", "Leiomyosarcoma");
     pub const SFT: Morphology = ("8815/3", "Solitary fibrous tumor, malignant");
-    pub const MPNST: Morphology = ("9540/3", "Malignant peripheral nerve sheath tumor");
-    pub const SYNOVIAL: Morphology = ("9040/3", "Synovial sarcoma");
-    pub const UPS: Morphology = ("8802/3", "Undifferentiated pleomorphic sarcoma");
-    pub const SARCOMA_NOS: Morphology = ("8800/3", "Sarcoma, NOS");
     pub const GIST: Morphology = ("8936/3", "Gastrointestinal stromal tumor");
-    pub const DESMOID: Morphology = ("8821/1", "Desmoid-type fibromatosis");
 }
 
 /// Metastasis sites with their SNOMED CT "secondary malignant neoplasm of …" code.
@@ -61,10 +56,6 @@ pub mod hist {
 pub enum Site {
     Lung,
     Liver,
-    Bone,
-    Brain,
-    Pleura,
-    Adrenal,
     /// ICD-10-CM C78.6 (peritoneum).
     Peritoneum,
 }
@@ -74,14 +65,6 @@ impl Site {
         let (system, code, display) = match self {
             Site::Lung => (SCT, "94391008", "Secondary malignant neoplasm of lung"),
             Site::Liver => (SCT, "94381002", "Secondary malignant neoplasm of liver"),
-            Site::Bone => (SCT, "94222008", "Secondary malignant neoplasm of bone"),
-            Site::Brain => (SCT, "94225005", "Secondary malignant neoplasm of brain"),
-            Site::Pleura => (SCT, "94493005", "Secondary malignant neoplasm of pleura"),
-            Site::Adrenal => (
-                SCT,
-                "94161006",
-                "Secondary malignant neoplasm of adrenal gland",
-            ),
             Site::Peritoneum => (
                 ICD10CM,
                 "C78.6",
@@ -131,13 +114,13 @@ impl Chart {
         }
     }
 
-    fn next_id(&mut self, kind: &'static str) -> String {
+    pub(super) fn next_id(&mut self, kind: &'static str) -> String {
         let n = self.counters.entry(kind).or_insert(0);
         *n += 1;
         format!("{kind}-{n}")
     }
 
-    fn subject() -> Value {
+    pub(super) fn subject() -> Value {
         json!({"reference": "Patient/p1"})
     }
 
@@ -161,24 +144,7 @@ impl Chart {
         self
     }
 
-    /// "Type/id" of the resource added last.
-    pub fn last_ref(&self) -> String {
-        let r = self.resources.last().expect("a resource");
-        format!(
-            "{}/{}",
-            r["resourceType"].as_str().unwrap(),
-            r["id"].as_str().unwrap()
-        )
-    }
-
-    /// Records that a resource of `resource_type` failed validation and was set aside.
-    pub fn set_aside(mut self, resource_type: &str) -> Self {
-        self.set_aside
-            .push(InvalidResource::new(resource_type.to_owned(), None));
-        self
-    }
-
-    fn condition(&mut self, kind: &'static str, code: Value, onset: &str) -> Value {
+    pub(super) fn condition(&mut self, kind: &'static str, code: Value, onset: &str) -> Value {
         let id = self.next_id(kind);
         json!({
             "resourceType": "Condition", "id": id, "subject": Self::subject(),
@@ -188,7 +154,7 @@ impl Chart {
         })
     }
 
-    fn observation(&mut self, kind: &'static str, code: Value, date: &str) -> Value {
+    pub(super) fn observation(&mut self, kind: &'static str, code: Value, date: &str) -> Value {
         let id = self.next_id(kind);
         json!({
             "resourceType": "Observation", "id": id, "status": "final",
@@ -196,7 +162,7 @@ impl Chart {
         })
     }
 
-    fn procedure(&mut self, kind: &'static str, code: Value, date: &str) -> Value {
+    pub(super) fn procedure(&mut self, kind: &'static str, code: Value, date: &str) -> Value {
         let id = self.next_id(kind);
         json!({
             "resourceType": "Procedure", "id": id, "status": "completed",
@@ -236,18 +202,6 @@ impl Chart {
             c["bodySite"] = json!([b]);
         }
         self.resources.push(c);
-        self
-    }
-
-    /// Histology Observation (LOINC 31206-6) with the given value.
-    pub fn histology_observation(mut self, date: &str, value: Value) -> Self {
-        let mut o = self.observation(
-            "histology",
-            cc(LOINC, "31206-6", "Histology and behavior ICD-O-3 Cancer"),
-            date,
-        );
-        o["valueCodeableConcept"] = value;
-        self.resources.push(o);
         self
     }
 
@@ -317,11 +271,6 @@ impl Chart {
     /// Resection of `Condition/met-<n>` (a metastasectomy).
     pub fn metastasectomy(self, date: &str, n: usize, completeness: Option<&str>) -> Self {
         self.resection_with(date, Some(format!("Condition/met-{n}")), None, completeness)
-    }
-
-    /// A resection with neither reasonReference nor bodySite.
-    pub fn untargeted_resection(self, date: &str, completeness: Option<&str>) -> Self {
-        self.resection_with(date, None, None, completeness)
     }
 
     /// Residual tumour classification (LOINC 84892-9) of `procedure`, as text ("R0").
@@ -468,19 +417,6 @@ impl Chart {
         self
     }
 
-    /// Invasion of a critical structure (SCT 370052007) at body site SCT `site`.
-    pub fn critical_structure(mut self, date: &str, site: &str, involved: bool) -> Self {
-        let mut o = self.observation(
-            "critical",
-            cc(SCT, "370052007", "Status of invasion by tumor"),
-            date,
-        );
-        o["bodySite"] = cc(SCT, site, "structure");
-        o["valueBoolean"] = json!(involved);
-        self.resources.push(o);
-        self
-    }
-
     /// RPS metastatic-lesion-count.
     pub fn lesion_count(mut self, date: &str, n: u32) -> Self {
         let mut o = self.observation(
@@ -490,13 +426,6 @@ impl Chart {
         );
         o["valueInteger"] = json!(n);
         self.resources.push(o);
-        self
-    }
-
-    /// An active symptom Condition with the given code.
-    pub fn symptom(mut self, onset: &str, code: Value) -> Self {
-        let c = self.condition("symptom", code, onset);
-        self.resources.push(c);
         self
     }
 
@@ -545,18 +474,6 @@ impl Chart {
             date,
         );
         o["valueInteger"] = json!(ecog);
-        self.resources.push(o);
-        self
-    }
-
-    /// Karnofsky (LOINC 89243-0) as valueInteger.
-    pub fn karnofsky(mut self, date: &str, score: u8) -> Self {
-        let mut o = self.observation(
-            "karnofsky",
-            cc(LOINC, "89243-0", "Karnofsky Performance Status score"),
-            date,
-        );
-        o["valueInteger"] = json!(score);
         self.resources.push(o);
         self
     }
@@ -616,28 +533,6 @@ impl Chart {
         self
     }
 
-    /// Tobacco smoking status (LOINC 72166-2) with SCT `status` (449868002 current,
-    /// 8517006 former, 266919005 never).
-    pub fn smoking(mut self, date: &str, status: &str) -> Self {
-        let mut o = self.observation(
-            "smoking",
-            cc(LOINC, "72166-2", "Tobacco smoking status"),
-            date,
-        );
-        o["valueCodeableConcept"] = cc(SCT, status, "smoking status");
-        self.resources.push(o);
-        self
-    }
-
-    /// FEV1 (LOINC 20150-9).
-    pub fn pft(mut self, date: &str) -> Self {
-        let mut o = self.observation("pft", cc(LOINC, "20150-9", "FEV1"), date);
-        o["valueQuantity"] =
-            json!({"value": 2.9, "unit": "L", "system": "http://unitsofmeasure.org", "code": "L"});
-        self.resources.push(o);
-        self
-    }
-
     /// A final DiagnosticReport `report-N` with the given code.
     pub fn report(mut self, date: &str, code: Value) -> Self {
         let id = self.next_id("report");
@@ -646,14 +541,6 @@ impl Chart {
             "subject": Self::subject(), "code": code, "effectiveDateTime": date
         }));
         self
-    }
-
-    pub fn ct_chest(self, date: &str) -> Self {
-        self.report(date, cc(SCT, "169069000", "CT of chest"))
-    }
-
-    pub fn ct_abdomen_pelvis(self, date: &str) -> Self {
-        self.report(date, cc(SCT, "432370003", "CT of abdomen and pelvis"))
     }
 
     pub fn ct_chest_abdomen_pelvis(self, date: &str) -> Self {
@@ -665,10 +552,6 @@ impl Chart {
 
     pub fn bone_scan(self, date: &str) -> Self {
         self.report(date, cc(SCT, "41747008", "Bone scan"))
-    }
-
-    pub fn fdg_pet(self, date: &str) -> Self {
-        self.report(date, cc(SCT, "443271005", "FDG PET-CT"))
     }
 
     /// A completed needle biopsy Procedure (SCT 129249002).
@@ -710,17 +593,6 @@ impl Chart {
     /// A Condition `history-N` with the given code (cardiomyopathy, chronic kidney disease …).
     pub fn condition_coded(mut self, onset: &str, code: Value) -> Self {
         let c = self.condition("history", code, onset);
-        self.resources.push(c);
-        self
-    }
-
-    /// Li-Fraumeni syndrome (ORPHA 524).
-    pub fn li_fraumeni(mut self, onset: &str) -> Self {
-        let c = self.condition(
-            "lfs",
-            cc("http://www.orpha.net", "524", "Li-Fraumeni syndrome"),
-            onset,
-        );
         self.resources.push(c);
         self
     }
@@ -793,85 +665,5 @@ impl Chart {
             withheld: &[],
         };
         build_picture(&input, terminology, params)
-    }
-
-    /// All resources (patient first) as a FHIR searchset Bundle, e.g. for a prefetch entry.
-    pub fn bundle(&self) -> Value {
-        let entries: Vec<Value> = self
-            .patient
-            .iter()
-            .chain(&self.resources)
-            .map(|r| json!({"resource": r}))
-            .collect();
-        json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries})
-    }
-
-    /// The chart as CDS Hooks prefetch: `patient` and one searchset Bundle per prefetch key
-    /// (resources of other types are left out).
-    pub fn prefetch(&self) -> Value {
-        const KEYS: [(&str, &str); 7] = [
-            ("conditions", "Condition"),
-            ("observations", "Observation"),
-            ("procedures", "Procedure"),
-            ("medicationAdministrations", "MedicationAdministration"),
-            ("medicationStatements", "MedicationStatement"),
-            ("medicationRequests", "MedicationRequest"),
-            ("diagnosticReports", "DiagnosticReport"),
-        ];
-        let mut prefetch = serde_json::Map::new();
-        prefetch.insert(
-            "patient".to_owned(),
-            self.patient.clone().unwrap_or(Value::Null),
-        );
-        for (key, ty) in KEYS {
-            let entries: Vec<Value> = self
-                .resources
-                .iter()
-                .filter(|r| r["resourceType"] == ty)
-                .map(|r| json!({"resource": r}))
-                .collect();
-            prefetch.insert(
-                key.to_owned(),
-                json!({"resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries}),
-            );
-        }
-        Value::Object(prefetch)
-    }
-
-    /// A CDS Hooks request for `hook` ("patient-view", "order-sign", "order-select") about
-    /// `Patient/p1`, with the chart as prefetch and the drafts as `context.draftOrders`.
-    pub fn hook_request(&self, hook: &str) -> Value {
-        let mut context = json!({"userId": "Practitioner/example", "patientId": "p1"});
-        if hook != "patient-view" {
-            context["draftOrders"] = self.draft_orders_bundle();
-            if hook == "order-select" {
-                let selections: Vec<String> = self
-                    .drafts
-                    .iter()
-                    .map(|d| {
-                        format!(
-                            "{}/{}",
-                            d["resourceType"].as_str().unwrap_or(""),
-                            d["id"].as_str().unwrap_or("")
-                        )
-                    })
-                    .collect();
-                context["selections"] = json!(selections);
-            }
-        }
-        json!({
-            "hook": hook,
-            "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
-            "context": context,
-            "prefetch": self.prefetch()
-        })
-    }
-
-    /// The draft orders as the `context.draftOrders` Bundle of order-sign / order-select.
-    pub fn draft_orders_bundle(&self) -> Value {
-        json!({
-            "resourceType": "Bundle", "type": "collection",
-            "entry": self.drafts.iter().map(|r| json!({"resource": r})).collect::<Vec<_>>()
-        })
     }
 }

@@ -2,9 +2,7 @@
 //! end: the real server on a random port, the shipped example requests with one defective
 //! record added or broken, and the cards compared with and without it.
 
-mod http_support;
-
-use http_support::{Schemas, Service, example, rule_ids};
+use crate::support::http::{Schemas, Service, example, rule_ids};
 use serde_json::{Value, json};
 
 const PV: &str = "/cds-services/rps-patient-view";

@@ -4,34 +4,16 @@
 //! it needs is unknown; every response is checked for at most one card per rule per draft
 //! order, and the cards' `selectionBehavior` for their suggestions.
 
-mod http_support;
-mod support;
-
+use crate::support::chart::*;
+use crate::support::http::{EXT, Schemas, Service, card, rule_ids};
+use crate::support::request::{ago, today};
 use chrono::{Days, Utc};
-use http_support::{Schemas, Service, card, rule_ids};
 use serde_json::{Value, json};
-use support::fhir::*;
-
-const EXT: &str = "https://fhir.rps-cds.org";
-
-fn today() -> String {
-    Utc::now().date_naive().to_string()
-}
-
-fn ago(days: u64) -> String {
-    (Utc::now().date_naive() - Days::new(days)).to_string()
-}
 
 /// Posts the chart to the hook's service; checks status and schema; checks at most one card
 /// per rule per draft order (§5); returns the response.
 async fn post(svc: &Service, hook: &str, chart: &Chart) -> Value {
-    let path = match hook {
-        "order-sign" => "/cds-services/rps-order-sign",
-        _ => "/cds-services/rps-order-select",
-    };
-    let (status, body) = svc.post_json(path, &chart.hook_request(hook)).await;
-    assert_eq!(status, 200, "{body:#}");
-    Schemas::load().assert_response(&body);
+    let body = svc.call_chart(hook, chart).await;
     let mut seen: Vec<(String, String)> = Vec::new();
     for c in body["cards"].as_array().unwrap() {
         let key = (

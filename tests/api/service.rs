@@ -1,11 +1,9 @@
 //! The CDS Hooks service end to end: the real server on a random port, spoken to over HTTP.
 //! Every response is validated against the CDS Hooks schemas in `schemas/cds-hooks/`.
 
-mod http_support;
-
 use std::sync::atomic::Ordering;
 
-use http_support::{
+use crate::support::http::{
     FhirServer, Schemas, Service, example, fhir_authorization, fhir_fixtures, rule_ids,
 };
 use rps_cds::config::Config;
@@ -296,7 +294,7 @@ async fn absent_prefetch_is_fetched_from_fhir_server_with_the_bearer_token_follo
     svc.stop().await;
 }
 
-/// `prefetch.on_failure = refuse`; the default, `degrade`, is tested in tests/edges.rs.
+/// `prefetch.on_failure = refuse`; the default, `degrade`, is tested in tests/api/edges.rs.
 #[tokio::test]
 async fn fhir_server_failures_give_412_naming_the_key() {
     let full = example("patient-view-local-recurrence.json");

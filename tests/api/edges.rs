@@ -1,19 +1,17 @@
 //! The edges where the service talks to FHIR servers and untrusted callers (issue 14): a
-//! fault-injecting FHIR server on loopback (`http_support::Fault`), bodies that stall, lie
+//! fault-injecting FHIR server on loopback (`support::http::Fault`), bodies that stall, lie
 //! about their length or come in too many at once, crafted ids in log lines, and the
 //! read-outs (metrics, `WWW-Authenticate`).
 //!
 //! Memory and logs are measured on the real binary started as a child process
-//! (`http_support::ServiceProcess`): the peak RSS is the service's own `VmHWM`, not the test
+//! (`support::http::ServiceProcess`): the peak RSS is the service's own `VmHWM`, not the test
 //! process's. Everything else talks to the in-process server over HTTP.
-
-mod http_support;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use http_support::{
+use crate::support::http::{
     Fault, FhirServer, Schemas, Service, ServiceProcess, TOKEN, example, fhir_fixtures, rule_ids,
 };
 use rps_cds::config::{Config, OnPrefetchFailure};
@@ -34,7 +32,7 @@ fn fetching_request(base: &str) -> Value {
     let mut req = example("patient-view-local-recurrence.json");
     req.as_object_mut().unwrap().remove("prefetch");
     req["fhirServer"] = json!(base);
-    req["fhirAuthorization"] = http_support::fhir_authorization();
+    req["fhirAuthorization"] = crate::support::http::fhir_authorization();
     req
 }
 

@@ -9,31 +9,21 @@
 //! retroperitoneal leiomyosarcoma, four cycles of doxorubicin with stable disease) and local
 //! recurrence example (DD-LPS), each with one change.
 
-mod http_support;
-mod support;
-
-use http_support::{
-    Service, add_to_prefetch, example, prefetch_resource, remove_from_prefetch, rule_ids,
-    rules_applied,
+use crate::support::chart::{RPS, SCT, hist};
+use crate::support::http::{
+    EXT, Service, add_to_prefetch, applies, example, prefetch_resource, remove_from_prefetch,
+    rule_ids, rules_applied, unknown_facts,
 };
+use crate::support::request::ago;
 use rps_cds::knowledge::Hook;
 use rps_cds::knowledge::{Knowledge, Parameters};
 use rps_cds::rules::{RuleId, RuleInput, evaluate};
 use serde_json::{Value, json};
 
-const EXT: &str = "https://fhir.rps-cds.org";
-const SCT: &str = "http://snomed.info/sct";
-const RPS: &str = "https://fhir.rps-cds.org/CodeSystem/rps-observation";
 const MET_PATIENT: &str = "Patient/rps-met-001";
 
 fn cc(system: &str, code: &str, display: &str) -> Value {
     json!({"coding": [{"system": system, "code": code, "display": display}], "text": display})
-}
-
-fn days_ago(n: i64) -> String {
-    (chrono::Utc::now() - chrono::Duration::days(n))
-        .format("%Y-%m-%d")
-        .to_string()
 }
 
 fn observation(id: &str, code: Value, date: &str, value: Value) -> Value {
@@ -55,7 +45,7 @@ fn symptom_assessment() -> Value {
     observation(
         "v2-symptom-assessment",
         cc(RPS, "symptom-assessment", "Symptom assessment"),
-        &days_ago(10),
+        &ago(10),
         cc(RPS, "none", "None"),
     )
 }
@@ -150,10 +140,6 @@ fn lung_ablation() -> Value {
     d
 }
 
-fn applies(response: &Value, rule: &str) -> bool {
-    rules_applied(response).iter().any(|r| r == rule)
-}
-
 /// The card whose rules-applied includes `rule` (its own card or the merged one).
 fn card_with<'a>(response: &'a Value, rule: &str) -> &'a Value {
     response["cards"]
@@ -166,23 +152,6 @@ fn card_with<'a>(response: &'a Value, rule: &str) -> &'a Value {
                 .is_some_and(|a| a.iter().any(|x| x == rule))
         })
         .unwrap_or_else(|| panic!("no card with {rule}: {:?}", rules_applied(response)))
-}
-
-/// Every fact listed unknown in a response's cards (DATA-01 and verdict cards).
-fn unknown_facts(response: &Value) -> Vec<String> {
-    response["cards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|c| {
-            c["extension"][format!("{EXT}/unknown")]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|u| u["fact"].as_str().map(str::to_owned))
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// The unknown facts whose "holds back" names `what` (e.g. "(HIST-03)").
@@ -295,7 +264,7 @@ async fn met02_tmc25_short_stable_disease_reads_stable_for_n_of_m_months() {
     let single = text_of(card_with(&svc.call_hook(&metastatic()).await, "MET-02"));
     assert!(single.contains("stable at a single assessment"), "{single}");
     let mut r = metastatic();
-    add_to_prefetch(&mut r, "observations", worsened("v2-worse", &days_ago(3)));
+    add_to_prefetch(&mut r, "observations", worsened("v2-worse", &ago(3)));
     let worse = text_of(card_with(&svc.call_hook(&r).await, "MET-02"));
     assert!(worse.contains("progression on the last line"), "{worse}");
 
@@ -333,7 +302,7 @@ fn kb() -> Knowledge {
 }
 
 /// The first pass's findings for a chart (before coherence), and their MET-02 statements.
-fn first_pass(chart: &support::fhir::Chart) -> (Vec<RuleId>, Vec<String>) {
+fn first_pass(chart: &crate::support::chart::Chart) -> (Vec<RuleId>, Vec<String>) {
     let params = Parameters::default();
     let k = kb();
     let picture = chart.picture(&k.terminology, &params);
@@ -362,7 +331,7 @@ fn first_pass(chart: &support::fhir::Chart) -> (Vec<RuleId>, Vec<String>) {
 // v2-lr) will let it show after a favourable response.
 #[test]
 fn met02_tmc24_an_unresectable_local_recurrence_fails_the_first_criterion() {
-    use support::fhir::{Chart, Site, hist};
+    use crate::support::chart::{Chart, Site, hist};
     let base = || {
         Chart::new("2026-11-20")
             .patient("1960-01-01")
@@ -501,7 +470,7 @@ async fn met09_repeat_metastasectomy_cites_tmc35_36_and_the_case_report() {
     let near = svc.call_hook(&metastatic()).await;
     assert!(!applies(&near, "MET-09"));
     // (MET-09's condition is unchanged in v2, only its source: its unknown-fact case is
-    // tests/rules.rs::met_09_recurrent_metastases_after_metastasectomy.)
+    // tests/clinical/rules.rs::met_09_recurrent_metastases_after_metastasectomy.)
     svc.stop().await;
 }
 
@@ -536,14 +505,14 @@ async fn met11_tmc38_surveillance_needs_a_current_assessment_and_no_line_ongoing
 
     // Near miss: progression since.
     let mut r = metastatic();
-    add_to_prefetch(&mut r, "observations", worsened("v2-worse", &days_ago(3)));
+    add_to_prefetch(&mut r, "observations", worsened("v2-worse", &ago(3)));
     let progressing = svc.call_hook(&r).await;
     assert!(!applies(&progressing, "MET-11"));
 
     // Unknown: the last disease-status record is older than 120 days.
     let mut r = metastatic();
     prefetch_resource(&mut r, "observations", "met-disease-status")["effectiveDateTime"] =
-        json!(days_ago(200));
+        json!(ago(200));
     let stale = svc.call_hook(&r).await;
     assert!(!applies(&stale, "MET-11"));
     assert!(
@@ -680,7 +649,7 @@ async fn sys02_tmc43_next_line_only_at_progression_intolerance_or_contraindicati
 
     // Fires: progression after the line.
     let mut r = metastatic();
-    add_to_prefetch(&mut r, "observations", worsened("v2-worse", &days_ago(3)));
+    add_to_prefetch(&mut r, "observations", worsened("v2-worse", &ago(3)));
     let progression = svc.call_hook(&r).await;
     let text = lines_with(card_with(&progression, "SYS-02"), "Option:");
     for option in [
@@ -778,7 +747,7 @@ async fn sys02_tmc43a_ifosfamide_again_only_after_a_line_that_did_not_progress()
             with_histology(metastatic(), "8858/3", "Dedifferentiated liposarcoma"),
             response,
         );
-        add_to_prefetch(&mut r, "observations", worsened("v2-worse", &days_ago(3)));
+        add_to_prefetch(&mut r, "observations", worsened("v2-worse", &ago(3)));
         r
     };
     let responded = svc
@@ -855,7 +824,7 @@ async fn scope01_tmc43h_43i_pecoma_and_imt_get_their_one_line() {
     );
     // Near miss: GIST is out of scope without such a line.
     let gist = svc
-        .call_hook(&with_histology(metastatic(), "8936/3", "GIST"))
+        .call_hook(&with_histology(metastatic(), hist::GIST.0, "GIST"))
         .await;
     assert_eq!(rule_ids(&gist), ["SCOPE-01"]);
     let text = text_of(&gist["cards"][0]);
@@ -1033,7 +1002,7 @@ async fn hist03_tmc2_primary_resection_known_only_from_history() {
 }
 
 // Issue 12 target: a metastatic patient-view has ≤ 6 cards. The counts are printed for the
-// report (`cargo test --test v2_metastatic card_counts -- --nocapture`).
+// report (`cargo test --test api v2_metastatic::card_counts -- --nocapture`).
 #[tokio::test]
 async fn card_counts_metastatic_example_within_six() {
     let svc = Service::default().await;
