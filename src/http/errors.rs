@@ -53,8 +53,6 @@ pub enum ApiError {
     /// unreachable): the body is `{"status": why}`, not an OperationOutcome.
     #[error("not ready: {0}")]
     NotReady(&'static str),
-    #[error("internal error")]
-    Internal,
 }
 
 impl ApiError {
@@ -116,10 +114,6 @@ impl ApiError {
                 single(IssueCode::Exception, format!("service unavailable: {why}"))
             }
             ApiError::NotReady(_) => None,
-            ApiError::Internal => single(
-                IssueCode::Exception,
-                "internal error; the incident was logged".to_owned(),
-            ),
         }
     }
 }
@@ -141,7 +135,6 @@ impl ResponseError for ApiError {
             ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
