@@ -18,12 +18,12 @@ use crate::knowledge::{
 use crate::rules::{Finding, RuleId, Suggestion as SuggestionSpec};
 
 /// CDS Hooks requires summaries under 140 characters.
-pub const MAX_SUMMARY_CHARS: usize = 139;
+pub(crate) const MAX_SUMMARY_CHARS: usize = 139;
 /// Namespace of this service's card and response extensions.
-pub const EXTENSION_NAMESPACE: &str = "https://fhir.rps-cds.org";
+pub(crate) const EXTENSION_NAMESPACE: &str = "https://fhir.rps-cds.org";
 
 /// What the card builder needs besides the findings.
-pub struct CardContext<'a> {
+pub(crate) struct CardContext<'a> {
     pub knowledge: &'a Knowledge,
     pub parameters: &'a Parameters,
     /// The patient the request is about (`context.patientId`): subject of suggested orders.
@@ -45,14 +45,14 @@ pub const RULE_LINK_LABEL: &str = "Rule and evidence";
 /// own statement, evidence level and suggestion; the card's rule id is the first member that
 /// applied (catalogue order), and `rules-applied` lists every member that applied.
 #[derive(Debug, Clone, Copy)]
-pub struct MergedCard {
+pub(crate) struct MergedCard {
     pub title: &'static str,
     /// In catalogue order; the first is the card's rule id whenever it applies.
     pub rules: &'static [RuleId],
 }
 
 /// "Care team" (MDT-01/02/03, PATH-01) and "Missing information" (DATA-01, HIST-01/02/03).
-pub const MERGED_CARDS: &[MergedCard] = &[
+pub(crate) const MERGED_CARDS: &[MergedCard] = &[
     MergedCard {
         title: "Care team",
         rules: &[RuleId::Mdt01, RuleId::Mdt02, RuleId::Mdt03, RuleId::Path01],
@@ -78,7 +78,7 @@ const ALTERNATIVE_TEMPLATES: &[&[&str]] = &[&["bone-scan", "fdg-pet"]];
 
 /// The cards of one response and every rule id they carry.
 #[derive(Debug)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     pub cards: Vec<Card>,
     /// Every rule that applied, card by card (merged members and left-out cards included), for
     /// the audit trail and the feedback statistics.
@@ -119,7 +119,7 @@ impl Unit<'_> {
 /// merges the [`MERGED_CARDS`]; keeps at most `max_cards` (§5). A finding whose rule is missing
 /// from the knowledge base cannot happen (checked at start-up); it is skipped rather than
 /// sent without its source.
-pub fn render(findings: &[Finding], ctx: &CardContext<'_>) -> Rendered {
+pub(crate) fn render(findings: &[Finding], ctx: &CardContext<'_>) -> Rendered {
     let mut ordered: Vec<&Finding> = findings
         .iter()
         .filter(|f| ctx.knowledge.rule(f.rule.as_str()).is_some())

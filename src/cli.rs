@@ -154,7 +154,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// Parses `--as-of`: a date means the end of that day in UTC, so that everything recorded on
 /// that day counts as "before".
-pub fn parse_as_of(s: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn parse_as_of(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Ok(dt.with_timezone(&Utc));
     }

@@ -19,10 +19,10 @@ use crate::telemetry::LogConfig;
 /// Environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_FILE_ENV: &str = "RPS_CDS_CONFIG";
 /// Prefix of configuration environment variables.
-pub const ENV_PREFIX: &str = "RPS_CDS_";
+pub(crate) const ENV_PREFIX: &str = "RPS_CDS_";
 /// The top-level configuration keys, as environment variables may name them: the fields
 /// [`Config`] deserialises, so a new key needs no second list.
-pub fn top_level_keys() -> &'static [&'static str] {
+pub(crate) fn top_level_keys() -> &'static [&'static str] {
     serde_aux::serde_introspection::serde_introspect::<Config>()
 }
 

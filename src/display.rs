@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use crate::knowledge::{ParameterId, Parameters};
 
 /// What a closed-world absence reads as, once.
-pub const NONE_RECORDED: &str = "none recorded";
+pub(crate) const NONE_RECORDED: &str = "none recorded";
 
 /// How a fact's label and value are joined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,13 +167,13 @@ pub const FACTS: &[FactLabel] = &[
 ];
 
 /// The entry of a fact key; `None` for a key the table lacks (a defect the tests catch).
-pub fn fact_label(key: &str) -> Option<&'static FactLabel> {
+pub(crate) fn fact_label(key: &str) -> Option<&'static FactLabel> {
     FACTS.iter().find(|f| f.key == key)
 }
 
 /// The clinical label of a fact ("ECOG", "Disease-free interval"). An unknown key still reads
 /// as words, never as snake_case.
-pub fn label(key: &str) -> String {
+pub(crate) fn label(key: &str) -> String {
     match fact_label(key) {
         Some(f) => f.label.to_owned(),
         None => upper_first(&key.replace('_', " ")),
@@ -181,7 +181,7 @@ pub fn label(key: &str) -> String {
 }
 
 /// Labels of several facts, in clinical words: "ECOG, focality and resectability".
-pub fn labels(keys: &[&str]) -> String {
+pub(crate) fn labels(keys: &[&str]) -> String {
     let words: Vec<String> = keys
         .iter()
         .enumerate()
@@ -194,7 +194,7 @@ pub fn labels(keys: &[&str]) -> String {
 }
 
 /// "a, b and c".
-pub fn join_and(items: &[String]) -> String {
+pub(crate) fn join_and(items: &[String]) -> String {
     match items {
         [] => String::new(),
         [one] => one.clone(),
@@ -204,7 +204,7 @@ pub fn join_and(items: &[String]) -> String {
 
 /// A rule's raw value in clinical words: durations in months or years and months, dates as
 /// "13 Nov 2026", resectability in full.
-pub fn value(key: &str, raw: &str) -> String {
+pub(crate) fn value(key: &str, raw: &str) -> String {
     let style = fact_label(key).map(|f| f.style);
     if style == Some(Months)
         && let Ok(m) = raw.trim().parse::<f64>()
@@ -223,7 +223,7 @@ pub fn value(key: &str, raw: &str) -> String {
 
 /// One fact as the card shows it: "ECOG 1", "Disease-free interval 2 years 10 months",
 /// "Histology: dedifferentiated liposarcoma".
-pub fn fact_line(key: &str, raw: &str) -> String {
+pub(crate) fn fact_line(key: &str, raw: &str) -> String {
     let v = value(key, raw);
     match fact_label(key).map(|f| f.style) {
         Some(Joined) | Some(Months) if v != NONE_RECORDED => format!("{} {v}", label(key)),
@@ -233,7 +233,7 @@ pub fn fact_line(key: &str, raw: &str) -> String {
 
 /// Where a fact read from free text was read ("from a clinical note"), so the statement to
 /// verify is named; the caller shows it only next to a fact read from text.
-pub fn read_from_note(references: &[String]) -> &'static str {
+pub(crate) fn read_from_note(references: &[String]) -> &'static str {
     let kind = references
         .first()
         .and_then(|r| r.split('/').next())
@@ -249,7 +249,7 @@ pub fn read_from_note(references: &[String]) -> &'static str {
 
 /// A duration in months: "8 months", "14.5 months"; over 24 months in years and months ("2 years
 /// 10 months").
-pub fn months(m: f64) -> String {
+pub(crate) fn months(m: f64) -> String {
     if m > 24.0 {
         let total = m.round() as i64;
         let (y, mo) = (total / 12, total % 12);
@@ -277,17 +277,17 @@ pub fn months(m: f64) -> String {
 }
 
 /// "13 Nov 2026".
-pub fn date(d: NaiveDate) -> String {
+pub(crate) fn date(d: NaiveDate) -> String {
     d.format("%-d %b %Y").to_string()
 }
 
 /// A date that may be absent ("none recorded").
-pub fn date_or_none(d: Option<NaiveDate>) -> String {
+pub(crate) fn date_or_none(d: Option<NaiveDate>) -> String {
     d.map_or_else(|| NONE_RECORDED.to_owned(), date)
 }
 
 /// Every ISO date ("2026-11-13") in a text as "13 Nov 2026".
-pub fn dates_in(text: &str) -> String {
+pub(crate) fn dates_in(text: &str) -> String {
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -320,7 +320,7 @@ pub fn count(n: usize, noun: &str) -> String {
 
 /// A text without the rule ids it cites in parentheses ("observation (LR-03) not assessed" →
 /// "observation not assessed"): rule ids belong to the card's footer line only (§6).
-pub fn without_rule_ids(text: &str) -> String {
+pub(crate) fn without_rule_ids(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(open) = rest.find(" (") {
@@ -357,25 +357,20 @@ pub fn clinical(text: &str) -> String {
     without_rule_ids(&dates_in(text))
 }
 
-/// "ECOG 1".
-pub fn ecog(e: u8) -> String {
-    format!("ECOG {e}")
-}
-
 /// "50.4 Gy".
-pub fn dose_gy(gy: f64) -> String {
+pub(crate) fn dose_gy(gy: f64) -> String {
     format!("{gy:.1} Gy")
 }
 
 /// A parameter as a clinical threshold with where its value comes from: "poor performance
 /// status from ECOG 3 — catalogue default" ("— site setting" when configured).
-pub fn param(params: &Parameters, id: ParameterId) -> String {
+pub(crate) fn param(params: &Parameters, id: ParameterId) -> String {
     params.threshold(id)
 }
 
 /// A parameter as a clinical threshold without its origin ("poor performance status from
 /// ECOG 3"), for a sentence that names the origin elsewhere.
-pub fn param_short(params: &Parameters, id: ParameterId) -> String {
+pub(crate) fn param_short(params: &Parameters, id: ParameterId) -> String {
     params.threshold_text(id)
 }
 
@@ -388,7 +383,7 @@ fn upper_first(s: &str) -> String {
 }
 
 /// Lower-cases the first letter unless the word is an acronym ("ECOG", "CT").
-pub fn lower_first(s: &str) -> String {
+pub(crate) fn lower_first(s: &str) -> String {
     let mut chars = s.chars();
     match (chars.next(), chars.next()) {
         (Some(a), Some(b)) if a.is_uppercase() && b.is_lowercase() => {

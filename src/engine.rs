@@ -932,7 +932,7 @@ fn url_component(s: &str) -> String {
 }
 
 /// True when the JSON nests deeper than `max` (iterative: no recursion on hostile input).
-pub fn depth_exceeds(value: &Value, max: usize) -> bool {
+pub(crate) fn depth_exceeds(value: &Value, max: usize) -> bool {
     let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
     while let Some((v, depth)) = stack.pop() {
         if depth > max {

@@ -41,25 +41,25 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Content type of the text exposition format `PrometheusHandle::render` produces.
-pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Histogram bucket upper bounds in seconds, shared by every histogram: dense in the
 /// millisecond range where rule evaluation and audit commits live, reaching 10 s because a
 /// FHIR fetch may legitimately take up to `fhir.request_timeout_ms` (10 s by default).
-pub const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+pub(crate) const LATENCY_BUCKETS_SECONDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// Bucket upper bounds of `rps_cds_audit_batch_size` (records per group commit), up to the
 /// largest sensible `storage.batch_max`.
-pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+pub(crate) const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// How often histogram samples are folded into their buckets between scrapes, so memory
 /// stays bounded even when nothing scrapes `/metrics`.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Characters of one untrusted string kept in a log line.
-pub const MAX_LOGGED_CHARS: usize = 128;
+pub(crate) const MAX_LOGGED_CHARS: usize = 128;
 
 /// An untrusted string (an id, code, URL or path from a request or a FHIR server) as it may
 /// appear in a log line: control characters, line and paragraph separators, bidirectional
@@ -67,7 +67,7 @@ pub const MAX_LOGGED_CHARS: usize = 128;
 /// start a new line nor disguise itself, and at most [`MAX_LOGGED_CHARS`] characters are
 /// kept (then `…`).
 #[derive(Debug, Clone, Copy)]
-pub struct LogSafe<'a>(pub &'a str);
+pub(crate) struct LogSafe<'a>(pub &'a str);
 
 impl std::fmt::Display for LogSafe<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,7 +92,7 @@ impl std::fmt::Display for LogSafe<'_> {
 }
 
 /// [`LogSafe`] as an owned string.
-pub fn log_safe(s: &str) -> String {
+pub(crate) fn log_safe(s: &str) -> String {
     LogSafe(s).to_string()
 }
 
@@ -125,7 +125,7 @@ impl Default for LogConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TelemetryError {
+pub(crate) enum TelemetryError {
     #[error("log.level {level:?} is not a valid filter: {reason}")]
     InvalidLogLevel { level: String, reason: String },
 }
@@ -135,7 +135,7 @@ pub enum TelemetryError {
 /// `level` uses `tracing_subscriber::EnvFilter` syntax (`info`, `rps_cds=debug,actix_web=warn`).
 /// A second call (several servers started by one test binary) keeps the first subscriber and
 /// returns `Ok`: only an invalid `level` is an error, and it is reported on every call.
-pub fn init_logging(format: LogFormat, level: &str) -> Result<(), TelemetryError> {
+pub(crate) fn init_logging(format: LogFormat, level: &str) -> Result<(), TelemetryError> {
     // Colours only for a person at a terminal; escape codes would litter collected logs.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let subscriber = build_subscriber(format, level, ansi, std::io::stderr)?;
@@ -283,7 +283,7 @@ fn describe_metrics() {
 
 /// One stage of a hook evaluation, for `rps_cds_stage_duration_seconds{stage}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// Fetching missing prefetch data from the EHR's FHIR server.
     PrefetchFetch,
     /// FHIR R4 schema validation of the input resources.
@@ -299,7 +299,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
+    /// Every stage, for the tests that check each has its metrics.
+    #[cfg(test)]
+    const ALL: [Stage; 6] = [
         Stage::PrefetchFetch,
         Stage::Validation,
         Stage::Facts,
@@ -309,7 +311,7 @@ impl Stage {
     ];
 
     /// The `stage` label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Stage::PrefetchFetch => "prefetch_fetch",
             Stage::Validation => "validation",
@@ -324,7 +326,7 @@ impl Stage {
 /// One answered HTTP request. `service` is the CDS service id for `/cds-services/{id}` routes
 /// (`"unknown"` when the id is not hosted) or the route name for the others (`discovery`,
 /// `feedback`, …); `hook` is the hook name or `"none"`.
-pub fn record_request(service: &str, hook: &str, status: u16, seconds: f64) {
+pub(crate) fn record_request(service: &str, hook: &str, status: u16, seconds: f64) {
     let labels = [
         ("service", service.to_owned()),
         ("hook", hook.to_owned()),
@@ -335,12 +337,12 @@ pub fn record_request(service: &str, hook: &str, status: u16, seconds: f64) {
 }
 
 /// Time spent in one evaluation stage.
-pub fn record_stage(stage: Stage, seconds: f64) {
+pub(crate) fn record_stage(stage: Stage, seconds: f64) {
     histogram!("rps_cds_stage_duration_seconds", "stage" => stage.as_str()).record(seconds);
 }
 
 /// One card returned: `rule` is the catalogue rule id, `indicator` info/warning/critical.
-pub fn record_card(rule: &str, indicator: &str) {
+pub(crate) fn record_card(rule: &str, indicator: &str) {
     counter!(
         "rps_cds_cards_total",
         "rule" => rule.to_owned(),
@@ -351,44 +353,44 @@ pub fn record_card(rule: &str, indicator: &str) {
 
 /// One prefetch key whose fetch failed; `reason` is `FetchError::kind()` (a fixed set,
 /// `FetchError::KINDS`).
-pub fn record_fhir_fetch_error(reason: &'static str) {
+pub(crate) fn record_fhir_fetch_error(reason: &'static str) {
     counter!("rps_cds_fhir_fetch_errors_total", "reason" => reason).increment(1);
 }
 
 /// One refused JWT; `reason` is the auth module's snake_case `AuthFailure::reason()`.
-pub fn record_jwt_failure(reason: &str) {
+pub(crate) fn record_jwt_failure(reason: &str) {
     counter!("rps_cds_jwt_failures_total", "reason" => reason.to_owned()).increment(1);
 }
 
 /// Current audit queue depth (`AuditStore::queue_depth()`), sampled by the caller.
-pub fn set_audit_queue_depth(n: usize) {
+pub(crate) fn set_audit_queue_depth(n: usize) {
     gauge!("rps_cds_audit_queue_depth").set(n as f64);
 }
 
 /// Time one audit record took to be committed.
-pub fn record_audit_write(seconds: f64) {
+pub(crate) fn record_audit_write(seconds: f64) {
     histogram!("rps_cds_audit_write_duration_seconds").record(seconds);
 }
 
 /// One group commit of the audit writer: how long the transaction took and how many records
 /// it carried (the writer-side view; `record_audit_write` is what a request waited).
-pub fn record_audit_commit(seconds: f64, records: usize) {
+pub(crate) fn record_audit_commit(seconds: f64, records: usize) {
     histogram!("rps_cds_audit_commit_duration_seconds").record(seconds);
     histogram!("rps_cds_audit_batch_size").record(records as f64);
 }
 
 /// `n` input resources set aside as invalid in one request.
-pub fn record_invalid_resources(n: usize) {
+pub(crate) fn record_invalid_resources(n: usize) {
     counter!("rps_cds_invalid_resources_total").increment(n as u64);
 }
 
 /// The readiness verdict just computed (by `/readyz` or the drain logic).
-pub fn set_ready(ready: bool) {
+pub(crate) fn set_ready(ready: bool) {
     gauge!("rps_cds_ready").set(if ready { 1.0 } else { 0.0 });
 }
 
 /// The knowledge base version this instance serves; call once after loading it.
-pub fn set_knowledge_version(version: &str) {
+pub(crate) fn set_knowledge_version(version: &str) {
     gauge!("rps_cds_knowledge_info", "version" => version.to_owned()).set(1.0);
 }
 
