@@ -8,7 +8,7 @@ use crate::knowledge::Hook;
 /// One prefetch key of the public contract with EHRs: its name, its template, and whether the
 /// call can go on without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PrefetchKey {
+pub(crate) struct PrefetchKey {
     pub key: &'static str,
     /// Searches are on the patient and not narrowed further: the input profile reads many
     /// codes from each resource type, and an EHR filtering by code would drop the text-coded
@@ -21,7 +21,7 @@ pub struct PrefetchKey {
 
 /// The prefetch keys every service declares, in discovery order: the one list from which the
 /// key names, templates, resource types and required keys are all derived.
-pub const PREFETCH: [PrefetchKey; 8] = [
+pub(crate) const PREFETCH: [PrefetchKey; 8] = [
     PrefetchKey {
         key: "patient",
         template: "Patient/{{context.patientId}}",
@@ -65,28 +65,28 @@ pub const PREFETCH: [PrefetchKey; 8] = [
 ];
 
 /// The key names of [`PREFETCH`].
-pub fn prefetch_keys() -> impl Iterator<Item = &'static str> {
+pub(crate) fn prefetch_keys() -> impl Iterator<Item = &'static str> {
     PREFETCH.iter().map(|k| k.key)
 }
 
 /// The prefetch template of a key.
-pub fn prefetch_template(key: &str) -> Option<&'static str> {
+pub(crate) fn prefetch_template(key: &str) -> Option<&'static str> {
     PREFETCH.iter().find(|k| k.key == key).map(|k| k.template)
 }
 
 /// Whether the call is refused when this key cannot be had.
-pub fn prefetch_is_required(key: &str) -> bool {
+pub(crate) fn prefetch_is_required(key: &str) -> bool {
     PREFETCH.iter().any(|k| k.key == key && k.required)
 }
 
 /// The FHIR resource type a key's template reads or searches ("Condition" for
 /// `Condition?patient=…`), from the template itself so that the two cannot disagree.
-pub fn prefetch_resource_type(key: &str) -> Option<&'static str> {
+pub(crate) fn prefetch_resource_type(key: &str) -> Option<&'static str> {
     prefetch_template(key)?.split(['?', '/']).next()
 }
 
 /// Whether a key's template is a search (answered by a searchset Bundle) rather than a read.
-pub fn prefetch_is_search(key: &str) -> bool {
+pub(crate) fn prefetch_is_search(key: &str) -> bool {
     prefetch_template(key).is_some_and(|t| t.contains('?'))
 }
 
@@ -148,7 +148,7 @@ pub fn service(id: &str) -> Option<ServiceDefinition> {
 }
 
 /// `GET /cds-services`.
-pub fn discovery_document() -> Value {
+pub(crate) fn discovery_document() -> Value {
     json!({ "services": services() })
 }
 

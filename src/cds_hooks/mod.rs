@@ -5,5 +5,7 @@ pub(crate) mod feedback;
 pub mod request;
 pub(crate) mod response;
 
-pub use request::{EnvelopeSchemas, HookRequest, InvalidRequest};
-pub use response::{Card, CdsResponse};
+pub use request::HookRequest;
+pub use request::{EnvelopeSchemas, InvalidRequest};
+pub use response::Card;
+pub use response::CdsResponse;

@@ -75,8 +75,9 @@ impl fmt::Debug for EnvelopeSchemas {
     }
 }
 
-pub const REQUEST_SCHEMA: &str = include_str!("../../schemas/cds-hooks/request.schema.json");
-pub const FEEDBACK_SCHEMA: &str = include_str!("../../schemas/cds-hooks/feedback.schema.json");
+pub(crate) const REQUEST_SCHEMA: &str = include_str!("../../schemas/cds-hooks/request.schema.json");
+pub(crate) const FEEDBACK_SCHEMA: &str =
+    include_str!("../../schemas/cds-hooks/feedback.schema.json");
 pub const RESPONSE_SCHEMA: &str = include_str!("../../schemas/cds-hooks/response.schema.json");
 pub const DISCOVERY_SCHEMA: &str = include_str!("../../schemas/cds-hooks/discovery.schema.json");
 pub const OPERATION_OUTCOME_SCHEMA: &str =
@@ -276,7 +277,7 @@ fn check_selections(selections: &[String], draft_orders: &Value) -> Result<(), I
 }
 
 /// The resources of a Bundle's entries (or the value itself when it is not a Bundle).
-pub fn bundle_resources(value: &Value) -> impl Iterator<Item = &Value> {
+pub(crate) fn bundle_resources(value: &Value) -> impl Iterator<Item = &Value> {
     let entries = (value.get("resourceType").and_then(Value::as_str) == Some("Bundle"))
         .then(|| value.get("entry").and_then(Value::as_array))
         .flatten();

@@ -146,13 +146,13 @@ const ORDER_OTHER_READS: &[&str] = &["courseOfTherapyType", "category", "reasonC
 
 /// Whether a draft order that failed validation with defects at `paths` can still be
 /// checked: nothing the checks need is defective.
-pub fn draft_order_checkable(paths: &[String]) -> bool {
+pub(crate) fn draft_order_checkable(paths: &[String]) -> bool {
     let d = Defects::new(paths);
     !d.unusable() && !d.elements().any(|e| ORDER_CHECK_ELEMENTS.contains(&e))
 }
 
 /// How a checkable draft order with defects at `paths` is read (DATA-02).
-pub fn draft_order_use(paths: &[String]) -> InvalidUse {
+pub(crate) fn draft_order_use(paths: &[String]) -> InvalidUse {
     if !draft_order_checkable(paths) {
         InvalidUse::LeftOut
     } else if Defects::new(paths)
@@ -168,7 +168,7 @@ pub fn draft_order_use(paths: &[String]) -> InvalidUse {
 /// [`classify_draft_order`] for a draft order that failed validation with defects at
 /// `defects` (none: a valid order): every element is read through a view that yields
 /// nothing for a defective one.
-pub fn classify_draft_order_in_part(
+pub(crate) fn classify_draft_order_in_part(
     order: &Value,
     defects: &[String],
     medications: &[&Value],

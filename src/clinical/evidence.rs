@@ -98,7 +98,7 @@ pub struct UnknownFact {
 }
 
 /// The structured origin of a picture fact's provenance.
-pub fn origin_of(p: &Provenance) -> Origin {
+pub(crate) fn origin_of(p: &Provenance) -> Origin {
     Origin {
         references: p.resources.clone(),
         read_from: Some(p.read_from),

@@ -296,7 +296,7 @@ impl FhirClient {
 
 /// Whether `next` may receive the token: the same origin as `server` and a path under the
 /// server's path at a segment boundary (`/fhir` admits `/fhir` and `/fhir/…`, not `/fhirevil`).
-pub fn is_under(next: &Url, server: &Url) -> bool {
+pub(crate) fn is_under(next: &Url, server: &Url) -> bool {
     if next.origin() != server.origin() || !next.username().is_empty() || next.password().is_some()
     {
         return false;

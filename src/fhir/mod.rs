@@ -9,6 +9,8 @@ pub(crate) mod identity;
 pub(crate) mod outcome;
 pub mod validation;
 
-pub use client::{AccessToken, FhirClientConfig, UnavailableData};
-pub use outcome::{Issue, IssueCode, OperationOutcome};
+pub use client::FhirClientConfig;
+pub use client::{AccessToken, UnavailableData};
+pub use outcome::IssueCode;
+pub use outcome::{Issue, OperationOutcome};
 pub use validation::{FhirValidator, InvalidResource, InvalidUse, SchemaViolation};

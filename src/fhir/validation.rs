@@ -46,7 +46,7 @@ pub const HL7_READING_PATCH: &[u8] =
 pub const HL7_READING_PATCH_SHA256: &str =
     "c239ff5410235566edcf118ef324b17faa5c3db8b3323c0f760e3bc49bf74c4d";
 /// At most this many errors are reported per resource: enough to act on, bounded in cost.
-pub const MAX_ERRORS_PER_RESOURCE: usize = 20;
+pub(crate) const MAX_ERRORS_PER_RESOURCE: usize = 20;
 
 /// One schema violation inside a resource.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -13,7 +13,7 @@ use crate::fhir::outcome::{Issue, IssueCode, OperationOutcome};
 pub(crate) const FHIR_JSON: &str = "application/fhir+json";
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("{0}")]
     Evaluation(#[from] EvaluationError),
     #[error("unknown CDS service {0}")]
@@ -56,7 +56,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn outcome(&self) -> Option<OperationOutcome> {
+    pub(crate) fn outcome(&self) -> Option<OperationOutcome> {
         let single = |code, msg: String| Some(OperationOutcome::single(Issue::error(code, msg)));
         match self {
             ApiError::Evaluation(e) => Some(e.outcome()),

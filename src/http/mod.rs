@@ -26,13 +26,15 @@ use std::sync::atomic::Ordering;
 
 use crate::config::Config;
 use crate::telemetry;
-pub use errors::ApiError;
-pub use routes::{RunningServer, build};
-pub use state::{AppState, ServeError};
+pub(crate) use errors::ApiError;
+pub use routes::RunningServer;
+pub use routes::build;
+pub use state::AppState;
+pub use state::ServeError;
 
 /// `rps-cds serve`: runs until SIGTERM/SIGINT, then drains: readiness false, no new
 /// connections, in-flight calls finish within `shutdown_timeout_secs`.
-pub async fn serve(config: Config) -> Result<(), ServeError> {
+pub(crate) async fn serve(config: Config) -> Result<(), ServeError> {
     let running = build(config).await?;
     tracing::info!(addr = %running.addr, knowledge = %running.state.engine.knowledge.version, "rps-cds listening");
     let handle = running.handle.clone();

@@ -71,13 +71,13 @@ fn served_operations() -> Vec<(Verb, &'static str)> {
 }
 
 /// The self-contained OpenAPI 3.1 document (all `$ref`s internal).
-pub fn openapi_json() -> Value {
+pub(crate) fn openapi_json() -> Value {
     DOCUMENT.clone()
 }
 
 /// The same document with `servers` set to this deployment's external URL
 /// (`public_base_url`), so "try it" tools call the right host.
-pub fn openapi_json_with_server(public_base_url: &str) -> Value {
+pub(crate) fn openapi_json_with_server(public_base_url: &str) -> Value {
     let mut doc = openapi_json();
     doc["servers"] = serde_json::json!([{
         "url": public_base_url.trim_end_matches('/'),

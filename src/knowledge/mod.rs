@@ -26,23 +26,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use kinds::{Hook, Indicator};
-pub use parameters::{ParameterDefinition, ParameterError, ParameterId, Parameters};
-pub use terminology::{MatchedBy, Terminology, TerminologyError, ValueSet};
+pub use parameters::{ParameterDefinition, ParameterError};
+pub use parameters::{ParameterId, Parameters};
+pub use terminology::Terminology;
+pub use terminology::{MatchedBy, TerminologyError, ValueSet};
 
 /// The knowledge base shipped with this build.
 static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/knowledge");
 
 /// Code system of rule ids (`source.topic.system` of every card).
-pub const RULE_SYSTEM: &str = "https://fhir.rps-cds.org/CodeSystem/rps-rule";
+pub(crate) const RULE_SYSTEM: &str = "https://fhir.rps-cds.org/CodeSystem/rps-rule";
 /// The project's own observation code system (docs/input-profile.md).
-pub const OBSERVATION_SYSTEM: &str = "https://fhir.rps-cds.org/CodeSystem/rps-observation";
+pub(crate) const OBSERVATION_SYSTEM: &str = "https://fhir.rps-cds.org/CodeSystem/rps-observation";
 /// Code system of the override reasons offered on warning and critical cards.
-pub const OVERRIDE_REASON_SYSTEM: &str = "https://fhir.rps-cds.org/CodeSystem/rps-override-reason";
+pub(crate) const OVERRIDE_REASON_SYSTEM: &str =
+    "https://fhir.rps-cds.org/CodeSystem/rps-override-reason";
 /// Local order codes for suggested referrals and tests that have no standard code.
-pub const ORDER_SYSTEM: &str = "https://fhir.rps-cds.org/CodeSystem/rps-order";
+pub(crate) const ORDER_SYSTEM: &str = "https://fhir.rps-cds.org/CodeSystem/rps-order";
 
 /// JSON Schema of the knowledge-base files (one `$defs` entry per file).
-pub const KNOWLEDGE_SCHEMA: &str = include_str!("../../schemas/knowledge.schema.json");
+pub(crate) const KNOWLEDGE_SCHEMA: &str = include_str!("../../schemas/knowledge.schema.json");
 
 /// Catalogue section of a rule (docs/clinical-spec.md §2.x).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -137,7 +140,7 @@ pub struct OverrideReason {
 /// `rules.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RuleBook {
+pub(crate) struct RuleBook {
     /// The knowledge-base version, reported in every response.
     pub version: String,
     pub override_reasons: Vec<OverrideReason>,
@@ -421,7 +424,7 @@ fn format_violations(violations: &[SchemaViolation]) -> String {
 
 /// The `$defs` entry of the knowledge schema that a file must satisfy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SchemaDef {
+pub(crate) enum SchemaDef {
     RuleBook,
     Parameters,
     Orders,
@@ -467,7 +470,7 @@ static VALIDATORS: LazyLock<Result<SchemaValidators, String>> = LazyLock::new(||
 });
 
 /// Validates `value` (the content of `file`) against its definition in the knowledge schema.
-pub fn validate_against_schema(
+pub(crate) fn validate_against_schema(
     file: &str,
     value: &Value,
     def: SchemaDef,

@@ -144,7 +144,7 @@ pub fn evaluate(input: &RuleInput) -> Vec<Finding> {
 }
 
 /// The picture and parameters with the evaluation date, shared by every rule.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     /// The clinical picture the rules read.
     pub picture: &'a Picture,
     pub params: &'a Parameters,
@@ -157,7 +157,7 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(picture: &'a Picture, params: &'a Parameters) -> Self {
+    pub(crate) fn new(picture: &'a Picture, params: &'a Parameters) -> Self {
         Self {
             picture,
             params,
@@ -167,27 +167,27 @@ impl<'a> Ctx<'a> {
     }
 
     /// The context favourable advice is checked on: the cautious picture, when one exists.
-    pub fn cautious(&self) -> Option<Ctx<'a>> {
+    pub(crate) fn cautious(&self) -> Option<Ctx<'a>> {
         self.cautious.map(|p| Ctx::new(p, self.params))
     }
 
     /// The disease state when known.
-    pub fn state(&self) -> Option<DiseaseState> {
+    pub(crate) fn state(&self) -> Option<DiseaseState> {
         self.picture.disease_state.value().copied()
     }
 
     /// Local recurrence present (alone or with distant disease); `None` when unknown.
-    pub fn local_recurrence(&self) -> Option<bool> {
+    pub(crate) fn local_recurrence(&self) -> Option<bool> {
         self.state().map(DiseaseState::has_local_recurrence)
     }
 
     /// Distant metastatic disease present; `None` when unknown.
-    pub fn metastatic(&self) -> Option<bool> {
+    pub(crate) fn metastatic(&self) -> Option<bool> {
         self.state().map(DiseaseState::is_metastatic)
     }
 
     /// Days from `date` to the evaluation date.
-    pub fn days_since(&self, date: NaiveDate) -> i64 {
+    pub(crate) fn days_since(&self, date: NaiveDate) -> i64 {
         (self.today - date).num_days()
     }
 }
@@ -245,7 +245,7 @@ impl Gaps {
 }
 
 /// "Observation/ecog-1, coded, 2026-10-02".
-pub fn provenance_text(p: &Provenance) -> String {
+pub(crate) fn provenance_text(p: &Provenance) -> String {
     let mut parts: Vec<String> = Vec::with_capacity(3);
     if !p.resources.is_empty() {
         parts.push(p.resources.join(", "));
@@ -261,7 +261,7 @@ pub fn provenance_text(p: &Provenance) -> String {
 }
 
 /// The card line of a known fact; `None` when unknown.
-pub fn fact_use<T>(
+pub(crate) fn fact_use<T>(
     name: &'static str,
     fact: &Fact<T>,
     show: impl FnOnce(&T) -> String,
@@ -279,7 +279,7 @@ pub fn fact_use<T>(
 
 /// A fact use for a value that is not a picture fact (a resection's date, a draft order). The
 /// provenance line ("Procedure/p1, coded") is read into its structured origin.
-pub fn plain_use(name: &'static str, value: String, provenance: Option<String>) -> FactUse {
+pub(crate) fn plain_use(name: &'static str, value: String, provenance: Option<String>) -> FactUse {
     FactUse {
         fact: name,
         value,
@@ -289,7 +289,11 @@ pub fn plain_use(name: &'static str, value: String, provenance: Option<String>) 
 }
 
 /// The unknown-fact line of a fact; `None` when known.
-pub fn unknown_of<T>(name: &'static str, fact: &Fact<T>, holds_back: &str) -> Option<UnknownFact> {
+pub(crate) fn unknown_of<T>(
+    name: &'static str,
+    fact: &Fact<T>,
+    holds_back: &str,
+) -> Option<UnknownFact> {
     fact.unknown_reason().map(|u| UnknownFact {
         fact: name,
         reason: u.reason(),
@@ -299,7 +303,7 @@ pub fn unknown_of<T>(name: &'static str, fact: &Fact<T>, holds_back: &str) -> Op
 
 /// Months with at most one decimal ("8", "14.5"); cards show durations with
 /// [`crate::display::months`] ("2 years 10 months").
-pub fn months_text(m: f64) -> String {
+pub(crate) fn months_text(m: f64) -> String {
     if (m - m.round()).abs() < 0.05 {
         format!("{}", m.round() as i64)
     } else {
@@ -308,12 +312,12 @@ pub fn months_text(m: f64) -> String {
 }
 
 /// A date that may be absent ("13 Nov 2026", "none recorded").
-pub fn date_text(d: Option<NaiveDate>) -> String {
+pub(crate) fn date_text(d: Option<NaiveDate>) -> String {
     crate::display::date_or_none(d)
 }
 
 /// `Create` suggestion of an order template.
-pub fn create(label: &str, template: &'static str) -> Suggestion {
+pub(crate) fn create(label: &str, template: &'static str) -> Suggestion {
     Suggestion::Create {
         label: label.to_owned(),
         order_template: template,

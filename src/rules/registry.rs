@@ -22,7 +22,7 @@ use crate::knowledge::{Knowledge, Section};
 
 /// How a rule is evaluated: the input its function needs decides the hooks it can serve.
 #[derive(Clone, Copy)]
-pub enum Evaluation {
+pub(crate) enum Evaluation {
     /// Scope and data-quality gates (SCOPE-01, SCOPE-02, DATA-02, DATA-03, DATA-04): run by
     /// [`super::evaluate`] around every other rule, because they decide whether the others run
     /// at all. Any hook.
@@ -47,7 +47,7 @@ pub enum Evaluation {
 
 impl Evaluation {
     /// The hooks this evaluation can run on.
-    pub fn hooks(self) -> &'static [Hook] {
+    pub(crate) fn hooks(self) -> &'static [Hook] {
         const ALL: &[Hook] = &[Hook::PatientView, Hook::OrderSelect, Hook::OrderSign];
         const PV: &[Hook] = &[Hook::PatientView];
         const ORDERS: &[Hook] = &[Hook::OrderSelect, Hook::OrderSign];
@@ -81,7 +81,7 @@ impl fmt::Debug for Evaluation {
 
 /// Where a finding's indicator comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IndicatorFrom {
+pub(crate) enum IndicatorFrom {
     /// The rule's `indicator` in `knowledge/rules.json` (every rule but the two below).
     Knowledge,
     /// The finding decides it: MET-02 is info when every criterion is met and a warning when
@@ -92,7 +92,7 @@ pub enum IndicatorFrom {
 
 /// One row of the registry.
 #[derive(Debug)]
-pub struct RuleEntry {
+pub(crate) struct RuleEntry {
     pub id: RuleId,
     pub section: Section,
     pub indicator: IndicatorFrom,
@@ -102,7 +102,7 @@ pub struct RuleEntry {
 
 impl RuleEntry {
     /// The hooks the rule's evaluations can serve, in hook order.
-    pub fn hooks(&self) -> Vec<Hook> {
+    pub(crate) fn hooks(&self) -> Vec<Hook> {
         let mut hooks: Vec<Hook> = Vec::new();
         for e in self.evaluations {
             for h in e.hooks() {
@@ -148,7 +148,7 @@ macro_rules! registry {
         }
 
         /// Every rule, in catalogue order (docs/clinical-spec.md §2.1 … §2.7).
-        pub static REGISTRY: &[RuleEntry] = &[
+        pub(crate) static REGISTRY: &[RuleEntry] = &[
             $( RuleEntry {
                 id: RuleId::$variant,
                 section: Section::$section,
@@ -244,7 +244,7 @@ registry! {
 }
 
 /// The catalogue's verdict cards (§5: never left out by `max_cards`).
-pub const VERDICT_RULES: &[RuleId] = &[
+pub(crate) const VERDICT_RULES: &[RuleId] = &[
     RuleId::Lr00,
     RuleId::Lr01,
     RuleId::Lr02,
@@ -256,7 +256,7 @@ pub const VERDICT_RULES: &[RuleId] = &[
 ];
 
 /// The registry row of a rule.
-pub fn entry(id: RuleId) -> &'static RuleEntry {
+pub(crate) fn entry(id: RuleId) -> &'static RuleEntry {
     // The table is generated with one row per id, in declaration order.
     &REGISTRY[id as usize]
 }
@@ -311,7 +311,7 @@ pub fn check_knowledge(knowledge: &Knowledge) -> Result<(), Vec<String>> {
 /// registry declares that the finding decides it ([`IndicatorFrom::Finding`]). Start-up has
 /// checked that the registry and the knowledge base agree, so this changes nothing unless they
 /// were edited apart.
-pub fn settle(findings: &mut Vec<Finding>, knowledge: &Knowledge, hook: Hook) {
+pub(crate) fn settle(findings: &mut Vec<Finding>, knowledge: &Knowledge, hook: Hook) {
     findings.retain_mut(|f| match knowledge.rule(f.rule.as_str()) {
         Some(def) if def.hooks.contains(&hook) => {
             if !f.rule.indicator_from_finding() {

@@ -52,7 +52,8 @@ pub(crate) const LATENCY_BUCKETS_SECONDS: &[f64] = &[
 
 /// Bucket upper bounds of `rps_cds_audit_batch_size` (records per group commit), up to the
 /// largest sensible `storage.batch_max`.
-pub(crate) const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+pub(crate) const BATCH_SIZE_BUCKETS: &[f64] =
+    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
 /// How often histogram samples are folded into their buckets between scrapes, so memory
 /// stays bounded even when nothing scrapes `/metrics`.

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use rps_cds::knowledge::Hook;
 use rps_cds::clinical::VALUE_SETS;
+use rps_cds::knowledge::Hook;
 use rps_cds::knowledge::doc::render_clinical_rules_doc;
 use rps_cds::knowledge::{Knowledge, KnowledgeError, ParameterId, Parameters, Section};
 use rps_cds::rules::RuleId;
