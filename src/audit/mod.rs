@@ -19,8 +19,8 @@ mod sqlite;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Datelike, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
@@ -838,7 +838,7 @@ struct Inner {
     /// Records taken from the queue and not yet answered (the batch being written).
     in_flight: Arc<AtomicUsize>,
     /// Calls announced by [`AuditStore::expect_record`] whose record is not queued yet.
-    expected: Arc<AtomicUsize>,
+    expected: Arc<Gather>,
 }
 
 /// A call that will hand its record to the writer soon (from [`AuditStore::expect_record`]);
@@ -846,12 +846,58 @@ struct Inner {
 /// announced records are on their way, so a commit (and its fsync and page writes, the bulk of
 /// the audit's CPU) serves several calls instead of one or two.
 pub struct RecordExpected {
-    expected: Arc<AtomicUsize>,
+    expected: Arc<Gather>,
 }
 
 impl Drop for RecordExpected {
     fn drop(&mut self) {
-        self.expected.fetch_sub(1, Ordering::SeqCst);
+        self.expected.withdraw();
+    }
+}
+
+/// The announced calls ([`RecordExpected`]) and the writer thread waiting for them. The writer
+/// does not take a wake-up per record while it holds a commit back: it sleeps, and only the
+/// call whose withdrawal leaves nothing announced wakes it (one wake-up per commit instead of
+/// one per gathered record, on both sides of the hand-off).
+#[derive(Default)]
+struct Gather {
+    /// Announced and not yet withdrawn.
+    count: AtomicUsize,
+    /// Set by the writer thread while it sleeps until nothing is announced (or its deadline).
+    waiting: AtomicBool,
+    /// The SQLite writer thread (set as it starts; PostgreSQL's writer does not gather).
+    writer: OnceLock<std::thread::Thread>,
+}
+
+impl Gather {
+    fn announce(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn withdraw(&self) {
+        // SeqCst on both atomics, on both sides: either the writer sees the count at zero
+        // before it sleeps, or this sees `waiting` and wakes it.
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.waiting.load(Ordering::SeqCst)
+            && let Some(writer) = self.writer.get()
+        {
+            writer.unpark();
+        }
+    }
+
+    /// Calls announced whose records are not queued yet.
+    fn announced(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// The writer thread: sleeps up to `left` while calls are announced; returns at once if
+    /// none is, early when the last one is withdrawn (or spuriously: callers re-check).
+    fn wait_for_announced(&self, left: std::time::Duration) {
+        self.waiting.store(true, Ordering::SeqCst);
+        if self.announced() > 0 {
+            std::thread::park_timeout(left);
+        }
+        self.waiting.store(false, Ordering::SeqCst);
     }
 }
 
@@ -883,7 +929,7 @@ impl AuditStore {
         }
         let (sender, receiver) = mpsc::channel(cfg.queue_capacity);
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let expected = Arc::new(AtomicUsize::new(0));
+        let expected = Arc::new(Gather::default());
         let sqlite_options = match cfg.url.as_deref() {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => None,
             Some(url) if url.starts_with("sqlite:") => Some(sqlite::options(Some(url), cfg)?),
@@ -943,29 +989,29 @@ impl AuditStore {
     /// starts evaluating): see [`RecordExpected`]. Pass it to
     /// [`AuditStore::record_expected_invocation`] or drop it.
     pub fn expect_record(&self) -> RecordExpected {
-        self.inner.expected.fetch_add(1, Ordering::SeqCst);
+        self.inner.expected.announce();
         RecordExpected {
             expected: self.inner.expected.clone(),
         }
     }
 
     /// [`AuditStore::record_invocation`] for an announced call: the announcement is withdrawn
-    /// as the record is queued, before the commit is awaited.
+    /// once the record is queued, before the commit is awaited.
     pub async fn record_expected_invocation(
         &self,
         rec: InvocationRecord,
         announced: Option<RecordExpected>,
     ) -> Result<(), StorageError> {
-        // Withdrawn before the record is queued: a writer that sees the count drop to zero may
-        // commit at once; this record then goes with the next commit.
-        drop(announced);
         if cfg!(feature = "unaudited-baseline") {
             // Benchmark build only: the "without audit" baseline of scripts/load.sh.
             return Ok(());
         }
         let (done, committed) = oneshot::channel();
-        self.send(Message::Record(Job { record: rec, done }))
-            .await?;
+        let queued = self.send(Message::Record(Job { record: rec, done })).await;
+        // Withdrawn after the record is queued: a writer that sees nothing announced any more
+        // finds this record in the queue and takes it into the commit it is about to make.
+        drop(announced);
+        queued?;
         // The writer answers every job; a dropped answer means the writer itself stopped.
         committed.await.map_err(|_| StorageError::Closed)?
     }
