@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release --example audit_writer [RECORDS] [CONCURRENCY]` (default 20000 16)
 //! records RECORDS invocations shaped like the example request's (4 rules, 4 cards; built
-//! before timing starts, on the service's allocator) into a
+//! before timing starts, on the service's allocator, their ids and time set as each is sent) into a
 //! SQLite store in a temporary directory (WAL, synchronous=FULL, as the service runs it), from
 //! CONCURRENCY tasks on a 2-worker Tokio runtime, each awaiting the commit of its record before
 //! sending the next (what an HTTP worker does). It prints the process's CPU time (user + system,
@@ -239,7 +239,17 @@ fn main() {
                 let store = store.clone();
                 tokio::spawn(async move {
                     let mut waits = Vec::with_capacity(records.len());
-                    for rec in records {
+                    for mut rec in records {
+                        // Ids and time as the service makes them, at the call: time-ordered
+                        // v7 uuids from all callers interleave as appends at the right edge
+                        // of the indexes. (Made when the records were built, each caller's
+                        // ids would be a range of its own, and every commit would insert into
+                        // 16 places of each index: more pages per commit than the service.)
+                        rec.id = uuid::Uuid::now_v7();
+                        rec.time = Utc::now();
+                        for card in &mut rec.cards {
+                            card.uuid = uuid::Uuid::now_v7();
+                        }
                         let t = Instant::now();
                         store.record_invocation(rec).await.unwrap();
                         waits.push(t.elapsed());

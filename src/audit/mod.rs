@@ -46,6 +46,10 @@ pub struct StorageConfig {
     pub batch_max: usize,
     /// Capacity of the channel to the writer; callers wait for room when it is full.
     pub queue_capacity: usize,
+    /// SQLite: longest a group commit is held back (µs) for records announced by calls still
+    /// being evaluated; 0 commits at once. Only under load is anything announced, so at light
+    /// load no call waits for it.
+    pub gather_max_us: u64,
     /// How long records are kept by `purge` when no other cutoff is given.
     pub retention_days: u32,
 }
@@ -58,6 +62,7 @@ impl Default for StorageConfig {
             max_connections: 8,
             batch_max: 256,
             queue_capacity: 10_000,
+            gather_max_us: 1_000,
             retention_days: 3650,
         }
     }
@@ -946,7 +951,10 @@ impl AuditStore {
                 let (db, thread) = sqlite::SqliteDb::open(
                     opts,
                     receiver,
-                    cfg.batch_max,
+                    sqlite::WriterConfig {
+                        batch_max: cfg.batch_max,
+                        gather_max: std::time::Duration::from_micros(cfg.gather_max_us),
+                    },
                     in_flight.clone(),
                     expected.clone(),
                 )

@@ -54,9 +54,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// Longest a group commit is held back for announced records (`AuditStore::expect_record`)
-/// still on their way; at light load nothing is announced and nothing waits.
-const GATHER_MAX: Duration = Duration::from_millis(1);
+/// How the writer thread batches: at most `batch_max` records per commit, held back at most
+/// `gather_max` for records announced (`AuditStore::expect_record`) and still on their way; at
+/// light load nothing is announced and nothing waits.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WriterConfig {
+    pub(super) batch_max: usize,
+    pub(super) gather_max: Duration,
+}
 
 /// How long a statement waits for a lock held by another process (e.g. the CLI purging
 /// while the service runs) before failing.
@@ -160,10 +165,14 @@ pub(super) fn open_writer(path: &Path) -> Result<rusqlite::Connection, StorageEr
 fn run_writer(
     mut conn: rusqlite::Connection,
     mut receiver: mpsc::Receiver<Message>,
-    batch_max: usize,
+    config: WriterConfig,
     in_flight: Arc<AtomicUsize>,
     expected: Arc<Gather>,
 ) {
+    let WriterConfig {
+        batch_max,
+        gather_max,
+    } = config;
     // Callers whose withdrawal leaves nothing announced wake this thread.
     let _ = expected.writer.set(std::thread::current());
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
@@ -171,7 +180,7 @@ fn run_writer(
         let next_command = match first {
             Message::Record(job) => {
                 batch.push(job);
-                gather(&mut receiver, &mut batch, batch_max, &expected, GATHER_MAX)
+                gather(&mut receiver, &mut batch, batch_max, &expected, gather_max)
             }
             Message::Sqlite(command) => Some(command),
         };
@@ -186,7 +195,7 @@ fn run_writer(
 
 /// Fills the batch from the queue without blocking and, while calls still evaluating have
 /// announced their records (`AuditStore::expect_record`), holds the commit back for them, at
-/// most `window` (`GATHER_MAX`): one commit for all of them costs much less CPU than one each (the fsync
+/// most `window` (`storage.gather_max_us`): one commit for all of them costs much less CPU than one each (the fsync
 /// and page writes are per commit). At light load nothing is announced and nothing waits.
 /// Stops at the first other command, which is returned to run after this batch's commit.
 fn gather(
@@ -435,7 +444,7 @@ impl SqliteDb {
     pub(super) async fn open(
         opts: SqliteConnectOptions,
         receiver: mpsc::Receiver<Message>,
-        batch_max: usize,
+        config: WriterConfig,
         in_flight: Arc<AtomicUsize>,
         expected: Arc<Gather>,
     ) -> Result<(Self, std::thread::JoinHandle<()>), StorageError> {
@@ -464,7 +473,7 @@ impl SqliteDb {
             .await?;
         let thread = std::thread::Builder::new()
             .name("rps-audit-writer".into())
-            .spawn(move || run_writer(writer, receiver, batch_max, in_flight, expected))?;
+            .spawn(move || run_writer(writer, receiver, config, in_flight, expected))?;
         Ok((SqliteDb { read }, thread))
     }
 
@@ -822,7 +831,10 @@ mod tests {
         let (db, thread) = SqliteDb::open(
             opts.clone(),
             receiver,
-            8,
+            WriterConfig {
+                batch_max: 8,
+                gather_max: Duration::from_millis(1),
+            },
             Default::default(),
             Default::default(),
         )
