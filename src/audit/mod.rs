@@ -62,7 +62,7 @@ impl Default for StorageConfig {
             max_connections: 8,
             batch_max: 256,
             queue_capacity: 10_000,
-            gather_max_us: 1_000,
+            gather_max_us: 2_000,
             retention_days: 3650,
         }
     }
