@@ -3,9 +3,9 @@
 //!
 //! `cargo run --release --example audit_writer [RECORDS] [CONCURRENCY]` (default 20000 16)
 //! records RECORDS invocations shaped like the example request's (4 rules, 4 cards; built
-//! before timing starts, on the service's allocator, their ids and time set as each is sent) into a
-//! SQLite store in a temporary directory (WAL, synchronous=FULL, as the service runs it), from
-//! CONCURRENCY tasks on a 2-worker Tokio runtime, each awaiting the commit of its record before
+//! before timing starts, on the service's allocator; their ids and time are set as each is
+//! sent) into a SQLite store in a temporary directory (WAL, synchronous=FULL, as the service
+//! runs it), from CONCURRENCY tasks on a 2-worker Tokio runtime, each awaiting the commit of its record before
 //! sending the next (what an HTTP worker does). It prints the process's CPU time (user + system,
 //! from /proc/self/stat, so threads that SQLite or sqlx start are counted) per record, the CPU
 //! of each thread group, the caller-side wait percentiles and the writer's commit histogram.
