@@ -3,14 +3,21 @@
 //!
 //! `cargo run --release --example audit_writer [RECORDS] [CONCURRENCY]` (default 20000 16)
 //! records RECORDS invocations shaped like the example request's (4 rules, 4 cards; built
-//! before timing starts, on the service's allocator) into a
-//! SQLite store in a temporary directory (WAL, synchronous=FULL, as the service runs it), from
-//! CONCURRENCY tasks on a 2-worker Tokio runtime, each awaiting the commit of its record before
+//! before timing starts, on the service's allocator; their ids and time are set as each is
+//! sent) into a SQLite store in a temporary directory (WAL, synchronous=FULL, as the service
+//! runs it), from CONCURRENCY tasks on a 2-worker Tokio runtime, each awaiting the commit of its record before
 //! sending the next (what an HTTP worker does). It prints the process's CPU time (user + system,
 //! from /proc/self/stat, so threads that SQLite or sqlx start are counted) per record, the CPU
 //! of each thread group, the caller-side wait percentiles and the writer's commit histogram.
 //! `RPS_CDS_STORAGE__URL=postgres://…` runs it against PostgreSQL instead (that server's own
 //! CPU is not counted).
+//!
+//! `cargo run --release --example audit_writer digest [ITERATIONS] [REQUEST]` times the other
+//! half of the audit's CPU in the service instead: `audit::request_digest` of a request (by
+//! default `examples/patient-view-local-recurrence.json`), split into its two parts, the
+//! canonical JSON text alone (serde_json's compact output with `fhirAuthorization` removed)
+//! and SHA-256 of that text alone, and says whether the CPU has the SHA extensions that sha2
+//! uses when it finds them at run time.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -126,8 +133,77 @@ fn by_group(ticks: &[(String, u64)]) -> BTreeMap<String, u64> {
     m
 }
 
+/// Mean wall time per call of `f` over `iterations` calls (one thread, after a warm-up).
+fn time_per_call(iterations: usize, mut f: impl FnMut()) -> Duration {
+    for _ in 0..iterations / 10 + 1 {
+        f();
+    }
+    let started = Instant::now();
+    for _ in 0..iterations {
+        f();
+    }
+    started.elapsed() / iterations as u32
+}
+
+fn digest_main(mut args: impl Iterator<Item = String>) {
+    use sha2::Digest;
+    use std::hint::black_box;
+    let iterations: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let file = args.next().unwrap_or_else(|| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/patient-view-local-recurrence.json"
+        )
+        .to_owned()
+    });
+    let body = std::fs::read(&file).expect("request file");
+    let request: serde_json::Value = serde_json::from_slice(&body).expect("request JSON");
+    let mut stripped = request.clone();
+    if let Some(map) = stripped.as_object_mut() {
+        map.remove("fhirAuthorization");
+    }
+    let canonical = serde_json::to_vec(&stripped).expect("serialises");
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&canonical)),
+        rps_cds::audit::request_digest(&request),
+        "the digest is SHA-256 of serde_json's compact text without fhirAuthorization"
+    );
+    let whole = time_per_call(iterations, || {
+        black_box(rps_cds::audit::request_digest(black_box(&request)));
+    });
+    let text = time_per_call(iterations, || {
+        black_box(serde_json::to_vec(black_box(&stripped)).expect("serialises"));
+    });
+    let hash = time_per_call(iterations, || {
+        black_box(sha2::Sha256::digest(black_box(&canonical)));
+    });
+    #[cfg(target_arch = "x86_64")]
+    let sha_extensions = std::arch::is_x86_feature_detected!("sha");
+    #[cfg(not(target_arch = "x86_64"))]
+    let sha_extensions = false;
+    println!(
+        "AUDIT_DIGEST request={} body_bytes={} canonical_bytes={} iterations={iterations} \
+         request_digest_us={:.2} canonical_text_us={:.2} sha256_us={:.2} sha256_mb_per_s={:.0} \
+         cpu_sha_extensions={sha_extensions} digest={}",
+        std::path::Path::new(&file)
+            .file_name()
+            .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned()),
+        body.len(),
+        canonical.len(),
+        whole.as_secs_f64() * 1e6,
+        text.as_secs_f64() * 1e6,
+        hash.as_secs_f64() * 1e6,
+        canonical.len() as f64 / hash.as_secs_f64() / 1e6,
+        rps_cds::audit::request_digest(&request),
+    );
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("digest") {
+        args.next();
+        return digest_main(args);
+    }
     let records: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let concurrency: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -163,7 +239,17 @@ fn main() {
                 let store = store.clone();
                 tokio::spawn(async move {
                     let mut waits = Vec::with_capacity(records.len());
-                    for rec in records {
+                    for mut rec in records {
+                        // Ids and time as the service makes them, at the call: time-ordered
+                        // v7 uuids from all callers interleave as appends at the right edge
+                        // of the indexes. (Made when the records were built, each caller's
+                        // ids would be a range of its own, and every commit would insert into
+                        // 16 places of each index: more pages per commit than the service.)
+                        rec.id = uuid::Uuid::now_v7();
+                        rec.time = Utc::now();
+                        for card in &mut rec.cards {
+                            card.uuid = uuid::Uuid::now_v7();
+                        }
                         let t = Instant::now();
                         store.record_invocation(rec).await.unwrap();
                         waits.push(t.elapsed());

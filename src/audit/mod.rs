@@ -20,8 +20,8 @@ mod sqlite;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Datelike, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,10 @@ pub struct StorageConfig {
     pub batch_max: usize,
     /// Capacity of the channel to the writer; callers wait for room when it is full.
     pub queue_capacity: usize,
+    /// SQLite: longest a group commit is held back (µs) for records announced by calls still
+    /// being evaluated; 0 commits at once. Only under load is anything announced, so at light
+    /// load no call waits for it.
+    pub gather_max_us: u64,
     /// How long records are kept by `purge` when no other cutoff is given.
     pub retention_days: u32,
 }
@@ -59,6 +63,7 @@ impl Default for StorageConfig {
             max_connections: 8,
             batch_max: 256,
             queue_capacity: 10_000,
+            gather_max_us: 2_000,
             retention_days: 3650,
         }
     }
@@ -306,15 +311,19 @@ pub struct ExportedFeedback {
 /// SHA-256 (lower-case hex) of the canonical JSON of a CDS Hooks request with its
 /// `fhirAuthorization` (the access token) removed, so the digest never depends on a token and
 /// the same request sent with a fresh token has the same digest. Canonical = compact serde_json
-/// output with object keys in byte order at every level (sorted here explicitly so the digest
-/// does not change if some dependency switches serde_json to insertion order).
+/// output with object keys in byte order at every level.
+///
+/// serde_json (without its `preserve_order` feature, which
+/// `tests::serde_json_keeps_object_keys_in_byte_order` guards) keeps an object's keys in a
+/// `BTreeMap`, so its own compact serializer already writes them in byte order: the text is
+/// written in one pass, no key is sorted or looked up again. Only the top-level object is
+/// written here, to leave out `fhirAuthorization`.
 pub fn request_digest(request: &serde_json::Value) -> String {
-    // The serializer writes a few bytes at a time; buffering before SHA-256 took the digest
-    // of the 32 kB example request from ≈ 90 to ≈ 70 µs.
+    // The serializer writes a few bytes at a time; SHA-256 gets them in 16 kB blocks.
     let mut out = std::io::BufWriter::with_capacity(DIGEST_BUFFER, HashWriter(Sha256::new()));
     let written = match request {
-        serde_json::Value::Object(map) => write_canonical_object(&mut out, map, true),
-        other => write_canonical(&mut out, other),
+        serde_json::Value::Object(map) => write_without_authorization(&mut out, map),
+        other => serde_json::to_writer(&mut out, other),
     };
     // Writing into a hasher cannot fail; strings and numbers always serialize.
     debug_assert!(written.is_ok());
@@ -339,41 +348,23 @@ impl Write for HashWriter {
     }
 }
 
-fn write_canonical(w: &mut impl Write, v: &serde_json::Value) -> Result<(), serde_json::Error> {
-    match v {
-        serde_json::Value::Object(map) => write_canonical_object(w, map, false),
-        serde_json::Value::Array(items) => {
-            w.write_all(b"[").map_err(serde_json::Error::io)?;
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    w.write_all(b",").map_err(serde_json::Error::io)?;
-                }
-                write_canonical(w, item)?;
-            }
-            w.write_all(b"]").map_err(serde_json::Error::io)
-        }
-        scalar => serde_json::to_writer(w, scalar),
-    }
-}
-
-fn write_canonical_object(
+/// The top-level object as serde_json writes it (keys in map order, which is byte order),
+/// without its `fhirAuthorization` member.
+fn write_without_authorization(
     w: &mut impl Write,
     map: &serde_json::Map<String, serde_json::Value>,
-    strip_authorization: bool,
 ) -> Result<(), serde_json::Error> {
-    let mut keys: Vec<&String> = map
-        .keys()
-        .filter(|k| !(strip_authorization && k.as_str() == "fhirAuthorization"))
-        .collect();
-    keys.sort();
     w.write_all(b"{").map_err(serde_json::Error::io)?;
-    for (i, key) in keys.into_iter().enumerate() {
+    let members = map
+        .iter()
+        .filter(|(k, _)| k.as_str() != "fhirAuthorization");
+    for (i, (key, value)) in members.enumerate() {
         if i > 0 {
             w.write_all(b",").map_err(serde_json::Error::io)?;
         }
         serde_json::to_writer(&mut *w, key)?;
         w.write_all(b":").map_err(serde_json::Error::io)?;
-        write_canonical(w, &map[key])?;
+        serde_json::to_writer(&mut *w, value)?;
     }
     w.write_all(b"}").map_err(serde_json::Error::io)
 }
@@ -853,7 +844,7 @@ struct Inner {
     /// Records taken from the queue and not yet answered (the batch being written).
     in_flight: Arc<AtomicUsize>,
     /// Calls announced by [`AuditStore::expect_record`] whose record is not queued yet.
-    expected: Arc<AtomicUsize>,
+    expected: Arc<Gather>,
 }
 
 /// A call that will hand its record to the writer soon (from [`AuditStore::expect_record`]);
@@ -861,12 +852,58 @@ struct Inner {
 /// announced records are on their way, so a commit (and its fsync and page writes, the bulk of
 /// the audit's CPU) serves several calls instead of one or two.
 pub struct RecordExpected {
-    expected: Arc<AtomicUsize>,
+    expected: Arc<Gather>,
 }
 
 impl Drop for RecordExpected {
     fn drop(&mut self) {
-        self.expected.fetch_sub(1, Ordering::SeqCst);
+        self.expected.withdraw();
+    }
+}
+
+/// The announced calls ([`RecordExpected`]) and the writer thread waiting for them. The writer
+/// does not take a wake-up per record while it holds a commit back: it sleeps, and only the
+/// call whose withdrawal leaves nothing announced wakes it (one wake-up per commit instead of
+/// one per gathered record, on both sides of the hand-off).
+#[derive(Default)]
+struct Gather {
+    /// Announced and not yet withdrawn.
+    count: AtomicUsize,
+    /// Set by the writer thread while it sleeps until nothing is announced (or its deadline).
+    waiting: AtomicBool,
+    /// The SQLite writer thread (set as it starts; PostgreSQL's writer does not gather).
+    writer: OnceLock<std::thread::Thread>,
+}
+
+impl Gather {
+    fn announce(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn withdraw(&self) {
+        // SeqCst on both atomics, on both sides: either the writer sees the count at zero
+        // before it sleeps, or this sees `waiting` and wakes it.
+        if self.count.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.waiting.load(Ordering::SeqCst)
+            && let Some(writer) = self.writer.get()
+        {
+            writer.unpark();
+        }
+    }
+
+    /// Calls announced whose records are not queued yet.
+    fn announced(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// The writer thread: sleeps up to `left` while calls are announced; returns at once if
+    /// none is, early when the last one is withdrawn (or spuriously: callers re-check).
+    fn wait_for_announced(&self, left: std::time::Duration) {
+        self.waiting.store(true, Ordering::SeqCst);
+        if self.announced() > 0 {
+            std::thread::park_timeout(left);
+        }
+        self.waiting.store(false, Ordering::SeqCst);
     }
 }
 
@@ -898,7 +935,7 @@ impl AuditStore {
         }
         let (sender, receiver) = mpsc::channel(cfg.queue_capacity);
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let expected = Arc::new(AtomicUsize::new(0));
+        let expected = Arc::new(Gather::default());
         let sqlite_options = match cfg.url.as_deref() {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => None,
             Some(url) if url.starts_with("sqlite:") => Some(sqlite::options(Some(url), cfg)?),
@@ -915,7 +952,10 @@ impl AuditStore {
                 let (db, thread) = sqlite::SqliteDb::open(
                     opts,
                     receiver,
-                    cfg.batch_max,
+                    sqlite::WriterConfig {
+                        batch_max: cfg.batch_max,
+                        gather_max: std::time::Duration::from_micros(cfg.gather_max_us),
+                    },
                     in_flight.clone(),
                     expected.clone(),
                 )
@@ -958,29 +998,29 @@ impl AuditStore {
     /// starts evaluating): see [`RecordExpected`]. Pass it to
     /// [`AuditStore::record_expected_invocation`] or drop it.
     pub fn expect_record(&self) -> RecordExpected {
-        self.inner.expected.fetch_add(1, Ordering::SeqCst);
+        self.inner.expected.announce();
         RecordExpected {
             expected: self.inner.expected.clone(),
         }
     }
 
     /// [`AuditStore::record_invocation`] for an announced call: the announcement is withdrawn
-    /// as the record is queued, before the commit is awaited.
+    /// once the record is queued, before the commit is awaited.
     pub async fn record_expected_invocation(
         &self,
         rec: InvocationRecord,
         announced: Option<RecordExpected>,
     ) -> Result<(), StorageError> {
-        // Withdrawn before the record is queued: a writer that sees the count drop to zero may
-        // commit at once; this record then goes with the next commit.
-        drop(announced);
         if cfg!(feature = "unaudited-baseline") {
             // Benchmark build only: the "without audit" baseline of scripts/load.sh.
             return Ok(());
         }
         let (done, committed) = oneshot::channel();
-        self.send(Message::Record(Job { record: rec, done }))
-            .await?;
+        let queued = self.send(Message::Record(Job { record: rec, done })).await;
+        // Withdrawn after the record is queued: a writer that sees nothing announced any more
+        // finds this record in the queue and takes it into the commit it is about to make.
+        drop(announced);
+        queued?;
         // The writer answers every job; a dropped answer means the writer itself stopped.
         committed.await.map_err(|_| StorageError::Closed)?
     }
@@ -1294,4 +1334,193 @@ fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migra
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// The canonical text as first defined (and written until the single-pass digest): keys
+    /// collected and sorted explicitly at every level, each value looked up by its key. The
+    /// digest must stay SHA-256 of exactly this text, or stored digests stop matching.
+    fn canonical_by_explicit_sort(v: &Value, top: bool, out: &mut String) {
+        match v {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map
+                    .keys()
+                    .filter(|k| !(top && k.as_str() == "fhirAuthorization"))
+                    .collect();
+                keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+                out.push('{');
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::to_string(key).unwrap());
+                    out.push(':');
+                    canonical_by_explicit_sort(&map[key], false, out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical_by_explicit_sort(item, false, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&serde_json::to_string(scalar).unwrap()),
+        }
+    }
+
+    fn sha256_hex(text: &str) -> String {
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+
+    /// `request_digest` relies on serde_json writing object keys in byte order. Its
+    /// `preserve_order` feature (insertion order), switched on by any crate in the build, would
+    /// silently change every digest: this fails first.
+    #[test]
+    fn serde_json_keeps_object_keys_in_byte_order() {
+        let mut map = serde_json::Map::new();
+        for key in ["b", "a", "é", "Z", "aa", "", "_", "A", "ab"] {
+            map.insert(key.to_owned(), Value::Null);
+        }
+        let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["", "A", "Z", "_", "a", "aa", "ab", "b", "é"],
+            "serde_json no longer keeps keys in byte order (feature preserve_order?)"
+        );
+        let parsed: Value =
+            serde_json::from_str(r#"{"z":{"y":1,"x":2},"a":[{"c":3,"b":4}]}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&parsed).unwrap(),
+            r#"{"a":[{"b":4,"c":3}],"z":{"x":2,"y":1}}"#
+        );
+    }
+
+    /// A request with keys out of order at every level, escapes, non-ASCII keys, numbers of
+    /// every kind and a token (top level) that must not count, while a nested member of the
+    /// same name does.
+    const PROBE: &str = r#"{"prefetch":{"z":[1,-0,0.5,1e300,-12345678901234567890,18446744073709551615,-9223372036854775808,1.0,2.5e-8,true,false,null,[],{}],"ä":"ü\u0000\u001f\"\\\/\b\f\n\r\t","Z":{"é":"日本語 😀","e":"\ud83d\ude00","a b":"x"},"aa":1,"a":2,"ab":3,"A":4,"_":5,"":6},"fhirAuthorization":{"access_token":"secret-token","token_type":"Bearer","expires_in":300,"scope":"patient/*.read","subject":"cds"},"hookInstance":"d1577c69-dfbe-44ad-ba6d-3e05e953b2ea","hook":"patient-view","context":{"patientId":"pat-1","userId":"Practitioner/1","nested":{"fhirAuthorization":"kept: only the top-level member is the token"}},"fhirServer":"https://fhir.example.org"}"#;
+
+    /// Digests recorded with the explicit-sort implementation (commit 0eb4d4a, before the
+    /// single-pass writer), for requests inside the repository and real data beside it.
+    const RECORDED: &[(&str, &str)] = &[
+        (
+            "PROBE",
+            "24546e2d51dee32567d27f6c9ec9df4ed074705942ae5f01aa1706f8efcb2b3c",
+        ),
+        (
+            "examples/patient-view-local-recurrence.json",
+            "d6bd6faac612d04c042843ade8bdddc3d7723160fe78573bc368b057f732a814",
+        ),
+        (
+            "examples/patient-view-metastatic.json",
+            "918f2ea39aab0a7876e469460610754bd01ec558ec032d3cbe8cb872ab5ac4ef",
+        ),
+        (
+            "examples/order-select.json",
+            "bdb6f27dfec81043a3b2ccf691ee73400e065994c40d6debf1da0c678e00de65",
+        ),
+        (
+            "examples/order-sign.json",
+            "9a2173a4f4811bc6e5c8601bc080819addd53da2bdcf75a53d2a71795f6bc98c",
+        ),
+        (
+            "../shared/realdata/unicode-probe/uni-13.json",
+            "8ed7cb5d04110d9dfc6e4bee3e8b94a25b79c5e54cdc6aa6886079d31ae9dbe2",
+        ),
+        (
+            "../shared/realdata/unicode-probe/uni-14.json",
+            "1c670bddb784dc04b6245ea108a42cba86ed3f0eb901776d7b376114c47f00c0",
+        ),
+        (
+            "../shared/realdata/canonical-probe/meta-_profile.json",
+            "b9865334839d79f9035f432a8fe25f84fc787b7b4d4565d3f2524f49725e1037",
+        ),
+        (
+            "../shared/realdata/onco/onco-ctm02-lms-sct-sct.json",
+            "e92cb865f4a2b85edc802d581e16ed57c8941d0938387aca1f0b08aba221a989",
+        ),
+    ];
+
+    fn recorded_request(name: &str) -> Value {
+        if name == "PROBE" {
+            return serde_json::from_str(PROBE).unwrap();
+        }
+        let path = format!("{}/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn request_digests_are_the_ones_recorded_before() {
+        for (name, digest) in RECORDED {
+            let request = recorded_request(name);
+            assert_eq!(request_digest(&request), *digest, "{name}");
+        }
+    }
+
+    #[test]
+    fn request_digest_leaves_out_only_the_top_level_token() {
+        let with_token: Value = serde_json::from_str(PROBE).unwrap();
+        let mut without = with_token.clone();
+        without.as_object_mut().unwrap().remove("fhirAuthorization");
+        assert_eq!(request_digest(&with_token), request_digest(&without));
+        let mut nested_changed = with_token.clone();
+        nested_changed["context"]["nested"]["fhirAuthorization"] = json!("other");
+        assert_ne!(request_digest(&nested_changed), request_digest(&with_token));
+        // Not an object at the top: the text is serde_json's, nothing left out.
+        let array = json!([{"b": 1, "a": 2}, "fhirAuthorization"]);
+        assert_eq!(
+            request_digest(&array),
+            sha256_hex(r#"[{"a":2,"b":1},"fhirAuthorization"]"#)
+        );
+    }
+
+    /// The single-pass digest equals SHA-256 of the explicitly sorted canonical text for every
+    /// request of the repository's examples and of the real data beside the checkout.
+    #[test]
+    fn request_digest_is_sha256_of_the_explicitly_sorted_text() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut files: Vec<std::path::PathBuf> = Vec::new();
+        for dir in [
+            format!("{root}/examples"),
+            format!("{root}/../shared/realdata/unicode-probe"),
+            format!("{root}/../shared/realdata/canonical-probe"),
+            format!("{root}/../shared/realdata/onco"),
+            format!("{root}/../shared/realdata/mcode"),
+        ] {
+            let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() > 20, "too few requests found: {}", files.len());
+        let mut requests: Vec<(String, Value)> = files
+            .iter()
+            .map(|p| {
+                let text = std::fs::read(p).unwrap();
+                (
+                    p.display().to_string(),
+                    serde_json::from_slice(&text).unwrap(),
+                )
+            })
+            .collect();
+        requests.push(("PROBE".to_owned(), serde_json::from_str(PROBE).unwrap()));
+        for (name, request) in &requests {
+            let mut text = String::new();
+            canonical_by_explicit_sort(request, true, &mut text);
+            assert_eq!(request_digest(request), sha256_hex(&text), "{name}");
+        }
+    }
 }

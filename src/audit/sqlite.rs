@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::{
     CardColumns, EXPORT_PAGE, ExportPage, ExportedFeedback, ExportedInvocation, FeedbackRecord,
-    FeedbackStored, GovernanceRows, InvocationRecord, Job, Message, PURGE_CHUNK, StatsRows,
+    FeedbackStored, Gather, GovernanceRows, InvocationRecord, Job, Message, PURGE_CHUNK, StatsRows,
     StorageConfig, StorageError, answer_all, answer_one, check_against_card, http_status, micros,
     offered_by, parse_parameters, parse_string_list, parse_uuid, stored_rules_and_cards,
     unique_rules, warn_batch_failed, write_jsonl,
@@ -54,9 +54,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// Longest a group commit is held back for announced records (`AuditStore::expect_record`)
-/// still on their way; at light load nothing is announced and nothing waits.
-const GATHER_MAX: Duration = Duration::from_millis(1);
+/// How the writer thread batches: at most `batch_max` records per commit, held back at most
+/// `gather_max` for records announced (`AuditStore::expect_record`) and still on their way; at
+/// light load nothing is announced and nothing waits.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WriterConfig {
+    pub(super) batch_max: usize,
+    pub(super) gather_max: Duration,
+}
 
 /// How long a statement waits for a lock held by another process (e.g. the CLI purging
 /// while the service runs) before failing.
@@ -160,67 +165,65 @@ pub(super) fn open_writer(path: &Path) -> Result<rusqlite::Connection, StorageEr
 fn run_writer(
     mut conn: rusqlite::Connection,
     mut receiver: mpsc::Receiver<Message>,
-    batch_max: usize,
+    config: WriterConfig,
     in_flight: Arc<AtomicUsize>,
-    expected: Arc<AtomicUsize>,
+    expected: Arc<Gather>,
 ) {
-    // Only for the bounded wait on the queue while announced records are on their way.
-    let timer = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build();
+    let WriterConfig {
+        batch_max,
+        gather_max,
+    } = config;
+    // Callers whose withdrawal leaves nothing announced wake this thread.
+    let _ = expected.writer.set(std::thread::current());
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
     while let Some(first) = receiver.blocking_recv() {
-        let mut next_command = match first {
+        let next_command = match first {
             Message::Record(job) => {
                 batch.push(job);
-                None
+                gather(&mut receiver, &mut batch, batch_max, &expected, gather_max)
             }
             Message::Sqlite(command) => Some(command),
         };
-        if next_command.is_none() {
-            while batch.len() < batch_max {
-                match receiver.try_recv() {
-                    Ok(Message::Record(job)) => batch.push(job),
-                    Ok(Message::Sqlite(command)) => {
-                        next_command = Some(command);
-                        break;
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
-        // Calls still evaluating will hand in their records within a moment: one commit for
-        // all of them costs much less CPU than one each (the fsync and page writes are per
-        // commit). Bounded by GATHER_MAX; at light load nothing is announced.
-        if let Ok(timer) = &timer
-            && next_command.is_none()
-            && !batch.is_empty()
-        {
-            let deadline = Instant::now() + GATHER_MAX;
-            while batch.len() < batch_max && expected.load(Ordering::SeqCst) > 0 {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                // The timeout's timer must be created inside the runtime.
-                let next =
-                    timer.block_on(async { tokio::time::timeout(left, receiver.recv()).await });
-                match next {
-                    Ok(Some(Message::Record(job))) => batch.push(job),
-                    Ok(Some(Message::Sqlite(command))) => {
-                        next_command = Some(command);
-                        break;
-                    }
-                    Ok(None) | Err(_) => break,
-                }
-            }
-        }
         if !batch.is_empty() {
             commit_batch(&mut conn, &mut batch, &in_flight);
         }
         if let Some(command) = next_command {
             run_command(&mut conn, command);
         }
+    }
+}
+
+/// Fills the batch from the queue without blocking and, while calls still evaluating have
+/// announced their records (`AuditStore::expect_record`), holds the commit back for them, at
+/// most `window` (`storage.gather_max_us`): one commit for all of them costs much less CPU than one each (the fsync
+/// and page writes are per commit). At light load nothing is announced and nothing waits.
+/// Stops at the first other command, which is returned to run after this batch's commit.
+fn gather(
+    receiver: &mut mpsc::Receiver<Message>,
+    batch: &mut Vec<Job>,
+    batch_max: usize,
+    expected: &Gather,
+    window: Duration,
+) -> Option<Command> {
+    let deadline = Instant::now() + window;
+    loop {
+        // Read before draining: a call withdraws its announcement only once its record is
+        // queued, so every record whose call this count no longer includes is taken below.
+        let none_announced = expected.announced() == 0;
+        while batch.len() < batch_max {
+            match receiver.try_recv() {
+                Ok(Message::Record(job)) => batch.push(job),
+                Ok(Message::Sqlite(command)) => return Some(command),
+                Err(_) => break,
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if none_announced || batch.len() >= batch_max || left.is_zero() {
+            return None;
+        }
+        // No wake-up per record queued meanwhile: the queue is read again when the last
+        // announced call has queued its record, or at the deadline.
+        expected.wait_for_announced(left);
     }
 }
 
@@ -441,9 +444,9 @@ impl SqliteDb {
     pub(super) async fn open(
         opts: SqliteConnectOptions,
         receiver: mpsc::Receiver<Message>,
-        batch_max: usize,
+        config: WriterConfig,
         in_flight: Arc<AtomicUsize>,
-        expected: Arc<AtomicUsize>,
+        expected: Arc<Gather>,
     ) -> Result<(Self, std::thread::JoinHandle<()>), StorageError> {
         let path: PathBuf = opts.get_filename().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -470,7 +473,7 @@ impl SqliteDb {
             .await?;
         let thread = std::thread::Builder::new()
             .name("rps-audit-writer".into())
-            .spawn(move || run_writer(writer, receiver, batch_max, in_flight, expected))?;
+            .spawn(move || run_writer(writer, receiver, config, in_flight, expected))?;
         Ok((SqliteDb { read }, thread))
     }
 
@@ -696,6 +699,114 @@ async fn page(
 mod tests {
     use super::*;
 
+    fn job() -> (Job, oneshot::Receiver<Result<(), StorageError>>) {
+        let (done, answer) = oneshot::channel();
+        let record = InvocationRecord {
+            id: Uuid::now_v7(),
+            time: Utc::now(),
+            service_id: "rps-patient-view".into(),
+            hook: None,
+            hook_instance: None,
+            ehr_issuer: None,
+            knowledge_version: "test".into(),
+            parameter_set: None,
+            patient_id: None,
+            rules_fired: Vec::new(),
+            cards: Vec::new(),
+            request_sha256: None,
+            latency_ms: 0.0,
+            http_status: 200,
+        };
+        (Job { record, done }, answer)
+    }
+
+    /// With nothing announced the gather takes what is queued and returns at once, whatever
+    /// its window.
+    #[test]
+    fn gather_without_announced_calls_does_not_wait() {
+        let (sender, mut receiver) = mpsc::channel(8);
+        for _ in 0..3 {
+            sender.try_send(Message::Record(job().0)).unwrap();
+        }
+        let expected = Gather::default();
+        let mut batch = vec![job().0];
+        let window = Duration::from_secs(3600);
+        assert!(gather(&mut receiver, &mut batch, 8, &expected, window).is_none());
+        assert_eq!(batch.len(), 4);
+        // batch_max bounds it.
+        for _ in 0..3 {
+            sender.try_send(Message::Record(job().0)).unwrap();
+        }
+        let mut batch = vec![job().0];
+        assert!(gather(&mut receiver, &mut batch, 2, &expected, window).is_none());
+        assert_eq!(batch.len(), 2);
+    }
+
+    /// An announced call holds the commit back until its record is queued; the call's
+    /// withdrawal (after queueing) wakes the sleeping writer, and the record is in the batch.
+    /// The window is an hour: a missed wake-up would hang this test, not pass it.
+    #[test]
+    fn gather_waits_for_an_announced_record_and_is_woken_by_it() {
+        let (sender, mut receiver) = mpsc::channel(8);
+        let expected = Arc::new(Gather::default());
+        expected.writer.set(std::thread::current()).unwrap();
+        expected.announce();
+        let caller = {
+            let expected = expected.clone();
+            std::thread::spawn(move || {
+                // Until the writer sleeps, so the wake-up is what ends its wait.
+                while !expected.waiting.load(Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                sender.try_send(Message::Record(job().0)).unwrap();
+                expected.withdraw();
+            })
+        };
+        let mut batch = vec![job().0];
+        let command = gather(
+            &mut receiver,
+            &mut batch,
+            8,
+            &expected,
+            Duration::from_secs(3600),
+        );
+        caller.join().unwrap();
+        assert!(command.is_none());
+        assert_eq!(batch.len(), 2, "the announced record joined the commit");
+        assert_eq!(expected.announced(), 0);
+    }
+
+    /// Another write queued behind the records ends the gather; it runs after their commit.
+    #[test]
+    fn gather_stops_at_a_command() {
+        let (sender, mut receiver) = mpsc::channel(8);
+        let expected = Gather::default();
+        expected.announce();
+        let (reply, _answer) = oneshot::channel();
+        sender.try_send(Message::Record(job().0)).unwrap();
+        sender
+            .try_send(Message::Sqlite(Command::PurgeChunk {
+                cutoff: Utc::now(),
+                reply,
+            }))
+            .unwrap();
+        sender.try_send(Message::Record(job().0)).unwrap();
+        let mut batch = vec![job().0];
+        let command = gather(
+            &mut receiver,
+            &mut batch,
+            8,
+            &expected,
+            Duration::from_secs(3600),
+        );
+        assert!(matches!(command, Some(Command::PurgeChunk { .. })));
+        assert_eq!(
+            batch.len(),
+            2,
+            "records behind the command wait for the next batch"
+        );
+    }
+
     #[test]
     fn timestamps_sort_as_text_and_round_trip() {
         let a: DateTime<Utc> = "2026-01-02T03:04:05Z".parse().unwrap();
@@ -720,7 +831,10 @@ mod tests {
         let (db, thread) = SqliteDb::open(
             opts.clone(),
             receiver,
-            8,
+            WriterConfig {
+                batch_max: 8,
+                gather_max: Duration::from_millis(1),
+            },
             Default::default(),
             Default::default(),
         )
