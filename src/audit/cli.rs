@@ -42,7 +42,7 @@ pub async fn report(
 
 /// The JSON report: the period and one object per rule with its acceptance rate. The same
 /// document is `GET /admin/rules/stats` (schema `RuleStatsReport` in schemas/openapi.json).
-pub fn report_json<'a>(
+pub(crate) fn report_json<'a>(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     stats: &'a [RuleStats],
@@ -62,7 +62,7 @@ pub fn report_json<'a>(
 
 /// What [`report_json`] returns: plain data, so serialising it cannot fail.
 #[derive(Debug, serde::Serialize)]
-pub struct RuleStatsReport<'a> {
+pub(crate) struct RuleStatsReport<'a> {
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     rules: Vec<RuleReport<'a>>,
@@ -93,7 +93,7 @@ pub async fn purge(store: &AuditStore, retention_days: u32) -> Result<u64, Stora
 }
 
 /// `now` minus the retention period (saturating at the earliest representable time).
-pub fn retention_cutoff(now: DateTime<Utc>, retention_days: u32) -> DateTime<Utc> {
+pub(crate) fn retention_cutoff(now: DateTime<Utc>, retention_days: u32) -> DateTime<Utc> {
     now.checked_sub_signed(Duration::days(i64::from(retention_days)))
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
