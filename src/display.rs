@@ -3,7 +3,7 @@
 //!
 //! Below both [`crate::clinical`] and [`crate::rules`]: the rules write their statements with
 //! these helpers, `clinical::describe` formats values with them, and `crate::cards` turns every
-//! [`crate::clinical::FactUse`] into a clinical line through [`fact_line`]. Nothing here names a
+//! [`crate::clinical::FactUse`] into a clinical line through `fact_line`. Nothing here names a
 //! fact key, a parameter key or a resource id in the words it returns.
 
 use chrono::NaiveDate;

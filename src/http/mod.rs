@@ -7,8 +7,8 @@
 //!   the app factory [`build`];
 //! - `state`: [`AppState`], shared by all workers (authentication, body limits);
 //! - `hooks`: discovery and the hook handler; `feedback`; `ops`: health, readiness,
-//!   metrics, OpenAPI; [`admin`] and [`rules_page`]: the governance and rule pages;
-//! - [`body`]: request bodies within limits; [`errors`]: the one API error type and every
+//!   metrics, OpenAPI; `admin` and `rules_page`: the governance and rule pages;
+//! - `body`: request bodies within limits; `errors`: the one API error type and every
 //!   HTTP status the service answers with; [`openapi`]: the served OpenAPI document.
 
 pub(crate) mod admin;

@@ -4,7 +4,7 @@
 //! at the CDS Hooks JSON Schemas (`schemas/cds-hooks/*.schema.json`) through component
 //! aliases such as `"CdsHooksRequest": { "$ref": "./cds-hooks/request.schema.json" }`, so
 //! those schemas stay the single source of truth. A served document must be self-contained,
-//! so [`openapi_json`] inlines them:
+//! so `openapi_json` inlines them:
 //!
 //! - each alias component is replaced by the schema it points at (without `$schema`, `$id`
 //!   and `$defs`: a nested `$id` would change the base URI of every `$ref` inside it);

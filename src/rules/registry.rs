@@ -7,7 +7,7 @@
 //! only says which input an evaluation function needs (the chart, or the draft orders), and
 //! start-up checks that this agrees with the rule's hooks in the knowledge base. A rule whose
 //! indicator depends on the finding (MET-02, ORD-04) is declared here as
-//! [`IndicatorFrom::Finding`]; every other finding gets the knowledge base's indicator.
+//! `IndicatorFrom::Finding`; every other finding gets the knowledge base's indicator.
 //!
 //! Adding a rule: one row here (which also creates its [`RuleId`]), its function, and its
 //! entry in `knowledge/rules.json`.

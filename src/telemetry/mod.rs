@@ -12,19 +12,19 @@
 //!
 //! | metric | type | labels | helper |
 //! |---|---|---|---|
-//! | `rps_cds_requests_total` | counter | `service`, `hook`, `status` | [`record_request`] |
-//! | `rps_cds_request_duration_seconds` | histogram | `service`, `hook`, `status` | [`record_request`] |
-//! | `rps_cds_stage_duration_seconds` | histogram | `stage` | [`record_stage`] |
-//! | `rps_cds_cards_total` | counter | `rule`, `indicator` | [`record_card`] |
-//! | `rps_cds_fhir_fetch_errors_total` | counter | `reason` | [`record_fhir_fetch_error`] |
-//! | `rps_cds_jwt_failures_total` | counter | `reason` | [`record_jwt_failure`] |
-//! | `rps_cds_audit_queue_depth` | gauge | – | [`set_audit_queue_depth`] |
-//! | `rps_cds_audit_write_duration_seconds` | histogram | – | [`record_audit_write`] |
-//! | `rps_cds_audit_commit_duration_seconds` | histogram | – | [`record_audit_commit`] |
-//! | `rps_cds_audit_batch_size` | histogram | – | [`record_audit_commit`] |
-//! | `rps_cds_invalid_resources_total` | counter | – | [`record_invalid_resources`] |
-//! | `rps_cds_ready` | gauge (0/1) | – | [`set_ready`] |
-//! | `rps_cds_knowledge_info` | gauge (always 1) | `version` | [`set_knowledge_version`] |
+//! | `rps_cds_requests_total` | counter | `service`, `hook`, `status` | `record_request` |
+//! | `rps_cds_request_duration_seconds` | histogram | `service`, `hook`, `status` | `record_request` |
+//! | `rps_cds_stage_duration_seconds` | histogram | `stage` | `record_stage` |
+//! | `rps_cds_cards_total` | counter | `rule`, `indicator` | `record_card` |
+//! | `rps_cds_fhir_fetch_errors_total` | counter | `reason` | `record_fhir_fetch_error` |
+//! | `rps_cds_jwt_failures_total` | counter | `reason` | `record_jwt_failure` |
+//! | `rps_cds_audit_queue_depth` | gauge | – | `set_audit_queue_depth` |
+//! | `rps_cds_audit_write_duration_seconds` | histogram | – | `record_audit_write` |
+//! | `rps_cds_audit_commit_duration_seconds` | histogram | – | `record_audit_commit` |
+//! | `rps_cds_audit_batch_size` | histogram | – | `record_audit_commit` |
+//! | `rps_cds_invalid_resources_total` | counter | – | `record_invalid_resources` |
+//! | `rps_cds_ready` | gauge (0/1) | – | `set_ready` |
+//! | `rps_cds_knowledge_info` | gauge (always 1) | `version` | `set_knowledge_version` |
 //!
 //! Label values must come from bounded sets (service ids the service hosts, rule ids of the
 //! catalogue, the fixed reason/kind strings): never from raw request input, or a client could
