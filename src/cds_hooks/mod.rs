@@ -5,7 +5,5 @@ pub(crate) mod feedback;
 pub mod request;
 pub(crate) mod response;
 
-pub use request::HookRequest;
-pub use request::{EnvelopeSchemas, InvalidRequest};
-pub use response::Card;
-pub use response::CdsResponse;
+pub use request::{EnvelopeSchemas, HookRequest, InvalidRequest};
+pub use response::{Card, CdsResponse};

@@ -32,16 +32,12 @@ use serde_json::Value;
 
 use crate::fhir::InvalidResource;
 
-pub use draft_orders::ImagingKind;
-pub use draft_orders::OrderKind;
-pub use draft_orders::{DraftOrder, classify_draft_order};
+pub use draft_orders::{DraftOrder, ImagingKind, OrderKind, classify_draft_order};
 pub(crate) use draft_orders::{
     classify_draft_order_in_part, draft_order_checkable, draft_order_use,
 };
-pub use evidence::Origin;
-pub use evidence::is_reference;
 pub(crate) use evidence::origin_of;
-pub use evidence::{FactUse, UnknownFact};
+pub use evidence::{FactUse, Origin, UnknownFact, is_reference};
 pub use extract::{VALUE_SETS, build_picture};
 pub use picture::*;
 pub use readers::invalid_use;

@@ -9,8 +9,6 @@ pub(crate) mod identity;
 pub(crate) mod outcome;
 pub mod validation;
 
-pub use client::FhirClientConfig;
-pub use client::{AccessToken, UnavailableData};
-pub use outcome::IssueCode;
-pub use outcome::{Issue, OperationOutcome};
+pub use client::{AccessToken, FhirClientConfig, UnavailableData};
+pub use outcome::{Issue, IssueCode, OperationOutcome};
 pub use validation::{FhirValidator, InvalidResource, InvalidUse, SchemaViolation};

@@ -27,10 +27,8 @@ use std::sync::atomic::Ordering;
 use crate::config::Config;
 use crate::telemetry;
 pub(crate) use errors::ApiError;
-pub use routes::RunningServer;
-pub use routes::build;
-pub use state::AppState;
-pub use state::ServeError;
+pub use routes::{RunningServer, build};
+pub use state::{AppState, ServeError};
 
 /// `rps-cds serve`: runs until SIGTERM/SIGINT, then drains: readiness false, no new
 /// connections, in-flight calls finish within `shutdown_timeout_secs`.

@@ -26,10 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use kinds::{Hook, Indicator};
-pub use parameters::{ParameterDefinition, ParameterError};
-pub use parameters::{ParameterId, Parameters};
-pub use terminology::Terminology;
-pub use terminology::{MatchedBy, TerminologyError, ValueSet};
+pub use parameters::{ParameterDefinition, ParameterError, ParameterId, Parameters};
+pub use terminology::{MatchedBy, Terminology, TerminologyError, ValueSet};
 
 /// The knowledge base shipped with this build.
 static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/knowledge");
