@@ -195,8 +195,9 @@ fn run_writer(
 
 /// Fills the batch from the queue without blocking and, while calls still evaluating have
 /// announced their records (`AuditStore::expect_record`), holds the commit back for them, at
-/// most `window` (`storage.gather_max_us`): one commit for all of them costs much less CPU than one each (the fsync
-/// and page writes are per commit). At light load nothing is announced and nothing waits.
+/// most `window` (`storage.gather_max_us`): one commit for all of them costs much less CPU
+/// than one each (the fsync and page writes are per commit). At light load nothing is
+/// announced and nothing waits.
 /// Stops at the first other command, which is returned to run after this batch's commit.
 fn gather(
     receiver: &mut mpsc::Receiver<Message>,
