@@ -245,10 +245,12 @@ fn main() {
                         // of the indexes. (Made when the records were built, each caller's
                         // ids would be a range of its own, and every commit would insert into
                         // 16 places of each index: more pages per commit than the service.)
-                        rec.id = uuid::Uuid::now_v7();
+                        // Card uuids name their invocation, as the engine makes them, so
+                        // they need no index rows (`audit::card_uuid`).
+                        rec.id = rps_cds::audit::new_invocation_id();
                         rec.time = Utc::now();
-                        for card in &mut rec.cards {
-                            card.uuid = uuid::Uuid::now_v7();
+                        for (position, card) in rec.cards.iter_mut().enumerate() {
+                            card.uuid = rps_cds::audit::card_uuid(rec.id, position).unwrap();
                         }
                         let t = Instant::now();
                         store.record_invocation(rec).await.unwrap();

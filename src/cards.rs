@@ -746,8 +746,8 @@ fn card(
     let footer = footer(&[finding], &format!("Rule {}", rule.id), ctx);
     let detail = fit(&mut sections, &tail, &footer, limit_of(&[finding]));
     Card {
-        // Time-ordered (v7): the audit trail keys cards by uuid, and ordered keys append to
-        // its index instead of touching a random page per card on every commit.
+        // A uuid of its own; the engine renames every card after its invocation
+        // (`audit::card_uuid`), which is how feedback finds the call.
         uuid: uuid::Uuid::now_v7().to_string(),
         summary: finding_summary(finding, &rule.summary),
         detail,

@@ -109,6 +109,9 @@ pub struct StageTimings {
 /// The answer to one hook call, with what the audit trail and metrics need.
 #[derive(Debug)]
 pub struct Evaluation {
+    /// The id the audit trail records this call by; the cards' uuids name it
+    /// ([`crate::audit::card_uuid`]).
+    pub invocation_id: uuid::Uuid,
     pub response: CdsResponse,
     pub hook: Hook,
     pub hook_instance: String,
@@ -693,8 +696,17 @@ impl Engine {
             .iter()
             .map(|r| r.as_str().to_owned())
             .collect();
+        // Each card's uuid names this invocation, so feedback on it finds the call without an
+        // index row per card (`audit::ids`).
+        let invocation_id = crate::audit::new_invocation_id();
+        let mut cards = rendered.cards;
+        for (position, card) in cards.iter_mut().enumerate() {
+            if let Some(uuid) = crate::audit::card_uuid(invocation_id, position) {
+                card.uuid = uuid.to_string();
+            }
+        }
         let response = CdsResponse {
-            cards: rendered.cards,
+            cards,
             extension: Some(response_extension(
                 &self.knowledge.version,
                 &self.parameter_set.digest,
@@ -703,6 +715,7 @@ impl Engine {
         };
         let cards_time = t.elapsed().as_secs_f64();
         Evaluation {
+            invocation_id,
             response,
             hook: request.hook,
             hook_instance: request.hook_instance,

@@ -13,6 +13,7 @@
 //! the FHIR ids that the request itself carries.
 
 pub mod cli;
+mod ids;
 mod postgres;
 pub(crate) mod range;
 mod sqlite;
@@ -31,6 +32,8 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::knowledge::parameters::{ParameterSet, ParameterValue};
+
+pub use ids::{card_uuid, new_invocation_id};
 
 /// Where and how the audit trail is stored (`[storage]` in the service configuration).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -516,14 +519,37 @@ fn parse_rules(s: &str) -> Result<Vec<String>, StorageError> {
     parse_string_list(Some(s))
 }
 
-/// The suggestion uuids and override reason codes that card `uuid` offered, from the `cards`
-/// column of the invocation that `card_index` names for it.
-fn offered_by(cards: &str, uuid: Uuid) -> Result<(Vec<String>, Vec<String>), StorageError> {
-    let card = parse_cards(cards)?
+/// What a card offered, which feedback on it is checked against, and its rule.
+struct Offered {
+    rule_id: String,
+    suggestions: Vec<String>,
+    reasons: Vec<String>,
+}
+
+impl From<StoredCard> for Offered {
+    fn from(card: StoredCard) -> Self {
+        Offered {
+            rule_id: card.1,
+            suggestions: card.4.unwrap_or_default(),
+            reasons: card.5.unwrap_or_default(),
+        }
+    }
+}
+
+/// What card `uuid` offered, from the `cards` column of the invocation that `card_index` names
+/// for it (which must list it).
+fn offered_by(cards: &str, uuid: Uuid) -> Result<Offered, StorageError> {
+    offered_by_named(cards, uuid)?
+        .ok_or_else(|| StorageError::Corrupt(format!("card {uuid} indexed but not stored")))
+}
+
+/// What card `uuid` offered, if the `cards` column of the invocation its uuid names lists it
+/// (`ids::invocation_of_card`).
+fn offered_by_named(cards: &str, uuid: Uuid) -> Result<Option<Offered>, StorageError> {
+    Ok(parse_cards(cards)?
         .into_iter()
         .find(|c| c.0 == uuid)
-        .ok_or_else(|| StorageError::Corrupt(format!("card {uuid} indexed but not stored")))?;
-    Ok((card.4.unwrap_or_default(), card.5.unwrap_or_default()))
+        .map(Offered::from))
 }
 
 /// The `rules` and `cards` columns of an invocation as the export shows them.

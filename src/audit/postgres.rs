@@ -11,11 +11,12 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
+use super::ids::{invocation_of_card, names_its_invocation};
 use super::{
     CardColumns, EXPORT_PAGE, ExportPage, ExportedFeedback, ExportedInvocation, FeedbackRecord,
     FeedbackStored, GovernanceRows, InvocationRecord, PURGE_CHUNK, StatsRows, StorageError,
-    check_against_card, http_status, micros, offered_by, parse_parameters, parse_string_list,
-    parse_uuid, stored_rules_and_cards, unique_rules, write_jsonl,
+    check_against_card, http_status, micros, offered_by, offered_by_named, parse_parameters,
+    parse_string_list, parse_uuid, stored_rules_and_cards, unique_rules, write_jsonl,
 };
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -76,7 +77,12 @@ pub(super) async fn write_batch(
         columns.clear();
         columns.extend(rec.cards.iter().map(CardColumns::of));
         cards.push(serde_json::to_string(&columns)?);
-        for card in &rec.cards {
+        // A card whose uuid names this invocation is found without a row (`ids`).
+        for card in rec
+            .cards
+            .iter()
+            .filter(|c| !names_its_invocation(c.uuid, rec.id))
+        {
             card_ids.push(card.uuid.to_string());
             card_inv.push(id.clone());
             card_rules.push(card.rule_id.as_str());
@@ -145,7 +151,7 @@ pub(super) async fn record_feedback(
     let mut stored = FeedbackStored::default();
     for (index, item) in items.iter().enumerate() {
         let card = item.card.to_string();
-        let cards: Option<String> = sqlx::query_scalar(
+        let indexed: Option<String> = sqlx::query_scalar(
             "SELECT i.cards::text FROM card_index k JOIN invocations i ON i.id = k.invocation_id \
              WHERE k.uuid = $1::uuid AND i.service_id = $2",
         )
@@ -153,12 +159,46 @@ pub(super) async fn record_feedback(
         .bind(service_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(cards) = cards else {
-            tx.rollback().await?;
-            return Err(StorageError::UnknownCard(item.card));
+        let offered = match indexed {
+            Some(cards) => offered_by(&cards, item.card)?,
+            // Not indexed yet: the invocation its uuid names, if that lists it (`ids`).
+            None => {
+                let named = match invocation_of_card(item.card) {
+                    Some(invocation) => {
+                        let cards: Option<String> = sqlx::query_scalar(
+                            "SELECT cards::text FROM invocations \
+                             WHERE id = $1::uuid AND service_id = $2",
+                        )
+                        .bind(invocation.to_string())
+                        .bind(service_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        match cards {
+                            Some(cards) => offered_by_named(&cards, item.card)?
+                                .map(|offered| (invocation, offered)),
+                            None => None,
+                        }
+                    }
+                    None => None,
+                };
+                let Some((invocation, offered)) = named else {
+                    tx.rollback().await?;
+                    return Err(StorageError::UnknownCard(item.card));
+                };
+                // The feedback row refers to it, and the reports read its rule from it.
+                sqlx::query(
+                    "INSERT INTO card_index (uuid, invocation_id, rule_id) \
+                     VALUES ($1::uuid, $2::uuid, $3) ON CONFLICT (uuid) DO NOTHING",
+                )
+                .bind(&card)
+                .bind(invocation.to_string())
+                .bind(&offered.rule_id)
+                .execute(&mut *tx)
+                .await?;
+                offered
+            }
         };
-        let (suggestions, reasons) = offered_by(&cards, item.card)?;
-        if let Err(e) = check_against_card(index, item, &suggestions, &reasons) {
+        if let Err(e) = check_against_card(index, item, &offered.suggestions, &offered.reasons) {
             tx.rollback().await?;
             return Err(e);
         }

@@ -21,12 +21,13 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::ids::{invocation_of_card, names_its_invocation};
 use super::{
     CardColumns, EXPORT_PAGE, ExportPage, ExportedFeedback, ExportedInvocation, FeedbackRecord,
     FeedbackStored, Gather, GovernanceRows, InvocationRecord, Job, Message, PURGE_CHUNK, StatsRows,
     StorageConfig, StorageError, answer_all, answer_one, check_against_card, http_status, micros,
-    offered_by, parse_parameters, parse_string_list, parse_uuid, stored_rules_and_cards,
-    unique_rules, warn_batch_failed, write_jsonl,
+    offered_by, offered_by_named, parse_parameters, parse_string_list, parse_uuid,
+    stored_rules_and_cards, unique_rules, warn_batch_failed, write_jsonl,
 };
 
 pub(super) const DEFAULT_FILE: &str = "rps-cds.db";
@@ -250,7 +251,8 @@ fn commit_batch(conn: &mut rusqlite::Connection, batch: &mut Vec<Job>, in_flight
 }
 
 /// One transaction: a prepared INSERT per invocation (its rules and cards as JSON columns of
-/// the row) and one per card into `card_index`, then COMMIT. On any failure the transaction is
+/// the row) and one into `card_index` per card whose uuid does not name the invocation (none
+/// of the service's own: `ids`), then COMMIT. On any failure the transaction is
 /// rolled back (dropped) and nothing of the batch is kept.
 fn write_batch<'a>(
     conn: &mut rusqlite::Connection,
@@ -285,7 +287,12 @@ fn write_batch<'a>(
                 rules,
                 cards_json,
             ])?;
-            for c in &rec.cards {
+            // A card whose uuid names this invocation is found without a row (`ids`).
+            for c in rec
+                .cards
+                .iter()
+                .filter(|c| !names_its_invocation(c.uuid, rec.id))
+            {
                 let uuid: &str = c.uuid.as_hyphenated().encode_lower(&mut card_buf);
                 card_index.execute(params![uuid, id, c.rule_id])?;
             }
@@ -370,6 +377,12 @@ fn record_feedback(
             "SELECT i.cards FROM card_index k JOIN invocations i ON i.id = k.invocation_id \
              WHERE k.uuid = ?1 AND i.service_id = ?2",
         )?;
+        let mut named_query =
+            tx.prepare_cached("SELECT cards FROM invocations WHERE id = ?1 AND service_id = ?2")?;
+        let mut index_card = tx.prepare_cached(
+            "INSERT INTO card_index (uuid, invocation_id, rule_id) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (uuid) DO NOTHING",
+        )?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO feedback (card_uuid, service_id, outcome, accepted_suggestions, \
              override_reason_code, override_reason_system, override_reason_display, \
@@ -379,14 +392,30 @@ fn record_feedback(
         )?;
         for (index, item) in items.iter().enumerate() {
             let card = item.card.to_string();
-            let cards: Option<String> = card_query
+            let indexed: Option<String> = card_query
                 .query_row(params![card, service_id], |r| r.get(0))
                 .optional()?;
-            let Some(cards) = cards else {
-                return Err(StorageError::UnknownCard(item.card));
+            let offered = match indexed {
+                Some(cards) => offered_by(&cards, item.card)?,
+                // Not indexed yet: the invocation its uuid names, if that lists it (`ids`).
+                None => {
+                    let Some(invocation) = invocation_of_card(item.card) else {
+                        return Err(StorageError::UnknownCard(item.card));
+                    };
+                    let cards: Option<String> = named_query
+                        .query_row(params![invocation.to_string(), service_id], |r| r.get(0))
+                        .optional()?;
+                    let offered = cards
+                        .map(|cards| offered_by_named(&cards, item.card))
+                        .transpose()?
+                        .flatten()
+                        .ok_or(StorageError::UnknownCard(item.card))?;
+                    // The feedback row refers to it, and the reports read its rule from it.
+                    index_card.execute(params![card, invocation.to_string(), offered.rule_id])?;
+                    offered
+                }
             };
-            let (suggestions, reasons) = offered_by(&cards, item.card)?;
-            check_against_card(index, item, &suggestions, &reasons)?;
+            check_against_card(index, item, &offered.suggestions, &offered.reasons)?;
             let n = insert.execute(params![
                 card,
                 service_id,

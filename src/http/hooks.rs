@@ -160,8 +160,12 @@ fn invocation_record(
         Err(_) => (Vec::new(), Vec::new(), None),
     };
     InvocationRecord {
-        // Time-ordered (v7) like card uuids: cheap appends to the audit trail's indexes.
-        id: uuid::Uuid::now_v7(),
+        // The id the cards' uuids name; a refused call gets one of the same kind. Time-ordered
+        // (v7): cheap appends to the audit trail's indexes.
+        id: match &traced.result {
+            Ok(e) => e.invocation_id,
+            Err(_) => crate::audit::new_invocation_id(),
+        },
         time,
         service_id: service.id.to_owned(),
         hook: Some(service.hook.as_str().to_owned()),

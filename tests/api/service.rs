@@ -535,6 +535,24 @@ async fn feedback_is_stored_against_issued_cards_and_counted_per_rule() {
     let card = &body["cards"][0];
     let uuid = card["uuid"].as_str().unwrap();
     let rule = card["source"]["topic"]["code"].as_str().unwrap().to_owned();
+    // Every card's uuid names the call (`audit::card_uuid`): one invocation id in the first 14
+    // bytes, the card's position from 1 in the last two.
+    let uuids: Vec<uuid::Uuid> = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["uuid"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(uuids.len() > 1, "{body:#}");
+    for (position, card_uuid) in uuids.iter().enumerate() {
+        assert_eq!(card_uuid.as_bytes()[..14], uuids[0].as_bytes()[..14]);
+        assert_eq!(
+            u16::from_be_bytes([card_uuid.as_bytes()[14], card_uuid.as_bytes()[15]]) as usize,
+            position + 1
+        );
+    }
+    let mut past_the_cards = *uuids[0].as_bytes();
+    past_the_cards[14..].copy_from_slice(&(uuids.len() as u16 + 1).to_be_bytes());
     let feedback = json!({"feedback": [{"card": uuid, "outcome": "overridden", "outcomeTimestamp": "2026-11-23T10:00:00Z",
         "overrideReason": {"reason": {"system": "https://fhir.rps-cds.org/CodeSystem/rps-override-reason", "code": "patient-preference", "display": "Patient preference"}}}]});
     let (status, stored) = svc
@@ -555,6 +573,12 @@ async fn feedback_is_stored_against_issued_cards_and_counted_per_rule() {
         .await;
     assert_eq!(status, 404);
     assert_eq!(body["issue"][0]["expression"][0], "feedback.card");
+    // A uuid that names the call but no card of it.
+    unknown["feedback"][0]["card"] = json!(uuid::Uuid::from_bytes(past_the_cards).to_string());
+    let (status, body) = svc
+        .post_json("/cds-services/rps-patient-view/feedback", &unknown)
+        .await;
+    assert_eq!(status, 404, "{body:#}");
 
     let stats: Value = svc
         .client

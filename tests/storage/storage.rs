@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use rps_cds::audit::cli::{self, ReportFormat};
 use rps_cds::audit::{
     AuditStore, Backend, CardRecord, ExportedInvocation, FeedbackRecord, FeedbackStored,
-    InvocationRecord, StorageConfig, StorageError, request_digest,
+    InvocationRecord, StorageConfig, StorageError, card_uuid, new_invocation_id, request_digest,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -99,6 +99,7 @@ both_backends!(
     parameter_sets_are_stored_once_and_exported,
     governance_counts_per_week_and_configuration,
     upgrade_to_the_compact_record_keeps_every_record,
+    cards_named_after_their_invocation_need_no_index_row,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -1357,5 +1358,138 @@ async fn upgrade_to_the_compact_record_keeps_every_record(kind: Kind) {
         left_feedback, 0,
         "the purged cards' feedback went with them"
     );
+    store.close().await;
+}
+
+/// The service's own records: card uuids that name their invocation (`audit::card_uuid`).
+fn named_invocation(time: DateTime<Utc>, service: &str, rules: &[&str]) -> InvocationRecord {
+    let id = new_invocation_id();
+    let cards = rules
+        .iter()
+        .enumerate()
+        .map(|(position, rule)| CardRecord {
+            uuid: card_uuid(id, position).unwrap(),
+            ..card(rule)
+        })
+        .collect();
+    InvocationRecord {
+        id,
+        service_id: service.into(),
+        ..invocation(time, rules, cards)
+    }
+}
+
+/// A commit writes no `card_index` row for cards whose uuid names their invocation; feedback
+/// on such a card finds it through the uuid, is checked against it like any other, and adds
+/// the one row the feedback refers to. A uuid that names an invocation which does not list it
+/// (a position past its cards, another service's call) is an unknown card, and a refused call
+/// leaves no row behind. Purge removes the added rows and their feedback with the invocation.
+async fn cards_named_after_their_invocation_need_no_index_row(kind: Kind) {
+    let Some(db) = TestDb::new(kind).await else {
+        return;
+    };
+    let store = db.open().await;
+    let now = Utc::now();
+    let ours = named_invocation(now - Duration::days(400), "rps-cds", &["R1", "R2", "R3"]);
+    let theirs = named_invocation(now - Duration::days(400), "other-service", &["R1"]);
+    let (id, their_id) = (ours.id, theirs.id);
+    let cards: Vec<Uuid> = ours.cards.iter().map(|c| c.uuid).collect();
+    store.record_invocation(ours).await.unwrap();
+    store.record_invocation(theirs).await.unwrap();
+    let index_rows = "SELECT COUNT(*) FROM card_index";
+    let feedback_rows = "SELECT COUNT(*) FROM feedback";
+    assert_eq!(scalar(&db, &store, index_rows).await, 0);
+
+    let mut accepted = feedback(cards[1], "accepted", now);
+    accepted.accepted_suggestions = vec!["sugg-2".into()];
+    let stored = store
+        .record_feedback("rps-cds", &[accepted.clone()])
+        .await
+        .unwrap();
+    assert_eq!((stored.new, stored.duplicates), (1, 0));
+    assert_eq!(scalar(&db, &store, index_rows).await, 1);
+    // Sent again: found through the row now, kept once.
+    let stored = store.record_feedback("rps-cds", &[accepted]).await.unwrap();
+    assert_eq!((stored.new, stored.duplicates), (0, 1));
+    assert_eq!(scalar(&db, &store, index_rows).await, 1);
+
+    // Checked against the card like any other.
+    let mut made_up = feedback(cards[2], "accepted", now);
+    made_up.accepted_suggestions = vec!["never-offered".into()];
+    let err = store
+        .record_feedback("rps-cds", &[made_up])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::FeedbackMismatch { .. }),
+        "{err:?}"
+    );
+    // Past the invocation's cards; another service's card; the invocation id itself.
+    for unknown in [
+        card_uuid(id, 3).unwrap(),
+        card_uuid(their_id, 0).unwrap(),
+        id,
+    ] {
+        let err = store
+            .record_feedback(
+                "rps-cds",
+                &[
+                    feedback(cards[0], "accepted", now),
+                    feedback(unknown, "accepted", now),
+                ],
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::UnknownCard(u) if u == unknown),
+            "{err:?}"
+        );
+    }
+    // All or nothing: the refused calls left no row, the first call's are there.
+    assert_eq!(scalar(&db, &store, index_rows).await, 1);
+    assert_eq!(scalar(&db, &store, feedback_rows).await, 1);
+
+    // The other service's card is found by its own service.
+    store
+        .record_feedback(
+            "other-service",
+            &[overridden(
+                card_uuid(their_id, 0).unwrap(),
+                now,
+                Some(("x", "Reason X")),
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(scalar(&db, &store, index_rows).await, 2);
+
+    // Reports and export see the feedback on its card and rule.
+    let stats = store.rule_stats(None, None).await.unwrap();
+    let r2 = stats.iter().find(|s| s.rule_id == "R2").unwrap();
+    assert_eq!((r2.cards, r2.feedback, r2.accepted), (1, 1, 1));
+    let r1 = stats.iter().find(|s| s.rule_id == "R1").unwrap();
+    assert_eq!((r1.cards, r1.feedback, r1.overridden), (2, 1, 1));
+    let exported = export_all(&store).await;
+    let mine = exported.iter().find(|e| e.id == id).unwrap();
+    let with_feedback: Vec<(Uuid, usize)> = mine
+        .cards
+        .iter()
+        .map(|c| (c.uuid, c.feedback.len()))
+        .collect();
+    assert_eq!(
+        with_feedback,
+        vec![(cards[0], 0), (cards[1], 1), (cards[2], 0)]
+    );
+
+    // Purged with their invocations: the rows added for feedback and the feedback.
+    assert_eq!(
+        store
+            .purge_older_than(now - Duration::days(30))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(scalar(&db, &store, index_rows).await, 0);
+    assert_eq!(scalar(&db, &store, feedback_rows).await, 0);
     store.close().await;
 }
