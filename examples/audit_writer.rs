@@ -14,10 +14,11 @@
 //!
 //! `cargo run --release --example audit_writer digest [ITERATIONS] [REQUEST]` times the other
 //! half of the audit's CPU in the service instead: `audit::request_digest` of a request (by
-//! default `examples/patient-view-local-recurrence.json`), split into its two parts, the
-//! canonical JSON text alone (serde_json's compact output with `fhirAuthorization` removed)
-//! and SHA-256 of that text alone, and says whether the CPU has the SHA extensions that sha2
-//! uses when it finds them at run time.
+//! default `examples/patient-view-local-recurrence.json`) as the service records it (of the
+//! body when it carries no token), then `audit::canonical_request_digest` (the form for
+//! requests with a token) split into its two parts, the canonical JSON text alone (serde_json's
+//! compact output with `fhirAuthorization` removed) and SHA-256 of that text alone, and says
+//! whether the CPU has the SHA extensions that sha2 uses when it finds them at run time.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -165,11 +166,20 @@ fn digest_main(mut args: impl Iterator<Item = String>) {
     let canonical = serde_json::to_vec(&stripped).expect("serialises");
     assert_eq!(
         hex::encode(sha2::Sha256::digest(&canonical)),
-        rps_cds::audit::request_digest(&request),
-        "the digest is SHA-256 of serde_json's compact text without fhirAuthorization"
+        rps_cds::audit::canonical_request_digest(&request),
+        "the canonical digest is SHA-256 of serde_json's compact text without fhirAuthorization"
     );
+    // What the service records: the body's bytes unless the request carries a token.
+    let recorded = time_per_call(iterations, || {
+        black_box(rps_cds::audit::request_digest(
+            black_box(&body),
+            black_box(&request),
+        ));
+    });
     let whole = time_per_call(iterations, || {
-        black_box(rps_cds::audit::request_digest(black_box(&request)));
+        black_box(rps_cds::audit::canonical_request_digest(black_box(
+            &request,
+        )));
     });
     let text = time_per_call(iterations, || {
         black_box(serde_json::to_vec(black_box(&stripped)).expect("serialises"));
@@ -183,18 +193,19 @@ fn digest_main(mut args: impl Iterator<Item = String>) {
     let sha_extensions = false;
     println!(
         "AUDIT_DIGEST request={} body_bytes={} canonical_bytes={} iterations={iterations} \
-         request_digest_us={:.2} canonical_text_us={:.2} sha256_us={:.2} sha256_mb_per_s={:.0} \
-         cpu_sha_extensions={sha_extensions} digest={}",
+         request_digest_us={:.2} canonical_digest_us={:.2} canonical_text_us={:.2} \
+         sha256_us={:.2} sha256_mb_per_s={:.0} cpu_sha_extensions={sha_extensions} digest={}",
         std::path::Path::new(&file)
             .file_name()
             .map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned()),
         body.len(),
         canonical.len(),
+        recorded.as_secs_f64() * 1e6,
         whole.as_secs_f64() * 1e6,
         text.as_secs_f64() * 1e6,
         hash.as_secs_f64() * 1e6,
         canonical.len() as f64 / hash.as_secs_f64() / 1e6,
-        rps_cds::audit::request_digest(&request),
+        rps_cds::audit::request_digest(&body, &request),
     );
 }
 

@@ -373,9 +373,14 @@ async fn replay(mut config: Config, invocation: uuid::Uuid, request: PathBuf) ->
     let mut reproducible = true;
     match serde_json::from_slice::<Value>(&body) {
         Ok(value) => {
-            let digest = crate::audit::request_digest(&value);
+            let digest = crate::audit::request_digest(&body, &value);
             match &recorded.request_sha256 {
                 Some(r) if *r == digest => println!("request: matches the recorded digest"),
+                // Records made before the digest of the body as received used this form for
+                // every request.
+                Some(r) if *r == crate::audit::canonical_request_digest(&value) => {
+                    println!("request: matches the recorded digest (canonical JSON form)")
+                }
                 Some(r) => {
                     println!(
                         "request: DIFFERENT from the recorded one (digest {digest}, recorded {r})"

@@ -125,8 +125,8 @@ pub struct Evaluation {
 /// An evaluation with the request's identity, for the audit trail.
 #[derive(Debug)]
 pub struct TracedEvaluation {
-    /// SHA-256 of the request with `fhirAuthorization` removed; `None` when the body was not
-    /// JSON (a digest of raw bytes could cover a token).
+    /// [`crate::audit::request_digest`] of the request (never of a token); `None` when the body
+    /// was not JSON (its bytes could hold a token nothing could tell apart).
     pub request_sha256: Option<String>,
     pub hook_instance: Option<String>,
     pub patient_id: Option<String>,
@@ -222,8 +222,8 @@ impl Engine {
             }
         };
         // The digest is part of the audit cost, so the unaudited benchmark build skips it too.
-        let request_sha256 =
-            (!cfg!(feature = "unaudited-baseline")).then(|| crate::audit::request_digest(&value));
+        let request_sha256 = (!cfg!(feature = "unaudited-baseline"))
+            .then(|| crate::audit::request_digest(body, &value));
         let hook_instance = value
             .get("hookInstance")
             .and_then(Value::as_str)

@@ -311,6 +311,36 @@ pub struct ExportedFeedback {
     pub service_id: String,
 }
 
+/// The digest the audit trail records for a CDS Hooks request (`request_sha256`), lower-case
+/// hex, never of a token:
+///
+/// - a request without a top-level `fhirAuthorization` (the only member that carries a token)
+///   has nothing to remove: SHA-256 of its body, the bytes as received, which anyone holding
+///   the EHR's copy can check with `sha256sum`;
+/// - a request with one: [`canonical_request_digest`], SHA-256 of its canonical JSON without
+///   that member, so the digest does not depend on the token and the same request sent with a
+///   fresh token (or kept with the token removed) has the same digest.
+///
+/// The first form costs a third of the second (SHA-256 over contiguous bytes, against a walk of
+/// the parsed tree), the largest single part of the audit's CPU per call before it
+/// (docs/performance.md). Records made before it used the canonical form for every request;
+/// `rps-cds replay` accepts either.
+pub fn request_digest(body: &[u8], request: &serde_json::Value) -> String {
+    if carries_token(request) {
+        canonical_request_digest(request)
+    } else {
+        hex::encode(Sha256::digest(body))
+    }
+}
+
+/// Whether the request has a top-level `fhirAuthorization` (even `null`): the canonical form
+/// applies.
+fn carries_token(request: &serde_json::Value) -> bool {
+    request
+        .as_object()
+        .is_some_and(|m| m.contains_key("fhirAuthorization"))
+}
+
 /// SHA-256 (lower-case hex) of the canonical JSON of a CDS Hooks request with its
 /// `fhirAuthorization` (the access token) removed, so the digest never depends on a token and
 /// the same request sent with a fresh token has the same digest. Canonical = compact serde_json
@@ -321,7 +351,7 @@ pub struct ExportedFeedback {
 /// `BTreeMap`, so its own compact serializer already writes them in byte order: the text is
 /// written in one pass, no key is sorted or looked up again. Only the top-level object is
 /// written here, to leave out `fhirAuthorization`.
-pub fn request_digest(request: &serde_json::Value) -> String {
+pub fn canonical_request_digest(request: &serde_json::Value) -> String {
     // The serializer writes a few bytes at a time; SHA-256 gets them in 16 kB blocks.
     let mut out = std::io::BufWriter::with_capacity(DIGEST_BUFFER, HashWriter(Sha256::new()));
     let written = match request {
@@ -1489,7 +1519,7 @@ mod tests {
     fn request_digests_are_the_ones_recorded_before() {
         for (name, digest) in RECORDED {
             let request = recorded_request(name);
-            assert_eq!(request_digest(&request), *digest, "{name}");
+            assert_eq!(canonical_request_digest(&request), *digest, "{name}");
         }
     }
 
@@ -1498,16 +1528,73 @@ mod tests {
         let with_token: Value = serde_json::from_str(PROBE).unwrap();
         let mut without = with_token.clone();
         without.as_object_mut().unwrap().remove("fhirAuthorization");
-        assert_eq!(request_digest(&with_token), request_digest(&without));
+        assert_eq!(
+            canonical_request_digest(&with_token),
+            canonical_request_digest(&without)
+        );
         let mut nested_changed = with_token.clone();
         nested_changed["context"]["nested"]["fhirAuthorization"] = json!("other");
-        assert_ne!(request_digest(&nested_changed), request_digest(&with_token));
+        assert_ne!(
+            canonical_request_digest(&nested_changed),
+            canonical_request_digest(&with_token)
+        );
         // Not an object at the top: the text is serde_json's, nothing left out.
         let array = json!([{"b": 1, "a": 2}, "fhirAuthorization"]);
         assert_eq!(
-            request_digest(&array),
+            canonical_request_digest(&array),
             sha256_hex(r#"[{"a":2,"b":1},"fhirAuthorization"]"#)
         );
+    }
+
+    /// Without a token the digest is SHA-256 of the bytes as received (the pretty-printed
+    /// example and its compact text differ); with one, the canonical digest without it, the
+    /// same for any token, any formatting, and with the member removed.
+    #[test]
+    fn request_digest_hashes_the_body_unless_it_carries_a_token() {
+        let path = format!(
+            "{}/examples/patient-view-local-recurrence.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let pretty = std::fs::read(&path).unwrap();
+        let value: Value = serde_json::from_slice(&pretty).unwrap();
+        let compact = serde_json::to_vec(&value).unwrap();
+        assert_eq!(
+            request_digest(&pretty, &value),
+            hex::encode(Sha256::digest(&pretty))
+        );
+        assert_eq!(
+            request_digest(&compact, &value),
+            hex::encode(Sha256::digest(&compact))
+        );
+        assert_ne!(
+            request_digest(&pretty, &value),
+            request_digest(&compact, &value)
+        );
+
+        let with_token: Value = serde_json::from_str(PROBE).unwrap();
+        let canonical = canonical_request_digest(&with_token);
+        assert_eq!(request_digest(PROBE.as_bytes(), &with_token), canonical);
+        let pretty_probe = serde_json::to_vec_pretty(&with_token).unwrap();
+        assert_eq!(request_digest(&pretty_probe, &with_token), canonical);
+        let mut other_token = with_token.clone();
+        other_token["fhirAuthorization"]["access_token"] = json!("another-token");
+        let other_bytes = serde_json::to_vec(&other_token).unwrap();
+        assert_eq!(request_digest(&other_bytes, &other_token), canonical);
+        let mut null_token = with_token.clone();
+        null_token["fhirAuthorization"] = Value::Null;
+        assert_eq!(
+            request_digest(&serde_json::to_vec(&null_token).unwrap(), &null_token),
+            canonical
+        );
+        // Removed: nothing of the token is left to hash, the body is what counts.
+        let mut removed = with_token.clone();
+        removed.as_object_mut().unwrap().remove("fhirAuthorization");
+        let removed_bytes = serde_json::to_vec(&removed).unwrap();
+        assert_eq!(
+            request_digest(&removed_bytes, &removed),
+            hex::encode(Sha256::digest(&removed_bytes))
+        );
+        assert_eq!(canonical_request_digest(&removed), canonical);
     }
 
     /// The single-pass digest equals SHA-256 of the explicitly sorted canonical text for every
@@ -1546,7 +1633,11 @@ mod tests {
         for (name, request) in &requests {
             let mut text = String::new();
             canonical_by_explicit_sort(request, true, &mut text);
-            assert_eq!(request_digest(request), sha256_hex(&text), "{name}");
+            assert_eq!(
+                canonical_request_digest(request),
+                sha256_hex(&text),
+                "{name}"
+            );
         }
     }
 }

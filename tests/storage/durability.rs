@@ -538,14 +538,14 @@ async fn replay_reproduces_a_recorded_call_with_its_parameters(kind: Kind) {
     assert_eq!(call.parameter_set.as_deref(), Some(digest.as_str()));
     let dfi = &call.parameters.as_ref().unwrap()["favorable_dfi_months"];
     assert_eq!(dfi.value, 24.0);
-    let id = call.id.to_string();
+    let call_id = call.id.to_string();
 
     // Replayed under a configuration that says 36: the recorded 24 is used.
-    let replay = |request: PathBuf| {
+    let replay = |id: &str, request: PathBuf| {
         let mut cmd = store.command(&[
             "replay",
             "--invocation",
-            &id,
+            id,
             "--request",
             request.to_str().unwrap(),
         ]);
@@ -558,7 +558,7 @@ async fn replay_reproduces_a_recorded_call_with_its_parameters(kind: Kind) {
             (out.status.code(), String::from_utf8(out.stdout).unwrap())
         }
     };
-    let (code, out) = replay(PathBuf::from(EXAMPLE_REQUEST)).await;
+    let (code, out) = replay(&call_id, PathBuf::from(EXAMPLE_REQUEST)).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains("request: matches the recorded digest"),
@@ -575,7 +575,64 @@ async fn replay_reproduces_a_recorded_call_with_its_parameters(kind: Kind) {
     other["hookInstance"] = Value::String(Uuid::new_v4().to_string());
     let other_file = store.dir.path().join("other-request.json");
     std::fs::write(&other_file, serde_json::to_vec(&other).unwrap()).unwrap();
-    let (code, out) = replay(other_file).await;
+    let (code, out) = replay(&call_id, other_file).await;
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("request: DIFFERENT"), "{out}");
+
+    // The digest is of the body as sent (no token in it): a re-formatted copy is another one.
+    let reformatted = store.dir.path().join("reformatted-request.json");
+    let parsed: Value = serde_json::from_slice(&body).unwrap();
+    std::fs::write(&reformatted, serde_json::to_vec_pretty(&parsed).unwrap()).unwrap();
+    let (code, out) = replay(&call_id, reformatted.clone()).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("request: DIFFERENT"), "{out}");
+
+    // A call recorded before, when every digest was of the canonical JSON: either copy matches.
+    let id = {
+        let audit = AuditStore::open(&store.config()).await.unwrap();
+        let id = rps_cds::audit::new_invocation_id();
+        let cards = call
+            .cards
+            .iter()
+            .enumerate()
+            .map(|(position, c)| rps_cds::audit::CardRecord {
+                uuid: rps_cds::audit::card_uuid(id, position).unwrap(),
+                rule_id: c.rule_id.clone(),
+                indicator: c.indicator.clone(),
+                summary: c.summary.clone(),
+                suggestions: c.suggestions.clone(),
+                override_reasons: c.override_reasons.clone(),
+            })
+            .collect();
+        audit
+            .record_invocation(rps_cds::audit::InvocationRecord {
+                id,
+                time: call.time,
+                service_id: call.service_id.clone(),
+                hook: call.hook.clone(),
+                hook_instance: call.hook_instance.clone(),
+                ehr_issuer: call.ehr_issuer.clone(),
+                knowledge_version: call.knowledge_version.clone(),
+                parameter_set: call.parameter_set.clone(),
+                patient_id: call.patient_id.clone(),
+                rules_fired: call.rules_fired.clone(),
+                cards,
+                request_sha256: Some(rps_cds::audit::canonical_request_digest(&parsed)),
+                latency_ms: call.latency_ms,
+                http_status: call.http_status,
+            })
+            .await
+            .unwrap();
+        audit.close().await;
+        id.to_string()
+    };
+    for copy in [PathBuf::from(EXAMPLE_REQUEST), reformatted] {
+        let (code, out) = replay(&id, copy).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert!(
+            out.contains("request: matches the recorded digest (canonical JSON form)"),
+            "{out}"
+        );
+        assert!(out.contains("cards: the same"), "{out}");
+    }
 }

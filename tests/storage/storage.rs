@@ -9,7 +9,8 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use rps_cds::audit::cli::{self, ReportFormat};
 use rps_cds::audit::{
     AuditStore, Backend, CardRecord, ExportedInvocation, FeedbackRecord, FeedbackStored,
-    InvocationRecord, StorageConfig, StorageError, card_uuid, new_invocation_id, request_digest,
+    InvocationRecord, StorageConfig, StorageError, canonical_request_digest, card_uuid,
+    new_invocation_id, request_digest,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -855,8 +856,10 @@ fn request_digest_ignores_the_access_token() {
             "context": { "userId": "Practitioner/1", "patientId": "pat-123" }
         })
     };
-    let a = request_digest(&request("token-one"));
-    let b = request_digest(&request("another-token"));
+    // As the engine calls it: the body's bytes and the parsed request.
+    let digest = |v: &serde_json::Value| request_digest(&serde_json::to_vec(v).unwrap(), v);
+    let a = digest(&request("token-one"));
+    let b = digest(&request("another-token"));
     assert_eq!(a, b);
     assert_eq!(a.len(), 64);
     assert!(
@@ -877,16 +880,17 @@ fn request_digest_ignores_the_access_token() {
         ))
     };
     assert_eq!(a, expected);
-    assert_eq!(request_digest(&stripped), a);
+    // Without the member there is no token: the body's bytes are hashed, here that same text.
+    assert_eq!(digest(&stripped), a);
 
     // Any other change does change it.
     let mut other = request("token-one");
     other["context"]["patientId"] = json!("pat-999");
-    assert_ne!(request_digest(&other), a);
+    assert_ne!(digest(&other), a);
 }
 
-/// A request far larger than the digest's internal buffer (several refills, a partial tail)
-/// hashes to SHA-256 of its canonical text, written out here by hand.
+/// A request far larger than the canonical digest's internal buffer (several refills, a
+/// partial tail) hashes to SHA-256 of its canonical text, written out here by hand.
 #[test]
 fn request_digest_of_a_large_request_is_sha256_of_its_canonical_text() {
     let note = "é\"x".repeat(20_000);
@@ -902,7 +906,13 @@ fn request_digest_of_a_large_request_is_sha256_of_its_canonical_text() {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&canonical))
     };
-    assert_eq!(request_digest(&request), expected);
+    assert_eq!(canonical_request_digest(&request), expected);
+    // It carries no token: the recorded digest is that of its bytes.
+    let pretty = serde_json::to_vec_pretty(&request).unwrap();
+    assert_eq!(
+        request_digest(&pretty, &request),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&pretty))
+    );
 }
 
 /// Feedback is checked against what its card offered; a call with one mismatch stores nothing,
