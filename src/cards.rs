@@ -593,6 +593,7 @@ fn merged_card(
         extension[k] = v;
     }
     Card {
+        // Renamed by the engine after its invocation (`audit::card_uuid`).
         uuid: uuid::Uuid::now_v7().to_string(),
         summary: merged_summary(m, findings, ctx),
         detail,
