@@ -173,11 +173,11 @@ pub(super) async fn record_feedback(
                         .bind(service_id)
                         .fetch_optional(&mut *tx)
                         .await?;
-                        match cards {
-                            Some(cards) => offered_by_named(&cards, item.card)?
-                                .map(|offered| (invocation, offered)),
-                            None => None,
-                        }
+                        cards
+                            .map(|cards| offered_by_named(&cards, item.card))
+                            .transpose()?
+                            .flatten()
+                            .map(|offered| (invocation, offered))
                     }
                     None => None,
                 };
